@@ -1,0 +1,521 @@
+//! Signing and verifying keys, their PEM files, and airlock's keyid convention.
+//!
+//! Keys wrap a private enum of algorithms (ECDSA P-256 today) so Ed25519 can be added without
+//! changing the public API. Private keys are PKCS#8 PEM, public keys SPKI PEM: the formats
+//! openssl, cosign, securesystemslib and Sigstore clients all read.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use p256::ecdsa::signature::{Signer, Verifier};
+use p256::ecdsa::{self, DerSignature};
+use p256::elliptic_curve::Generate;
+use p256::pkcs8::der::pem;
+use p256::pkcs8::spki::SubjectPublicKeyInfoRef;
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use p256::pkcs8::{LineEnding, PrivateKeyInfoRef};
+
+pub use p256::elliptic_curve::zeroize::Zeroizing;
+
+use crate::digest::Sha256Digest;
+
+/// PEM label of a PKCS#8 private key.
+const PRIVATE_KEY_LABEL: &str = "PRIVATE KEY";
+/// PEM label of an SPKI public key.
+const PUBLIC_KEY_LABEL: &str = "PUBLIC KEY";
+/// Mode of a private key file: owner read/write only.
+const PRIVATE_KEY_MODE: u32 = 0o600;
+/// Mode of a public key file.
+const PUBLIC_KEY_MODE: u32 = 0o644;
+/// Permission bits that must be clear on a private key file (any group/other access).
+const PRIVATE_KEY_FORBIDDEN_BITS: u32 = 0o077;
+
+/// Why a key could not be generated, encoded, decoded, written or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The operating system's random number generator failed.
+    #[error("cannot generate a key: the system random number generator failed: {0}")]
+    Random(#[source] getrandom::Error),
+    /// A PKCS#8 private key could not be encoded or decoded.
+    #[error("invalid PKCS#8 private key: {0}")]
+    Pkcs8(#[source] p256::pkcs8::Error),
+    /// An SPKI public key could not be encoded or decoded.
+    #[error("invalid SPKI public key: {0}")]
+    Spki(#[source] p256::pkcs8::spki::Error),
+    /// The PEM armor is malformed.
+    #[error("invalid PEM: {0}")]
+    Pem(#[source] pem::Error),
+    /// The PEM block has the wrong label (e.g. a public key where a private key was expected).
+    #[error("expected a PEM block labelled \"{expected}\", found \"{found}\"")]
+    PemLabel {
+        /// Label required here.
+        expected: &'static str,
+        /// Label found.
+        found: String,
+    },
+    /// The key's algorithm is not one airlock supports.
+    #[error("unsupported key algorithm {oid}; airlock supports ECDSA P-256 keys")]
+    UnsupportedAlgorithm {
+        /// Algorithm OID from the key.
+        oid: String,
+    },
+    /// The bytes are not a valid private scalar for the curve (zero or not below the order).
+    #[error("invalid private key scalar: {0}")]
+    InvalidScalar(#[source] ecdsa::Error),
+    /// Signing failed inside the ECDSA implementation.
+    #[error("signing failed: {0}")]
+    Sign(#[source] ecdsa::Error),
+    /// A key name would escape the target directory or is empty.
+    #[error("invalid key name {name:?}: use a plain file name without '/'")]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
+    /// Refusing to overwrite an existing key file.
+    #[error("{} already exists; refusing to overwrite a key (move it away first)", path.display())]
+    Exists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// A private key file is accessible to group or others.
+    #[error(
+        "private key file {} has mode {mode:04o}, which lets group or others access it; \
+         run `chmod 600 {}` (and consider the key compromised if others could read it)",
+        path.display(), path.display()
+    )]
+    InsecurePermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The path is not a regular file.
+    #[error("{} is not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Reading or writing a key file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A signature algorithm airlock can sign and verify with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyAlgorithm {
+    /// ECDSA on NIST P-256 with SHA-256; signatures are ASN.1 DER.
+    EcdsaP256Sha256,
+}
+
+/// The signature did not verify under this key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("signature does not verify")]
+pub struct SignatureMismatch;
+
+#[derive(Clone)]
+enum SigningKeyInner {
+    EcdsaP256(ecdsa::SigningKey),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum VerifyingKeyInner {
+    EcdsaP256(ecdsa::VerifyingKey),
+}
+
+/// A private key that signs attestations. Its `Debug` output shows only the keyid.
+#[derive(Clone)]
+pub struct SigningKey {
+    inner: SigningKeyInner,
+    verifying: VerifyingKey,
+}
+
+/// A public key that verifies attestations, with its keyid precomputed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifyingKey {
+    inner: VerifyingKeyInner,
+    keyid: String,
+}
+
+impl SigningKey {
+    /// A fresh ECDSA P-256 key from the operating system's random number generator.
+    pub fn generate() -> Result<Self, KeyError> {
+        let key = ecdsa::SigningKey::try_generate().map_err(KeyError::Random)?;
+        Self::from_p256(key)
+    }
+
+    fn from_p256(key: ecdsa::SigningKey) -> Result<Self, KeyError> {
+        let verifying = VerifyingKey::from_p256(*key.verifying_key())?;
+        Ok(Self {
+            inner: SigningKeyInner::EcdsaP256(key),
+            verifying,
+        })
+    }
+
+    /// An ECDSA P-256 key from its 32-byte big-endian private scalar (test vectors, imports).
+    pub fn from_p256_scalar(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+        let key = ecdsa::SigningKey::from_slice(bytes).map_err(KeyError::InvalidScalar)?;
+        Self::from_p256(key)
+    }
+
+    /// Parses a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`).
+    pub fn from_pkcs8_pem(pem_text: &str) -> Result<Self, KeyError> {
+        let (label, der) = pem::decode_vec(pem_text.as_bytes()).map_err(KeyError::Pem)?;
+        // The DER holds the secret too, so it is wiped when dropped.
+        let der = Zeroizing::new(der);
+        if label != PRIVATE_KEY_LABEL {
+            return Err(KeyError::PemLabel {
+                expected: PRIVATE_KEY_LABEL,
+                found: label.to_owned(),
+            });
+        }
+        // Dispatch on the algorithm OID so another algorithm is a clear error (and, later,
+        // another branch) rather than a confusing P-256 decoding failure.
+        let info = PrivateKeyInfoRef::try_from(der.as_slice()).map_err(KeyError::Pkcs8)?;
+        let oid = info.algorithm.oid;
+        if oid != p256::elliptic_curve::ALGORITHM_OID {
+            return Err(KeyError::UnsupportedAlgorithm {
+                oid: oid.to_string(),
+            });
+        }
+        let key = ecdsa::SigningKey::from_pkcs8_der(&der).map_err(KeyError::Pkcs8)?;
+        Self::from_p256(key)
+    }
+
+    /// Encodes as PKCS#8 PEM; the returned string is wiped from memory when dropped.
+    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyError> {
+        match &self.inner {
+            SigningKeyInner::EcdsaP256(key) => {
+                key.to_pkcs8_pem(LineEnding::LF).map_err(KeyError::Pkcs8)
+            }
+        }
+    }
+
+    /// The matching public key.
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.verifying
+    }
+
+    /// The keyid of the matching public key (see [`VerifyingKey::keyid`]).
+    pub fn keyid(&self) -> &str {
+        self.verifying.keyid()
+    }
+
+    /// The algorithm of this key.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.verifying.algorithm()
+    }
+
+    /// Signs `message`. For ECDSA P-256: SHA-256 of `message`, deterministic nonce (RFC 6979,
+    /// so no RNG is needed at signing time), signature encoded as ASN.1 DER, which DSSE
+    /// verifiers such as securesystemslib and Sigstore clients require (not raw r||s).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        match &self.inner {
+            SigningKeyInner::EcdsaP256(key) => {
+                let sig: DerSignature = key.try_sign(message).map_err(KeyError::Sign)?;
+                Ok(sig.as_bytes().to_vec())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("algorithm", &self.algorithm())
+            .field("keyid", &self.keyid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyingKey {
+    fn from_p256(key: ecdsa::VerifyingKey) -> Result<Self, KeyError> {
+        let der = key.to_public_key_der().map_err(KeyError::Spki)?;
+        Ok(Self {
+            inner: VerifyingKeyInner::EcdsaP256(key),
+            keyid: Sha256Digest::of(der.as_bytes()).hex(),
+        })
+    }
+
+    /// Parses an SPKI PEM public key (`-----BEGIN PUBLIC KEY-----`).
+    pub fn from_spki_pem(pem_text: &str) -> Result<Self, KeyError> {
+        let (label, der) = pem::decode_vec(pem_text.as_bytes()).map_err(KeyError::Pem)?;
+        if label != PUBLIC_KEY_LABEL {
+            return Err(KeyError::PemLabel {
+                expected: PUBLIC_KEY_LABEL,
+                found: label.to_owned(),
+            });
+        }
+        let info = SubjectPublicKeyInfoRef::try_from(der.as_slice()).map_err(KeyError::Spki)?;
+        let oid = info.algorithm.oid;
+        if oid != p256::elliptic_curve::ALGORITHM_OID {
+            return Err(KeyError::UnsupportedAlgorithm {
+                oid: oid.to_string(),
+            });
+        }
+        // Rejects EC keys on other curves.
+        let key = ecdsa::VerifyingKey::from_public_key_der(&der).map_err(KeyError::Spki)?;
+        Self::from_p256(key)
+    }
+
+    /// Encodes as SPKI PEM.
+    pub fn to_spki_pem(&self) -> Result<String, KeyError> {
+        match &self.inner {
+            VerifyingKeyInner::EcdsaP256(key) => key
+                .to_public_key_pem(LineEnding::LF)
+                .map_err(KeyError::Spki),
+        }
+    }
+
+    /// The SubjectPublicKeyInfo DER encoding of the key.
+    pub fn to_spki_der(&self) -> Result<Vec<u8>, KeyError> {
+        match &self.inner {
+            VerifyingKeyInner::EcdsaP256(key) => key
+                .to_public_key_der()
+                .map(|doc| doc.as_bytes().to_vec())
+                .map_err(KeyError::Spki),
+        }
+    }
+
+    /// The keyid: lowercase hex SHA-256 of the key's SubjectPublicKeyInfo DER encoding.
+    ///
+    /// This is airlock's keyid convention. It is written into every DSSE signature's `keyid`
+    /// and a Sigstore bundle's `publicKey.hint`, and anyone holding the public key can
+    /// recompute it (`openssl pkey -pubin -outform DER | sha256sum`).
+    pub fn keyid(&self) -> &str {
+        &self.keyid
+    }
+
+    /// The algorithm of this key.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        match self.inner {
+            VerifyingKeyInner::EcdsaP256(_) => KeyAlgorithm::EcdsaP256Sha256,
+        }
+    }
+
+    /// Verifies `signature` over `message` (for ECDSA P-256: SHA-256, ASN.1 DER signature;
+    /// raw r||s is rejected).
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureMismatch> {
+        match &self.inner {
+            VerifyingKeyInner::EcdsaP256(key) => {
+                let sig = DerSignature::from_bytes(signature).map_err(|_| SignatureMismatch)?;
+                key.verify(message, &sig).map_err(|_| SignatureMismatch)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("algorithm", &self.algorithm())
+            .field("keyid", &self.keyid())
+            .finish()
+    }
+}
+
+/// Generates a key and writes `<dir>/<name>.key` (PKCS#8 PEM, mode 0600) and
+/// `<dir>/<name>.pub` (SPKI PEM, mode 0644). Returns (private path, public path).
+pub fn write_keypair(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), KeyError> {
+    let key = SigningKey::generate()?;
+    write_key_files(&key, dir, name)
+}
+
+/// Writes an existing key as `<dir>/<name>.key` (0600) and `<dir>/<name>.pub` (0644), refusing
+/// to overwrite either file.
+pub fn write_key_files(
+    key: &SigningKey,
+    dir: &Path,
+    name: &str,
+) -> Result<(PathBuf, PathBuf), KeyError> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(KeyError::InvalidName {
+            name: name.to_owned(),
+        });
+    }
+    let private_path = dir.join(format!("{name}.key"));
+    let public_path = dir.join(format!("{name}.pub"));
+    if public_path.exists() {
+        return Err(KeyError::Exists { path: public_path });
+    }
+    let private_pem = key.to_pkcs8_pem()?;
+    let public_pem = key.verifying_key().to_spki_pem()?;
+    // The mode is given to open(2) itself so the secret is never in a file others can open,
+    // not even briefly (a chmod after creating would leave a window). create_new also refuses
+    // to follow a planted symlink.
+    write_new_file(&private_path, PRIVATE_KEY_MODE, private_pem.as_bytes())?;
+    if let Err(e) = write_new_file(&public_path, PUBLIC_KEY_MODE, public_pem.as_bytes()) {
+        // Do not leave half a key pair behind. A failed cleanup is secondary to the write
+        // error being returned, and the file it leaves is 0600.
+        let _ = std::fs::remove_file(&private_path);
+        return Err(e);
+    }
+    Ok((private_path, public_path))
+}
+
+fn write_new_file(path: &Path, mode: u32, contents: &[u8]) -> Result<(), KeyError> {
+    let io_err = |source: io::Error| {
+        if source.kind() == io::ErrorKind::AlreadyExists {
+            KeyError::Exists {
+                path: path.to_owned(),
+            }
+        } else {
+            KeyError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io_err)?;
+    file.write_all(contents).map_err(io_err)?;
+    file.sync_all().map_err(io_err)
+}
+
+/// Loads a PKCS#8 PEM private key, refusing a file that group or others can access in any way
+/// (mode must be 0600 or stricter), as ssh does: such a key may already be compromised.
+pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
+    let io_err = |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    // Checked on the open handle, not the path, so the file checked is the file read.
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(KeyError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & PRIVATE_KEY_FORBIDDEN_BITS != 0 {
+        return Err(KeyError::InsecurePermissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let mut text = Zeroizing::new(String::new());
+    file.read_to_string(&mut text).map_err(io_err)?;
+    SigningKey::from_pkcs8_pem(&text)
+}
+
+/// Loads an SPKI PEM public key.
+pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, KeyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    VerifyingKey::from_spki_pem(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn pem_round_trip_and_keyid() {
+        let key = SigningKey::generate().unwrap();
+        let pem = key.to_pkcs8_pem().unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let again = SigningKey::from_pkcs8_pem(&pem).unwrap();
+        assert_eq!(again.keyid(), key.keyid());
+
+        let pub_pem = key.verifying_key().to_spki_pem().unwrap();
+        assert!(pub_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        let vk = VerifyingKey::from_spki_pem(&pub_pem).unwrap();
+        assert_eq!(&vk, key.verifying_key());
+        let der = vk.to_spki_der().unwrap();
+        assert_eq!(vk.keyid(), Sha256Digest::of(&der).hex());
+        assert_eq!(vk.keyid().len(), 64);
+
+        // A private key where a public one is expected (and vice versa) is a label error.
+        assert!(matches!(
+            VerifyingKey::from_spki_pem(&pem),
+            Err(KeyError::PemLabel { .. })
+        ));
+        assert!(matches!(
+            SigningKey::from_pkcs8_pem(&pub_pem),
+            Err(KeyError::PemLabel { .. })
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let key = SigningKey::generate().unwrap();
+        let debug = format!("{key:?}");
+        assert!(debug.contains(key.keyid()), "{debug}");
+        let scalar = match &key.inner {
+            SigningKeyInner::EcdsaP256(k) => hex::encode(k.to_bytes()),
+        };
+        assert!(!debug.contains(&scalar));
+        assert!(!debug.to_lowercase().contains("scalar"));
+    }
+
+    #[test]
+    fn sign_and_verify_raw() {
+        let key = SigningKey::generate().unwrap();
+        let sig = key.sign(b"msg").unwrap();
+        assert_eq!(sig[0], 0x30, "DER SEQUENCE");
+        assert!(key.verifying_key().verify(b"msg", &sig).is_ok());
+        assert!(key.verifying_key().verify(b"msh", &sig).is_err());
+        assert!(key.verifying_key().verify(b"msg", &sig[1..]).is_err());
+    }
+
+    #[test]
+    fn key_files_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (priv_path, pub_path) = write_keypair(dir.path(), "builder").unwrap();
+        assert_eq!(priv_path, dir.path().join("builder.key"));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&priv_path), 0o600);
+        assert_eq!(mode(&pub_path) & 0o600, 0o600);
+
+        let key = load_signing_key(&priv_path).unwrap();
+        let vk = load_verifying_key(&pub_path).unwrap();
+        assert_eq!(key.verifying_key(), &vk);
+
+        // Never overwrite.
+        assert!(matches!(
+            write_keypair(dir.path(), "builder"),
+            Err(KeyError::Exists { .. })
+        ));
+        assert!(matches!(
+            write_keypair(dir.path(), "../x"),
+            Err(KeyError::InvalidName { .. })
+        ));
+
+        for bad in [0o644, 0o640, 0o604, 0o620, 0o602, 0o610] {
+            std::fs::set_permissions(&priv_path, std::fs::Permissions::from_mode(bad)).unwrap();
+            let err = load_signing_key(&priv_path).unwrap_err();
+            assert!(
+                matches!(err, KeyError::InsecurePermissions { mode, .. } if mode == bad),
+                "{bad:o}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains("chmod 600") && msg.contains("builder.key"),
+                "{msg}"
+            );
+        }
+        std::fs::set_permissions(&priv_path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(load_signing_key(&priv_path).is_ok());
+        assert!(matches!(
+            load_signing_key(dir.path()),
+            Err(KeyError::NotAFile { .. })
+        ));
+    }
+}

@@ -1,0 +1,41 @@
+//! Digests, in-toto Statement v1, SLSA provenance v1, DSSE signing and verification.
+//!
+//! The flow: build a [`Statement`] (subjects by SHA-256 plus a [`Provenance`] predicate),
+//! [`sign_statement`] it into a DSSE [`Envelope`] (write it with [`Envelope::to_json_line`] or
+//! as a Sigstore [`Bundle`]), and check it with [`verify_provenance`] against trusted
+//! [`VerifyingKey`]s and a [`Policy`].
+
+pub mod bundle;
+pub mod digest;
+pub mod dsse;
+pub mod keys;
+pub mod provenance;
+pub mod resource_descriptor;
+pub mod sign;
+pub mod statement;
+mod strict_json;
+pub mod timestamp;
+pub mod verify;
+
+pub use bundle::{BUNDLE_MEDIA_TYPE_V03, Bundle, BundleError};
+pub use digest::{DigestError, GitCommit, Sha256Digest, Sha256Hasher, hash_reader};
+pub use dsse::{DsseError, Envelope, EnvelopeSignature, pae};
+pub use keys::{
+    KeyAlgorithm, KeyError, SigningKey, VerifyingKey, load_signing_key, load_verifying_key,
+    write_key_files, write_keypair,
+};
+pub use provenance::{
+    BuildDefinition, BuildMetadata, Builder, Provenance, ProvenanceError, RunDetails,
+};
+pub use resource_descriptor::{
+    DigestSet, ResourceDescriptor, ResourceDescriptorError, validate_digest_set,
+};
+pub use sign::{SignError, sign_envelope, sign_statement};
+pub use statement::{
+    IN_TOTO_PAYLOAD_TYPE, SLSA_PROVENANCE_V1, STATEMENT_TYPE_V1, Statement, StatementError,
+};
+pub use timestamp::{TimestampError, rfc3339_utc, validate_rfc3339_utc};
+pub use verify::{
+    Check, Policy, VerificationReport, VerifiedEnvelope, VerifyError, verify_envelope,
+    verify_provenance,
+};

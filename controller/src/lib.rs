@@ -1,0 +1,1 @@
+//! airlock control plane: job API, queue, store, blob store, provenance signer.

@@ -1,0 +1,23 @@
+//! The airlock job file: strict TOML parsing into typed, validated values.
+//!
+//! A job file is untrusted input. It is parsed with unknown fields refused, then
+//! validated across fields; every error names the file, the field and a fix. The
+//! same types parse the JSON form that clients submit to the controller, so the
+//! controller re-validates everything it receives.
+
+mod error;
+mod image_ref;
+mod source;
+mod spec;
+mod step;
+mod units;
+
+pub use error::JobFileError;
+pub use image_ref::ImageRef;
+pub use source::SourceSpec;
+pub use spec::{
+    ImageSpec, InputSpec, JobMeta, JobSpec, OidcSpec, OutputsSpec, PROFILES, ResourcesSpec,
+    is_clean_relative,
+};
+pub use step::{Command, RESERVED_ENV, StepSpec};
+pub use units::{ByteSize, HumanDuration};

@@ -1,0 +1,351 @@
+//! The whole job: parsed strictly, validated, and serialized canonically.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use airlock_attest::Sha256Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::error::JobFileError;
+use crate::image_ref::ImageRef;
+use crate::source::SourceSpec;
+use crate::step::StepSpec;
+use crate::units::{ByteSize, HumanDuration};
+
+/// Trust profiles a job may name (files in `sandbox-profiles/`).
+pub const PROFILES: &[&str] = &["untrusted-pr", "trusted", "release"];
+
+/// A job file, parsed and validated. Its JSON form is what a client submits and
+/// what provenance records as `externalParameters`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// `[job]`
+    pub job: JobMeta,
+    /// `[source]`
+    pub source: SourceSpec,
+    /// `[image]`
+    pub image: ImageSpec,
+    /// `[[inputs]]`
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputSpec>,
+    /// `[[steps]]`
+    #[serde(default)]
+    pub steps: Vec<StepSpec>,
+    /// `[outputs]`
+    pub outputs: OutputsSpec,
+    /// `[resources]`
+    #[serde(default)]
+    pub resources: ResourcesSpec,
+    /// `[oidc]`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcSpec>,
+}
+
+/// `[job]`: identity, trust profile, routing and time limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobMeta {
+    /// Name for humans and file names: `[A-Za-z0-9._-]`, 1-64 characters.
+    pub name: String,
+    /// Trust profile; decides the sandbox profile and the provenance builder id.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// Runner selector: every label must be carried by the runner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// Wall-clock limit for the whole job.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_profile() -> String {
+    // The most restrictive profile is the safe default.
+    "untrusted-pr".into()
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30 * 60))
+}
+
+/// `[image]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    /// The image, pinned by manifest digest.
+    #[serde(rename = "ref")]
+    pub reference: ImageRef,
+}
+
+/// A declared download, fetched and verified outside the sandbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// Mounted at `/inputs/<name>`.
+    pub name: String,
+    /// Where to fetch it.
+    pub url: String,
+    /// Expected sha256 of the bytes.
+    pub sha256: Sha256Digest,
+}
+
+/// `[outputs]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsSpec {
+    /// Paths or globs relative to `/out`.
+    pub paths: Vec<String>,
+}
+
+/// `[resources]`: requests, capped by the profile's ceilings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesSpec {
+    /// Memory limit.
+    #[serde(default = "default_memory")]
+    pub memory: ByteSize,
+    /// Maximum number of processes/threads.
+    #[serde(default = "default_pids")]
+    pub pids: u64,
+    /// Size of the `/tmp` tmpfs.
+    #[serde(default = "default_tmp")]
+    pub tmp: ByteSize,
+}
+
+impl Default for ResourcesSpec {
+    fn default() -> Self {
+        Self {
+            memory: default_memory(),
+            pids: default_pids(),
+            tmp: default_tmp(),
+        }
+    }
+}
+
+fn default_memory() -> ByteSize {
+    ByteSize(2 << 30)
+}
+fn default_pids() -> u64 {
+    1024
+}
+fn default_tmp() -> ByteSize {
+    ByteSize(1 << 30)
+}
+
+/// `[oidc]`: audiences the build may request tokens for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSpec {
+    /// Allowed `aud` values.
+    pub audiences: Vec<String>,
+}
+
+fn is_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !s.starts_with('.')
+}
+
+/// True when `p` is a relative path with no `..`, `.` or empty components.
+pub fn is_clean_relative(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && !p.contains('\0')
+        && Path::new(p).components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+impl JobSpec {
+    /// Reads and validates a job file. Errors name the file and the field.
+    pub fn from_toml_file(path: &Path) -> Result<Self, JobFileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| JobFileError {
+            file: path.to_path_buf(),
+            field: None,
+            message: format!("cannot read the job file: {e}"),
+            hint: Some("pass the path of an existing airlock.toml".into()),
+        })?;
+        Self::from_toml_str(&text).map_err(|e| e.in_file(path))
+    }
+
+    /// Parses and validates job file text.
+    pub fn from_toml_str(text: &str) -> Result<Self, JobFileError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| JobFileError {
+            file: PathBuf::new(),
+            field: None,
+            message: format!("not valid TOML: {e}"),
+            hint: None,
+        })?;
+        let spec: JobSpec = serde_path_to_error::deserialize(de).map_err(serde_error)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Parses and validates a spec that arrived as JSON (the API form).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, JobFileError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let spec: JobSpec = serde_path_to_error::deserialize(&mut de).map_err(serde_error)?;
+        de.end().map_err(|e| JobFileError {
+            file: PathBuf::new(),
+            field: None,
+            message: format!("trailing data after the spec: {e}"),
+            hint: None,
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// The canonical JSON form (stable field order, sorted maps).
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The spec as a JSON value (for provenance `externalParameters`).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The job's wall-clock limit.
+    pub fn timeout(&self) -> Duration {
+        self.job.timeout.0
+    }
+
+    /// The display name of step `index` (0-based).
+    pub fn step_name(&self, index: usize) -> String {
+        self.steps
+            .get(index)
+            .and_then(|s| s.name.clone())
+            .unwrap_or_else(|| format!("step-{}", index + 1))
+    }
+
+    /// Makes the source path and an `oci-layout:` directory absolute, relative to `base`
+    /// (the job file's directory).
+    pub fn resolve_relative_paths(&mut self, base: &Path) {
+        let absolutize = |p: &str| -> String {
+            let joined = base.join(p);
+            std::fs::canonicalize(&joined)
+                .unwrap_or(joined)
+                .to_string_lossy()
+                .into_owned()
+        };
+        if let SourceSpec::Path { path, .. } = &mut self.source {
+            *path = absolutize(path);
+        }
+        if let ImageRef::OciLayout { dir, .. } = &mut self.image.reference {
+            *dir = absolutize(dir);
+        }
+    }
+
+    /// Checks that hold across fields. Called by every constructor.
+    pub fn validate(&self) -> Result<(), JobFileError> {
+        if !is_name(&self.job.name, 64) {
+            return Err(JobFileError::field(
+                "job.name",
+                format!("`{}` is not a valid job name", self.job.name),
+                Some("use 1-64 characters from [A-Za-z0-9._-], not starting with `.`".into()),
+            ));
+        }
+        if !PROFILES.contains(&self.job.profile.as_str()) {
+            return Err(JobFileError::field(
+                "job.profile",
+                format!("unknown profile `{}`", self.job.profile),
+                Some(format!("use one of: {}", PROFILES.join(", "))),
+            ));
+        }
+        for (i, label) in self.job.labels.iter().enumerate() {
+            if !is_name(label, 63) {
+                return Err(JobFileError::field(
+                    format!("job.labels[{i}]"),
+                    format!("`{label}` is not a valid label"),
+                    Some("labels use [A-Za-z0-9._-], 1-63 characters".into()),
+                ));
+            }
+        }
+        if self.job.timeout.0.is_zero() {
+            return Err(JobFileError::field("job.timeout", "the timeout is zero", Some("write e.g. `10m`".into())));
+        }
+        if self.steps.is_empty() {
+            return Err(JobFileError::field(
+                "steps",
+                "the job has no steps",
+                Some("add a `[[steps]]` table with `run = \"...\"`".into()),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for i in 0..self.steps.len() {
+            let name = self.step_name(i);
+            if !names.insert(name.clone()) {
+                return Err(JobFileError::field(
+                    format!("steps[{i}].name"),
+                    format!("step name `{name}` is used twice"),
+                    Some("give each step its own name".into()),
+                ));
+            }
+        }
+        let mut input_names = BTreeSet::new();
+        for (i, input) in self.inputs.iter().enumerate() {
+            if !is_name(&input.name, 64) || !input_names.insert(input.name.as_str()) {
+                return Err(JobFileError::field(
+                    format!("inputs[{i}].name"),
+                    format!("input name `{}` is invalid or repeated", input.name),
+                    Some("each input needs a unique name from [A-Za-z0-9._-]".into()),
+                ));
+            }
+        }
+        if self.outputs.paths.is_empty() {
+            return Err(JobFileError::field(
+                "outputs.paths",
+                "no outputs are declared",
+                Some("list the files the build writes to /out, e.g. `paths = [\"hello\"]`".into()),
+            ));
+        }
+        for (i, p) in self.outputs.paths.iter().enumerate() {
+            if !is_clean_relative(p) {
+                return Err(JobFileError::field(
+                    format!("outputs.paths[{i}]"),
+                    format!("`{p}` must be a relative path under /out without `.` or `..`"),
+                    Some("write e.g. `hello` or `bin/*`".into()),
+                ));
+            }
+            if let Err(e) = globset::Glob::new(p) {
+                return Err(JobFileError::field(format!("outputs.paths[{i}]"), format!("bad glob: {e}"), None));
+            }
+        }
+        if self.resources.pids == 0 || self.resources.memory.0 < (16 << 20) {
+            return Err(JobFileError::field(
+                "resources",
+                "memory must be at least 16MiB and pids at least 1",
+                None,
+            ));
+        }
+        if let Some(oidc) = &self.oidc {
+            for (i, aud) in oidc.audiences.iter().enumerate() {
+                if aud.is_empty() || aud.len() > 256 || aud.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                    return Err(JobFileError::field(format!("oidc.audiences[{i}]"), "invalid audience", None));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn serde_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> JobFileError {
+    let path = e.path().to_string();
+    let inner = e.into_inner().to_string();
+    let hint = if inner.contains("unknown field") {
+        Some("remove the field or fix its spelling; see docs/job-file.md for every field".into())
+    } else if inner.contains("missing field") {
+        Some("add the field; see docs/job-file.md".into())
+    } else {
+        None
+    };
+    // toml errors carry a multi-line excerpt; keep the first line as the message.
+    let message = inner.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    JobFileError {
+        file: PathBuf::new(),
+        field: (path != "." && !path.is_empty()).then_some(path),
+        message,
+        hint,
+    }
+}

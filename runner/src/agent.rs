@@ -1,0 +1,662 @@
+//! The runner's lease loop and the phases of one job: prepare, launch, collect,
+//! report, clean up. Cleanup always runs.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use airlock_attest::Sha256Digest;
+use airlock_job::{ImageRef, JobSpec, SourceSpec};
+use airlock_proto::auth::{AuthedChannel, BearerAuth, ClientError, connect, runner_client};
+use airlock_proto::v1::runner_service_client::RunnerServiceClient;
+use airlock_proto::v1::step_event::Phase;
+use airlock_proto::v1::upload_output_request::Kind as UploadKind;
+use airlock_proto::v1::{
+    AcquireJobRequest, CompleteJobRequest, DownloadSourceRequest, Lease, LogStream, Outcome,
+    OutputFile, OutputHeader, RegisterRunnerRequest, StepEvent, UploadOutputRequest,
+};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::config::RunnerConfig;
+use crate::events::{EventReporter, EventSink};
+use crate::image::{ImageCache, ImageProgress};
+use crate::outputs::{CollectedOutput, OutputLimits, collect_outputs};
+use crate::sandbox::{IdMap, Launcher, SandboxError, SandboxPlan, StepOutcome, Stream};
+use crate::source_archive::{unpack_verified, write_hashed};
+
+/// `SOURCE_DATE_EPOCH` for path sources, which have no commit time: 1980-01-01,
+/// the earliest time every archive format can store.
+const PATH_SOURCE_DATE_EPOCH: u64 = 315_532_800;
+
+/// Upload chunk size.
+const UPLOAD_CHUNK: usize = 256 * 1024;
+
+/// Errors that stop the runner itself (not a job).
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// Client setup or connection failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The controller refused a call.
+    #[error("controller refused {call}: {status}")]
+    Rpc {
+        /// The call.
+        call: &'static str,
+        /// The status.
+        status: tonic::Status,
+    },
+    /// Local set-up failed.
+    #[error("runner set-up: {0}")]
+    Setup(String),
+    /// The sandbox launcher could not be prepared.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+}
+
+/// How one job ended, from the runner's side.
+#[derive(Debug)]
+enum JobEnd {
+    Succeeded {
+        outputs: Vec<CollectedOutput>,
+        image: Sha256Digest,
+    },
+    Failed {
+        message: String,
+        exit_code: i32,
+    },
+    TimedOut(String),
+    Cancelled(String),
+    Infra(String),
+}
+
+/// A connected, registered runner.
+#[derive(Debug)]
+pub struct Runner {
+    cfg: RunnerConfig,
+    client: RunnerServiceClient<AuthedChannel>,
+    runner_id: String,
+    images: ImageCache,
+    launcher: Launcher,
+}
+
+fn mkdir_searchable(path: &Path) -> Result<(), RunnerError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(path)
+        .map_err(|e| RunnerError::Setup(format!("cannot create {}: {e}", path.display())))
+}
+
+impl Runner {
+    /// Connects (retrying with backoff for up to `connect_for`), registers, and
+    /// prepares local state.
+    pub async fn connect(cfg: RunnerConfig, connect_for: Duration) -> Result<Self, RunnerError> {
+        mkdir_searchable(&cfg.state_dir)?;
+        mkdir_searchable(&cfg.state_dir.join("jobs"))?;
+        let auth = BearerAuth::new(cfg.token.expose())?;
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let channel = loop {
+            match connect(&cfg.controller_url).await {
+                Ok(c) => break c,
+                Err(e) if started.elapsed() < connect_for => {
+                    warn!(error = %e, "controller not reachable yet; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let mut client = runner_client(channel, auth);
+        let runner_id = client
+            .register_runner(RegisterRunnerRequest {
+                name: cfg.name.clone(),
+                labels: cfg.labels.clone(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .await
+            .map_err(|status| RunnerError::Rpc {
+                call: "RegisterRunner",
+                status,
+            })?
+            .into_inner()
+            .runner_id;
+        let images = ImageCache::new(cfg.state_dir.join("images"));
+        let launcher = Launcher::new(&cfg.launcher_exe, cfg.state_dir.join("sandbox"))?;
+        if let Err(e) = launcher.cleanup_stale() {
+            warn!(error = %e, "could not clean stale sandbox state");
+        }
+        info!(runner_id = %runner_id, labels = ?cfg.labels, "registered with the controller");
+        Ok(Self {
+            cfg,
+            client,
+            runner_id,
+            images,
+            launcher,
+        })
+    }
+
+    /// The id the controller gave this runner.
+    pub fn id(&self) -> &str {
+        &self.runner_id
+    }
+
+    /// Takes jobs until `shutdown` turns true (or after one job when ephemeral).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), RunnerError> {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let req = AcquireJobRequest {
+                runner_id: self.runner_id.clone(),
+                wait_ms: u32::try_from(self.cfg.poll_wait.as_millis()).unwrap_or(u32::MAX),
+            };
+            let resp = tokio::select! {
+                r = self.client.acquire_job(req) => r,
+                _ = shutdown.changed() => return Ok(()),
+            };
+            match resp {
+                Ok(resp) => {
+                    backoff = Duration::from_millis(200);
+                    if let Some(lease) = resp.into_inner().lease {
+                        self.execute(lease).await;
+                        if self.cfg.ephemeral {
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    warn!(%status, "controller unavailable; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(status) => {
+                    return Err(RunnerError::Rpc {
+                        call: "AcquireJob",
+                        status,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Runs one leased job to completion and reports it. Never panics the loop.
+    async fn execute(&mut self, lease: Lease) {
+        let job_id = lease.job_id.clone();
+        let span = info_span!("job", job_id = %job_id, attempt = lease.attempt);
+        async {
+            if !is_safe_id(&job_id) {
+                warn!("refusing a lease with a malformed job id");
+                return;
+            }
+            info!("leased");
+            let job_dir = self.cfg.state_dir.join("jobs").join(&job_id);
+            let (cancel_tx, cancel_rx) = watch::channel(false);
+            let (sink, reporter) = EventReporter::start(
+                self.client.clone(),
+                job_id.clone(),
+                lease.lease_token.clone(),
+                cancel_tx,
+            );
+            let end = self.run_job(&lease, &job_dir, &sink, cancel_rx).await;
+            drop(sink);
+            let report = reporter.finish().await;
+            let end = match (end, report) {
+                (end, Ok(())) => end,
+                (JobEnd::Succeeded { .. }, Err(status)) => {
+                    JobEnd::Infra(format!("could not deliver the job's logs: {status}"))
+                }
+                (end, Err(status)) => {
+                    warn!(%status, "could not deliver every log event");
+                    end
+                }
+            };
+            let end = match end {
+                JobEnd::Succeeded { outputs, image } => {
+                    match self.upload_outputs(&lease, &outputs).await {
+                        Ok(files) => self.complete(&lease, Outcome::Succeeded, String::new(), 0, files, Some(image)).await,
+                        Err(msg) => JobEnd::Infra(msg),
+                    }
+                }
+                other => other,
+            };
+            match end {
+                JobEnd::Succeeded { .. } => {}
+                JobEnd::Failed { message, exit_code } => {
+                    self.complete(&lease, Outcome::Failed, message, exit_code, vec![], None).await;
+                }
+                JobEnd::TimedOut(m) => {
+                    self.complete(&lease, Outcome::TimedOut, m, 0, vec![], None).await;
+                }
+                JobEnd::Cancelled(m) => {
+                    self.complete(&lease, Outcome::Cancelled, m, 0, vec![], None).await;
+                }
+                JobEnd::Infra(m) => {
+                    self.complete(&lease, Outcome::InfraFailed, m, 0, vec![], None).await;
+                }
+            }
+            // Cleanup always runs: every sandbox process is dead by now.
+            if let Err(e) = std::fs::remove_dir_all(&job_dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    warn!(error = %e, dir = %job_dir.display(), "could not remove the job workspace");
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// Sends CompleteJob; returns `Succeeded` placeholder or the failure to report.
+    async fn complete(
+        &mut self,
+        lease: &Lease,
+        outcome: Outcome,
+        message: String,
+        exit_code: i32,
+        outputs: Vec<OutputFile>,
+        image: Option<Sha256Digest>,
+    ) -> JobEnd {
+        let req = CompleteJobRequest {
+            job_id: lease.job_id.clone(),
+            lease_token: lease.lease_token.clone(),
+            outcome: outcome as i32,
+            message: message.clone(),
+            exit_code,
+            outputs,
+            image_manifest_sha256: image.map(|d| d.hex()).unwrap_or_default(),
+        };
+        match self.client.complete_job(req).await {
+            Ok(resp) => {
+                info!(state = resp.into_inner().state, "completed");
+                JobEnd::Succeeded {
+                    outputs: vec![],
+                    image: Sha256Digest::of(b""),
+                }
+            }
+            Err(status) => {
+                warn!(%status, "CompleteJob failed");
+                if outcome == Outcome::Succeeded {
+                    // Report the failure instead; the controller may still accept that.
+                    let _ = Box::pin(self.complete(
+                        lease,
+                        Outcome::InfraFailed,
+                        format!("completing the job failed: {}", status.message()),
+                        0,
+                        vec![],
+                        None,
+                    ))
+                    .await;
+                }
+                JobEnd::Infra(status.message().to_string())
+            }
+        }
+    }
+
+    async fn run_job(
+        &mut self,
+        lease: &Lease,
+        job_dir: &Path,
+        events: &EventSink,
+        cancel: watch::Receiver<bool>,
+    ) -> JobEnd {
+        let started = Instant::now();
+        let spec = match JobSpec::from_json(&lease.spec_json) {
+            Ok(s) => s,
+            Err(e) => return JobEnd::Infra(format!("the controller sent a spec this runner refuses: {e}")),
+        };
+        let deadline = started + spec.timeout();
+        let id_map = IdMap {
+            host_base: self.cfg.id_base,
+            size: self.cfg.id_range,
+        };
+        let host_uid = id_map.host_base.saturating_add(crate::sandbox::STEP_UID);
+        let host_gid = id_map.host_base.saturating_add(crate::sandbox::STEP_GID);
+
+        // Phase 1: prepare the workspace and inputs, outside the sandbox.
+        let work = job_dir.join("work");
+        let out = job_dir.join("out");
+        for d in [job_dir, &work, &out] {
+            if let Err(e) = mkdir_searchable(d) {
+                return JobEnd::Infra(e.to_string());
+            }
+        }
+        let source_epoch = match &spec.source {
+            SourceSpec::Path { sha256: Some(digest), .. } => {
+                events.system(0, format!("fetching source sha256:{digest}")).await;
+                if let Err(m) = self.fetch_source(lease, digest, job_dir, &work).await {
+                    return JobEnd::Infra(m);
+                }
+                PATH_SOURCE_DATE_EPOCH
+            }
+            other => {
+                return JobEnd::Failed {
+                    message: format!(
+                        "source `{}` is not supported by this runner yet; use `[source] path = ...`",
+                        other.uri()
+                    ),
+                    exit_code: 0,
+                };
+            }
+        };
+        if let Err(m) = chown_tree(&work, host_uid, host_gid).and_then(|()| chown_tree(&out, host_uid, host_gid)) {
+            return JobEnd::Infra(m);
+        }
+        let image = match self.prepare_image(&spec, events).await {
+            Ok(i) => i,
+            Err(end) => return end,
+        };
+
+        // Phase 2: run each step in a fresh sandbox.
+        for (i, step) in spec.steps.iter().enumerate() {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let name = spec.step_name(i);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return JobEnd::TimedOut(format!("the job exceeded its timeout of {}", spec.job.timeout));
+            }
+            let mut plan = SandboxPlan::new(
+                &image.rootfs,
+                &work,
+                &out,
+                step.command.argv(),
+                id_map,
+            );
+            let mut env: Vec<(String, String)> = image
+                .env
+                .iter()
+                .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect();
+            env.push(("SOURCE_DATE_EPOCH".into(), source_epoch.to_string()));
+            env.extend(step.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            plan.env = env;
+            plan.tmp_size_bytes = spec.resources.tmp.0;
+            plan.memory_bytes = Some(spec.resources.memory.0);
+            plan.pids = Some(spec.resources.pids);
+            events
+                .step(StepEvent {
+                    step_index: index,
+                    step_name: name.clone(),
+                    phase: Phase::Started as i32,
+                    exit_code: 0,
+                    duration_ms: 0,
+                })
+                .await;
+            let container_id = format!("airlock-{}-{i}", &lease.job_id);
+            let (tx, mut rx) = mpsc::channel::<crate::sandbox::OutputChunk>(64);
+            let forward = {
+                let events = events.clone();
+                tokio::spawn(async move {
+                    while let Some(chunk) = rx.recv().await {
+                        let stream = match chunk.stream {
+                            Stream::Stdout => LogStream::Stdout,
+                            Stream::Stderr => LogStream::Stderr,
+                        };
+                        events.log(index, stream, chunk.data).await;
+                    }
+                })
+            };
+            let result = self
+                .launcher
+                .run_step(&container_id, &plan, remaining, cancel.clone(), tx)
+                .await;
+            let _ = forward.await;
+            let outcome = match result {
+                Ok(o) => o,
+                Err(e) => return JobEnd::Infra(format!("step `{name}`: sandbox failure: {e}")),
+            };
+            let code = exit_code_of(&outcome);
+            events
+                .step(StepEvent {
+                    step_index: index,
+                    step_name: name.clone(),
+                    phase: Phase::Finished as i32,
+                    exit_code: code,
+                    duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
+                })
+                .await;
+            if outcome.cancelled {
+                return JobEnd::Cancelled(format!("cancelled during step `{name}`"));
+            }
+            if outcome.timed_out {
+                return JobEnd::TimedOut(format!(
+                    "step `{name}` was killed: the job exceeded its timeout of {}",
+                    spec.job.timeout
+                ));
+            }
+            if outcome.oom_killed {
+                return JobEnd::Failed {
+                    message: format!("step `{name}` ran out of memory (limit {})", spec.resources.memory),
+                    exit_code: code,
+                };
+            }
+            if !outcome.success() {
+                return JobEnd::Failed {
+                    message: format!("step `{name}` failed with exit code {code}"),
+                    exit_code: code,
+                };
+            }
+        }
+
+        // Phase 3: collect outputs; every sandbox process is dead now.
+        let patterns = spec.outputs.paths.clone();
+        let out_dir = out.clone();
+        let collected = tokio::task::spawn_blocking(move || {
+            collect_outputs(&out_dir, &patterns, OutputLimits::default())
+        })
+        .await;
+        match collected {
+            Ok(Ok(outputs)) => {
+                for o in &outputs {
+                    events.system(0, format!("output {} sha256:{} ({} bytes)", o.path, o.sha256, o.size)).await;
+                }
+                JobEnd::Succeeded {
+                    outputs,
+                    image: image.manifest_digest,
+                }
+            }
+            Ok(Err(e)) if e.is_build_failure() => JobEnd::Failed {
+                message: e.to_string(),
+                exit_code: 0,
+            },
+            Ok(Err(e)) => JobEnd::Infra(e.to_string()),
+            Err(e) => JobEnd::Infra(format!("output collection panicked: {e}")),
+        }
+    }
+
+    async fn fetch_source(
+        &mut self,
+        lease: &Lease,
+        digest: &Sha256Digest,
+        job_dir: &Path,
+        work: &Path,
+    ) -> Result<(), String> {
+        let mut stream = self
+            .client
+            .download_source(DownloadSourceRequest {
+                job_id: lease.job_id.clone(),
+                lease_token: lease.lease_token.clone(),
+            })
+            .await
+            .map_err(|s| format!("downloading the source: {}", s.message()))?
+            .into_inner();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|s| format!("downloading the source: {}", s.message()))?;
+            bytes.extend_from_slice(&chunk.data);
+        }
+        let archive = job_dir.join("source.tar");
+        let (work, digest) = (work.to_path_buf(), *digest);
+        tokio::task::spawn_blocking(move || {
+            write_hashed(&bytes[..], &archive)
+                .and_then(|_| unpack_verified(&archive, &digest, &work))
+                .map_err(|e| format!("source archive: {e}"))?;
+            std::fs::remove_file(&archive).map_err(|e| format!("removing {}: {e}", archive.display()))
+        })
+        .await
+        .map_err(|e| format!("source unpacking panicked: {e}"))?
+    }
+
+    async fn prepare_image(
+        &self,
+        spec: &JobSpec,
+        events: &EventSink,
+    ) -> Result<crate::image::PreparedImage, JobEnd> {
+        let (dir, digest) = match &spec.image.reference {
+            ImageRef::OciLayout { dir, digest } => (PathBuf::from(dir), *digest),
+            ImageRef::Registry { repository, .. } => {
+                return Err(JobEnd::Failed {
+                    message: format!(
+                        "image `{repository}`: registry pulls are not supported by this runner yet; use an `oci-layout:` image"
+                    ),
+                    exit_code: 0,
+                });
+            }
+        };
+        let canonical = std::fs::canonicalize(&dir).map_err(|e| JobEnd::Failed {
+            message: format!("image layout {}: {e}", dir.display()),
+            exit_code: 0,
+        })?;
+        let allowed = self
+            .cfg
+            .allowed_layout_roots
+            .iter()
+            .filter_map(|r| std::fs::canonicalize(r).ok())
+            .any(|root| canonical.starts_with(root));
+        if !allowed {
+            return Err(JobEnd::Failed {
+                message: format!(
+                    "image layout {} is outside the directories this runner reads layouts from; start the runner with --allow-oci-layout DIR",
+                    canonical.display()
+                ),
+                exit_code: 0,
+            });
+        }
+        events.system(0, format!("preparing image sha256:{digest} from {}", canonical.display())).await;
+        let images = self.images.clone();
+        let sink = events.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            let mut progress = |p: ImageProgress| {
+                let msg = match p {
+                    ImageProgress::Verifying { blob, bytes } => {
+                        format!("verifying layer sha256:{blob} ({:.1} MiB)", bytes as f64 / 1048576.0)
+                    }
+                    ImageProgress::Unpacking { layer, of } => format!("unpacking layer {layer}/{of}"),
+                    ImageProgress::Cached => "image already unpacked and verified (cache hit)".into(),
+                };
+                sink.system_blocking(0, msg);
+            };
+            images.prepare_from_layout(&canonical, &digest, &mut progress)
+        })
+        .await
+        .map_err(|e| JobEnd::Infra(format!("image preparation panicked: {e}")))?;
+        prepared.map_err(|e| JobEnd::Infra(format!("image sha256:{digest}: {e}")))
+    }
+
+    async fn upload_outputs(&mut self, lease: &Lease, outputs: &[CollectedOutput]) -> Result<Vec<OutputFile>, String> {
+        let mut files = Vec::new();
+        for o in outputs {
+            let mut file = tokio::fs::File::open(&o.file)
+                .await
+                .map_err(|e| format!("reading output {}: {e}", o.path))?;
+            let header = UploadOutputRequest {
+                kind: Some(UploadKind::Header(OutputHeader {
+                    job_id: lease.job_id.clone(),
+                    lease_token: lease.lease_token.clone(),
+                    path: o.path.clone(),
+                    size: o.size,
+                    sha256: o.sha256.hex(),
+                })),
+            };
+            let (tx, rx) = mpsc::channel(4);
+            let path = o.path.clone();
+            let size = o.size;
+            let feeder = tokio::spawn(async move {
+                if tx.send(header).await.is_err() {
+                    return Ok(());
+                }
+                let mut sent = 0u64;
+                let mut buf = vec![0u8; UPLOAD_CHUNK];
+                // Upload exactly the bytes that were hashed: the file cannot change, as
+                // nothing of the sandbox runs any more, but never send more than hashed.
+                while sent < size {
+                    let want = usize::try_from((size - sent).min(UPLOAD_CHUNK as u64)).unwrap_or(UPLOAD_CHUNK);
+                    let n = file.read(&mut buf[..want]).await.map_err(|e| format!("reading output {path}: {e}"))?;
+                    if n == 0 {
+                        break;
+                    }
+                    sent += n as u64;
+                    let msg = UploadOutputRequest {
+                        kind: Some(UploadKind::Data(buf[..n].to_vec())),
+                    };
+                    if tx.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+                Ok::<(), String>(())
+            });
+            let resp = self
+                .client
+                .upload_output(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await;
+            feeder.await.map_err(|e| format!("upload task panicked: {e}"))??;
+            let resp = resp.map_err(|s| format!("uploading output {}: {}", o.path, s.message()))?.into_inner();
+            files.push(OutputFile {
+                path: o.path.clone(),
+                sha256: resp.sha256,
+                size: resp.size,
+            });
+        }
+        Ok(files)
+    }
+}
+
+/// The step's exit code as a shell would show it (128+N for signal N).
+fn exit_code_of(o: &StepOutcome) -> i32 {
+    match (o.exit_code, o.signal) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        (None, None) => -1,
+    }
+}
+
+/// Job ids become directory names: allow only what a uuid uses.
+fn is_safe_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Gives the tree to the sandbox's step uid (only possible, and only needed, as root).
+fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let chown = |p: &Path| {
+        nix::unistd::fchownat(
+            None,
+            p,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| format!("chown {}: {e}", p.display()))
+    };
+    chown(root)?;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+            let path = entry.path();
+            chown(&path)?;
+            let ft = entry.file_type().map_err(|e| format!("{}: {e}", path.display()))?;
+            if ft.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    let _ = std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755));
+    Ok(())
+}

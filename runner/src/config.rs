@@ -1,0 +1,83 @@
+//! Runner settings, validated before the runner connects.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A secret string whose `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret; surrounding whitespace is dropped.
+    pub fn new(s: impl AsRef<str>) -> Self {
+        Secret(s.as_ref().trim().to_string())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How a runner runs.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Controller URL, `http://host:port`.
+    pub controller_url: String,
+    /// Bearer token for the runner service.
+    pub token: Secret,
+    /// A name for humans (host name by default).
+    pub name: String,
+    /// Labels jobs can select.
+    pub labels: Vec<String>,
+    /// Where job workspaces, the image cache and sandbox state live. Every directory
+    /// above it must be searchable by others: the sandbox's root is an unprivileged uid.
+    pub state_dir: PathBuf,
+    /// The `airlock` binary that provides `sandbox-exec`.
+    pub launcher_exe: PathBuf,
+    /// OCI image layouts are read only from below these directories.
+    pub allowed_layout_roots: Vec<PathBuf>,
+    /// Host uid/gid of container id 0 for the first job slot.
+    pub id_base: u32,
+    /// Ids per job slot (container ids 0..id_range).
+    pub id_range: u32,
+    /// Take one job, then exit.
+    pub ephemeral: bool,
+    /// How long one AcquireJob call may wait.
+    pub poll_wait: Duration,
+}
+
+impl RunnerConfig {
+    /// Defaults for everything but where to connect and where to keep state.
+    pub fn new(controller_url: impl Into<String>, token: Secret, state_dir: impl Into<PathBuf>, launcher_exe: impl Into<PathBuf>) -> Self {
+        Self {
+            controller_url: controller_url.into(),
+            token,
+            name: hostname(),
+            labels: Vec::new(),
+            state_dir: state_dir.into(),
+            launcher_exe: launcher_exe.into(),
+            allowed_layout_roots: Vec::new(),
+            id_base: 1_000_000,
+            id_range: 65_536,
+            ephemeral: false,
+            poll_wait: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The machine's host name, or `runner`.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "runner".into())
+}

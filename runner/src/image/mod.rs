@@ -1,0 +1,25 @@
+//! Base images: verify an OCI image layout and unpack it into a read-only rootfs cache.
+//!
+//! Everything in an image layout is treated as hostile input. The manifest is read by the
+//! digest the job pinned (never through `index.json`), every blob is hashed before it is
+//! trusted, layers are unpacked by a tar extractor that never follows a symlink and never
+//! writes outside the rootfs, and a rootfs only becomes visible in the cache by an atomic
+//! rename once every check has passed.
+
+mod blob;
+mod cache;
+mod entry_error;
+mod error;
+mod layer;
+mod manifest;
+mod prepared;
+mod progress;
+mod rootfs;
+mod safe_path;
+mod unpack;
+mod whiteout;
+
+pub use cache::ImageCache;
+pub use error::ImageError;
+pub use prepared::PreparedImage;
+pub use progress::ImageProgress;

@@ -1,0 +1,14 @@
+//! airlock runner: the trusted platform agent between the controller and the sandbox.
+//!
+//! A runner leases a job, prepares its inputs outside the sandbox (source archive,
+//! verified image), runs each step in a fresh libcontainer container through a
+//! single-threaded helper process, collects `/out` after every sandbox process is
+//! dead, uploads the outputs and completes the job. It never holds a signing key.
+
+pub mod agent;
+pub mod config;
+pub mod events;
+pub mod image;
+pub mod outputs;
+pub mod sandbox;
+pub mod source_archive;

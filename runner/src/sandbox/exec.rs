@@ -1,0 +1,304 @@
+//! The `sandbox-exec` helper: creates, starts, waits for and deletes one container.
+//!
+//! libcontainer changes the process's working directory and forks, so it must not run
+//! inside the multi-threaded runner. The runner starts `airlock sandbox-exec BUNDLE` (a
+//! single-threaded process) per step; this is that process's whole life:
+//!
+//! 1. block SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGCHLD (they are handled synchronously below) and
+//!    ask for SIGTERM when the launcher dies;
+//! 2. build the container from `BUNDLE/config.json` (libcontainer state under the root named
+//!    in `BUNDLE/airlock-request.json`), write its memory/pids limits, start it;
+//! 3. reap children until the container init exits; on SIGTERM/SIGINT/SIGHUP/SIGQUIT send
+//!    SIGKILL to the init, which kills every process of its pid namespace;
+//! 4. delete the container (cgroups, state) and write `BUNDLE/airlock-report.json`.
+//!
+//! The step's stdout/stderr are the helper's own (the launcher's pipes); the helper writes
+//! its diagnostics to stderr prefixed `airlock-sandbox:`.
+//!
+//! Exit code: the step's exit code, 128+N when signal N killed it, and **125** when the
+//! helper itself failed (container not created/started, bad bundle). The exit code is for
+//! humans: a step can exit 125 too, so the launcher relies on the report file only.
+//!
+//! The CLI must dispatch `sandbox-exec` before it installs a tracing subscriber or starts a
+//! runtime: anything libcontainer logs would otherwise land in the build log, and threads
+//! would make libcontainer unsafe to use.
+
+use std::ffi::CString;
+use std::path::Path;
+
+use libcontainer::container::Container;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, getppid};
+use oci_spec::runtime::Spec;
+
+use super::cgroup;
+use super::protocol::{
+    HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json,
+    write_json,
+};
+
+/// The helper's exit code when it (not the step) failed.
+pub const HELPER_FAILURE_EXIT: i32 = 125;
+
+/// Signals that ask the helper to kill the step.
+const TERMINATE: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT];
+
+/// Runs the container described by `bundle` to completion; the body of `airlock
+/// sandbox-exec BUNDLE`. Returns the process exit code (see the module documentation).
+pub fn sandbox_exec_main(bundle: &Path) -> i32 {
+    let report = run(bundle).unwrap_or_else(|message| HelperReport {
+        error: Some(message),
+        ..HelperReport::default()
+    });
+    if let Some(error) = &report.error {
+        eprintln!("airlock-sandbox: {error}");
+    }
+    if let Err(e) = write_json(&bundle.join(REPORT_FILE), &report) {
+        eprintln!("airlock-sandbox: cannot write the report: {e}");
+        return HELPER_FAILURE_EXIT;
+    }
+    match (&report.error, report.exit_code, report.signal) {
+        (Some(_), _, _) => HELPER_FAILURE_EXIT,
+        (None, Some(code), _) => code,
+        (None, None, Some(signal)) => 128 + signal,
+        // killed on request before it started
+        (None, None, None) => 128 + Signal::SIGKILL as i32,
+    }
+}
+
+/// The helper's work; `Err` is a message for the report.
+fn run(bundle: &Path) -> Result<HelperReport, String> {
+    let mut signals = SigSet::empty();
+    for signal in TERMINATE {
+        signals.add(signal);
+    }
+    signals.add(Signal::SIGCHLD);
+    // Blocked here, so the container's processes inherit the mask: StepExecutor restores it
+    // right before exec.
+    signals
+        .thread_block()
+        .map_err(|e| format!("blocking signals: {e}"))?;
+    guard_parent()?;
+    // Non-blocking: used only to see whether a termination request arrived during create.
+    let pending = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("creating a signalfd: {e}"))?;
+
+    let request_path = bundle.join(REQUEST_FILE);
+    let request: HelperRequest = read_json(&request_path)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} is missing", request_path.display()))?;
+
+    let mut container = ContainerBuilder::new(request.container_id.clone(), SyscallType::default())
+        .with_executor(StepExecutor)
+        .with_root_path(&request.state_root)
+        .and_then(ContainerBuilder::validate_id)
+        .map_err(|e| format!("container {}: {}", request.container_id, chain(&e)))?
+        .as_init(bundle)
+        .with_systemd(false)
+        .with_detach(false)
+        .build()
+        .map_err(|e| format!("creating container {}: {}", request.container_id, chain(&e)))?;
+
+    let outcome = start_and_wait(&mut container, &request, &signals, &pending);
+    let oom_killed = cgroup::oom_killed(&request.cgroup);
+    let deleted = container
+        .delete(true)
+        .map_err(|e| format!("deleting container {}: {}", request.container_id, chain(&e)));
+    let mut report = outcome?;
+    deleted?;
+    report.oom_killed = oom_killed;
+    Ok(report)
+}
+
+/// Applies the limits, starts the container unless a termination request is already
+/// pending, and waits for its init to exit.
+fn start_and_wait(
+    container: &mut Container,
+    request: &HelperRequest,
+    signals: &SigSet,
+    pending: &SignalFd,
+) -> Result<HelperReport, String> {
+    let init = container
+        .pid()
+        .ok_or_else(|| "libcontainer recorded no init pid".to_owned())?;
+    cgroup::apply_limits(&request.cgroup, request.memory_bytes, request.pids)
+        .map_err(|e| format!("setting resource limits: {e}"))?;
+
+    let mut killed_on_request = false;
+    while let Ok(Some(info)) = pending.read_signal() {
+        if TERMINATE.iter().any(|s| *s as u32 == info.ssi_signo) {
+            killed_on_request = true;
+        }
+    }
+    if killed_on_request {
+        // Never started: `delete(true)` kills the waiting init.
+        return Ok(HelperReport {
+            killed_on_request,
+            ..HelperReport::default()
+        });
+    }
+
+    container
+        .start()
+        .map_err(|e| format!("starting container {}: {}", request.container_id, chain(&e)))?;
+
+    loop {
+        if let Some(status) = reap(init)? {
+            let (exit_code, signal) = status;
+            return Ok(HelperReport {
+                exit_code,
+                signal,
+                killed_on_request,
+                ..HelperReport::default()
+            });
+        }
+        let signal = signals.wait().map_err(|e| format!("sigwait: {e}"))?;
+        if TERMINATE.contains(&signal) && !killed_on_request {
+            killed_on_request = true;
+            // Killing a pid namespace's init kills every process in it.
+            if let Err(e) = kill(init, Signal::SIGKILL)
+                && e != Errno::ESRCH
+            {
+                return Err(format!("killing the container init {init}: {e}"));
+            }
+        }
+    }
+}
+
+/// Reaps exited children without blocking; `Some((exit_code, signal))` once `init` exited.
+fn reap(init: Pid) -> Result<Option<(Option<i32>, Option<i32>)>, String> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == init => return Ok(Some((Some(code), None))),
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == init => {
+                return Ok(Some((None, Some(signal as i32))));
+            }
+            Ok(WaitStatus::StillAlive) => return Ok(None),
+            Ok(_) => {}
+            Err(Errno::EINTR) => {}
+            Err(Errno::ECHILD) => {
+                return Err(format!("the container init {init} is not a child of the helper"));
+            }
+            Err(e) => return Err(format!("waitpid: {e}")),
+        }
+    }
+}
+
+/// Asks for SIGTERM when the launcher dies, and fails if it already has.
+fn guard_parent() -> Result<(), String> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+        .map_err(|e| format!("setting the parent-death signal: {e}"))?;
+    if let Some(expected) = std::env::var(PARENT_PID_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        && getppid().as_raw() != expected
+    {
+        return Err("the launcher exited before the helper started".to_owned());
+    }
+    Ok(())
+}
+
+/// An error and its sources, joined with `: `.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let s = e.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = e.source();
+    }
+    text
+}
+
+/// Runs in the container init, after namespaces, mounts, user, capabilities and seccomp are
+/// set up: restores the signal state a fresh program expects and execs the step. A program
+/// that cannot be executed becomes an ordinary step failure (127 not found, 126 otherwise),
+/// like in a shell, not a helper failure.
+#[derive(Clone, Debug)]
+struct StepExecutor;
+
+impl Executor for StepExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let args = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().as_ref())
+            .ok_or(ExecutorError::InvalidArg)?;
+        let argv = args
+            .iter()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ExecutorError::InvalidArg)?;
+        let program = argv.first().ok_or(ExecutorError::InvalidArg)?;
+        restore_signals();
+        let Err(error) = nix::unistd::execvp(program, &argv);
+        eprintln!("airlock-sandbox: cannot execute {:?}: {error}", args[0]);
+        std::process::exit(if error == Errno::ENOENT { 127 } else { 126 });
+    }
+
+    fn validate(&self, _spec: &Spec) -> Result<(), ExecutorValidationError> {
+        // A missing program is reported by `exec` as exit code 127.
+        Ok(())
+    }
+}
+
+/// Gives the step default signal dispositions and an empty signal mask. The helper blocks
+/// signals, and Rust ignores SIGPIPE; both would otherwise survive `exec`.
+fn restore_signals() {
+    for signal in Signal::iterator() {
+        if signal != Signal::SIGKILL && signal != Signal::SIGSTOP {
+            set_default_disposition(signal);
+        }
+    }
+    let _ = SigSet::all().thread_unblock();
+}
+
+/// Sets `signal`'s disposition to SIG_DFL.
+#[allow(unsafe_code)]
+fn set_default_disposition(signal: Signal) {
+    // SAFETY: installing SIG_DFL registers no Rust code as a signal handler, so none of the
+    // async-signal-safety requirements of `signal` apply; the process is single-threaded
+    // (the container init, about to exec).
+    let _ = unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chain_skips_repeated_text() {
+        let inner = std::io::Error::other("disk full");
+        let outer = std::io::Error::new(std::io::ErrorKind::Other, inner);
+        assert_eq!(chain(&outer), "disk full");
+    }
+
+    #[test]
+    fn missing_bundle_is_a_helper_failure_with_a_report() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // No request file: must fail cleanly, before libcontainer is touched.
+        std::thread::spawn({
+            let bundle = dir.path().to_owned();
+            move || {
+                // Run on a fresh thread so the blocked signal mask does not leak into the
+                // test harness's other threads.
+                assert_eq!(sandbox_exec_main(&bundle), HELPER_FAILURE_EXIT);
+            }
+        })
+        .join()
+        .expect("thread");
+        let report: HelperReport = read_json(&dir.path().join(REPORT_FILE))
+            .expect("read")
+            .expect("report written");
+        assert!(report.error.is_some_and(|e| e.contains("airlock-request.json")));
+    }
+}

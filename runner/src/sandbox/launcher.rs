@@ -1,0 +1,531 @@
+//! Runs one step in a fresh container, from the (multi-threaded, async) runner.
+//!
+//! libcontainer is not safe in a multi-threaded process, so each step gets its own
+//! single-threaded helper process, `<exe> sandbox-exec <bundle>` (see [`super::exec`]). The
+//! launcher writes the bundle, starts the helper, forwards its stdout/stderr (which are the
+//! step's), enforces the timeout and cancellation (SIGTERM to the helper, which SIGKILLs the
+//! container; SIGKILL to the helper after a grace period and a cgroup-wide kill as the last
+//! resort), and removes every trace of the step when it ends.
+//!
+//! State layout (root-owned, mode 0700): `<state_dir>/containers/<id>` is libcontainer's
+//! state and `<state_dir>/bundles/<id>` the OCI bundle (`config.json`) plus the
+//! request/report files of the launcher-helper protocol. Cgroups are
+//! `/sys/fs/cgroup/<controller>/airlock/<id>`.
+
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::output::pump;
+use super::protocol::{
+    HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json,
+    write_json,
+};
+use super::{OutputChunk, SandboxError, SandboxPlan, StepOutcome, Stream, cgroup};
+
+/// The hidden CLI subcommand that runs [`super::sandbox_exec_main`].
+pub const SANDBOX_EXEC_SUBCOMMAND: &str = "sandbox-exec";
+
+/// How long the helper gets to kill and delete the container after SIGTERM.
+const GRACE: Duration = Duration::from_secs(5);
+/// How long the output pipes may stay open after the helper exited.
+const DRAIN: Duration = Duration::from_secs(2);
+/// How long a last-resort cgroup kill may take.
+const CGROUP_KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Why the launcher stopped a step early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Timeout,
+    Cancel,
+}
+
+/// Starts sandboxed steps through `sandbox-exec` helper processes. Cheap to share: every
+/// step has its own helper, so steps may run concurrently.
+#[derive(Clone, Debug)]
+pub struct Launcher {
+    /// Absolute path of the `airlock` binary (it must dispatch `sandbox-exec`).
+    exe: PathBuf,
+    /// Root-owned 0700 directory for libcontainer state and bundles.
+    state_dir: PathBuf,
+}
+
+impl Launcher {
+    /// A launcher running helpers from `exe` (absolute), keeping state in `state_dir`, which
+    /// is created with mode 0700 if missing. A tmpfs such as `/run/airlock/sandbox` suits it.
+    pub fn new(exe: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Result<Self, SandboxError> {
+        let exe = exe.into();
+        let state_dir = state_dir.into();
+        if !exe.is_absolute() {
+            return Err(SandboxError::plan("exe", format!("{} is not absolute", exe.display())));
+        }
+        if !state_dir.is_absolute() {
+            return Err(SandboxError::plan(
+                "state_dir",
+                format!("{} is not absolute", state_dir.display()),
+            ));
+        }
+        let launcher = Self { exe, state_dir };
+        for dir in [
+            launcher.state_dir.clone(),
+            launcher.containers_root(),
+            launcher.bundles_root(),
+        ] {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| SandboxError::io("creating state directory", &dir, e))?;
+        }
+        Ok(launcher)
+    }
+
+    /// The `airlock` binary the helpers run from.
+    pub fn exe(&self) -> &Path {
+        &self.exe
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    fn containers_root(&self) -> PathBuf {
+        self.state_dir.join("containers")
+    }
+
+    fn bundles_root(&self) -> PathBuf {
+        self.state_dir.join("bundles")
+    }
+
+    /// Runs `plan` in a new container named `container_id` (unique among running steps;
+    /// 1-64 of `[A-Za-z0-9_.+-]`). Output chunks go to `on_output` as they arrive. The step
+    /// is killed when `timeout` passes or `cancel` becomes `true`. Every process of the step
+    /// is dead and its state removed when this returns `Ok`.
+    ///
+    /// `plan.work_dir` and `plan.out_dir` must be owned by [`SandboxPlan::host_uid`], and
+    /// every directory above them and above `plan.rootfs` must be searchable by others
+    /// (the sandbox's root is an unprivileged host uid).
+    ///
+    /// If this future is dropped early, the helper is sent SIGTERM (it kills and deletes
+    /// the container) but the bundle stays; [`Launcher::cleanup_stale`] removes it.
+    pub async fn run_step(
+        &self,
+        container_id: &str,
+        plan: &SandboxPlan,
+        timeout: Duration,
+        mut cancel: watch::Receiver<bool>,
+        on_output: mpsc::Sender<OutputChunk>,
+    ) -> Result<StepOutcome, SandboxError> {
+        validate_container_id(container_id)?;
+        let mut spec = plan.to_oci_spec()?;
+        if *cancel.borrow_and_update() {
+            return Ok(StepOutcome {
+                exit_code: None,
+                signal: None,
+                timed_out: false,
+                cancelled: true,
+                oom_killed: false,
+                duration: Duration::ZERO,
+            });
+        }
+        check_host_dirs(plan)?;
+
+        let rel_cgroup = cgroup::relative_path(container_id);
+        if let Some(linux) = spec.linux_mut() {
+            linux.set_cgroups_path(Some(Path::new("/").join(&rel_cgroup)));
+        }
+        let bundle = self.bundles_root().join(container_id);
+        if self.containers_root().join(container_id).exists() {
+            return Err(SandboxError::ContainerExists(container_id.to_owned()));
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(&bundle) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(SandboxError::ContainerExists(container_id.to_owned()));
+            }
+            Err(e) => return Err(SandboxError::io("creating bundle directory", &bundle, e)),
+        }
+
+        let result = self
+            .run_in_bundle(container_id, plan, &spec, &bundle, timeout, &mut cancel, on_output)
+            .await;
+
+        let cleanup = {
+            let containers_root = self.containers_root();
+            let id = container_id.to_owned();
+            let rel = rel_cgroup.clone();
+            tokio::task::spawn_blocking(move || remove_container(&containers_root, &id, &rel))
+                .await
+                .unwrap_or_else(|e| Err(format!("cleanup task failed: {e}")))
+        };
+        if let Err(e) = std::fs::remove_dir_all(&bundle)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(bundle = %bundle.display(), error = %e, "could not remove sandbox bundle");
+        }
+        match cleanup {
+            Ok(()) => result,
+            Err(message) => Err(SandboxError::Cleanup(message)),
+        }
+    }
+
+    /// Writes the bundle, runs the helper and turns its report into an outcome.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_in_bundle(
+        &self,
+        container_id: &str,
+        plan: &SandboxPlan,
+        spec: &oci_spec::runtime::Spec,
+        bundle: &Path,
+        timeout: Duration,
+        cancel: &mut watch::Receiver<bool>,
+        on_output: mpsc::Sender<OutputChunk>,
+    ) -> Result<StepOutcome, SandboxError> {
+        let config = bundle.join("config.json");
+        spec.save(&config)?;
+        let request = HelperRequest {
+            container_id: container_id.to_owned(),
+            state_root: self.containers_root(),
+            cgroup: cgroup::relative_path(container_id),
+            memory_bytes: plan.memory_bytes,
+            pids: plan.pids,
+        };
+        write_json(&bundle.join(REQUEST_FILE), &request)?;
+
+        let mut command = tokio::process::Command::new(&self.exe);
+        command
+            .arg(SANDBOX_EXEC_SUBCOMMAND)
+            .arg(bundle)
+            .env_clear()
+            .env(PARENT_PID_ENV, std::process::id().to_string())
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group: a terminal's ^C reaches the runner, which decides.
+            .process_group(0)
+            .kill_on_drop(false);
+        let started = Instant::now();
+        let mut child = command.spawn().map_err(|source| SandboxError::SpawnHelper {
+            exe: self.exe.clone(),
+            source,
+        })?;
+        let mut guard = TerminateOnDrop(child.id().and_then(|p| i32::try_from(p).ok()).map(Pid::from_raw));
+        let mut pumps: Vec<JoinHandle<u64>> = Vec::with_capacity(2);
+        if let Some(stdout) = child.stdout.take() {
+            pumps.push(tokio::spawn(pump(stdout, Stream::Stdout, on_output.clone())));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            pumps.push(tokio::spawn(pump(stderr, Stream::Stderr, on_output)));
+        }
+
+        let far = far_future();
+        let deadline = tokio::time::sleep_until(
+            tokio::time::Instant::now()
+                .checked_add(timeout)
+                .unwrap_or(far),
+        );
+        let grace = tokio::time::sleep_until(far);
+        tokio::pin!(deadline, grace);
+        let mut stop: Option<Stop> = None;
+        let mut force_killed = false;
+        let mut cancel_open = true;
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => {
+                    break status.map_err(|e| SandboxError::io("waiting for the sandbox helper", &self.exe, e))?;
+                }
+                () = &mut deadline, if stop.is_none() => {
+                    stop = Some(Stop::Timeout);
+                    guard.signal(Signal::SIGTERM);
+                    grace.as_mut().reset(tokio::time::Instant::now() + GRACE);
+                }
+                changed = cancel.changed(), if cancel_open && stop.is_none() => match changed {
+                    Ok(()) => if *cancel.borrow_and_update() {
+                        stop = Some(Stop::Cancel);
+                        guard.signal(Signal::SIGTERM);
+                        grace.as_mut().reset(tokio::time::Instant::now() + GRACE);
+                    },
+                    Err(_) => cancel_open = false,
+                },
+                () = &mut grace, if stop.is_some() && !force_killed => {
+                    tracing::warn!(container_id, "sandbox helper ignored SIGTERM; killing it");
+                    force_killed = true;
+                    let _ = child.start_kill();
+                }
+            }
+        };
+        guard.0 = None;
+        let duration = started.elapsed();
+
+        let report: Option<HelperReport> = read_json(&bundle.join(REPORT_FILE))?;
+        // The helper is gone; a killed helper may have left the container running, which
+        // would keep the pipes open: kill its cgroup before draining them.
+        if report.is_none() {
+            let rel = cgroup::relative_path(container_id);
+            tokio::task::spawn_blocking(move || cgroup::kill_all(&rel, CGROUP_KILL_WAIT))
+                .await
+                .map_err(|e| SandboxError::Cleanup(format!("cleanup task failed: {e}")))?
+                .map_err(|e| SandboxError::Cleanup(e.to_string()))?;
+        }
+        drain(pumps).await;
+
+        let outcome = |exit_code, signal, killed: bool, oom_killed| StepOutcome {
+            exit_code,
+            signal,
+            timed_out: killed && stop == Some(Stop::Timeout),
+            cancelled: killed && stop == Some(Stop::Cancel),
+            oom_killed,
+            duration,
+        };
+        match report {
+            Some(HelperReport { error: Some(e), .. }) => Err(SandboxError::Container(e)),
+            Some(r) if r.killed_on_request && stop.is_none() => Err(SandboxError::Container(
+                "the helper was told to stop by a signal the launcher did not send \
+                 (runner shutting down, or the thread that started it exited?)"
+                    .to_owned(),
+            )),
+            Some(r) => Ok(outcome(r.exit_code, r.signal, r.killed_on_request, r.oom_killed)),
+            None if force_killed => Ok(outcome(None, Some(Signal::SIGKILL as i32), true, false)),
+            None => Err(SandboxError::HelperCrashed {
+                status: status.to_string(),
+            }),
+        }
+    }
+
+    /// Kills and removes every container, cgroup and bundle left in the state directory by
+    /// an earlier runner process. Call it at start-up only, never while steps are running.
+    /// Returns how many leftovers were removed.
+    pub fn cleanup_stale(&self) -> Result<usize, SandboxError> {
+        let mut ids = std::collections::BTreeSet::new();
+        for root in [self.containers_root(), self.bundles_root()] {
+            let entries =
+                std::fs::read_dir(&root).map_err(|e| SandboxError::io("listing", &root, e))?;
+            for entry in entries.flatten() {
+                if let Some(name) = entry.file_name().to_str()
+                    && validate_container_id(name).is_ok()
+                {
+                    ids.insert(name.to_owned());
+                }
+            }
+        }
+        for id in &ids {
+            remove_container(&self.containers_root(), id, &cgroup::relative_path(id))
+                .map_err(SandboxError::Cleanup)?;
+            let bundle = self.bundles_root().join(id);
+            if let Err(e) = std::fs::remove_dir_all(&bundle)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(SandboxError::io("removing", bundle, e));
+            }
+        }
+        Ok(ids.len())
+    }
+}
+
+/// Sends a signal to the helper if the step's future is dropped while it runs.
+struct TerminateOnDrop(Option<Pid>);
+
+impl TerminateOnDrop {
+    fn signal(&self, signal: Signal) {
+        if let Some(pid) = self.0 {
+            let _ = kill(pid, signal);
+        }
+    }
+}
+
+impl Drop for TerminateOnDrop {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGTERM);
+    }
+}
+
+/// Waits for the output pumps; gives up on them after [`DRAIN`].
+async fn drain(pumps: Vec<JoinHandle<u64>>) {
+    let aborts: Vec<_> = pumps.iter().map(JoinHandle::abort_handle).collect();
+    let all = async {
+        for pump in pumps {
+            let _ = pump.await;
+        }
+    };
+    if tokio::time::timeout(DRAIN, all).await.is_err() {
+        tracing::warn!("sandbox output pipes still open after the helper exited; dropping them");
+        for abort in aborts {
+            abort.abort();
+        }
+    }
+}
+
+/// A time that never comes (for timers that are armed later).
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+/// Makes sure nothing of container `id` is left: kills what is still in its cgroup, removes
+/// the cgroup and libcontainer's state directory. Blocking.
+fn remove_container(containers_root: &Path, id: &str, rel_cgroup: &Path) -> Result<(), String> {
+    let killed = cgroup::kill_all(rel_cgroup, CGROUP_KILL_WAIT)
+        .map_err(|e| format!("killing what is left of container {id}: {e}"))?;
+    if killed > 0 {
+        tracing::warn!(container_id = id, killed, "killed leftover sandbox processes");
+    }
+    if let Err(e) = cgroup::remove(rel_cgroup) {
+        tracing::warn!(container_id = id, error = %e, "could not remove sandbox cgroup");
+    }
+    let state = containers_root.join(id);
+    match std::fs::remove_dir_all(&state) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("removing {}: {e}", state.display())),
+    }
+}
+
+/// libcontainer's id rules, plus a length cap.
+fn validate_container_id(id: &str) -> Result<(), SandboxError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(SandboxError::InvalidContainerId(id.to_owned()))
+    }
+}
+
+/// Checks what the kernel would otherwise refuse with an unhelpful EACCES deep inside
+/// container creation: the step must own `/work` and `/out`, and the sandbox's user
+/// namespace (an unprivileged host uid) must be able to reach every bound directory.
+fn check_host_dirs(plan: &SandboxPlan) -> Result<(), SandboxError> {
+    let host_uid = plan.host_uid();
+    for (field, dir, owned) in [
+        ("rootfs", Some(&plan.rootfs), false),
+        ("work_dir", Some(&plan.work_dir), true),
+        ("out_dir", Some(&plan.out_dir), true),
+        ("inputs_dir", plan.inputs_dir.as_ref(), false),
+        ("oidc_socket_dir", plan.oidc_socket_dir.as_ref(), false),
+    ] {
+        let Some(dir) = dir else { continue };
+        let meta = std::fs::metadata(dir).map_err(|e| SandboxError::io("inspecting", dir, e))?;
+        if !meta.is_dir() {
+            return Err(SandboxError::plan(field, format!("{} is not a directory", dir.display())));
+        }
+        if owned && meta.uid() != host_uid {
+            return Err(SandboxError::plan(
+                field,
+                format!(
+                    "{} is owned by uid {}; chown it (recursively) to {host_uid}:{} so the \
+                     step (uid 1000 in the sandbox) can write to it",
+                    dir.display(),
+                    meta.uid(),
+                    plan.host_gid()
+                ),
+            ));
+        }
+        for ancestor in dir.ancestors().skip(1) {
+            let meta = std::fs::metadata(ancestor)
+                .map_err(|e| SandboxError::io("inspecting", ancestor, e))?;
+            if meta.mode() & 0o001 == 0 {
+                return Err(SandboxError::plan(
+                    field,
+                    format!(
+                        "{} (above {}) is not searchable by others (mode {:o}); the sandbox \
+                         runs as unprivileged host uids and must traverse it",
+                        ancestor.display(),
+                        dir.display(),
+                        meta.mode() & 0o7777
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_follow_libcontainer_rules() {
+        for ok in ["a", "job-1.step_2+x", &"x".repeat(64)] {
+            assert!(validate_container_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "ä", &"x".repeat(65)] {
+            assert!(validate_container_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn new_creates_a_private_state_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        let launcher = Launcher::new("/usr/bin/airlock", &state).expect("launcher");
+        for sub in ["", "containers", "bundles"] {
+            let meta = std::fs::metadata(state.join(sub)).expect("exists");
+            assert_eq!(meta.mode() & 0o777, 0o700, "{sub}");
+        }
+        assert_eq!(launcher.cleanup_stale().expect("cleanup"), 0);
+        assert!(Launcher::new("airlock", &state).is_err());
+    }
+
+    #[test]
+    fn host_dirs_must_be_owned_and_reachable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path();
+        std::fs::set_permissions(base, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        for sub in ["rootfs", "work", "out"] {
+            std::fs::create_dir(base.join(sub)).expect("mkdir");
+        }
+        let plan = SandboxPlan::new(
+            base.join("rootfs"),
+            base.join("work"),
+            base.join("out"),
+            vec!["true".into()],
+            super::super::IdMap {
+                host_base: 300_000,
+                size: 65536,
+            },
+        );
+        // owned by whoever runs the test, not by 301000
+        match check_host_dirs(&plan) {
+            Err(SandboxError::InvalidPlan { field, .. }) => assert_eq!(field, "work_dir"),
+            other => panic!("expected work_dir to be refused, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn pre_cancelled_step_does_not_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let launcher = Launcher::new("/nonexistent/airlock", dir.path().join("s")).expect("launcher");
+        let (_tx, rx) = watch::channel(true);
+        let (out, _out_rx) = mpsc::channel(1);
+        let plan = SandboxPlan::new(
+            "/nonexistent/rootfs",
+            "/nonexistent/work",
+            "/nonexistent/out",
+            vec!["true".into()],
+            super::super::IdMap {
+                host_base: 300_000,
+                size: 65536,
+            },
+        );
+        let result = launcher
+            .run_step("c1", &plan, Duration::from_secs(1), rx, out)
+            .await;
+        let outcome = result.expect("a cancelled step is an outcome");
+        assert!(outcome.cancelled && outcome.exit_code.is_none() && !outcome.success());
+        assert_eq!(std::fs::read_dir(dir.path().join("s/bundles")).expect("ls").count(), 0);
+    }
+}

@@ -1,0 +1,29 @@
+//! The sandbox: one fresh libcontainer container per build step.
+//!
+//! - [`SandboxPlan`] describes a step and turns into an OCI runtime spec (pure);
+//! - [`Launcher::run_step`] runs it from the async runner through a single-threaded
+//!   `airlock sandbox-exec BUNDLE` helper process and reports a [`StepOutcome`];
+//! - [`sandbox_exec_main`] is that helper (the CLI dispatches the hidden subcommand
+//!   [`SANDBOX_EXEC_SUBCOMMAND`] to it).
+//!
+//! Requires root on the host (libcontainer writes the id mappings and cgroups).
+
+mod cgroup;
+mod error;
+mod exec;
+mod launcher;
+mod outcome;
+mod output;
+mod plan;
+mod protocol;
+mod seccomp;
+
+pub use error::SandboxError;
+pub use exec::{HELPER_FAILURE_EXIT, sandbox_exec_main};
+pub use launcher::{Launcher, SANDBOX_EXEC_SUBCOMMAND};
+pub use outcome::StepOutcome;
+pub use output::{OutputChunk, Stream};
+pub use plan::{
+    INPUTS_MOUNT, IdMap, MIN_HOST_BASE, OIDC_SOCKET_MOUNT, STEP_GID, STEP_UID, SandboxPlan,
+};
+pub use seccomp::SeccompPolicy;

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Creates the Python virtualenv that the interop tests use to check airlock's
+# attestations with independent third-party verifiers (securesystemslib for DSSE
+# signatures, in-toto-attestation for Statement/provenance structure).
+#
+# Idempotent: a second run only checks that the pinned packages import and exits.
+# Usage: scripts/setup-test-env.sh            (venv at ${AIRLOCK_VENV:-<repo>/.venv})
+# Then:  AIRLOCK_VENV_PYTHON=<venv>/bin/python cargo test -p airlock-attest
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${AIRLOCK_VENV:-${repo_root}/.venv}"
+python="${PYTHON:-python3}"
+
+# securesystemslib 1.x is the API verify_dsse.py is written against (SSlibKey.from_crypto,
+# Envelope.from_dict); the [crypto] extra pulls in `cryptography` for ECDSA/Ed25519.
+requirements=(
+  "securesystemslib[crypto]>=1.0,<2"
+  "in-toto-attestation>=0.9,<1"
+)
+
+log() { printf 'setup-test-env: %s\n' "$*"; }
+
+if [[ ! -x "${venv}/bin/python" ]]; then
+  log "creating virtualenv at ${venv}"
+  "${python}" -m venv "${venv}"
+else
+  log "virtualenv already at ${venv}"
+fi
+
+# Cheap check first so a second run is fast and needs no registry access.
+if "${venv}/bin/python" - <<'PY' 2>/dev/null
+import importlib.metadata as md
+import securesystemslib.signer, securesystemslib.dsse, cryptography  # noqa: F401
+import in_toto_attestation.v1.statement  # noqa: F401
+major = int(md.version("securesystemslib").split(".")[0])
+raise SystemExit(0 if major == 1 else 1)
+PY
+then
+  log "packages already installed; nothing to do"
+else
+  log "installing: ${requirements[*]}"
+  "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}"
+fi
+
+"${venv}/bin/python" - <<'PY'
+import importlib.metadata as md
+for name in ("securesystemslib", "cryptography", "in-toto-attestation"):
+    print(f"setup-test-env: {name} {md.version(name)}")
+PY
+log "done; run tests with AIRLOCK_VENV_PYTHON=${venv}/bin/python"
