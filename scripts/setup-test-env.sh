@@ -23,7 +23,11 @@ log() { printf 'setup-test-env: %s\n' "$*"; }
 
 if [[ ! -x "${venv}/bin/python" ]]; then
   log "creating virtualenv at ${venv}"
-  "${python}" -m venv "${venv}"
+  if ! "${python}" -m venv "${venv}"; then
+    # Debian's system Python ships venv/ensurepip separately.
+    log "error: '${python} -m venv' failed; on Debian install python3-venv (apt-get install -y python3-venv)" >&2
+    exit 1
+  fi
 else
   log "virtualenv already at ${venv}"
 fi

@@ -331,7 +331,7 @@ pub fn write_keypair(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), KeyEr
 }
 
 /// Writes an existing key as `<dir>/<name>.key` (0600) and `<dir>/<name>.pub` (0644), refusing
-/// to overwrite either file.
+/// to overwrite either file. `dir` must exist.
 pub fn write_key_files(
     key: &SigningKey,
     dir: &Path,

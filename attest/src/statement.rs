@@ -115,9 +115,10 @@ impl Statement {
         }
     }
 
-    /// Parses and validates a statement strictly (see the module docs and
-    /// [`crate::strict_json`]): v1 `_type` and provenance v1 `predicateType` only, no
-    /// duplicate keys, no unknown non-extension fields.
+    /// Parses and validates a statement strictly: v1 `_type` and provenance v1
+    /// `predicateType` only, no duplicate keys, no unknown fields. `<vendor>_<field>`
+    /// extension fields, which SLSA says consumers should ignore, are dropped from the objects
+    /// the spec defines (never from free-form ones like `externalParameters`).
     pub fn from_json(bytes: &[u8]) -> Result<Self, StatementError> {
         let mut value = parse_unique_keys(bytes).map_err(StatementError::Json)?;
         let field = |name: &'static str| -> Result<String, StatementError> {

@@ -104,7 +104,10 @@ mod tests {
         let a = ids.new_id();
         assert_eq!(a.to_string(), "00000000-0000-4000-8000-000000000001");
         assert_eq!(a.get_version_num(), 4);
-        assert_eq!(ids.new_id().to_string(), "00000000-0000-4000-8000-000000000002");
+        assert_eq!(
+            ids.new_id().to_string(),
+            "00000000-0000-4000-8000-000000000002"
+        );
     }
 
     #[test]

@@ -1,1 +1,40 @@
 //! airlock control plane: job API, queue, store, blob store, provenance signer.
+//!
+//! The controller alone decides job state and writes provenance. Runners are trusted platform
+//! agents, but every digest they report is recomputed here, and a lease token fences every call
+//! a runner makes about a job, so a stale runner cannot change a job it no longer holds.
+//!
+//! Entry points: [`init`] writes a controller directory (`airlock controller init`),
+//! [`ControllerConfig::load`] / [`ControllerConfig::local`] describe a controller, and
+//! [`serve`] (or [`Controller`]) runs it on a listener the caller bound.
+//!
+//! Layout: [`config`] and [`init`] set up; [`store`] (SQLite) and [`blobs`] hold state;
+//! [`scheduler`] holds the job logic; [`job_service`] and [`runner_service`] adapt it to gRPC
+//! behind [`auth`]; [`provenance`] formats statements and [`signer`] signs them.
+
+pub mod auth;
+pub mod blob_stream;
+pub mod blobs;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod ids;
+pub mod init;
+pub mod job_service;
+pub mod provenance;
+pub mod runner_service;
+pub mod scheduler;
+pub mod server;
+pub mod signer;
+pub mod state;
+pub mod status;
+pub mod store;
+
+pub use clock::{Clock, IdGen, ManualClock, RandomIds, SequentialIds, SystemClock};
+pub use config::{ControllerConfig, LOCAL_ISSUER, Mode};
+pub use error::ControllerError;
+pub use init::{InitError, InitSummary, init, read_token_file};
+pub use provenance::BUILD_TYPE;
+pub use server::{Controller, serve};
+pub use state::JobState;

@@ -33,7 +33,7 @@ pub enum ApiError {
     ResourceExhausted(String),
     /// The database failed.
     #[error("controller storage failed: {0}")]
-    Store(#[from] StoreError),
+    Store(#[source] StoreError),
     /// The blob store failed.
     #[error("controller blob storage failed: {0}")]
     Blob(#[from] BlobError),
@@ -59,6 +59,21 @@ impl ApiError {
             ApiError::ResourceExhausted(_) => Code::ResourceExhausted,
             ApiError::Blob(BlobError::TooLarge { .. }) => Code::ResourceExhausted,
             ApiError::Store(_) | ApiError::Blob(_) => Code::Internal,
+        }
+    }
+}
+
+/// Domain outcomes the store reports (unknown ids, stale leases, duplicates) keep their own
+/// codes; everything else is an internal storage failure.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::JobNotFound(_) | StoreError::RunnerNotFound(_) => {
+                ApiError::NotFound(e.to_string())
+            }
+            StoreError::StaleLease { .. } => ApiError::FailedPrecondition(e.to_string()),
+            StoreError::OutputExists { .. } => ApiError::AlreadyExists(e.to_string()),
+            other => ApiError::Store(other),
         }
     }
 }

@@ -20,7 +20,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$here/oci"
 work="$here/work"
-hello_toml="$here/../hello/airlock.toml"
+hello_toml="$(cd "$here/.." && pwd)/hello/airlock.toml"
 
 suite="bookworm"
 variant="minbase"
@@ -34,7 +34,7 @@ for arg in "$@"; do
     case "$arg" in
         --force) force=1 ;;
         -h | --help)
-            sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -133,8 +133,9 @@ with os.fdopen(fd, "w", encoding="utf-8") as f:
 os.chmod(tmp, os.stat(path).st_mode & 0o7777)
 os.replace(tmp, path)
 print(f"re-pinned {path}:\n  {old}\n  -> {digest}\n"
-      "  (the image was rebuilt and its digest changed: Debian package updates in the "
-      "archive change the rootfs, hence the digest)", file=sys.stderr)
+      "  (the pin no longer matched the image in examples/base-image/oci: rebuilding from "
+      "Debian packages picks up archive updates, which change the rootfs and so the digest)",
+      file=sys.stderr)
 PY
 }
 
@@ -150,13 +151,13 @@ if [[ $force -eq 0 && -f "$out/index.json" ]]; then
 fi
 
 # ---- build ---------------------------------------------------------------------------------
-if ! command -v mmdebstrap >/dev/null 2>&1; then
-    step "installing mmdebstrap"
-    apt-get install -y mmdebstrap
-fi
 if [[ $(id -u) -ne 0 ]]; then
     echo "build.sh: mmdebstrap --mode=root needs root; run as root" >&2
     exit 3
+fi
+if ! command -v mmdebstrap >/dev/null 2>&1; then
+    step "installing mmdebstrap"
+    apt-get install -y mmdebstrap || { apt-get update && apt-get install -y mmdebstrap; }
 fi
 
 tmp="$(mktemp -d "$work/build.XXXXXX")"

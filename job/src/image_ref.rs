@@ -34,7 +34,8 @@ impl ImageRef {
     }
 }
 
-const PIN_HINT: &str = "pin the image by digest: `NAME@sha256:<64 hex>` or `oci-layout:DIR@sha256:<64 hex>`";
+const PIN_HINT: &str =
+    "pin the image by digest: `NAME@sha256:<64 hex>` or `oci-layout:DIR@sha256:<64 hex>`";
 
 impl FromStr for ImageRef {
     type Err = (String, String);
@@ -80,8 +81,12 @@ impl FromStr for ImageRef {
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ImageRef::OciLayout { dir, digest } => write!(f, "oci-layout:{dir}@{}", digest.prefixed()),
-            ImageRef::Registry { repository, digest } => write!(f, "{repository}@{}", digest.prefixed()),
+            ImageRef::OciLayout { dir, digest } => {
+                write!(f, "oci-layout:{dir}@{}", digest.prefixed())
+            }
+            ImageRef::Registry { repository, digest } => {
+                write!(f, "{repository}@{}", digest.prefixed())
+            }
         }
     }
 }
@@ -111,16 +116,26 @@ mod tests {
         let r: ImageRef = format!("oci-layout:../base@sha256:{HEX}").parse().unwrap();
         assert!(matches!(r, ImageRef::OciLayout { ref dir, .. } if dir == "../base"));
         let r: ImageRef = format!("localhost:5000/base@sha256:{HEX}").parse().unwrap();
-        assert!(matches!(r, ImageRef::Registry { ref repository, .. } if repository == "localhost:5000/base"));
+        assert!(
+            matches!(r, ImageRef::Registry { ref repository, .. } if repository == "localhost:5000/base")
+        );
         assert_eq!(r.to_string(), format!("localhost:5000/base@sha256:{HEX}"));
     }
 
     #[test]
     fn refuses_tags_and_bad_digests() {
         assert!("debian:bookworm".parse::<ImageRef>().is_err());
-        assert!(format!("debian:bookworm@sha256:{HEX}").parse::<ImageRef>().is_err());
+        assert!(
+            format!("debian:bookworm@sha256:{HEX}")
+                .parse::<ImageRef>()
+                .is_err()
+        );
         assert!("debian@sha256:abc".parse::<ImageRef>().is_err());
-        assert!(format!("debian@sha256:{}", HEX.to_uppercase()).parse::<ImageRef>().is_err());
+        assert!(
+            format!("debian@sha256:{}", HEX.to_uppercase())
+                .parse::<ImageRef>()
+                .is_err()
+        );
         assert!(format!("debian@md5:{HEX}").parse::<ImageRef>().is_err());
     }
 }

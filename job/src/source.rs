@@ -79,13 +79,16 @@ impl TryFrom<RawSource> for SourceSpec {
                     return Err(format!("`commit` only goes with `git`; {SOURCE_HINT}"));
                 }
                 if path.is_empty() {
-                    return Err("`path` is empty; write `path = \".\"` for the job file's directory".into());
+                    return Err(
+                        "`path` is empty; write `path = \".\"` for the job file's directory".into(),
+                    );
                 }
                 Ok(SourceSpec::Path { path, sha256 })
             }
             (None, Some(url), None) => {
                 let commit = raw.commit.ok_or_else(|| {
-                    "`git` needs `commit = \"<40 hex>\"`: a full commit id, not a branch or tag".to_string()
+                    "`git` needs `commit = \"<40 hex>\"`: a full commit id, not a branch or tag"
+                        .to_string()
                 })?;
                 let commit = GitCommit::from_hex(&commit).map_err(|e| {
                     format!("commit `{commit}` is not a full 40-hex commit id ({e}); resolve refs before submitting")

@@ -144,7 +144,8 @@ pub struct OidcSpec {
 fn is_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         && !s.starts_with('.')
 }
 
@@ -153,7 +154,9 @@ pub fn is_clean_relative(p: &str) -> bool {
     !p.is_empty()
         && !p.starts_with('/')
         && !p.contains('\0')
-        && Path::new(p).components().all(|c| matches!(c, Component::Normal(_)))
+        && Path::new(p)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 impl JobSpec {
@@ -263,7 +266,11 @@ impl JobSpec {
             }
         }
         if self.job.timeout.0.is_zero() {
-            return Err(JobFileError::field("job.timeout", "the timeout is zero", Some("write e.g. `10m`".into())));
+            return Err(JobFileError::field(
+                "job.timeout",
+                "the timeout is zero",
+                Some("write e.g. `10m`".into()),
+            ));
         }
         if self.steps.is_empty() {
             return Err(JobFileError::field(
@@ -309,7 +316,11 @@ impl JobSpec {
                 ));
             }
             if let Err(e) = globset::Glob::new(p) {
-                return Err(JobFileError::field(format!("outputs.paths[{i}]"), format!("bad glob: {e}"), None));
+                return Err(JobFileError::field(
+                    format!("outputs.paths[{i}]"),
+                    format!("bad glob: {e}"),
+                    None,
+                ));
             }
         }
         if self.resources.pids == 0 || self.resources.memory.0 < (16 << 20) {
@@ -321,8 +332,15 @@ impl JobSpec {
         }
         if let Some(oidc) = &self.oidc {
             for (i, aud) in oidc.audiences.iter().enumerate() {
-                if aud.is_empty() || aud.len() > 256 || aud.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                    return Err(JobFileError::field(format!("oidc.audiences[{i}]"), "invalid audience", None));
+                if aud.is_empty()
+                    || aud.len() > 256
+                    || aud.chars().any(|c| c.is_control() || c.is_whitespace())
+                {
+                    return Err(JobFileError::field(
+                        format!("oidc.audiences[{i}]"),
+                        "invalid audience",
+                        None,
+                    ));
                 }
             }
         }
@@ -341,7 +359,12 @@ fn serde_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> JobFil
         None
     };
     // toml errors carry a multi-line excerpt; keep the first line as the message.
-    let message = inner.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    let message = inner
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     JobFileError {
         file: PathBuf::new(),
         field: (path != "." && !path.is_empty()).then_some(path),

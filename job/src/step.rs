@@ -69,15 +69,12 @@ impl TryFrom<RawStep> for StepSpec {
                 );
             }
         };
-        if let Command::Argv(argv) = &command {
-            if argv.iter().any(|a| a.contains('\0')) {
-                return Err("`argv` contains a NUL byte".into());
-            }
-        }
-        if let Command::Shell(run) = &command {
-            if run.contains('\0') {
-                return Err("`run` contains a NUL byte".into());
-            }
+        let has_nul = match &command {
+            Command::Argv(argv) => argv.iter().any(|a| a.contains('\0')),
+            Command::Shell(run) => run.contains('\0'),
+        };
+        if has_nul {
+            return Err("the command contains a NUL byte".into());
         }
         for (k, v) in &raw.env {
             let valid = !k.is_empty()
@@ -89,16 +86,18 @@ impl TryFrom<RawStep> for StepSpec {
                 ));
             }
             if RESERVED_ENV.contains(&k.as_str()) {
-                return Err(format!("env `{k}` is set by airlock and cannot be overridden"));
+                return Err(format!(
+                    "env `{k}` is set by airlock and cannot be overridden"
+                ));
             }
             if v.contains('\0') {
                 return Err(format!("env `{k}` contains a NUL byte"));
             }
         }
-        if let Some(name) = &raw.name {
-            if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
-                return Err("a step name must be 1-128 printable characters".into());
-            }
+        if let Some(name) = &raw.name
+            && (name.is_empty() || name.len() > 128 || name.chars().any(char::is_control))
+        {
+            return Err("a step name must be 1-128 printable characters".into());
         }
         Ok(StepSpec {
             name: raw.name,

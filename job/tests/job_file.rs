@@ -1,5 +1,7 @@
 //! Job files: good ones parse, bad ones are refused with the field and a hint.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use airlock_job::{Command, ImageRef, JobSpec, SourceSpec};
 
 const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -57,7 +59,9 @@ fn json_form_round_trips_and_is_validated_again() {
     assert_eq!(json, back.to_json(), "canonical JSON is stable");
     let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
     v["job"]["surprise"] = serde_json::json!(1);
-    let e = JobSpec::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err().to_string();
+    let e = JobSpec::from_json(&serde_json::to_vec(&v).unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("surprise"), "{e}");
 }
 
@@ -71,7 +75,10 @@ fn unknown_field_is_refused_with_its_path() {
 
 #[test]
 fn image_without_digest_is_refused() {
-    let e = err(&good().replace(&format!("oci-layout:../base-image/oci@sha256:{DIGEST}"), "oci-layout:../base-image/oci"));
+    let e = err(&good().replace(
+        &format!("oci-layout:../base-image/oci@sha256:{DIGEST}"),
+        "oci-layout:../base-image/oci",
+    ));
     assert!(e.contains("image.ref"), "{e}");
     assert!(e.contains("no digest"), "{e}");
     assert!(e.contains("sha256"), "{e}");
@@ -79,7 +86,10 @@ fn image_without_digest_is_refused() {
 
 #[test]
 fn image_tag_instead_of_digest_is_refused() {
-    let e = err(&good().replace(&format!("oci-layout:../base-image/oci@sha256:{DIGEST}"), "debian:bookworm"));
+    let e = err(&good().replace(
+        &format!("oci-layout:../base-image/oci@sha256:{DIGEST}"),
+        "debian:bookworm",
+    ));
     assert!(e.contains("image.ref"), "{e}");
     assert!(e.contains("pin the image by digest"), "{e}");
 }
@@ -93,7 +103,8 @@ fn step_without_command_is_refused() {
 
 #[test]
 fn missing_steps_and_outputs_are_refused() {
-    let no_steps: String = good().split("[[steps]]").next().unwrap().to_string() + "[outputs]\npaths = [\"a\"]\n";
+    let no_steps: String =
+        good().split("[[steps]]").next().unwrap().to_string() + "[outputs]\npaths = [\"a\"]\n";
     assert!(err(&no_steps).contains("no steps"));
     let e = err(&good().replace("paths = [\"hello\"]", "paths = [\"../etc/passwd\"]"));
     assert!(e.contains("outputs.paths[0]"), "{e}");
@@ -108,7 +119,10 @@ fn unknown_profile_and_reserved_env_are_refused() {
 
 #[test]
 fn git_source_needs_a_full_commit() {
-    let e = err(&good().replace("path = \".\"", "git = \"https://example.org/a.git\"\ncommit = \"main\""));
+    let e = err(&good().replace(
+        "path = \".\"",
+        "git = \"https://example.org/a.git\"\ncommit = \"main\"",
+    ));
     assert!(e.contains("source"), "{e}");
     assert!(e.contains("40-hex"), "{e}");
 }
@@ -117,7 +131,11 @@ fn git_source_needs_a_full_commit() {
 fn file_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("airlock.toml");
-    std::fs::write(&path, good().replace("[[steps]]\nargv", "[[steps]]\nbogus = 1\nargv")).unwrap();
+    std::fs::write(
+        &path,
+        good().replace("[[steps]]\nargv", "[[steps]]\nbogus = 1\nargv"),
+    )
+    .unwrap();
     let e = JobSpec::from_toml_file(&path).unwrap_err().to_string();
     assert!(e.starts_with(&path.display().to_string()), "{e}");
 }

@@ -79,10 +79,13 @@ pub async fn connect(url: &str) -> Result<Channel, ClientError> {
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30));
-    endpoint.connect().await.map_err(|source| ClientError::Connect {
-        url: url.to_string(),
-        source,
-    })
+    endpoint
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect {
+            url: url.to_string(),
+            source,
+        })
 }
 
 /// A job-service client with a token.

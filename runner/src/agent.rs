@@ -569,6 +569,7 @@ impl Runner {
                     path: o.path.clone(),
                     size: o.size,
                     sha256: o.sha256.hex(),
+                    executable: o.executable,
                 })),
             };
             let (tx, rx) = mpsc::channel(4);
@@ -608,6 +609,7 @@ impl Runner {
                 path: o.path.clone(),
                 sha256: resp.sha256,
                 size: resp.size,
+                executable: o.executable,
             });
         }
         Ok(files)

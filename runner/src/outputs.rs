@@ -24,6 +24,8 @@ pub struct CollectedOutput {
     pub sha256: Sha256Digest,
     /// Size in bytes.
     pub size: u64,
+    /// Whether any execute bit was set (the only mode bit kept).
+    pub executable: bool,
 }
 
 /// Why outputs could not be collected.
@@ -227,6 +229,7 @@ fn read_output(path: &Path, rel: &str, limits: OutputLimits) -> Result<Collected
         file: path.to_path_buf(),
         sha256,
         size,
+        executable: meta.mode() & 0o111 != 0,
     })
 }
 

@@ -358,8 +358,11 @@ mod tests {
             h.set_cksum();
             b.append(&h, &b"evil"[..]).unwrap();
         });
-        let dest = tempfile::tempdir().unwrap();
-        let e = unpack_verified(&path, &digest, &dest.path().join("..").join(dest.path().file_name().unwrap())).unwrap_err();
+        let parent = tempfile::tempdir().unwrap();
+        let dest = parent.path().join("dest");
+        fs::create_dir(&dest).unwrap();
+        let e = unpack_verified(&path, &digest, &dest).unwrap_err();
         assert!(e.to_string().contains(".."), "{e}");
+        assert!(!parent.path().join("pwned").exists());
     }
 }

@@ -24,7 +24,14 @@ impl Layer {
     }
 
     /// Appends an entry whose name bytes are written raw (so `..` can be expressed).
-    fn raw(mut self, kind: EntryType, path: &str, link: Option<&str>, mode: u32, data: &[u8]) -> Self {
+    fn raw(
+        mut self,
+        kind: EntryType,
+        path: &str,
+        link: Option<&str>,
+        mode: u32,
+        data: &[u8],
+    ) -> Self {
         let mut h = Header::new_gnu();
         h.set_entry_type(kind);
         let name = &mut h.as_old_mut().name;
@@ -74,8 +81,11 @@ impl LayoutBuilder {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::create_dir_all(dir.path().join("blobs/sha256")).expect("mkdir blobs");
-        fs::write(dir.path().join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
-            .expect("oci-layout");
+        fs::write(
+            dir.path().join("oci-layout"),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .expect("oci-layout");
         Self {
             dir,
             layers: Vec::new(),
@@ -170,7 +180,11 @@ fn host_arch() -> &'static str {
 fn prepare(
     layout: &Path,
     digest: &Sha256Digest,
-) -> (tempfile::TempDir, Vec<ImageProgress>, Result<PreparedImage, ImageError>) {
+) -> (
+    tempfile::TempDir,
+    Vec<ImageProgress>,
+    Result<PreparedImage, ImageError>,
+) {
     let cache_dir = tempfile::tempdir().expect("tempdir");
     let cache = ImageCache::new(cache_dir.path().join("images"));
     let mut events = Vec::new();
@@ -207,7 +221,9 @@ fn image_good_layout_unpacks_and_is_cached() {
         .symlink("./etc-link", "/etc")
         .hardlink("./usr/bin/tool2", "./usr/bin/tool")
         .tar();
-    let top = Layer::new().file("usr/share/doc/readme", b"layer two").tar();
+    let top = Layer::new()
+        .file("usr/share/doc/readme", b"layer two")
+        .tar();
     let layout = LayoutBuilder::new().layer(base).gzip_layer(top);
     let (digest, layer_digests) = layout.write();
 
@@ -218,7 +234,10 @@ fn image_good_layout_unpacks_and_is_cached() {
         .prepare_from_layout(layout.path(), &digest, &mut |p| events.push(p))
         .expect("prepare");
 
-    assert_eq!(image.rootfs, cache_dir.path().join("images/rootfs").join(digest.hex()));
+    assert_eq!(
+        image.rootfs,
+        cache_dir.path().join("images/rootfs").join(digest.hex())
+    );
     assert_eq!(image.manifest_digest, digest);
     assert_eq!(image.layers, layer_digests);
     assert_eq!(image.env, vec!["PATH=/usr/bin:/bin", "LANG=C.UTF-8"]);
@@ -228,34 +247,66 @@ fn image_good_layout_unpacks_and_is_cached() {
         vec![
             ImageProgress::Verifying {
                 blob: layer_digests[0],
-                bytes: fs::metadata(layout.blob(&layer_digests[0])).expect("blob").len(),
+                bytes: fs::metadata(layout.blob(&layer_digests[0]))
+                    .expect("blob")
+                    .len(),
             },
             ImageProgress::Unpacking { layer: 1, of: 2 },
             ImageProgress::Verifying {
                 blob: layer_digests[1],
-                bytes: fs::metadata(layout.blob(&layer_digests[1])).expect("blob").len(),
+                bytes: fs::metadata(layout.blob(&layer_digests[1]))
+                    .expect("blob")
+                    .len(),
             },
             ImageProgress::Unpacking { layer: 2, of: 2 },
         ]
     );
 
     let root = &image.rootfs;
-    assert_eq!(fs::read(root.join("usr/bin/tool")).expect("tool"), b"#!/bin/sh\necho hi\n");
-    assert_eq!(fs::read(root.join("usr/share/doc/readme")).expect("readme"), b"layer two");
-    assert_eq!(fs::read_link(root.join("bin")).expect("bin"), Path::new("usr/bin"));
-    assert_eq!(fs::read_link(root.join("etc-link")).expect("link"), Path::new("/etc"));
+    assert_eq!(
+        fs::read(root.join("usr/bin/tool")).expect("tool"),
+        b"#!/bin/sh\necho hi\n"
+    );
+    assert_eq!(
+        fs::read(root.join("usr/share/doc/readme")).expect("readme"),
+        b"layer two"
+    );
+    assert_eq!(
+        fs::read_link(root.join("bin")).expect("bin"),
+        Path::new("usr/bin")
+    );
+    assert_eq!(
+        fs::read_link(root.join("etc-link")).expect("link"),
+        Path::new("/etc")
+    );
     let tool = fs::metadata(root.join("usr/bin/tool")).expect("tool");
     let tool2 = fs::metadata(root.join("usr/bin/tool2")).expect("tool2");
     assert_eq!(tool.ino(), tool2.ino());
     let su = fs::metadata(root.join("usr/bin/su")).expect("su");
-    assert_eq!(su.permissions().mode() & 0o7777, 0o755, "setuid must be dropped");
-    for dir in ["work", "out", "inputs", "tmp", "proc", "dev", "sys", "run", "etc"] {
+    assert_eq!(
+        su.permissions().mode() & 0o7777,
+        0o755,
+        "setuid must be dropped"
+    );
+    for dir in [
+        "work", "out", "inputs", "tmp", "proc", "dev", "sys", "run", "etc",
+    ] {
         let meta = fs::symlink_metadata(root.join(dir)).expect(dir);
         assert!(meta.is_dir(), "/{dir} must be a directory");
     }
-    assert_eq!(fs::read_to_string(root.join("etc/hostname")).expect("hostname"), "airlock\n");
-    assert!(fs::read_to_string(root.join("etc/hosts")).expect("hosts").contains("localhost"));
-    assert_eq!(fs::metadata(root).expect("root").permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).expect("hostname"),
+        "airlock\n"
+    );
+    assert!(
+        fs::read_to_string(root.join("etc/hosts"))
+            .expect("hosts")
+            .contains("localhost")
+    );
+    assert_eq!(
+        fs::metadata(root).expect("root").permissions().mode() & 0o777,
+        0o755
+    );
     assert_cache_tmp_empty(cache_dir.path());
 
     // Second time: a cache hit, same answer, nothing unpacked.
@@ -275,7 +326,10 @@ fn assert_cache_tmp_empty(cache_dir: &Path) {
 
 #[test]
 fn image_corrupted_layer_blob_is_detected_and_nothing_is_cached() {
-    let tar = Layer::new().file("a", &[b'x'; 4096]).file("b", b"bee").tar();
+    let tar = Layer::new()
+        .file("a", &[b'x'; 4096])
+        .file("b", b"bee")
+        .tar();
     let layout = LayoutBuilder::new().layer(tar);
     let (digest, layers) = layout.write();
     // Flip one byte inside the first file's data: the tar still parses, only the hash tells.
@@ -333,26 +387,41 @@ fn image_absolute_symlink_then_write_through_is_refused() {
     let target = outside.path().to_str().expect("utf-8 path");
 
     // Same layer: `a -> <outside>`, then `a/passwd`.
-    let tar = Layer::new().symlink("a", target).file("a/passwd", b"pwned").tar();
+    let tar = Layer::new()
+        .symlink("a", target)
+        .file("a/passwd", b"pwned")
+        .tar();
     let layout = LayoutBuilder::new().layer(tar);
     let (digest, _) = layout.write();
     let (cache_dir, _, result) = prepare(layout.path(), &digest);
     let msg = refused_entry(result);
     assert!(msg.contains("symlink"), "{msg}");
-    assert!(!outside.path().join("passwd").exists(), "wrote outside the rootfs");
+    assert!(
+        !outside.path().join("passwd").exists(),
+        "wrote outside the rootfs"
+    );
     assert_cache_empty(cache_dir.path());
 
     // Across layers, and through a relative symlink climbing out.
-    let lower = Layer::new().symlink("etc", target).symlink("up", "../../../../..").tar();
+    let lower = Layer::new()
+        .symlink("etc", target)
+        .symlink("up", "../../../../..")
+        .tar();
     let upper = Layer::new().file("etc/passwd", b"pwned").tar();
     let layout = LayoutBuilder::new().layer(lower).layer(upper);
     let (digest, _) = layout.write();
     let (cache_dir, _, result) = prepare(layout.path(), &digest);
     refused_entry(result);
-    assert!(!outside.path().join("passwd").exists(), "wrote outside the rootfs");
+    assert!(
+        !outside.path().join("passwd").exists(),
+        "wrote outside the rootfs"
+    );
     assert_cache_empty(cache_dir.path());
 
-    let tar = Layer::new().symlink("up", "../../../../../../..").file("up/tmp/x", b"x").tar();
+    let tar = Layer::new()
+        .symlink("up", "../../../../../../..")
+        .file("up/tmp/x", b"x")
+        .tar();
     let layout = LayoutBuilder::new().layer(tar);
     let (digest, _) = layout.write();
     let (_cache_dir, _, result) = prepare(layout.path(), &digest);
@@ -370,8 +439,13 @@ fn image_hardlink_to_outside_is_refused() {
     // An absolute target is taken relative to the rootfs, where it does not exist.
     let cases = vec![
         Layer::new().hardlink("h", secret_str).tar(),
-        Layer::new().hardlink("h", "../../../../../../etc/passwd").tar(),
-        Layer::new().symlink("d", outside_str).hardlink("h", "d/secret").tar(),
+        Layer::new()
+            .hardlink("h", "../../../../../../etc/passwd")
+            .tar(),
+        Layer::new()
+            .symlink("d", outside_str)
+            .hardlink("h", "d/secret")
+            .tar(),
         Layer::new().dir("dir/").hardlink("h", "dir").tar(),
     ];
     for tar in cases {
@@ -425,7 +499,10 @@ fn image_whiteouts_and_opaque_dirs_are_applied() {
     assert_eq!(fs::read(root.join("o2/early")).expect("early"), b"early");
     assert_eq!(fs::read(root.join("o2/sub/z")).expect("z"), b"z");
     for wh in [".wh.f", "d/.wh.x", "o/.wh..wh..opq", "o2/.wh..wh..opq"] {
-        assert!(fs::symlink_metadata(root.join(wh)).is_err(), "{wh} materialised");
+        assert!(
+            fs::symlink_metadata(root.join(wh)).is_err(),
+            "{wh} materialised"
+        );
     }
 }
 
@@ -464,7 +541,10 @@ fn image_manifest_digest_mismatch_is_refused() {
     // A digest with no blob at all.
     let other = Sha256Digest::of(b"no such manifest");
     let (_cache_dir, _, result) = prepare(layout.path(), &other);
-    assert!(matches!(result, Err(ImageError::BlobMissing { .. })), "got {result:?}");
+    assert!(
+        matches!(result, Err(ImageError::BlobMissing { .. })),
+        "got {result:?}"
+    );
 }
 
 #[test]
@@ -496,8 +576,10 @@ fn image_index_or_unknown_media_type_is_refused_as_manifest() {
     let digest = layout.put(&manifest);
     let (_c, _, result) = prepare(layout.path(), &digest);
     assert!(
-        matches!(result, Err(ImageError::UnsupportedMediaType { .. })
-            | Err(ImageError::Parse { .. })),
+        matches!(
+            result,
+            Err(ImageError::UnsupportedMediaType { .. }) | Err(ImageError::Parse { .. })
+        ),
         "got {result:?}"
     );
 }
@@ -532,7 +614,10 @@ fn image_uppercase_or_foreign_digest_in_manifest_is_refused() {
         let digest = layout.put(&manifest);
         let (_c, _, result) = prepare(layout.path(), &digest);
         assert!(
-            matches!(result, Err(ImageError::InvalidDigest { .. }) | Err(ImageError::Parse { .. })),
+            matches!(
+                result,
+                Err(ImageError::InvalidDigest { .. }) | Err(ImageError::Parse { .. })
+            ),
             "{bad}: got {result:?}"
         );
     }
@@ -543,7 +628,10 @@ fn image_uppercase_or_foreign_digest_in_manifest_is_refused() {
 fn image_real_base_image_has_gcc() {
     let layout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/base-image/oci");
     let Ok(recorded) = fs::read_to_string(layout.join("MANIFEST_DIGEST")) else {
-        eprintln!("skipped: {} not built (run examples/base-image/build.sh)", layout.display());
+        eprintln!(
+            "skipped: {} not built (run examples/base-image/build.sh)",
+            layout.display()
+        );
         return;
     };
     let digest = Sha256Digest::parse_prefixed(recorded.trim()).expect("MANIFEST_DIGEST");

@@ -86,7 +86,13 @@ impl ImageCache {
         rootfs::finish(staging.path())?;
 
         let staged = staging.keep();
-        match renameat2(None, &staged, None, &final_dir, RenameFlags::RENAME_NOREPLACE) {
+        match renameat2(
+            None,
+            &staged,
+            None,
+            &final_dir,
+            RenameFlags::RENAME_NOREPLACE,
+        ) {
             Ok(()) => {}
             // Another job prepared the same image first; its tree is identical by construction.
             Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
@@ -112,6 +118,7 @@ impl ImageCache {
     }
 }
 
+/// The public result for a rootfs at `rootfs` built from `spec`.
 fn prepared(rootfs: PathBuf, manifest_digest: &Sha256Digest, spec: ImageSpec) -> PreparedImage {
     PreparedImage {
         rootfs,
@@ -131,6 +138,7 @@ fn is_real_dir(path: &Path) -> Result<bool, ImageError> {
     }
 }
 
+/// Removes a staged rootfs tree that will not be used.
 fn remove_tree(path: &Path) -> Result<(), ImageError> {
     fs::remove_dir_all(path).map_err(|e| ImageError::io("removing", path, e))
 }

@@ -99,9 +99,8 @@ pub(crate) fn unpack_layer(
 /// blob often also fails to parse, and "corrupt" is the accurate diagnosis.
 fn judge(layout: &Path, index: usize, spec: &LayerSpec, s: Streamed) -> Result<(), ImageError> {
     let what = format!("layer {index}");
-    s.read.map_err(|e| {
-        ImageError::io("reading", super::blob::blob_path(layout, &spec.digest), e)
-    })?;
+    s.read
+        .map_err(|e| ImageError::io("reading", super::blob::blob_path(layout, &spec.digest), e))?;
     let (digest, bytes) = s.blob;
     if digest != spec.digest {
         return Err(ImageError::DigestMismatch {

@@ -66,10 +66,11 @@ pub(crate) struct ImageSpec {
 /// Both blobs are hashed before they are parsed; `index.json` is never consulted.
 pub(crate) fn load(layout: &Path, manifest_digest: &Sha256Digest) -> Result<ImageSpec, ImageError> {
     let bytes = read_verified_small_blob(layout, "manifest", manifest_digest, None)?;
-    let manifest = ImageManifest::from_reader(bytes.as_slice()).map_err(|source| ImageError::Parse {
-        what: format!("manifest sha256:{manifest_digest}"),
-        source,
-    })?;
+    let manifest =
+        ImageManifest::from_reader(bytes.as_slice()).map_err(|source| ImageError::Parse {
+            what: format!("manifest sha256:{manifest_digest}"),
+            source,
+        })?;
     if manifest.schema_version() != 2 {
         return Err(ImageError::SchemaVersion(manifest.schema_version()));
     }
@@ -102,13 +103,12 @@ pub(crate) fn load(layout: &Path, manifest_digest: &Sha256Digest) -> Result<Imag
         &config_digest,
         Some(config_desc.size()),
     )?;
-    let config =
-        ImageConfiguration::from_reader(config_bytes.as_slice()).map_err(|source| {
-            ImageError::Parse {
-                what: format!("image config sha256:{config_digest}"),
-                source,
-            }
-        })?;
+    let config = ImageConfiguration::from_reader(config_bytes.as_slice()).map_err(|source| {
+        ImageError::Parse {
+            what: format!("image config sha256:{config_digest}"),
+            source,
+        }
+    })?;
     check_platform(&config)?;
 
     let rootfs = config.rootfs();
@@ -146,10 +146,11 @@ pub(crate) fn load(layout: &Path, manifest_digest: &Sha256Digest) -> Result<Imag
             }
         };
         let digest = descriptor_digest(&what, desc)?;
-        let diff_id = Sha256Digest::parse_prefixed(diff_id).map_err(|_| ImageError::InvalidDigest {
-            what: format!("rootfs.diff_ids[{i}]"),
-            value: diff_id.clone(),
-        })?;
+        let diff_id =
+            Sha256Digest::parse_prefixed(diff_id).map_err(|_| ImageError::InvalidDigest {
+                what: format!("rootfs.diff_ids[{i}]"),
+                value: diff_id.clone(),
+            })?;
         if compression == Compression::None && diff_id != digest {
             return Err(ImageError::RootfsMismatch {
                 reason: format!(

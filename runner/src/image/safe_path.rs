@@ -181,6 +181,10 @@ mod tests {
             .expect("lookup")
             .expect("exists");
         assert!(meta.file_type().is_symlink());
-        assert!(lookup(root.path(), Path::new("missing/x")).expect("lookup").is_none());
+        assert!(
+            lookup(root.path(), Path::new("missing/x"))
+                .expect("lookup")
+                .is_none()
+        );
     }
 }

@@ -91,7 +91,11 @@ impl<'a> LayerApplier<'a> {
         Ok(())
     }
 
-    fn apply_entry<R: Read>(&mut self, entry: &mut Entry<'_, R>, raw: &[u8]) -> Result<(), EntryError> {
+    fn apply_entry<R: Read>(
+        &mut self,
+        entry: &mut Entry<'_, R>,
+        raw: &[u8],
+    ) -> Result<(), EntryError> {
         let mut kind = entry.header().entry_type();
         match kind {
             EntryType::XGlobalHeader => return Ok(()),
@@ -175,7 +179,9 @@ impl<'a> LayerApplier<'a> {
                     .ok_or_else(|| EntryError::refused("symlink without a target"))?
                     .into_owned();
                 if link.is_empty() || link.contains(&0) {
-                    return Err(EntryError::refused("symlink target is empty or contains NUL"));
+                    return Err(EntryError::refused(
+                        "symlink target is empty or contains NUL",
+                    ));
                 }
                 if let Some(meta) = existing {
                     remove_existing(&target, &meta)?;
@@ -267,10 +273,16 @@ mod tests {
         b.append(&null, io::empty()).expect("append");
         b.append(&header(EntryType::Fifo, "fifo", 0o644, 0), io::empty())
             .expect("append");
-        b.append(&header(EntryType::Regular, "usr/bin/su", 0o4755, 2), &b"su"[..])
-            .expect("append");
-        b.append(&header(EntryType::Directory, "shared/", 0o2775, 0), io::empty())
-            .expect("append");
+        b.append(
+            &header(EntryType::Regular, "usr/bin/su", 0o4755, 2),
+            &b"su"[..],
+        )
+        .expect("append");
+        b.append(
+            &header(EntryType::Directory, "shared/", 0o2775, 0),
+            io::empty(),
+        )
+        .expect("append");
         let root = tempfile::tempdir().expect("tempdir");
         let stats = apply(root.path(), b.into_inner().expect("tar")).expect("apply");
         assert_eq!(stats.skipped_special, 2);

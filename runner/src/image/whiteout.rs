@@ -73,7 +73,8 @@ fn clear_lower(dir: &Path, dir_rel: &Path, touched: &HashSet<PathBuf>) -> Result
     for name in children {
         let path = dir.join(&name);
         let rel = dir_rel.join(&name);
-        let meta = fs::symlink_metadata(&path).map_err(|e| EntryError::io("inspecting", &path, e))?;
+        let meta =
+            fs::symlink_metadata(&path).map_err(|e| EntryError::io("inspecting", &path, e))?;
         if touched.contains(&rel) {
             if meta.file_type().is_dir() {
                 clear_lower(&path, &rel, touched)?;

@@ -171,8 +171,11 @@ fn start_and_wait(
     }
 }
 
-/// Reaps exited children without blocking; `Some((exit_code, signal))` once `init` exited.
-fn reap(init: Pid) -> Result<Option<(Option<i32>, Option<i32>)>, String> {
+/// How the container init ended: `(exit_code, signal)`, exactly one of them set.
+type InitExit = (Option<i32>, Option<i32>);
+
+/// Reaps exited children without blocking; `Some` once `init` exited.
+fn reap(init: Pid) -> Result<Option<InitExit>, String> {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == init => return Ok(Some((Some(code), None))),
@@ -278,7 +281,7 @@ mod tests {
     #[test]
     fn error_chain_skips_repeated_text() {
         let inner = std::io::Error::other("disk full");
-        let outer = std::io::Error::new(std::io::ErrorKind::Other, inner);
+        let outer = std::io::Error::other(inner);
         assert_eq!(chain(&outer), "disk full");
     }
 

@@ -252,7 +252,7 @@ impl SandboxPlan {
             .additional_gids(Vec::<u32>::new())
             .umask(0o022u32)
             .build()?;
-        let process = ProcessBuilder::default()
+        let mut process = ProcessBuilder::default()
             .terminal(false)
             .user(user)
             .args(self.argv.clone())
@@ -261,6 +261,10 @@ impl SandboxPlan {
             .capabilities(capabilities)
             .no_new_privileges(true)
             .build()?;
+        // The builder starts from oci-spec's defaults, which include RLIMIT_NOFILE 1024:1024.
+        // libcontainer sets rlimits inside the user namespace, where the hard limit cannot be
+        // raised: inherit the runner's limits instead.
+        process.set_rlimits(None);
 
         let root = RootBuilder::default()
             .path(self.rootfs.clone())
@@ -284,7 +288,7 @@ impl SandboxPlan {
         masked.extend(
             ["/proc/interrupts", "/sys/devices/virtual/powercap"].map(str::to_owned),
         );
-        let linux = LinuxBuilder::default()
+        let mut linux = LinuxBuilder::default()
             .uid_mappings(vec![self.id_map.to_oci()?])
             .gid_mappings(vec![self.id_map.to_oci()?])
             .namespaces(namespaces)
@@ -293,6 +297,11 @@ impl SandboxPlan {
             .rootfs_propagation("rprivate")
             .seccomp(self.seccomp.to_oci()?)
             .build()?;
+        // The builder starts from oci-spec's defaults, which include a `resources` section
+        // with an empty device list: libcontainer would then write `devices.allow`.
+        linux.set_resources(None);
+        linux.set_devices(None);
+        linux.set_sysctl(None);
 
         Ok(SpecBuilder::default()
             .version("1.0.2")
@@ -567,6 +576,9 @@ mod tests {
         let linux = spec.linux().as_ref().expect("linux");
         assert!(linux.resources().is_none());
         assert!(linux.devices().is_none());
+        let json = serde_json::to_value(&spec).expect("json");
+        assert!(json["linux"].get("resources").is_none(), "{json}");
+        assert!(json["process"].get("rlimits").is_none(), "{json}");
         let seccomp = linux.seccomp().as_ref().expect("seccomp");
         assert_eq!(seccomp.default_action(), LinuxSeccompAction::ScmpActAllow);
         let denied: Vec<&String> = seccomp
@@ -610,7 +622,8 @@ mod tests {
 
     #[test]
     fn bad_plans_are_refused_with_the_field_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut SandboxPlan)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut SandboxPlan)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("argv", Box::new(|p| p.argv.clear())),
             ("rootfs", Box::new(|p| p.rootfs = "rootfs".into())),
             ("work_dir", Box::new(|p| p.work_dir = "/a/../etc".into())),

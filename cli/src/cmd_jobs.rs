@@ -1,0 +1,154 @@
+//! `submit`, `status`, `logs`, `fetch`: talking to a controller as a client.
+
+use std::path::PathBuf;
+
+use airlock_proto::auth::{BearerAuth, connect, job_client};
+use airlock_proto::v1::JobState;
+use clap::Args;
+
+use crate::exit::{Exit, Failure, OrExit, usage};
+use crate::submit_ops::{self, Client, EventPrinter};
+
+/// Where the controller is and how to authenticate.
+#[derive(Debug, Args)]
+pub struct Conn {
+    /// Controller URL, e.g. http://127.0.0.1:7070.
+    #[arg(long, env = "AIRLOCK_CONTROLLER")]
+    controller: String,
+    /// File holding the API token (admin.token from `controller init`).
+    #[arg(long, env = "AIRLOCK_TOKEN_FILE")]
+    token_file: PathBuf,
+}
+
+impl Conn {
+    async fn client(&self) -> Result<Client, Failure> {
+        let token = std::fs::read_to_string(&self.token_file)
+            .map_err(|e| usage(format!("--token-file {}: {e}", self.token_file.display())))?;
+        let auth = BearerAuth::new(&token).usage()?;
+        let channel = connect(&self.controller).await.infra()?;
+        Ok(job_client(channel, auth))
+    }
+}
+
+/// Flags of `submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The job file (airlock.toml).
+    job_file: PathBuf,
+    #[command(flatten)]
+    conn: Conn,
+    /// Wait for the job to finish; the exit code reflects its result.
+    #[arg(long)]
+    wait: bool,
+    /// Print the job's events and logs until it finishes (implies --wait).
+    #[arg(long)]
+    follow: bool,
+}
+
+/// Flags naming one job.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// The job id (printed by `submit`).
+    job_id: String,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// Flags of `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The job id.
+    job_id: String,
+    #[command(flatten)]
+    conn: Conn,
+    /// Keep following until the job finishes.
+    #[arg(short, long)]
+    follow: bool,
+}
+
+/// Flags of `fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The job id.
+    job_id: String,
+    #[command(flatten)]
+    conn: Conn,
+    /// Directory for the outputs, `<job>.intoto.jsonl` and `<job>.sigstore.json`.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+}
+
+/// Runs `submit`.
+pub async fn submit(args: SubmitArgs) -> Result<Exit, Failure> {
+    let mut spec = submit_ops::load_job_file(&args.job_file)?;
+    let mut client = args.conn.client().await?;
+    submit_ops::upload_source(&mut client, &mut spec).await?;
+    let job_id = submit_ops::submit(&mut client, &spec).await?;
+    println!("{job_id}");
+    if !(args.wait || args.follow) {
+        return Ok(Exit::Ok);
+    }
+    let mut printer = EventPrinter { logs: args.follow };
+    let job = submit_ops::watch(&mut client, &job_id, true, &mut printer).await?;
+    print_job(&job);
+    Ok(submit_ops::exit_for(&job))
+}
+
+fn state_name(state: i32) -> String {
+    JobState::try_from(state)
+        .unwrap_or(JobState::Unspecified)
+        .as_str_name()
+        .trim_start_matches("JOB_STATE_")
+        .to_lowercase()
+}
+
+fn print_job(job: &airlock_proto::v1::Job) {
+    println!("job:     {} ({})", job.job_id, job.name);
+    println!("state:   {}", state_name(job.state));
+    if !job.message.is_empty() {
+        println!("message: {}", job.message);
+    }
+    for o in &job.outputs {
+        println!("output:  {}  sha256:{}  {} bytes", o.path, o.sha256, o.size);
+    }
+    if !job.builder_id.is_empty() {
+        println!("builder: {}", job.builder_id);
+    }
+}
+
+/// Runs `status`.
+pub async fn status(args: JobArgs) -> Result<Exit, Failure> {
+    let mut client = args.conn.client().await?;
+    let job = submit_ops::get_job(&mut client, &args.job_id).await?;
+    print_job(&job);
+    Ok(Exit::Ok)
+}
+
+/// Runs `logs`.
+pub async fn logs(args: LogsArgs) -> Result<Exit, Failure> {
+    let mut client = args.conn.client().await?;
+    let mut printer = EventPrinter { logs: true };
+    submit_ops::watch(&mut client, &args.job_id, args.follow, &mut printer).await?;
+    Ok(Exit::Ok)
+}
+
+/// Runs `fetch`.
+pub async fn fetch(args: FetchArgs) -> Result<Exit, Failure> {
+    let mut client = args.conn.client().await?;
+    let job = submit_ops::get_job(&mut client, &args.job_id).await?;
+    if JobState::try_from(job.state) != Ok(JobState::Succeeded) {
+        return Err(usage(format!(
+            "job {} is {}, not succeeded: it has no signed outputs to fetch",
+            job.job_id,
+            state_name(job.state)
+        )));
+    }
+    let fetched = submit_ops::fetch(&mut client, &job, &args.out).await?;
+    for (path, sha, file) in &fetched.outputs {
+        println!("{sha}  {}  ({path})", file.display());
+    }
+    println!("provenance: {}", fetched.envelope.display());
+    println!("bundle:     {}", fetched.bundle.display());
+    println!("builder id: {}", fetched.builder_id);
+    Ok(Exit::Ok)
+}

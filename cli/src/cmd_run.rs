@@ -1,0 +1,146 @@
+//! `airlock run`: the local one-shot. The same controller and runner code as a
+//! deployment, in one process, talking real gRPC over loopback, with a real
+//! SQLite file under `$AIRLOCK_HOME`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use airlock_job::ImageRef;
+use airlock_proto::auth::{BearerAuth, connect, job_client};
+use airlock_proto::v1::JobState;
+use airlock_runner::agent::Runner;
+use airlock_runner::config::{RunnerConfig, Secret};
+use clap::Args;
+
+use crate::exit::{Exit, Failure, OrExit, infra};
+use crate::home::airlock_home;
+use crate::submit_ops::{self, EventPrinter};
+
+/// Flags of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job file (airlock.toml).
+    job_file: PathBuf,
+    /// Where to write the outputs, `<job>.intoto.jsonl` and `<job>.sigstore.json`.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Show only step and state lines, not the steps' output.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn random_token() -> Result<String, Failure> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| infra(format!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Runs `run`.
+pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
+    let started = Instant::now();
+    // Parse and validate before anything starts: bad input costs nothing.
+    let mut spec = submit_ops::load_job_file(&args.job_file)?;
+    let home = airlock_home();
+    for dir in [&home, &home.join("keys"), &home.join("controller")] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| infra(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let key_path = home.join("keys/local-provenance.key");
+    let pub_path = home.join("keys/local-provenance.pub");
+    if !key_path.exists() {
+        airlock_attest::write_keypair(&home.join("keys"), "local-provenance").infra()?;
+        eprintln!("created a local signing key: {}", key_path.display());
+    }
+    let api_token = random_token()?;
+    let runner_token = random_token()?;
+    let config = airlock_controller::ControllerConfig::local(home.join("controller"), key_path, &api_token, &runner_token);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.infra()?;
+    let url = format!("http://{}", listener.local_addr().infra()?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let controller = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            airlock_controller::serve(config, listener, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    };
+
+    let mut runner_cfg = RunnerConfig::new(&url, Secret::new(&runner_token), home.join("runner"), std::env::current_exe().infra()?);
+    runner_cfg.ephemeral = true;
+    runner_cfg.labels = spec.job.labels.clone();
+    if let ImageRef::OciLayout { dir, .. } = &spec.image.reference {
+        // The local user named this layout in their own job file.
+        runner_cfg.allowed_layout_roots.push(PathBuf::from(dir));
+    }
+    let runner = Runner::connect(runner_cfg, Duration::from_secs(10)).await.infra()?;
+    let runner_task = tokio::spawn(runner.run(stop_rx.clone()));
+
+    let channel = connect(&url).await.infra()?;
+    let mut client = job_client(channel, BearerAuth::new(&api_token).infra()?);
+    submit_ops::upload_source(&mut client, &mut spec).await?;
+    let job_id = submit_ops::submit(&mut client, &spec).await?;
+    eprintln!("job {job_id} ({}) submitted to the local controller at {url}", spec.job.name);
+    let mut printer = EventPrinter { logs: !args.quiet };
+    let job = submit_ops::watch(&mut client, &job_id, true, &mut printer).await?;
+
+    let result = if JobState::try_from(job.state) == Ok(JobState::Succeeded) {
+        let fetched = submit_ops::fetch(&mut client, &job, &args.out).await?;
+        // Check what we hand out, with the same code `airlock verify` runs.
+        let key = airlock_attest::load_verifying_key(&pub_path).infra()?;
+        let envelope = airlock_attest::Envelope::from_json(
+            std::fs::read(&fetched.envelope).infra()?.trim_ascii_end(),
+        )
+        .infra()?;
+        let artifacts: Vec<_> = fetched
+            .outputs
+            .iter()
+            .map(|(p, sha, _)| Ok((p.clone(), airlock_attest::Sha256Digest::from_hex(sha)?)))
+            .collect::<Result<_, airlock_attest::DigestError>>()
+            .infra()?;
+        airlock_attest::verify_provenance(&envelope, &[key], &artifacts, &airlock_attest::Policy::default())
+            .map_err(|e| infra(format!("the provenance just signed does not verify: {e}")))?;
+        println!();
+        println!("built {} in {:.1}s", job.name, started.elapsed().as_secs_f64());
+        for (path, sha, file) in &fetched.outputs {
+            println!("  {path}  sha256:{sha}  -> {}", file.display());
+        }
+        println!("provenance: {}", fetched.envelope.display());
+        println!("bundle:     {}", fetched.bundle.display());
+        println!("builder id: {}", fetched.builder_id);
+        println!("public key: {}", pub_path.display());
+        if let Some((first, _, file)) = fetched.outputs.first() {
+            let _ = first;
+            println!(
+                "verify:     airlock verify {} --provenance {} --key {}",
+                file.display(),
+                fetched.envelope.display(),
+                pub_path.display()
+            );
+        }
+        Exit::Ok
+    } else {
+        let state = JobState::try_from(job.state).unwrap_or(JobState::Unspecified);
+        eprintln!(
+            "job {} ended {}: {}",
+            job.job_id,
+            state.as_str_name().trim_start_matches("JOB_STATE_").to_lowercase(),
+            job.message
+        );
+        submit_ops::exit_for(&job)
+    };
+
+    let _ = stop_tx.send(true);
+    match runner_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e).infra(),
+        Err(e) => return Err(infra(format!("runner task failed: {e}"))),
+    }
+    match controller.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e).infra(),
+        Err(e) => return Err(infra(format!("controller task failed: {e}"))),
+    }
+    Ok(result)
+}

@@ -1,0 +1,58 @@
+//! `airlock runner`: executes jobs leased from a controller.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use airlock_runner::agent::Runner;
+use airlock_runner::config::{RunnerConfig, Secret};
+use clap::Args;
+
+use crate::exit::{Exit, Failure, OrExit, usage};
+
+/// Flags of `runner`.
+#[derive(Debug, Args)]
+pub struct RunnerArgs {
+    /// Controller URL, e.g. http://127.0.0.1:7070.
+    #[arg(long, env = "AIRLOCK_CONTROLLER")]
+    controller: String,
+    /// File holding the runner registration token.
+    #[arg(long, env = "AIRLOCK_TOKEN_FILE")]
+    token_file: PathBuf,
+    /// Labels that jobs can select, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// Take one job, then exit.
+    #[arg(long)]
+    ephemeral: bool,
+    /// Workspaces, image cache and sandbox state. Every directory above it must be
+    /// searchable by others (the sandbox runs as an unprivileged uid).
+    #[arg(long, default_value = "/var/lib/airlock/runner")]
+    state_dir: PathBuf,
+    /// A directory below which `oci-layout:` images may be read; repeatable. Layouts
+    /// elsewhere are refused.
+    #[arg(long = "allow-oci-layout")]
+    allow_oci_layout: Vec<PathBuf>,
+    /// Host uid/gid that container id 0 maps to (container uid 1000 is this + 1000).
+    #[arg(long, default_value_t = 1_000_000)]
+    id_base: u32,
+}
+
+/// Runs `runner`.
+pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
+    let token = std::fs::read_to_string(&args.token_file)
+        .map_err(|e| usage(format!("--token-file {}: {e}", args.token_file.display())))?;
+    let exe = std::env::current_exe().infra()?;
+    let mut cfg = RunnerConfig::new(args.controller, Secret::new(token), args.state_dir, exe);
+    cfg.labels = args.labels;
+    cfg.ephemeral = args.ephemeral;
+    cfg.allowed_layout_roots = args.allow_oci_layout;
+    cfg.id_base = args.id_base;
+    let runner = Runner::connect(cfg, Duration::from_secs(60)).await.infra()?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        crate::cmd_controller::shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    runner.run(rx).await.infra()?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,81 @@
+//! `airlock verify`: a policy check in the spirit of slsa-verifier.
+
+use std::path::PathBuf;
+
+use airlock_attest::{Bundle, Envelope, Policy, Sha256Digest, VerifyingKey};
+use clap::Args;
+
+use crate::exit::{Exit, Failure, OrExit, usage};
+
+/// Flags of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Artifact files that must all be subjects of the provenance.
+    #[arg(required = true)]
+    artifacts: Vec<PathBuf>,
+    /// The provenance: a `.intoto.jsonl` file (first line) or a Sigstore bundle `.sigstore.json`.
+    #[arg(long)]
+    provenance: PathBuf,
+    /// Trusted public key(s), SPKI PEM; repeat for key rotation.
+    #[arg(long = "key", required = true)]
+    keys: Vec<PathBuf>,
+    /// Require exactly this `runDetails.builder.id`.
+    #[arg(long)]
+    builder_id: Option<String>,
+    /// Require exactly this source URI (`externalParameters.source.uri`).
+    #[arg(long)]
+    source_uri: Option<String>,
+    /// Require exactly this `buildDefinition.buildType`.
+    #[arg(long)]
+    build_type: Option<String>,
+}
+
+/// Runs `verify`.
+pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
+    let keys: Vec<VerifyingKey> = args
+        .keys
+        .iter()
+        .map(|k| airlock_attest::load_verifying_key(k).usage())
+        .collect::<Result<_, _>>()?;
+    let bytes = std::fs::read(&args.provenance)
+        .map_err(|e| usage(format!("--provenance {}: {e}", args.provenance.display())))?;
+    let envelope = parse_provenance(&bytes)
+        .map_err(|e| usage(format!("--provenance {}: {e}", args.provenance.display())))?;
+    let mut artifacts = Vec::new();
+    for path in &args.artifacts {
+        let file = std::fs::File::open(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        let (digest, _) = airlock_attest::hash_reader(file).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        artifacts.push((name, digest));
+    }
+    let policy = Policy {
+        builder_id: args.builder_id,
+        source_uri: args.source_uri,
+        build_type: args.build_type,
+        ..Policy::default()
+    };
+    let report = airlock_attest::verify_provenance(&envelope, &keys, &artifacts, &policy).build_failed()?;
+    for check in &report.checks {
+        println!("PASS {}: {}", check.name, check.detail);
+    }
+    for check in &report.not_checked {
+        println!("SKIP {}: {}", check.name, check.detail);
+    }
+    let shown: Vec<String> = artifacts.iter().map(|(n, d): &(String, Sha256Digest)| format!("{n} sha256:{d}")).collect();
+    println!("verified: {}", shown.join(", "));
+    Ok(Exit::Ok)
+}
+
+/// Reads a `.intoto.jsonl` (first envelope) or a Sigstore bundle. The format is
+/// chosen by the document's `mediaType` field, never by trying parsers in turn.
+fn parse_provenance(bytes: &[u8]) -> anyhow::Result<Envelope> {
+    let text = std::str::from_utf8(bytes)?;
+    let first_line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    // A whole-file JSON object is a bundle or a single-envelope .intoto.jsonl; a file
+    // with several envelope lines is not one JSON value, so take its first line.
+    let whole: Option<serde_json::Value> = serde_json::from_str(text).ok();
+    match whole {
+        Some(v) if v.get("mediaType").is_some() => Ok(Bundle::from_json(bytes)?.into_envelope()),
+        _ => Ok(Envelope::from_json(first_line.as_bytes())?),
+    }
+}

@@ -1,0 +1,242 @@
+//! Client-side job operations shared by `run`, `submit`, `logs` and `fetch`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use airlock_job::{JobSpec, SourceSpec, is_clean_relative};
+use airlock_proto::auth::AuthedChannel;
+use airlock_proto::v1::job_event::Kind;
+use airlock_proto::v1::job_service_client::JobServiceClient;
+use airlock_proto::v1::step_event::Phase;
+use airlock_proto::v1::{
+    BlobChunk, GetJobRequest, GetOutputRequest, GetProvenanceRequest, Job, JobState, LogStream,
+    SubmitJobRequest, WatchJobRequest,
+};
+use tokio_stream::StreamExt;
+
+use crate::exit::{Exit, Failure, OrExit, from_status, usage};
+
+/// A job-service client.
+pub type Client = JobServiceClient<AuthedChannel>;
+
+/// Reads a job file and makes its paths absolute.
+pub fn load_job_file(path: &Path) -> Result<JobSpec, Failure> {
+    let mut spec = JobSpec::from_toml_file(path).usage()?;
+    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    spec.resolve_relative_paths(base);
+    Ok(spec)
+}
+
+/// Packs a `path` source, uploads it, and pins its digest in the spec.
+pub async fn upload_source(client: &mut Client, spec: &mut JobSpec) -> Result<(), Failure> {
+    let SourceSpec::Path { path, sha256 } = &mut spec.source else {
+        return Err(usage("this version submits only `[source] path = ...` jobs; git and archive sources are not supported yet"));
+    };
+    let dir = PathBuf::from(&*path);
+    if !dir.is_dir() {
+        return Err(usage(format!("source.path: {} is not a directory", dir.display())));
+    }
+    let tmp = tempfile::NamedTempFile::new().infra()?;
+    let tar_path = tmp.path().to_path_buf();
+    let (digest, size) = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || airlock_runner::source_archive::pack_dir(&dir, &tar_path)
+    })
+    .await
+    .infra()?
+    .usage()?;
+    let bytes = tokio::fs::read(tmp.path()).await.infra()?;
+    let chunks: Vec<BlobChunk> = bytes.chunks(256 * 1024).map(|c| BlobChunk { data: c.to_vec() }).collect();
+    let resp = client
+        .upload_source(tokio_stream::iter(chunks))
+        .await
+        .map_err(|s| from_status("uploading the source", s))?
+        .into_inner();
+    if resp.sha256 != digest.hex() || resp.size != size {
+        return Err(crate::exit::infra(format!(
+            "the controller stored the source as sha256:{} ({} bytes) but it is sha256:{digest} ({size} bytes)",
+            resp.sha256, resp.size
+        )));
+    }
+    eprintln!("source {} packed: sha256:{digest} ({size} bytes)", dir.display());
+    *sha256 = Some(digest);
+    Ok(())
+}
+
+/// Submits a spec whose source is uploaded; returns the job id.
+pub async fn submit(client: &mut Client, spec: &JobSpec) -> Result<String, Failure> {
+    let resp = client
+        .submit_job(SubmitJobRequest { spec_json: spec.to_json() })
+        .await
+        .map_err(|s| from_status("submitting the job", s))?;
+    Ok(resp.into_inner().job_id)
+}
+
+/// Prints job events as they arrive.
+#[derive(Debug, Default)]
+pub struct EventPrinter {
+    /// Print step output (false: only state and step lines).
+    pub logs: bool,
+}
+
+impl EventPrinter {
+    fn print(&mut self, kind: Kind) {
+        match kind {
+            Kind::State(s) => {
+                let state = JobState::try_from(s.state).unwrap_or(JobState::Unspecified);
+                let name = state.as_str_name().trim_start_matches("JOB_STATE_").to_lowercase();
+                if s.message.is_empty() {
+                    eprintln!("● {name}");
+                } else {
+                    eprintln!("● {name}: {}", s.message);
+                }
+            }
+            Kind::Step(step) => match Phase::try_from(step.phase) {
+                Ok(Phase::Started) => eprintln!("==> step {} `{}`", step.step_index + 1, step.step_name),
+                Ok(Phase::Finished) => eprintln!(
+                    "<== step {} `{}` exited {} after {:.2}s",
+                    step.step_index + 1,
+                    step.step_name,
+                    step.exit_code,
+                    step.duration_ms as f64 / 1000.0
+                ),
+                _ => {}
+            },
+            Kind::Log(log) if self.logs => {
+                match LogStream::try_from(log.stream) {
+                    Ok(LogStream::Stderr) => {
+                        let _ = std::io::stderr().write_all(&log.data);
+                    }
+                    Ok(LogStream::System) => {
+                        let text = String::from_utf8_lossy(&log.data);
+                        for line in text.lines() {
+                            eprintln!("  · {line}");
+                        }
+                    }
+                    _ => {
+                        let _ = std::io::stdout().write_all(&log.data);
+                        let _ = std::io::stdout().flush();
+                    }
+                }
+            }
+            Kind::Log(_) => {}
+        }
+    }
+}
+
+/// Streams events (replay, then live when `follow`), printing them; returns the job.
+pub async fn watch(client: &mut Client, job_id: &str, follow: bool, printer: &mut EventPrinter) -> Result<Job, Failure> {
+    let mut stream = client
+        .watch_job(WatchJobRequest {
+            job_id: job_id.to_string(),
+            after_seq: 0,
+            follow,
+        })
+        .await
+        .map_err(|s| from_status("watching the job", s))?
+        .into_inner();
+    while let Some(ev) = stream.next().await {
+        let ev = ev.map_err(|s| from_status("watching the job", s))?;
+        if let Some(kind) = ev.kind {
+            printer.print(kind);
+        }
+    }
+    get_job(client, job_id).await
+}
+
+/// The job's current record.
+pub async fn get_job(client: &mut Client, job_id: &str) -> Result<Job, Failure> {
+    Ok(client
+        .get_job(GetJobRequest { job_id: job_id.to_string() })
+        .await
+        .map_err(|s| from_status("reading the job", s))?
+        .into_inner())
+}
+
+/// The exit code a job's final state maps to.
+pub fn exit_for(job: &Job) -> Exit {
+    match JobState::try_from(job.state) {
+        Ok(JobState::Succeeded) => Exit::Ok,
+        Ok(JobState::Failed | JobState::Cancelled | JobState::TimedOut) => Exit::BuildFailed,
+        _ => Exit::Infra,
+    }
+}
+
+/// What `fetch` wrote.
+#[derive(Debug)]
+pub struct Fetched {
+    /// (relative path, sha256 hex, written file).
+    pub outputs: Vec<(String, String, PathBuf)>,
+    /// The `.intoto.jsonl` file.
+    pub envelope: PathBuf,
+    /// The `.sigstore.json` file.
+    pub bundle: PathBuf,
+    /// The provenance's builder id.
+    pub builder_id: String,
+    /// The public key, PEM.
+    pub public_key_pem: String,
+}
+
+/// Writes every output and the provenance of a succeeded job into `out_dir`.
+pub async fn fetch(client: &mut Client, job: &Job, out_dir: &Path) -> Result<Fetched, Failure> {
+    tokio::fs::create_dir_all(out_dir).await.usage()?;
+    let mut outputs = Vec::new();
+    for o in &job.outputs {
+        // Paths come from the controller: still check them before writing.
+        if !is_clean_relative(&o.path) {
+            return Err(crate::exit::infra(format!("the controller sent an unsafe output path `{}`", o.path)));
+        }
+        let dest = out_dir.join(&o.path);
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent).await.usage()?;
+        }
+        let mut stream = client
+            .get_output(GetOutputRequest {
+                job_id: job.job_id.clone(),
+                path: o.path.clone(),
+            })
+            .await
+            .map_err(|s| from_status("fetching an output", s))?
+            .into_inner();
+        let mut bytes = Vec::with_capacity(usize::try_from(o.size).unwrap_or(0));
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|s| from_status("fetching an output", s))?.data);
+        }
+        let digest = airlock_attest::Sha256Digest::of(&bytes);
+        if digest.hex() != o.sha256 {
+            return Err(crate::exit::infra(format!("output {} arrived with sha256:{digest}, expected sha256:{}", o.path, o.sha256)));
+        }
+        write_atomic(&dest, &bytes, o.executable).await?;
+        outputs.push((o.path.clone(), o.sha256.clone(), dest));
+    }
+    let prov = client
+        .get_provenance(GetProvenanceRequest { job_id: job.job_id.clone() })
+        .await
+        .map_err(|s| from_status("fetching provenance", s))?
+        .into_inner();
+    let envelope = out_dir.join(format!("{}.intoto.jsonl", job.name));
+    let bundle = out_dir.join(format!("{}.sigstore.json", job.name));
+    let mut line = prov.envelope_json.trim_end().to_string();
+    line.push('\n');
+    write_atomic(&envelope, line.as_bytes(), false).await?;
+    write_atomic(&bundle, prov.bundle_json.as_bytes(), false).await?;
+    Ok(Fetched {
+        outputs,
+        envelope,
+        bundle,
+        builder_id: prov.builder_id,
+        public_key_pem: prov.public_key_pem,
+    })
+}
+
+async fn write_atomic(dest: &Path, bytes: &[u8], executable: bool) -> Result<(), Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = dest.with_extension("airlock-partial");
+    tokio::fs::write(&tmp, bytes).await.usage()?;
+    if executable {
+        // Outputs are build products: keep them runnable, as `cp` from /out would.
+        tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).await.usage()?;
+    }
+    tokio::fs::rename(&tmp, dest).await.usage()?;
+    Ok(())
+}

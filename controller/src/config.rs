@@ -1,0 +1,316 @@
+//! `controller.toml`: where the controller listens, keeps state, and finds its signing key and
+//! token digests. Parsed strictly; every error names the file and the field.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::TokenDigest;
+
+/// Default cap on a single upload (source archive or output file): 10 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 10 << 30;
+
+/// The issuer `airlock run` uses for its embedded controller: builder ids then read
+/// `https://localhost/builders/local/<profile>`, which no hosted controller ever claims.
+pub const LOCAL_ISSUER: &str = "https://localhost";
+
+/// Who runs the controller, which decides the builder ids it signs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A hosted controller: builder ids are `{issuer}/builders/{profile}`.
+    #[default]
+    Server,
+    /// The embedded controller of `airlock run` on a workstation: builder ids are
+    /// `{issuer}/builders/local/{profile}` (a workstation is not a hardened build platform).
+    Local,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// Socket address to listen on for gRPC, e.g. `"127.0.0.1:7070"`.
+    pub listen: SocketAddr,
+    /// Directory holding the database and blobs. Relative paths resolve against the directory
+    /// of the configuration file.
+    pub state_dir: PathBuf,
+    /// SQLite database file; default `<state_dir>/airlock.db`. Relative to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<PathBuf>,
+    /// Blob store directory; default `<state_dir>/blobs`. Relative to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_dir: Option<PathBuf>,
+    /// Largest accepted upload (a source archive or one output file), in bytes.
+    /// Default 10 GiB (10737418240).
+    #[serde(default = "default_max_upload")]
+    pub max_upload_bytes: u64,
+    /// Base URL of this controller (`http://` or `https://`, no trailing `/`). Builder ids and
+    /// invocation ids in provenance start with it.
+    pub issuer: String,
+    /// `"server"` (default) or `"local"`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// `[signing]`
+    pub signing: SigningConfig,
+    /// `[auth]`
+    pub auth: AuthConfig,
+}
+
+/// `[signing]`: the provenance signing key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// PKCS#8 PEM private key (ECDSA P-256), mode 0600 or stricter. Relative to the config file.
+    pub key: PathBuf,
+}
+
+/// `[auth]`: SHA-256 digests (lowercase hex) of the bearer tokens. The tokens themselves are
+/// never stored by the controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Digest of the API token that job-service clients send.
+    pub api_token_sha256: TokenDigest,
+    /// Digest of the runner token that runners send.
+    pub runner_token_sha256: TokenDigest,
+}
+
+fn default_max_upload() -> u64 {
+    DEFAULT_MAX_UPLOAD_BYTES
+}
+
+/// Why a configuration file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{}: cannot read the controller configuration: {source}", file.display())]
+    Read {
+        /// The configuration file.
+        file: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema (the message names the field).
+    #[error("{}: {}", file.display(), one_line(source))]
+    Parse {
+        /// The configuration file.
+        file: PathBuf,
+        /// The parser's error.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A field has a value the controller cannot use.
+    #[error("{}: field `{field}`: {message}", file.display())]
+    Field {
+        /// The configuration file (empty for in-process configurations).
+        file: PathBuf,
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+fn one_line(e: &toml::de::Error) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl ControllerConfig {
+    /// Reads, parses and validates `path`; relative paths inside resolve against its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
+        let mut config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            file: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_relative_paths(base);
+        config.validate().map_err(|e| match e {
+            ConfigError::Field { field, message, .. } => ConfigError::Field {
+                file: path.to_owned(),
+                field,
+                message,
+            },
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// The configuration of the controller that `airlock run` embeds: listens on
+    /// `127.0.0.1:0`, `mode = "local"`, issuer [`LOCAL_ISSUER`], state under `state_dir`.
+    /// The tokens are hashed here and not kept.
+    pub fn local(
+        state_dir: impl Into<PathBuf>,
+        signing_key: impl Into<PathBuf>,
+        api_token: &str,
+        runner_token: &str,
+    ) -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            state_dir: state_dir.into(),
+            database: None,
+            blob_dir: None,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            issuer: LOCAL_ISSUER.to_owned(),
+            mode: Mode::Local,
+            signing: SigningConfig {
+                key: signing_key.into(),
+            },
+            auth: AuthConfig {
+                api_token_sha256: TokenDigest::of(api_token),
+                runner_token_sha256: TokenDigest::of(runner_token),
+            },
+        }
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.database
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("airlock.db"))
+    }
+
+    /// The blob store directory.
+    pub fn blob_dir_path(&self) -> PathBuf {
+        self.blob_dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("blobs"))
+    }
+
+    /// The issuer without a trailing `/`.
+    pub fn issuer(&self) -> &str {
+        self.issuer.trim_end_matches('/')
+    }
+
+    /// Checks values serde cannot (the issuer URL, a non-zero upload cap).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let field = |field, message: String| ConfigError::Field {
+            file: PathBuf::new(),
+            field,
+            message,
+        };
+        let issuer = self.issuer();
+        let rest = issuer
+            .strip_prefix("https://")
+            .or_else(|| issuer.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {}
+            _ => {
+                return Err(field(
+                    "issuer",
+                    format!(
+                        "`{}` is not an http(s) URL; write the controller's public base URL, \
+                         e.g. \"https://airlock.example.com\"",
+                        self.issuer
+                    ),
+                ));
+            }
+        }
+        if self.max_upload_bytes == 0 {
+            return Err(field(
+                "max_upload_bytes",
+                "must be at least 1 (bytes); omit it for the 10 GiB default".into(),
+            ));
+        }
+        if self.state_dir.as_os_str().is_empty() {
+            return Err(field("state_dir", "is empty; name a directory".into()));
+        }
+        Ok(())
+    }
+
+    fn resolve_relative_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.state_dir);
+        if let Some(p) = &mut self.database {
+            resolve(p);
+        }
+        if let Some(p) = &mut self.blob_dir {
+            resolve(p);
+        }
+        resolve(&mut self.signing.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("controller.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn valid(extra: &str) -> String {
+        let d = TokenDigest::of("x").hex();
+        format!(
+            "listen = \"127.0.0.1:7070\"\nstate_dir = \"state\"\nissuer = \"https://ci.example\"\n{extra}\n\
+             [signing]\nkey = \"keys/provenance.key\"\n\
+             [auth]\napi_token_sha256 = \"{d}\"\nrunner_token_sha256 = \"{d}\"\n"
+        )
+    }
+
+    #[test]
+    fn loads_and_resolves_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), &valid(""));
+        let c = ControllerConfig::load(&path).unwrap();
+        assert_eq!(c.state_dir, dir.path().join("state"));
+        assert_eq!(c.signing.key, dir.path().join("keys/provenance.key"));
+        assert_eq!(c.database_path(), dir.path().join("state/airlock.db"));
+        assert_eq!(c.blob_dir_path(), dir.path().join("state/blobs"));
+        assert_eq!(c.mode, Mode::Server);
+        assert_eq!(c.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), &valid("bogus = 1"));
+        let e = ControllerConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("controller.toml") && e.contains("bogus"), "{e}");
+
+        let text = valid("").replace("api_token_sha256 = \"", "api_token_sha256 = \"zz");
+        let path = write(dir.path(), &text);
+        let e = ControllerConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("controller.toml") && e.contains("api_token_sha256"),
+            "{e}"
+        );
+
+        let text = valid("").replace("https://ci.example", "ci.example");
+        let path = write(dir.path(), &text);
+        let e = ControllerConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("controller.toml") && e.contains("`issuer`"),
+            "{e}"
+        );
+
+        let e = ControllerConfig::load(&dir.path().join("missing.toml")).unwrap_err();
+        assert!(e.to_string().contains("missing.toml"), "{e}");
+    }
+
+    #[test]
+    fn local_config_is_valid() {
+        let c = ControllerConfig::local("/tmp/s", "/tmp/k.key", "a", "r");
+        c.validate().unwrap();
+        assert_eq!(c.mode, Mode::Local);
+        assert!(c.auth.api_token_sha256.matches("a"));
+        assert!(c.auth.runner_token_sha256.matches("r"));
+    }
+}

@@ -1,0 +1,29 @@
+//! Errors that stop the controller from starting or serving.
+
+use crate::blobs::BlobError;
+use crate::config::ConfigError;
+use crate::signer::SignerError;
+use crate::store::StoreError;
+
+/// Why the controller cannot start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The signing key cannot be used.
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+    /// The database cannot be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blob store cannot be opened.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// The reflection service cannot be built from the descriptor set.
+    #[error("cannot build the gRPC reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}

@@ -1,0 +1,188 @@
+//! `airlock.v1.JobService`: what clients call. A thin adapter over [`Scheduler`].
+
+use std::sync::Arc;
+
+use airlock_proto::v1 as pb;
+use airlock_proto::v1::job_service_server::JobService;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use crate::blob_stream::{ChunkStream, receive_blob, send_blob};
+use crate::ids::JobId;
+use crate::scheduler::Scheduler;
+use crate::status::ApiError;
+
+/// Events read from the store per query while replaying.
+const WATCH_PAGE: u32 = 256;
+
+/// The job service.
+#[derive(Debug, Clone)]
+pub struct JobApi {
+    scheduler: Arc<Scheduler>,
+}
+
+impl JobApi {
+    /// A job service over `scheduler`.
+    pub fn new(scheduler: Arc<Scheduler>) -> Self {
+        Self { scheduler }
+    }
+}
+
+/// True for a StateChange event into a terminal state.
+fn is_terminal_event(event: &pb::JobEvent) -> bool {
+    match &event.kind {
+        Some(pb::job_event::Kind::State(change)) => matches!(
+            pb::JobState::try_from(change.state),
+            Ok(pb::JobState::Succeeded
+                | pb::JobState::Failed
+                | pb::JobState::Cancelled
+                | pb::JobState::TimedOut
+                | pb::JobState::InfraFailed)
+        ),
+        _ => false,
+    }
+}
+
+/// Replays the job's events after `after_seq`; with `follow`, then follows new ones until the
+/// terminal state change has been sent (or the client goes away).
+async fn watch(
+    scheduler: Arc<Scheduler>,
+    job: JobId,
+    after_seq: u64,
+    follow: bool,
+    tx: mpsc::Sender<Result<pb::JobEvent, Status>>,
+) {
+    // Subscribe before the first query: anything published later wakes the loop.
+    let mut subscription = scheduler.hub().subscribe(job);
+    let mut last = after_seq;
+    loop {
+        let events = match scheduler.store().events_after(job, last, WATCH_PAGE).await {
+            Ok(events) => events,
+            Err(e) => {
+                let _ = tx.send(Err(ApiError::from(e).into())).await;
+                return;
+            }
+        };
+        let count = events.len();
+        for event in events {
+            last = event.seq;
+            let terminal = is_terminal_event(&event);
+            if tx.send(Ok(event)).await.is_err() || terminal {
+                return;
+            }
+        }
+        if count == usize::try_from(WATCH_PAGE).unwrap_or(usize::MAX) {
+            continue;
+        }
+        if !follow {
+            return;
+        }
+        if count == 0 {
+            // Nothing newer: if the job already ended, `after_seq` was past its last event.
+            match scheduler.store().job(job).await {
+                Ok(record) if record.state.is_terminal() => return,
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = tx.send(Err(ApiError::from(e).into())).await;
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            () = subscription.changed() => {}
+            () = tx.closed() => return,
+            () = scheduler.hub().shutting_down() => {
+                let _ = tx.send(Err(Status::unavailable(
+                    "the controller is shutting down; watch again with after_seq set to the last \
+                     seq received",
+                ))).await;
+                return;
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl JobService for JobApi {
+    async fn upload_source(
+        &self,
+        request: Request<Streaming<pb::BlobChunk>>,
+    ) -> Result<Response<pb::UploadSourceResponse>, Status> {
+        let mut stream = request.into_inner();
+        let (digest, size) = receive_blob(self.scheduler.blobs(), &mut stream).await?;
+        tracing::info!(sha256 = %digest, size, "source uploaded");
+        Ok(Response::new(pb::UploadSourceResponse {
+            sha256: digest.hex(),
+            size,
+        }))
+    }
+
+    async fn submit_job(
+        &self,
+        request: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let id = self
+            .scheduler
+            .submit(request.into_inner().spec_json)
+            .await?;
+        Ok(Response::new(pb::SubmitJobResponse {
+            job_id: id.to_string(),
+        }))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<pb::GetJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        let id = JobId::parse("job_id", &request.into_inner().job_id)?;
+        Ok(Response::new(self.scheduler.job_view(id).await?))
+    }
+
+    type WatchJobStream = ReceiverStream<Result<pb::JobEvent, Status>>;
+
+    async fn watch_job(
+        &self,
+        request: Request<pb::WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let request = request.into_inner();
+        let id = JobId::parse("job_id", &request.job_id)?;
+        self.scheduler.job(id).await?;
+        let (tx, rx) = mpsc::channel(64);
+        let span = tracing::info_span!("watch_job", job_id = %id);
+        tokio::spawn(
+            watch(
+                Arc::clone(&self.scheduler),
+                id,
+                request.after_seq,
+                request.follow,
+                tx,
+            )
+            .instrument(span),
+        );
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type GetOutputStream = ChunkStream;
+
+    async fn get_output(
+        &self,
+        request: Request<pb::GetOutputRequest>,
+    ) -> Result<Response<Self::GetOutputStream>, Status> {
+        let request = request.into_inner();
+        let id = JobId::parse("job_id", &request.job_id)?;
+        let output = self.scheduler.output(id, &request.path).await?;
+        let span = tracing::info_span!("get_output", job_id = %id, path = %output.path);
+        let stream = send_blob(self.scheduler.blobs(), &output.sha256, span).await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn get_provenance(
+        &self,
+        request: Request<pb::GetProvenanceRequest>,
+    ) -> Result<Response<pb::ProvenanceDocuments>, Status> {
+        let id = JobId::parse("job_id", &request.into_inner().job_id)?;
+        Ok(Response::new(self.scheduler.provenance(id).await?))
+    }
+}

@@ -1,0 +1,234 @@
+//! Builds the in-toto Statement (SLSA provenance v1) of a succeeded job. A pure function of
+//! typed inputs and times: no clock, no I/O, so the exact bytes are golden-tested.
+//!
+//! Every field comes from the control plane: the spec as submitted, digests the controller
+//! computed (outputs, log) or pinned at submission (source, image, inputs), the runner identity
+//! it registered, and its own clock. Nothing is taken from the runner's say-so alone.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use airlock_attest::{
+    BuildDefinition, BuildMetadata, Builder, DigestSet, Provenance, ResourceDescriptor,
+    Sha256Digest, Statement,
+};
+use airlock_job::{JobSpec, SourceSpec};
+use serde_json::{Map, Value, json};
+
+use crate::config::Mode;
+use crate::store::OutputRecord;
+
+/// `buildDefinition.buildType` of every airlock job (documented in `docs/`).
+pub const BUILD_TYPE: &str = "https://airlock.dev/build-types/job/v1";
+
+/// The controller's version, recorded as `builder.version.airlock` and `controllerVersion`.
+pub const CONTROLLER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Name of the build-log byproduct.
+pub const LOG_BYPRODUCT: &str = "build.log";
+
+/// Why a statement could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvenanceBuildError {
+    /// The stored spec bytes are not a JSON object.
+    #[error("the submitted spec is not a JSON object: {0}")]
+    SpecJson(String),
+    /// A path source has no archive digest (it was never uploaded).
+    #[error("the job's source has no sha256; it cannot be recorded as a resolved dependency")]
+    UnpinnedSource,
+    /// No outputs: a statement needs at least one subject.
+    #[error("the job produced no outputs; provenance needs at least one subject")]
+    NoOutputs,
+    /// A time cannot be written as RFC 3339.
+    #[error("{field} cannot be written as an RFC 3339 timestamp")]
+    Time {
+        /// `startedOn` or `finishedOn`.
+        field: &'static str,
+    },
+}
+
+/// Everything the provenance of one job attempt records.
+#[derive(Debug, Clone)]
+pub struct ProvenanceInputs<'a> {
+    /// The controller's issuer URL, without a trailing `/`.
+    pub issuer: &'a str,
+    /// Server or local mode (decides the builder id).
+    pub mode: Mode,
+    /// The controller's version.
+    pub controller_version: &'a str,
+    /// The job id.
+    pub job_id: &'a str,
+    /// The attempt number (1-based).
+    pub attempt: u32,
+    /// The parsed spec.
+    pub spec: &'a JobSpec,
+    /// The spec bytes exactly as submitted.
+    pub spec_json: &'a [u8],
+    /// The runner's id.
+    pub runner_id: &'a str,
+    /// The runner's airlock version, as it registered.
+    pub runner_version: &'a str,
+    /// The image manifest digest the steps ran in.
+    pub image_digest: &'a Sha256Digest,
+    /// The outputs as the controller hashed them.
+    pub outputs: &'a [OutputRecord],
+    /// sha256 of the job's concatenated log bytes.
+    pub log_sha256: &'a Sha256Digest,
+    /// When the attempt started (leased).
+    pub started: SystemTime,
+    /// When it finished (completed).
+    pub finished: SystemTime,
+}
+
+/// The builder id of `profile`: `{issuer}/builders/{profile}`, or
+/// `{issuer}/builders/local/{profile}` in local mode.
+pub fn builder_id(issuer: &str, mode: Mode, profile: &str) -> String {
+    let issuer = issuer.trim_end_matches('/');
+    match mode {
+        Mode::Server => format!("{issuer}/builders/{profile}"),
+        Mode::Local => format!("{issuer}/builders/local/{profile}"),
+    }
+}
+
+/// The invocation id of one attempt: `{issuer}/jobs/{job_id}/attempts/{attempt}`.
+pub fn invocation_id(issuer: &str, job_id: &str, attempt: u32) -> String {
+    format!(
+        "{}/jobs/{job_id}/attempts/{attempt}",
+        issuer.trim_end_matches('/')
+    )
+}
+
+fn sha256_set(digest: &Sha256Digest) -> DigestSet {
+    DigestSet::from([("sha256".to_owned(), digest.hex())])
+}
+
+/// Rebuilds every object with its keys in sorted order, so the output does not depend on how
+/// serde_json orders maps in a given build.
+fn sorted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let entries: BTreeMap<String, Value> =
+                map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            Value::Object(entries.into_iter().collect::<Map<_, _>>())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+fn rfc3339(time: SystemTime, field: &'static str) -> Result<String, ProvenanceBuildError> {
+    // Reject times RFC 3339 cannot express before formatting (humantime panics on them).
+    airlock_attest::rfc3339_utc(time).map_err(|_| ProvenanceBuildError::Time { field })?;
+    Ok(humantime::format_rfc3339_seconds(time).to_string())
+}
+
+/// Builds the statement. Subjects are sorted by name.
+pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, ProvenanceBuildError> {
+    let spec = inputs.spec;
+    let external: Value = serde_json::from_slice(inputs.spec_json)
+        .map_err(|e| ProvenanceBuildError::SpecJson(e.to_string()))?;
+    if !external.is_object() {
+        return Err(ProvenanceBuildError::SpecJson("not an object".into()));
+    }
+    if inputs.outputs.is_empty() {
+        return Err(ProvenanceBuildError::NoOutputs);
+    }
+
+    let mut subject: Vec<ResourceDescriptor> = inputs
+        .outputs
+        .iter()
+        .map(|o| ResourceDescriptor::sha256(o.path.clone(), &o.sha256))
+        .collect();
+    subject.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let source_digest = match &spec.source {
+        SourceSpec::Path { sha256, .. } => sha256_set(
+            sha256
+                .as_ref()
+                .ok_or(ProvenanceBuildError::UnpinnedSource)?,
+        ),
+        SourceSpec::Archive { sha256, .. } => sha256_set(sha256),
+        SourceSpec::Git { commit, .. } => DigestSet::from([("gitCommit".to_owned(), commit.hex())]),
+    };
+    let mut resolved = vec![
+        ResourceDescriptor {
+            uri: Some(spec.source.uri()),
+            digest: source_digest,
+            ..Default::default()
+        },
+        ResourceDescriptor {
+            uri: Some(spec.image.reference.to_string()),
+            digest: sha256_set(inputs.image_digest),
+            ..Default::default()
+        },
+    ];
+    resolved.extend(spec.inputs.iter().map(|input| ResourceDescriptor {
+        name: Some(input.name.clone()),
+        uri: Some(input.url.clone()),
+        digest: sha256_set(&input.sha256),
+        ..Default::default()
+    }));
+
+    let predicate = Provenance {
+        build_definition: BuildDefinition {
+            build_type: BUILD_TYPE.to_owned(),
+            external_parameters: sorted(external),
+            internal_parameters: Some(json!({
+                "controllerVersion": inputs.controller_version,
+                "profile": spec.job.profile,
+                "runnerId": inputs.runner_id,
+                "runnerVersion": inputs.runner_version,
+            })),
+            resolved_dependencies: resolved,
+        },
+        run_details: airlock_attest::RunDetails {
+            builder: Builder {
+                id: builder_id(inputs.issuer, inputs.mode, &spec.job.profile),
+                version: BTreeMap::from([(
+                    "airlock".to_owned(),
+                    inputs.controller_version.to_owned(),
+                )]),
+                builder_dependencies: Vec::new(),
+            },
+            metadata: BuildMetadata {
+                invocation_id: invocation_id(inputs.issuer, inputs.job_id, inputs.attempt),
+                started_on: rfc3339(inputs.started, "startedOn")?,
+                finished_on: rfc3339(inputs.finished, "finishedOn")?,
+            },
+            byproducts: vec![ResourceDescriptor {
+                name: Some(LOG_BYPRODUCT.to_owned()),
+                digest: sha256_set(inputs.log_sha256),
+                media_type: Some("text/plain".to_owned()),
+                ..Default::default()
+            }],
+        },
+    };
+    Ok(Statement::new(subject, predicate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_and_invocation_ids() {
+        assert_eq!(
+            builder_id("https://ci.example/", Mode::Server, "release"),
+            "https://ci.example/builders/release"
+        );
+        assert_eq!(
+            builder_id("https://localhost", Mode::Local, "trusted"),
+            "https://localhost/builders/local/trusted"
+        );
+        assert_eq!(
+            invocation_id("https://ci.example", "j", 2),
+            "https://ci.example/jobs/j/attempts/2"
+        );
+    }
+
+    #[test]
+    fn sorted_orders_nested_keys() {
+        let v = sorted(json!({"b": {"z": 1, "a": [{"y": 1, "x": 2}]}, "a": 1}));
+        assert_eq!(v.to_string(), r#"{"a":1,"b":{"a":[{"x":2,"y":1}],"z":1}}"#);
+    }
+}

@@ -1,0 +1,182 @@
+//! `airlock.v1.RunnerService`: what runners call. A thin adapter over [`Scheduler`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_proto::v1 as pb;
+use airlock_proto::v1::runner_service_server::RunnerService;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::blob_stream::{ChunkStream, send_blob};
+use crate::ids::{JobId, LeaseToken, RunnerId};
+use crate::scheduler::{RunnerCompletion, Scheduler};
+use crate::status::ApiError;
+
+/// The runner service.
+#[derive(Debug, Clone)]
+pub struct RunnerApi {
+    scheduler: Arc<Scheduler>,
+}
+
+impl RunnerApi {
+    /// A runner service over `scheduler`.
+    pub fn new(scheduler: Arc<Scheduler>) -> Self {
+        Self { scheduler }
+    }
+}
+
+fn lease(job_id: &str, lease_token: &str) -> Result<(JobId, LeaseToken), ApiError> {
+    Ok((
+        JobId::parse("job_id", job_id)?,
+        LeaseToken::parse("lease_token", lease_token)?,
+    ))
+}
+
+#[tonic::async_trait]
+impl RunnerService for RunnerApi {
+    async fn register_runner(
+        &self,
+        request: Request<pb::RegisterRunnerRequest>,
+    ) -> Result<Response<pb::RegisterRunnerResponse>, Status> {
+        let r = request.into_inner();
+        let id = self
+            .scheduler
+            .register_runner(r.name, r.labels, r.version)
+            .await?;
+        Ok(Response::new(pb::RegisterRunnerResponse {
+            runner_id: id.to_string(),
+        }))
+    }
+
+    async fn acquire_job(
+        &self,
+        request: Request<pb::AcquireJobRequest>,
+    ) -> Result<Response<pb::AcquireJobResponse>, Status> {
+        let r = request.into_inner();
+        let runner = RunnerId::parse("runner_id", &r.runner_id)?;
+        let wait = Duration::from_millis(u64::from(r.wait_ms));
+        let lease = self.scheduler.acquire(runner, wait).await?;
+        Ok(Response::new(pb::AcquireJobResponse { lease }))
+    }
+
+    async fn report_events(
+        &self,
+        request: Request<pb::ReportEventsRequest>,
+    ) -> Result<Response<pb::ReportEventsResponse>, Status> {
+        let r = request.into_inner();
+        let (job, token) = lease(&r.job_id, &r.lease_token)?;
+        self.scheduler.report(job, token, r.events).await?;
+        Ok(Response::new(pb::ReportEventsResponse {
+            cancel_requested: false,
+        }))
+    }
+
+    type DownloadSourceStream = ChunkStream;
+
+    async fn download_source(
+        &self,
+        request: Request<pb::DownloadSourceRequest>,
+    ) -> Result<Response<Self::DownloadSourceStream>, Status> {
+        let r = request.into_inner();
+        let (job, token) = lease(&r.job_id, &r.lease_token)?;
+        let digest = self.scheduler.source_of(job, token).await?;
+        let span = tracing::info_span!("download_source", job_id = %job);
+        let stream = send_blob(self.scheduler.blobs(), &digest, span).await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn upload_output(
+        &self,
+        request: Request<Streaming<pb::UploadOutputRequest>>,
+    ) -> Result<Response<pb::UploadOutputResponse>, Status> {
+        use pb::upload_output_request::Kind;
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            Some(pb::UploadOutputRequest {
+                kind: Some(Kind::Header(header)),
+            }) => header,
+            _ => {
+                return Err(ApiError::invalid(
+                    "header",
+                    "the first message of UploadOutput must be an OutputHeader",
+                )
+                .into());
+            }
+        };
+        let claim = self.scheduler.claim_output(&header).await?;
+        let mut writer = self
+            .scheduler
+            .blobs()
+            .writer()
+            .await
+            .map_err(ApiError::from)?;
+        while let Some(message) = stream.message().await? {
+            match message.kind {
+                Some(Kind::Data(data)) => {
+                    writer.write(&data).await.map_err(ApiError::from)?;
+                    if writer.size() > claim.size {
+                        return Err(ApiError::DataLoss(format!(
+                            "output `{}`: more than the {} bytes the header announced; nothing \
+                             was recorded",
+                            claim.path, claim.size
+                        ))
+                        .into());
+                    }
+                }
+                Some(Kind::Header(_)) => {
+                    return Err(
+                        ApiError::invalid("header", "sent twice; send it only first").into(),
+                    );
+                }
+                None => return Err(ApiError::invalid("kind", "an empty message").into()),
+            }
+        }
+        let finished = writer.finish().await.map_err(ApiError::from)?;
+        if *finished.digest() != claim.sha256 || finished.size() != claim.size {
+            tracing::warn!(job_id = %claim.job, path = %claim.path, "output digest mismatch");
+            return Err(ApiError::DataLoss(format!(
+                "output `{}`: received {} bytes with sha256 {}, but the header claims {} bytes \
+                 with sha256 {}; nothing was recorded",
+                claim.path,
+                finished.size(),
+                finished.digest(),
+                claim.size,
+                claim.sha256
+            ))
+            .into());
+        }
+        let (digest, size) = finished.commit().await.map_err(ApiError::from)?;
+        self.scheduler.record_output(&claim, digest, size).await?;
+        Ok(Response::new(pb::UploadOutputResponse {
+            sha256: digest.hex(),
+            size,
+        }))
+    }
+
+    async fn complete_job(
+        &self,
+        request: Request<pb::CompleteJobRequest>,
+    ) -> Result<Response<pb::CompleteJobResponse>, Status> {
+        let r = request.into_inner();
+        let (job, token) = lease(&r.job_id, &r.lease_token)?;
+        let outcome = pb::Outcome::try_from(r.outcome)
+            .map_err(|_| ApiError::invalid("outcome", format!("unknown value {}", r.outcome)))?;
+        let state = self
+            .scheduler
+            .complete(
+                job,
+                token,
+                RunnerCompletion {
+                    outcome,
+                    message: r.message,
+                    exit_code: r.exit_code,
+                    outputs: r.outputs,
+                    image_manifest_sha256: r.image_manifest_sha256,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::CompleteJobResponse {
+            state: state.to_proto_i32(),
+        }))
+    }
+}

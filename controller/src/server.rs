@@ -1,0 +1,136 @@
+//! The gRPC server: job and runner services behind their bearer-token interceptors, plus
+//! `grpc.health.v1` and server reflection (v1 and v1alpha) on the same listener.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use airlock_proto::v1::job_service_server::JobServiceServer;
+use airlock_proto::v1::runner_service_server::RunnerServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::auth::BearerAuth;
+use crate::blobs::BlobStore;
+use crate::clock::{Clock, IdGen, RandomIds, SystemClock};
+use crate::config::{AuthConfig, ControllerConfig};
+use crate::error::ControllerError;
+use crate::job_service::JobApi;
+use crate::runner_service::RunnerApi;
+use crate::scheduler::{Scheduler, SchedulerParts};
+use crate::signer::Signer;
+use crate::store::Store;
+
+/// A controller with its state opened, ready to serve.
+#[derive(Debug)]
+pub struct Controller {
+    scheduler: Arc<Scheduler>,
+    auth: AuthConfig,
+}
+
+impl Controller {
+    /// Opens the controller's state with the system clock and random ids: validates the
+    /// configuration, loads the signing key (refusing a group/world-accessible file), opens
+    /// and migrates the database, and opens the blob store.
+    pub async fn open(config: &ControllerConfig) -> Result<Self, ControllerError> {
+        Self::open_with(config, Arc::new(SystemClock), Arc::new(RandomIds)).await
+    }
+
+    /// [`Controller::open`] with an injected clock and id generator (tests).
+    pub async fn open_with(
+        config: &ControllerConfig,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGen>,
+    ) -> Result<Self, ControllerError> {
+        config.validate()?;
+        let signer = Signer::load(&config.signing.key)?;
+        let store = Store::open(&config.database_path()).await?;
+        let blobs = BlobStore::open(&config.blob_dir_path(), config.max_upload_bytes)?;
+        tracing::info!(
+            keyid = signer.keyid(),
+            database = %config.database_path().display(),
+            issuer = config.issuer(),
+            "controller state opened"
+        );
+        let scheduler = Scheduler::new(SchedulerParts {
+            store,
+            blobs,
+            signer,
+            clock,
+            ids,
+            issuer: config.issuer().to_owned(),
+            mode: config.mode,
+            max_upload: config.max_upload_bytes,
+        });
+        Ok(Self {
+            scheduler: Arc::new(scheduler),
+            auth: config.auth.clone(),
+        })
+    }
+
+    /// The job logic (for in-process callers and tests).
+    pub fn scheduler(&self) -> &Arc<Scheduler> {
+        &self.scheduler
+    }
+
+    /// Serves gRPC on `listener` until `shutdown` resolves, then stops accepting, ends long
+    /// polls and watches, lets in-flight calls finish, and closes the database.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ControllerError> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<JobServiceServer<JobApi>>().await;
+        health.set_serving::<RunnerServiceServer<RunnerApi>>().await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(airlock_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(airlock_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let jobs = JobServiceServer::with_interceptor(
+            JobApi::new(Arc::clone(&self.scheduler)),
+            BearerAuth::new(self.auth.api_token_sha256, "API token (admin.token)"),
+        );
+        let runners = RunnerServiceServer::with_interceptor(
+            RunnerApi::new(Arc::clone(&self.scheduler)),
+            BearerAuth::new(self.auth.runner_token_sha256, "runner token (runner.token)"),
+        );
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "controller listening");
+        }
+        let hub = Arc::clone(self.scheduler.hub());
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("controller shutting down");
+            hub.shut_down();
+        };
+        let served = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(jobs)
+            .add_service(runners)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+            .await;
+        self.scheduler.store().close().await;
+        Ok(served?)
+    }
+}
+
+/// Opens the controller described by `config` and serves it on `listener` (which the caller
+/// bound, so it knows the address, e.g. of a `127.0.0.1:0` listener, from
+/// [`TcpListener::local_addr`]) until `shutdown` resolves.
+pub async fn serve(
+    config: ControllerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ControllerError> {
+    Controller::open(&config)
+        .await?
+        .serve(listener, shutdown)
+        .await
+}

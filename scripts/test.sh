@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The README's second command: the whole test suite, including the end-to-end tests
+# that need root, the real sandbox, the example base image and third-party verifiers.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "system packages"
+scripts/install-deps.sh
+
+step "Python venv with third-party verifiers (securesystemslib, in-toto-attestation)"
+scripts/setup-test-env.sh
+export AIRLOCK_VENV_PYTHON="$PWD/.venv/bin/python"
+
+step "example base image"
+examples/base-image/build.sh
+
+step "formatting"
+cargo fmt --all --check
+
+step "lints"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "tests (unit, integration, end-to-end in the real sandbox)"
+# The e2e tests each start a controller, a runner and containers: two at a time
+# keeps a 2-core machine responsive.
+cargo test --locked --workspace -- --include-ignored --test-threads 2

@@ -1,0 +1,105 @@
+//! Shared helpers: paths, scratch directories, running the binary.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `airlock` binary under test.
+pub fn airlock() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    c.env_remove("AIRLOCK_CONTROLLER").env_remove("AIRLOCK_TOKEN_FILE");
+    c
+}
+
+/// The example base image layout and its manifest digest; panics with what to run.
+pub fn base_image() -> (PathBuf, String) {
+    let dir = repo().join("examples/base-image/oci");
+    let digest = std::fs::read_to_string(dir.join("MANIFEST_DIGEST")).unwrap_or_else(|_| {
+        panic!("the example base image is missing: run examples/base-image/build.sh (scripts/test.sh does)")
+    });
+    (std::fs::canonicalize(&dir).unwrap(), digest.trim().to_string())
+}
+
+/// A scratch directory that the sandbox's unprivileged uid can traverse (0755).
+pub fn scratch() -> tempfile::TempDir {
+    let base = Path::new("/var/tmp/airlock-e2e");
+    std::fs::create_dir_all(base).unwrap();
+    std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = tempfile::Builder::new().prefix("t").tempdir_in(base).unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+/// Writes a job directory with `airlock.toml` built from `steps` (TOML) and returns the file.
+pub fn job_dir(root: &Path, name: &str, steps: &str, outputs: &str) -> PathBuf {
+    let (layout, digest) = base_image();
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("input.txt"), "from the source tree\n").unwrap();
+    let toml = format!(
+        r#"[job]
+name = "{name}"
+profile = "untrusted-pr"
+timeout = "2m"
+
+[source]
+path = "."
+
+[image]
+ref = "oci-layout:{layout}@{digest}"
+
+{steps}
+
+[outputs]
+paths = [{outputs}]
+"#,
+        layout = layout.display()
+    );
+    let file = dir.join("airlock.toml");
+    std::fs::write(&file, toml).unwrap();
+    file
+}
+
+/// Runs a command, printing its output for the test log.
+pub fn run(mut cmd: Command) -> Output {
+    let out = cmd.output().expect("spawn");
+    eprintln!("--- {:?}\n--- exit: {:?}\n--- stdout:\n{}\n--- stderr:\n{}", cmd, out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// `airlock run` of `job` with its own AIRLOCK_HOME under `home`.
+pub fn airlock_run(job: &Path, home: &Path, out: &Path) -> Output {
+    let mut c = airlock();
+    c.arg("run").arg(job).arg("--out").arg(out).env("AIRLOCK_HOME", home);
+    run(c)
+}
+
+/// The venv python with securesystemslib, from scripts/setup-test-env.sh.
+pub fn venv_python() -> PathBuf {
+    let p = std::env::var_os("AIRLOCK_VENV_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"));
+    assert!(p.exists(), "no Python venv at {}: run scripts/setup-test-env.sh", p.display());
+    p
+}
+
+/// Runs tests/interop/verify_dsse.py (securesystemslib) on a provenance file.
+pub fn third_party_verify(provenance: &Path, key: &Path, artifact: &Path) -> Output {
+    let mut c = Command::new(venv_python());
+    c.arg(repo().join("tests/interop/verify_dsse.py"))
+        .arg(provenance)
+        .arg(key)
+        .arg("--artifact")
+        .arg(artifact);
+    run(c)
+}
+
+/// Text of stdout + stderr.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}

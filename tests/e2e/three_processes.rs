@@ -1,0 +1,96 @@
+//! `airlock controller` + `airlock runner` + `airlock submit --wait` as three
+//! processes on loopback.
+
+use std::net::TcpListener;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+#[ignore = "needs root and the base image: run scripts/test.sh"]
+fn controller_runner_and_submit_as_separate_processes() {
+    let root = scratch();
+    let dir = root.path().join("controller");
+    let port = free_port();
+    let mut init = airlock();
+    init.args(["controller", "init", "--dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
+    assert!(run(init).status.success());
+    let url = format!("http://127.0.0.1:{port}");
+
+    let _controller = Kill(
+        airlock()
+            .args(["controller", "--config"])
+            .arg(dir.join("controller.toml"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (layout, _) = base_image();
+    let _runner = Kill(
+        airlock()
+            .args(["runner", "--controller", &url, "--token-file"])
+            .arg(dir.join("runner.token"))
+            .arg("--state-dir")
+            .arg(root.path().join("runner"))
+            .arg("--allow-oci-layout")
+            .arg(&layout)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait for the controller port to accept (no fixed sleeps).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "controller did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let job = job_dir(root.path(), "remote", "[[steps]]\nrun = \"echo built remotely > /out/result.txt\"", "\"result.txt\"");
+    let mut submit = airlock();
+    submit.arg("submit").arg(&job).arg("--wait").env("AIRLOCK_CONTROLLER", &url).env("AIRLOCK_TOKEN_FILE", dir.join("admin.token"));
+    let o = run(submit);
+    assert_eq!(o.status.code(), Some(0), "submit --wait");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let job_id = stdout.lines().next().unwrap().trim().to_string();
+    assert_eq!(job_id.len(), 36, "the job id is the first line: {stdout}");
+
+    let out = root.path().join("fetched");
+    let mut fetch = airlock();
+    fetch.arg("fetch").arg(&job_id).arg("--out").arg(&out).args(["--controller", &url, "--token-file"]).arg(dir.join("admin.token"));
+    assert!(run(fetch).status.success());
+    assert_eq!(std::fs::read_to_string(out.join("result.txt")).unwrap(), "built remotely\n");
+    let mut verify = airlock();
+    verify
+        .arg("verify")
+        .arg(out.join("result.txt"))
+        .arg("--provenance")
+        .arg(out.join("remote.intoto.jsonl"))
+        .arg("--key")
+        .arg(dir.join("keys/provenance.pub"))
+        .arg("--builder-id")
+        .arg(format!("{url}/builders/untrusted-pr"));
+    assert_eq!(run(verify).status.code(), Some(0));
+
+    // A wrong API token is refused.
+    let bad = root.path().join("bad.token");
+    std::fs::write(&bad, "not-the-token").unwrap();
+    let mut status = airlock();
+    status.arg("status").arg(&job_id).args(["--controller", &url, "--token-file"]).arg(&bad);
+    let o = run(status);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).to_lowercase().contains("unauthenticated"));
+}
