@@ -173,8 +173,6 @@ pub struct Fetched {
     pub bundle: PathBuf,
     /// The provenance's builder id.
     pub builder_id: String,
-    /// The public key, PEM.
-    pub public_key_pem: String,
 }
 
 /// Writes every output and the provenance of a succeeded job into `out_dir`.
@@ -225,7 +223,6 @@ pub async fn fetch(client: &mut Client, job: &Job, out_dir: &Path) -> Result<Fet
         envelope,
         bundle,
         builder_id: prov.builder_id,
-        public_key_pem: prov.public_key_pem,
     })
 }
 

@@ -53,7 +53,8 @@ pub struct BlobStore {
 
 impl BlobStore {
     /// Opens (creating if needed) the store at `root`, capping each upload at `max_upload`
-    /// bytes. Leftover temporary files of interrupted uploads are removed.
+    /// bytes. Leftover temporary files of interrupted uploads are removed, so one blob
+    /// directory must not be shared by several running controllers.
     pub fn open(root: &Path, max_upload: u64) -> Result<Self, BlobError> {
         let tmp = root.join("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
@@ -197,7 +198,8 @@ impl FinishedBlob {
                 .map_err(io_err(parent))?;
         }
         let target = dest.clone();
-        tokio::task::spawn_blocking(move || temp.persist(&target))
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| temp.persist(&target)))
             .await
             .map_err(|e| BlobError::Io {
                 path: dest.clone(),

@@ -93,14 +93,22 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid TOML or does not match the schema (the message names the field).
-    #[error("{}: {}", file.display(), one_line(source))]
+    /// The file is not valid TOML or does not match the schema.
+    #[error(
+        "{}{}: {}{message}",
+        file.display(),
+        line.map(|l| format!(":{l}")).unwrap_or_default(),
+        field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default()
+    )]
     Parse {
         /// The configuration file.
         file: PathBuf,
-        /// The parser's error.
-        #[source]
-        source: toml::de::Error,
+        /// 1-based line of the error, when known.
+        line: Option<usize>,
+        /// Dotted path of the field at fault, when known (e.g. `auth.api_token_sha256`).
+        field: Option<String>,
+        /// The parser's message.
+        message: String,
     },
     /// A field has a value the controller cannot use.
     #[error("{}: field `{field}`: {message}", file.display())]
@@ -114,13 +122,18 @@ pub enum ConfigError {
     },
 }
 
-fn one_line(e: &toml::de::Error) -> String {
-    e.to_string()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A [`ConfigError::Parse`] from a TOML error in `text`.
+fn parse_error(file: &Path, text: &str, field: Option<String>, e: &toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .and_then(|span| text.get(..span.start))
+        .map(|before| before.matches('\n').count() + 1);
+    ConfigError::Parse {
+        file: file.to_owned(),
+        line,
+        field: field.filter(|f| !f.is_empty() && f != "."),
+        message: e.message().trim().to_owned(),
+    }
 }
 
 impl ControllerConfig {
@@ -130,9 +143,11 @@ impl ControllerConfig {
             file: path.to_owned(),
             source,
         })?;
-        let mut config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            file: path.to_owned(),
-            source,
+        let de =
+            toml::Deserializer::parse(&text).map_err(|e| parse_error(path, &text, None, &e))?;
+        let mut config: Self = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            parse_error(path, &text, Some(field), e.inner())
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_relative_paths(base);
@@ -289,7 +304,7 @@ mod tests {
         let path = write(dir.path(), &text);
         let e = ControllerConfig::load(&path).unwrap_err().to_string();
         assert!(
-            e.contains("controller.toml") && e.contains("api_token_sha256"),
+            e.contains("controller.toml:8: field `auth.api_token_sha256`: expected 64"),
             "{e}"
         );
 

@@ -19,15 +19,15 @@ pub struct InitSummary {
     /// The controller URL clients and runners use: `http://ADDR`.
     pub url: String,
     /// `DIR/controller.toml`.
-    pub config: PathBuf,
+    pub config_path: PathBuf,
     /// `DIR/keys/provenance.key` (PKCS#8 PEM, 0600).
-    pub signing_key: PathBuf,
+    pub signing_key_path: PathBuf,
     /// `DIR/keys/provenance.pub` (SPKI PEM): what verifiers trust.
-    pub public_key: PathBuf,
+    pub public_key_path: PathBuf,
     /// `DIR/runner.token` (0600): the secret runners present.
-    pub runner_token: PathBuf,
+    pub runner_token_path: PathBuf,
     /// `DIR/admin.token` (0600): the API token clients present.
-    pub admin_token: PathBuf,
+    pub admin_token_path: PathBuf,
     /// `DIR/state`: database and blobs.
     pub state_dir: PathBuf,
 }
@@ -100,11 +100,11 @@ pub fn init(dir: &Path, listen: SocketAddr) -> Result<InitSummary, InitError> {
     write_new(&config, 0o644, text.as_bytes())?;
     Ok(InitSummary {
         url,
-        config,
-        signing_key,
-        public_key,
-        runner_token,
-        admin_token,
+        config_path: config,
+        signing_key_path: signing_key,
+        public_key_path: public_key,
+        runner_token_path: runner_token,
+        admin_token_path: admin_token,
         state_dir,
     })
 }
@@ -195,25 +195,25 @@ mod tests {
         let s = init(&root, "127.0.0.1:7070".parse().unwrap()).unwrap();
         assert_eq!(s.url, "http://127.0.0.1:7070");
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&s.signing_key), 0o600);
-        assert_eq!(mode(&s.runner_token), 0o600);
-        assert_eq!(mode(&s.admin_token), 0o600);
+        assert_eq!(mode(&s.signing_key_path), 0o600);
+        assert_eq!(mode(&s.runner_token_path), 0o600);
+        assert_eq!(mode(&s.admin_token_path), 0o600);
 
-        let c = ControllerConfig::load(&s.config).unwrap();
-        assert_eq!(c.signing.key, s.signing_key);
+        let c = ControllerConfig::load(&s.config_path).unwrap();
+        assert_eq!(c.signing.key, s.signing_key_path);
         assert_eq!(c.state_dir, s.state_dir);
         assert_eq!(c.issuer, "http://127.0.0.1:7070");
-        let admin = read_token_file(&s.admin_token).unwrap();
-        let runner = read_token_file(&s.runner_token).unwrap();
+        let admin = read_token_file(&s.admin_token_path).unwrap();
+        let runner = read_token_file(&s.runner_token_path).unwrap();
         assert_eq!(admin.len(), 64);
         assert_ne!(admin, runner);
         assert!(c.auth.api_token_sha256.matches(&admin));
         assert!(c.auth.runner_token_sha256.matches(&runner));
         airlock_attest::load_signing_key(&c.signing.key).unwrap();
 
-        let before = fs::read(&s.config).unwrap();
+        let before = fs::read(&s.config_path).unwrap();
         let err = init(&root, "127.0.0.1:9".parse().unwrap()).unwrap_err();
         assert!(matches!(err, InitError::Exists { .. }), "{err}");
-        assert_eq!(fs::read(&s.config).unwrap(), before);
+        assert_eq!(fs::read(&s.config_path).unwrap(), before);
     }
 }

@@ -167,6 +167,9 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
     let exe = std::env::current_exe()?;
     let base = std::env::temp_dir().join(format!("sbx-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&base)?;
+    let marker = base.join("marker");
+    std::fs::write(&marker, b"")?;
+    std::thread::sleep(Duration::from_millis(20));
     let state = base.join("state");
     let launcher = Launcher::new(&exe, &state)?;
     let id_map = IdMap {
@@ -223,8 +226,21 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
         )
         .await?;
     cx.check("only lo in /sys/class/net", r.stdout.starts_with("lo\n"));
-    cx.check("127.0.0.1 refused/unreachable", r.stdout.contains("127.0.0.1/80: Connection refused") || r.stdout.contains("127.0.0.1/80: Network is unreachable"));
+    cx.check(
+        "127.0.0.1 reachable (lo up) but nothing listens",
+        r.stdout.contains("127.0.0.1/80: Connection refused"),
+    );
     cx.check("1.1.1.1 unreachable", r.stdout.contains("1.1.1.1/443: Network is unreachable"));
+    cx.check("10.0.2.2 unreachable", r.stdout.contains("10.0.2.2/22: Network is unreachable"));
+    let mut plan = cx.plan("(exec 3<>/dev/tcp/127.0.0.1/80) 2>&1; ls /sys/class/net")?;
+    plan.loopback_up = false;
+    let (_k, cancel) = watch::channel(false);
+    let r = cx.run_plan(&plan, t, cancel).await?;
+    println!("\n$ connect 127.0.0.1 with loopback_up = false\n  out| {}", r.stdout.trim().replace('\n', "\n  out| "));
+    cx.check(
+        "loopback_up=false: 127.0.0.1 unreachable, still only lo",
+        r.stdout.contains("127.0.0.1/80: Network is unreachable") && r.stdout.ends_with("lo\n"),
+    );
 
     // (4) exit code
     let (r, _) = cx.run("echo failing >&2; exit 3", t).await?;
@@ -290,14 +306,25 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
     cx.check("cancelled", r.outcome.cancelled && !r.outcome.timed_out);
 
     // (9) limits: pids and memory
-    let mut plan = cx.plan(
-        "for i in $(seq 40); do sleep 5 & done 2>&1 | tail -n 1; echo forks-done",
-    )?;
+    let mut plan = cx.plan("")?;
+    plan.argv = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done; echo all-forked".into(),
+    ];
     plan.pids = Some(16);
     let (_k, cancel) = watch::channel(false);
     let r = cx.run_plan(&plan, t, cancel).await?;
-    println!("\n$ 40 background sleeps with pids=16\n  outcome: {:?}\n  out| {}\n  err| {}", r.outcome, r.stdout.trim(), r.stderr.lines().last().unwrap_or(""));
-    cx.check("pids.max enforced (fork fails)", r.stderr.contains("Resource temporarily unavailable") || r.stdout.contains("Resource temporarily unavailable"));
+    println!(
+        "\n$ 40 background sleeps with pids=16 (dash)\n  outcome: {:?}\n  out| {}\n  err| {}",
+        r.outcome,
+        r.stdout.trim(),
+        r.stderr.trim()
+    );
+    cx.check(
+        "pids.max enforced (fork fails)",
+        r.stderr.contains("Cannot fork") && !r.stdout.contains("all-forked"),
+    );
     let mut plan = cx.plan("x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo ${#x}")?;
     plan.memory_bytes = Some(64 << 20);
     let (_k, cancel) = watch::channel(false);
@@ -330,7 +357,58 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
     }
     cx.check(&format!("4 concurrent steps in {:?}", started.elapsed()), all_ok);
 
-    // (11) overhead
+    // (11) a real compiler, if the image has one
+    let (r, plan) = cx
+        .run(
+            "command -v gcc >/dev/null || { echo no-gcc; exit 0; }; \
+             printf 'int main(void){return 42;}' > /work/a.c && gcc -O2 -o /out/a /work/a.c && /out/a; echo rc=$?",
+            t,
+        )
+        .await?;
+    cx.check(
+        "gcc builds and runs in /work -> /out",
+        r.stdout.contains("no-gcc") || (r.stdout.contains("rc=42") && plan.out_dir.join("a").exists()),
+    );
+
+    // (12) the helper is SIGKILLed: infrastructure error, last-resort cgroup kill
+    let plan = cx.plan("sleep 104")?;
+    cx.n += 1;
+    let id = format!("smoke-kill-{}-{}", std::process::id(), cx.n);
+    let killer = tokio::spawn({
+        let id = id.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            for p in host_processes(&format!("{SANDBOX_EXEC_SUBCOMMAND} ")) {
+                if p.contains(&id)
+                    && let Some(pid) = p.split(' ').next().and_then(|x| x.parse::<i32>().ok())
+                {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        }
+    });
+    let (tx, _rx) = mpsc::channel(8);
+    let (_k, cancel) = watch::channel(false);
+    let result = cx.launcher.run_step(&id, &plan, t, cancel, tx).await;
+    killer.await?;
+    println!("\n$ sleep 104, helper SIGKILLed after 0.5 s\n  result: {result:?}");
+    cx.check("helper crash is an error", matches!(result, Err(airlock_runner::sandbox::SandboxError::HelperCrashed { .. })));
+    cx.check("container killed anyway", host_processes("sleep 104").is_empty());
+
+    // (13) the run_step future is dropped: the helper still kills the container
+    let plan = cx.plan("sleep 105")?;
+    cx.n += 1;
+    let id = format!("smoke-drop-{}-{}", std::process::id(), cx.n);
+    let (tx, _rx) = mpsc::channel(8);
+    let (_k, cancel) = watch::channel(false);
+    let dropped = tokio::time::timeout(Duration::from_millis(500), cx.launcher.run_step(&id, &plan, t, cancel, tx)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    println!("\n$ sleep 105, run_step future dropped after 0.5 s\n  result: {:?}", dropped.is_err());
+    cx.check("container killed after drop", host_processes("sleep 105").is_empty());
+    let removed = cx.launcher.cleanup_stale()?;
+    cx.check(&format!("cleanup_stale removed the dropped step's bundle ({removed})"), removed == 1);
+
+    // (14) overhead
     let mut times = Vec::new();
     let mut plan = cx.plan("")?;
     plan.argv = vec!["/bin/true".into()];
@@ -373,6 +451,14 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
         .collect();
     cx.check(&format!("no cgroups left {cgroups:?}"), cgroups.is_empty());
     cx.check("no helper left", host_processes(SANDBOX_EXEC_SUBCOMMAND).is_empty());
+    let changed = std::process::Command::new("find")
+        .arg(&rootfs)
+        .arg("-xdev")
+        .arg("-newer")
+        .arg(&marker)
+        .output()?;
+    let changed = String::from_utf8_lossy(&changed.stdout).into_owned();
+    cx.check(&format!("rootfs untouched [{}]", changed.trim()), changed.trim().is_empty());
     let _ = std::fs::remove_dir_all(&base);
     Ok(cx.failed)
 }

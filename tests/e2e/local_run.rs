@@ -27,7 +27,7 @@ fn hello_builds_in_the_sandbox_runs_on_the_host_and_verifies() {
     let o = airlock_run(&example.join("airlock.toml"), home.path(), &out);
     assert_eq!(o.status.code(), Some(0), "airlock run failed");
     let t = text(&o);
-    assert!(t.contains("builder id: airlock+local://"), "{t}");
+    assert!(t.contains("builder id: https://localhost/builders/local/trusted"), "{t}");
     assert!(t.contains("/builders/local/trusted"), "{t}");
 
     // The binary built inside the sandbox runs on the host.

@@ -56,7 +56,10 @@ async fn migrations_are_idempotent_and_wal() {
         .unwrap();
     again.close().await;
     let err = Store::open(&path).await.unwrap_err();
-    assert!(matches!(err, StoreError::SchemaTooNew { found: 99, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -79,11 +82,13 @@ async fn lease_respects_labels_and_order_and_fences() {
         .unwrap()
         .unwrap();
     assert_eq!(next.id, JobId::new(id(3)));
-    assert!(store
-        .lease_next(&linux, LeaseToken::new(id(202)), 42)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(
+        store
+            .lease_next(&linux, LeaseToken::new(id(202)), 42)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let stale = LeaseToken::new(id(999));
     let err = store.report(job.id, stale, 50, vec![]).await.unwrap_err();
@@ -122,7 +127,13 @@ async fn lease_respects_labels_and_order_and_fences() {
     store.complete(job.id, token, &done).await.unwrap();
     let again = store.complete(job.id, token, &done).await.unwrap_err();
     assert!(
-        matches!(again, StoreError::StaleLease { state: JobState::Failed, .. }),
+        matches!(
+            again,
+            StoreError::StaleLease {
+                state: JobState::Failed,
+                ..
+            }
+        ),
         "{again}"
     );
     let events = store.events_after(job.id, 4, 100).await.unwrap();

@@ -1,6 +1,6 @@
 //! A real controller for tests: SQLite file and blobs in a temp dir, gRPC on 127.0.0.1:0.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,7 +55,8 @@ impl TestController {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (key, public) = write_keypair(dir.path(), "provenance").unwrap();
-        let config = ControllerConfig::local(dir.path().join("state"), key, API_TOKEN, RUNNER_TOKEN);
+        let config =
+            ControllerConfig::local(dir.path().join("state"), key, API_TOKEN, RUNNER_TOKEN);
         let clock = Arc::new(ManualClock::at_unix_ms(START_MS));
         let controller =
             Controller::open_with(&config, clock.clone(), Arc::new(SequentialIds::default()))

@@ -7,7 +7,8 @@
 //! 1. block SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGCHLD (they are handled synchronously below) and
 //!    ask for SIGTERM when the launcher dies;
 //! 2. build the container from `BUNDLE/config.json` (libcontainer state under the root named
-//!    in `BUNDLE/airlock-request.json`), write its memory/pids limits, start it;
+//!    in `BUNDLE/airlock-request.json`), write its memory/pids limits, bring up its `lo`,
+//!    start it;
 //! 3. reap children until the container init exits; on SIGTERM/SIGINT/SIGHUP/SIGQUIT send
 //!    SIGKILL to the init, which kills every process of its pid namespace;
 //! 4. delete the container (cgroups, state) and write `BUNDLE/airlock-report.json`.
@@ -37,7 +38,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getppid};
 use oci_spec::runtime::Spec;
 
-use super::cgroup;
+use super::{cgroup, loopback};
 use super::protocol::{
     HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json,
     write_json,
@@ -129,6 +130,9 @@ fn start_and_wait(
         .ok_or_else(|| "libcontainer recorded no init pid".to_owned())?;
     cgroup::apply_limits(&request.cgroup, request.memory_bytes, request.pids)
         .map_err(|e| format!("setting resource limits: {e}"))?;
+    if request.loopback_up {
+        loopback::bring_up(init)?;
+    }
 
     let mut killed_on_request = false;
     while let Ok(Some(info)) = pending.read_signal() {

@@ -136,6 +136,7 @@ impl Launcher {
             });
         }
         check_host_dirs(plan)?;
+        check_mount_points(&plan.rootfs, &spec)?;
 
         let rel_cgroup = cgroup::relative_path(container_id);
         if let Some(linux) = spec.linux_mut() {
@@ -196,6 +197,7 @@ impl Launcher {
             cgroup: cgroup::relative_path(container_id),
             memory_bytes: plan.memory_bytes,
             pids: plan.pids,
+            loopback_up: plan.loopback_up,
         };
         write_json(&bundle.join(REQUEST_FILE), &request)?;
 
@@ -452,6 +454,43 @@ fn check_host_dirs(plan: &SandboxPlan) -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// The image is shared and read-only: every mount point the spec needs directly in it must
+/// already be a real directory (libcontainer would otherwise try to create it in the image,
+/// as an unprivileged uid, and fail with an unhelpful "failed to prepare rootfs").
+fn check_mount_points(rootfs: &Path, spec: &oci_spec::runtime::Spec) -> Result<(), SandboxError> {
+    let destinations: Vec<&Path> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .map(|m| m.destination().as_path())
+        .collect();
+    let mut missing = Vec::new();
+    for (i, dest) in destinations.iter().enumerate() {
+        // Below an earlier mount (/dev/pts in /dev, /run/airlock in /run): created there.
+        if destinations[..i].iter().any(|d| dest.starts_with(d)) {
+            continue;
+        }
+        let path = rootfs.join(dest.strip_prefix("/").unwrap_or(dest));
+        let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            missing.push(dest.display().to_string());
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(SandboxError::plan(
+            "rootfs",
+            format!(
+                "{} lacks the mount point directories {} (not symlinks); create them when \
+                 unpacking the image",
+                rootfs.display(),
+                missing.join(" ")
+            ),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,6 +542,36 @@ mod tests {
             Err(SandboxError::InvalidPlan { field, .. }) => assert_eq!(field, "work_dir"),
             other => panic!("expected work_dir to be refused, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn missing_mount_points_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rootfs = dir.path();
+        for d in ["proc", "dev", "sys", "tmp", "work"] {
+            std::fs::create_dir(rootfs.join(d)).expect("mkdir");
+        }
+        std::os::unix::fs::symlink("/tmp", rootfs.join("out")).expect("symlink");
+        let plan = SandboxPlan::new(
+            rootfs,
+            "/w",
+            "/o",
+            vec!["true".into()],
+            super::super::IdMap {
+                host_base: 300_000,
+                size: 65536,
+            },
+        );
+        let spec = plan.to_oci_spec().expect("spec");
+        match check_mount_points(rootfs, &spec) {
+            Err(SandboxError::InvalidPlan { field: "rootfs", reason }) => {
+                assert!(reason.ends_with("directories /out (not symlinks); create them when unpacking the image"), "{reason}");
+            }
+            other => panic!("expected /out to be missing, got {other:?}"),
+        }
+        std::fs::remove_file(rootfs.join("out")).expect("rm");
+        std::fs::create_dir(rootfs.join("out")).expect("mkdir");
+        check_mount_points(rootfs, &spec).expect("complete");
     }
 
     #[tokio::test]

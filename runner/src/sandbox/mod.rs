@@ -12,6 +12,7 @@ mod cgroup;
 mod error;
 mod exec;
 mod launcher;
+mod loopback;
 mod outcome;
 mod output;
 mod plan;

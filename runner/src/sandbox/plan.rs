@@ -92,13 +92,17 @@ pub struct SandboxPlan {
     pub memory_bytes: Option<u64>,
     /// Process limit (cgroup `pids.max`), if any.
     pub pids: Option<u64>,
+    /// Whether `lo` is up in the sandbox's network namespace (it is the only interface
+    /// either way; with it down even `127.0.0.1` is unreachable). Default `true`.
+    pub loopback_up: bool,
     /// The seccomp filter.
     pub seccomp: SeccompPolicy,
 }
 
 impl SandboxPlan {
     /// A plan with the usual defaults: cwd `/work`, hostname `airlock`, a 1 GiB `/tmp`, no
-    /// resource limits, no inputs or token socket, no extra environment, baseline seccomp.
+    /// resource limits, `lo` up, no inputs or token socket, no extra environment, baseline
+    /// seccomp.
     pub fn new(
         rootfs: impl Into<PathBuf>,
         work_dir: impl Into<PathBuf>,
@@ -120,6 +124,7 @@ impl SandboxPlan {
             tmp_size_bytes: 1 << 30,
             memory_bytes: None,
             pids: None,
+            loopback_up: true,
             seccomp: SeccompPolicy::baseline(),
         }
     }
@@ -294,7 +299,7 @@ impl SandboxPlan {
             .namespaces(namespaces)
             .masked_paths(masked)
             .readonly_paths(get_default_readonly_paths())
-            .rootfs_propagation("rprivate")
+            .rootfs_propagation("private")
             .seccomp(self.seccomp.to_oci()?)
             .build()?;
         // The builder starts from oci-spec's defaults, which include a `resources` section

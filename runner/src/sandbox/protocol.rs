@@ -32,6 +32,9 @@ pub(crate) struct HelperRequest {
     pub memory_bytes: Option<u64>,
     /// `pids.max` to set before the step starts.
     pub pids: Option<u64>,
+    /// Whether to bring up `lo` in the container's network namespace.
+    #[serde(default)]
+    pub loopback_up: bool,
 }
 
 /// How the step ended, as seen by the helper.
@@ -66,8 +69,8 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), San
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| SandboxError::io("creating", &tmp, e))?;
+    // No fsync: these files only matter while both processes are alive.
     file.write_all(&json)
-        .and_then(|()| file.sync_all())
         .map_err(|e| SandboxError::io("writing", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| SandboxError::io("renaming", path, e))
 }
