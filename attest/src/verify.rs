@@ -107,15 +107,16 @@ pub enum VerifyError {
         /// Build type found.
         found: String,
     },
-    /// `externalParameters.source.uri` differs from (or lacks) the expected source.
+    /// The recorded source (resolved dependency `source`, else `externalParameters.source.uri`)
+    /// differs from (or lacks) the expected source.
     #[error(
         "source is {}, expected {expected:?}: the artifact was not built from the expected \
-         source", found.as_deref().map_or("not recorded in externalParameters.source.uri".to_owned(), |f| format!("{f:?}"))
+         source", found.as_deref().map_or("not recorded".to_owned(), |f| format!("{f:?}"))
     )]
     SourceUri {
         /// Required source URI.
         expected: String,
-        /// `externalParameters.source.uri` found, if any.
+        /// The source URI found, if any.
         found: Option<String>,
     },
     /// `externalParameters` has keys the policy does not allow.
@@ -145,8 +146,9 @@ pub struct VerifiedEnvelope {
 pub struct Policy {
     /// Required `runDetails.builder.id`, compared exactly.
     pub builder_id: Option<String>,
-    /// Required source, compared exactly with `externalParameters.source.uri`, which is where
-    /// airlock's build type records the repository; provenance without that field fails.
+    /// Required source URI, compared exactly with the `uri` of the resolved dependency named
+    /// `source` (airlock's build type), else with `externalParameters.source.uri`;
+    /// provenance that records neither fails.
     pub source_uri: Option<String>,
     /// Required `buildDefinition.buildType`, compared exactly.
     pub build_type: Option<String>,
@@ -322,11 +324,19 @@ pub fn verify_provenance(
         }),
     }
 
+    // The source is the resolved dependency named "source" (airlock's build type); other
+    // build types record it as `externalParameters.source.uri`.
     let source_uri = def
-        .external_parameters
-        .get("source")
-        .and_then(|s| s.get("uri"))
-        .and_then(Value::as_str);
+        .resolved_dependencies
+        .iter()
+        .find(|d| d.name.as_deref() == Some("source"))
+        .and_then(|d| d.uri.as_deref())
+        .or_else(|| {
+            def.external_parameters
+                .get("source")
+                .and_then(|s| s.get("uri"))
+                .and_then(Value::as_str)
+        });
     match &policy.source_uri {
         Some(expected) if source_uri != Some(expected.as_str()) => {
             return Err(VerifyError::SourceUri {
@@ -334,15 +344,12 @@ pub fn verify_provenance(
                 found: source_uri.map(str::to_owned),
             });
         }
-        Some(expected) => check(
-            "source",
-            format!("externalParameters.source.uri is {expected} (as expected)"),
-        ),
+        Some(expected) => check("source", format!("{expected} (as expected)")),
         None => not_checked.push(Check {
             name: "source",
             detail: format!(
-                "externalParameters.source.uri is {} (no expected source given)",
-                source_uri.unwrap_or("absent")
+                "{} (no expected source given)",
+                source_uri.unwrap_or("not recorded")
             ),
         }),
     }

@@ -152,11 +152,13 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
     };
     let mut resolved = vec![
         ResourceDescriptor {
+            name: Some("source".to_owned()),
             uri: Some(spec.source.uri()),
             digest: source_digest,
             ..Default::default()
         },
         ResourceDescriptor {
+            name: Some("image".to_owned()),
             uri: Some(spec.image.reference.to_string()),
             digest: sha256_set(inputs.image_digest),
             ..Default::default()
