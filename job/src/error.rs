@@ -11,6 +11,8 @@ use std::path::PathBuf;
 pub struct JobFileError {
     /// The file at fault (`<submitted spec>` for specs that arrived over the API).
     pub file: PathBuf,
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
     /// Dotted path of the field at fault, e.g. `steps[1].run`, when known.
     pub field: Option<String>,
     /// What is wrong.
@@ -28,6 +30,7 @@ impl JobFileError {
     ) -> Self {
         Self {
             file: PathBuf::new(),
+            line: None,
             field: Some(field.into()),
             message: message.into(),
             hint: hint.into(),
@@ -47,6 +50,9 @@ impl fmt::Display for JobFileError {
             write!(f, "job spec")?;
         } else {
             write!(f, "{}", self.file.display())?;
+            if let Some(line) = self.line {
+                write!(f, ":{line}")?;
+            }
         }
         if let Some(field) = &self.field {
             write!(f, ": field `{field}`")?;

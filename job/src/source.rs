@@ -59,7 +59,7 @@ pub struct RawSource {
     sha256: Option<String>,
 }
 
-const SOURCE_HINT: &str = "use exactly one of: `path = \"DIR\"`, `git = URL` with `commit = \"<40 hex>\"`, or `archive = URL` with `sha256 = \"<64 hex>\"`";
+const SOURCE_HINT: &str = "\nhint: use exactly one of: `path = \"DIR\"`, `git = URL` with `commit = \"<40 hex>\"`, or `archive = URL` with `sha256 = \"<64 hex>\"`";
 
 impl TryFrom<RawSource> for SourceSpec {
     type Error = String;
@@ -76,7 +76,7 @@ impl TryFrom<RawSource> for SourceSpec {
         match (raw.path, raw.git, raw.archive) {
             (Some(path), None, None) => {
                 if raw.commit.is_some() {
-                    return Err(format!("`commit` only goes with `git`; {SOURCE_HINT}"));
+                    return Err(format!("`commit` only goes with `git`{SOURCE_HINT}"));
                 }
                 if path.is_empty() {
                     return Err(
@@ -94,7 +94,7 @@ impl TryFrom<RawSource> for SourceSpec {
                     format!("commit `{commit}` is not a full 40-hex commit id ({e}); resolve refs before submitting")
                 })?;
                 if sha256.is_some() {
-                    return Err(format!("`sha256` does not go with `git`; {SOURCE_HINT}"));
+                    return Err(format!("`sha256` does not go with `git`{SOURCE_HINT}"));
                 }
                 Ok(SourceSpec::Git { url, commit })
             }
@@ -103,7 +103,7 @@ impl TryFrom<RawSource> for SourceSpec {
                     sha256.ok_or_else(|| "`archive` needs `sha256 = \"<64 hex>\"`".to_string())?;
                 Ok(SourceSpec::Archive { url, sha256 })
             }
-            _ => Err(format!("the source is ambiguous or missing; {SOURCE_HINT}")),
+            _ => Err(format!("the source is ambiguous or missing{SOURCE_HINT}")),
         }
     }
 }

@@ -164,6 +164,7 @@ impl JobSpec {
     pub fn from_toml_file(path: &Path) -> Result<Self, JobFileError> {
         let text = std::fs::read_to_string(path).map_err(|e| JobFileError {
             file: path.to_path_buf(),
+            line: None,
             field: None,
             message: format!("cannot read the job file: {e}"),
             hint: Some("pass the path of an existing airlock.toml".into()),
@@ -175,11 +176,17 @@ impl JobSpec {
     pub fn from_toml_str(text: &str) -> Result<Self, JobFileError> {
         let de = toml::Deserializer::parse(text).map_err(|e| JobFileError {
             file: PathBuf::new(),
+            line: line_of(text, e.span()),
             field: None,
-            message: format!("not valid TOML: {e}"),
-            hint: None,
+            message: format!("not valid TOML: {}", e.message()),
+            hint: Some("see docs/job-file.md for the format".into()),
         })?;
-        let spec: JobSpec = serde_path_to_error::deserialize(de).map_err(serde_error)?;
+        let spec: JobSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+            let line = line_of(text, e.inner().span());
+            let mut err = serde_error(e, |inner| inner.message().to_string());
+            err.line = line;
+            err
+        })?;
         spec.validate()?;
         Ok(spec)
     }
@@ -187,9 +194,11 @@ impl JobSpec {
     /// Parses and validates a spec that arrived as JSON (the API form).
     pub fn from_json(bytes: &[u8]) -> Result<Self, JobFileError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let spec: JobSpec = serde_path_to_error::deserialize(&mut de).map_err(serde_error)?;
+        let spec: JobSpec = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| serde_error(e, |inner| inner.to_string()))?;
         de.end().map_err(|e| JobFileError {
             file: PathBuf::new(),
+            line: None,
             field: None,
             message: format!("trailing data after the spec: {e}"),
             hint: None,
@@ -348,25 +357,35 @@ impl JobSpec {
     }
 }
 
-fn serde_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> JobFileError {
+/// The 1-based line of a byte span's start.
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> Option<usize> {
+    let start = span?.start;
+    Some(text.get(..start)?.matches('\n').count() + 1)
+}
+
+/// Separates a value's own hint (after `HINT_SEPARATOR`) from its message.
+pub(crate) const HINT_SEPARATOR: &str = "\nhint: ";
+
+fn serde_error<E>(e: serde_path_to_error::Error<E>, message: impl Fn(&E) -> String) -> JobFileError {
     let path = e.path().to_string();
-    let inner = e.into_inner().to_string();
-    let hint = if inner.contains("unknown field") {
-        Some("remove the field or fix its spelling; see docs/job-file.md for every field".into())
-    } else if inner.contains("missing field") {
-        Some("add the field; see docs/job-file.md".into())
-    } else {
-        None
+    let inner = message(e.inner());
+    let (message, own_hint) = match inner.split_once(HINT_SEPARATOR) {
+        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+        None => (inner.clone(), None),
     };
-    // toml errors carry a multi-line excerpt; keep the first line as the message.
-    let message = inner
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let hint = own_hint.or_else(|| {
+        if message.contains("unknown field") {
+            Some("remove the field or fix its spelling; see docs/job-file.md for every field".into())
+        } else if message.contains("missing field") {
+            Some("add the field; see docs/job-file.md".into())
+        } else {
+            Some("see docs/job-file.md".into())
+        }
+    });
+    let message = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
     JobFileError {
         file: PathBuf::new(),
+        line: None,
         field: (path != "." && !path.is_empty()).then_some(path),
         message,
         hint,

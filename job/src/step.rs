@@ -60,11 +60,11 @@ impl TryFrom<RawStep> for StepSpec {
             (Some(run), None) if !run.trim().is_empty() => Command::Shell(run),
             (None, Some(argv)) if !argv.is_empty() && !argv[0].is_empty() => Command::Argv(argv),
             (Some(_), Some(_)) => {
-                return Err("a step has both `run` and `argv`; keep one".into());
+                return Err("a step has both `run` and `argv`\nhint: keep one of them".into());
             }
             _ => {
                 return Err(
-                    "a step has no command; add `run = \"make\"` (shell) or `argv = [\"make\"]`"
+                    "a step has no command\nhint: add `run = \"make\"` (a shell script) or `argv = [\"make\"]`"
                         .into(),
                 );
             }
