@@ -43,7 +43,10 @@ pub async fn run(args: ControllerArgs) -> Result<Exit, Failure> {
             println!("runner token:   {}", summary.runner_token_path.display());
             println!("admin token:    {}", summary.admin_token_path.display());
             println!("public key:     {}", summary.public_key_path.display());
-            println!("start it with:  airlock controller --config {}", summary.config_path.display());
+            println!(
+                "start it with:  airlock controller --config {}",
+                summary.config_path.display()
+            );
             Ok(Exit::Ok)
         }
         (None, Some(config)) => {
@@ -53,10 +56,14 @@ pub async fn run(args: ControllerArgs) -> Result<Exit, Failure> {
                 .await
                 .map_err(|e| usage(format!("cannot listen on {listen}: {e}")))?;
             info!(address = %listen, "controller listening");
-            airlock_controller::serve(config, listener, shutdown_signal()).await.infra()?;
+            airlock_controller::serve(config, listener, shutdown_signal())
+                .await
+                .infra()?;
             Ok(Exit::Ok)
         }
-        (None, None) => Err(usage("give --config FILE, or run `airlock controller init --dir DIR` first")),
+        (None, None) => Err(usage(
+            "give --config FILE, or run `airlock controller init --dir DIR` first",
+        )),
     }
 }
 

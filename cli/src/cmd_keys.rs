@@ -40,14 +40,23 @@ enum Algorithm {
 /// Runs `keys`.
 pub fn run(args: KeysArgs) -> Result<Exit, Failure> {
     match args.command {
-        KeysCommand::Generate { out, name, algorithm } => {
+        KeysCommand::Generate {
+            out,
+            name,
+            algorithm,
+        } => {
             if matches!(algorithm, Algorithm::Ed25519) {
-                return Err(usage("--algorithm ed25519 is not supported yet; use ecdsa-p256"));
+                return Err(usage(
+                    "--algorithm ed25519 is not supported yet; use ecdsa-p256",
+                ));
             }
             std::fs::create_dir_all(&out).usage()?;
             let (private, public) = airlock_attest::write_keypair(&out, &name).usage()?;
             let key = airlock_attest::load_verifying_key(&public).infra()?;
-            println!("private key: {} (mode 0600; keep it on the controller only)", private.display());
+            println!(
+                "private key: {} (mode 0600; keep it on the controller only)",
+                private.display()
+            );
             println!("public key:  {}", public.display());
             println!("keyid:       {}", key.keyid());
             Ok(Exit::Ok)

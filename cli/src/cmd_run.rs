@@ -53,7 +53,12 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
     }
     let api_token = random_token()?;
     let runner_token = random_token()?;
-    let config = airlock_controller::ControllerConfig::local(home.join("controller"), key_path, &api_token, &runner_token);
+    let config = airlock_controller::ControllerConfig::local(
+        home.join("controller"),
+        key_path,
+        &api_token,
+        &runner_token,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.infra()?;
     let url = format!("http://{}", listener.local_addr().infra()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -67,21 +72,31 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
         })
     };
 
-    let mut runner_cfg = RunnerConfig::new(&url, Secret::new(&runner_token), home.join("runner"), std::env::current_exe().infra()?);
+    let mut runner_cfg = RunnerConfig::new(
+        &url,
+        Secret::new(&runner_token),
+        home.join("runner"),
+        std::env::current_exe().infra()?,
+    );
     runner_cfg.ephemeral = true;
     runner_cfg.labels = spec.job.labels.clone();
     if let ImageRef::OciLayout { dir, .. } = &spec.image.reference {
         // The local user named this layout in their own job file.
         runner_cfg.allowed_layout_roots.push(PathBuf::from(dir));
     }
-    let runner = Runner::connect(runner_cfg, Duration::from_secs(10)).await.infra()?;
+    let runner = Runner::connect(runner_cfg, Duration::from_secs(10))
+        .await
+        .infra()?;
     let runner_task = tokio::spawn(runner.run(stop_rx.clone()));
 
     let channel = connect(&url).await.infra()?;
     let mut client = job_client(channel, BearerAuth::new(&api_token).infra()?);
     submit_ops::upload_source(&mut client, &mut spec).await?;
     let job_id = submit_ops::submit(&mut client, &spec).await?;
-    eprintln!("job {job_id} ({}) submitted to the local controller at {url}", spec.job.name);
+    eprintln!(
+        "job {job_id} ({}) submitted to the local controller at {url}",
+        spec.job.name
+    );
     let mut printer = EventPrinter { logs: !args.quiet };
     let job = submit_ops::watch(&mut client, &job_id, true, &mut printer).await?;
 
@@ -99,10 +114,19 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
             .map(|(p, sha, _)| Ok((p.clone(), airlock_attest::Sha256Digest::from_hex(sha)?)))
             .collect::<Result<_, airlock_attest::DigestError>>()
             .infra()?;
-        airlock_attest::verify_provenance(&envelope, &[key], &artifacts, &airlock_attest::Policy::default())
-            .map_err(|e| infra(format!("the provenance just signed does not verify: {e}")))?;
+        airlock_attest::verify_provenance(
+            &envelope,
+            &[key],
+            &artifacts,
+            &airlock_attest::Policy::default(),
+        )
+        .map_err(|e| infra(format!("the provenance just signed does not verify: {e}")))?;
         println!();
-        println!("built {} in {:.1}s", job.name, started.elapsed().as_secs_f64());
+        println!(
+            "built {} in {:.1}s",
+            job.name,
+            started.elapsed().as_secs_f64()
+        );
         for (path, sha, file) in &fetched.outputs {
             println!("  {path}  sha256:{sha}  -> {}", file.display());
         }
@@ -125,7 +149,10 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
         eprintln!(
             "job {} ended {}: {}",
             job.job_id,
-            state.as_str_name().trim_start_matches("JOB_STATE_").to_lowercase(),
+            state
+                .as_str_name()
+                .trim_start_matches("JOB_STATE_")
+                .to_lowercase(),
             job.message
         );
         submit_ops::exit_for(&job)

@@ -47,7 +47,9 @@ pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
     cfg.ephemeral = args.ephemeral;
     cfg.allowed_layout_roots = args.allow_oci_layout;
     cfg.id_base = args.id_base;
-    let runner = Runner::connect(cfg, Duration::from_secs(60)).await.infra()?;
+    let runner = Runner::connect(cfg, Duration::from_secs(60))
+        .await
+        .infra()?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         crate::cmd_controller::shutdown_signal().await;

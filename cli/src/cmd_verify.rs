@@ -43,9 +43,14 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
         .map_err(|e| usage(format!("--provenance {}: {e}", args.provenance.display())))?;
     let mut artifacts = Vec::new();
     for path in &args.artifacts {
-        let file = std::fs::File::open(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-        let (digest, _) = airlock_attest::hash_reader(file).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file =
+            std::fs::File::open(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        let (digest, _) = airlock_attest::hash_reader(file)
+            .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         artifacts.push((name, digest));
     }
     let policy = Policy {
@@ -54,14 +59,18 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
         build_type: args.build_type,
         ..Policy::default()
     };
-    let report = airlock_attest::verify_provenance(&envelope, &keys, &artifacts, &policy).build_failed()?;
+    let report =
+        airlock_attest::verify_provenance(&envelope, &keys, &artifacts, &policy).build_failed()?;
     for check in &report.checks {
         println!("PASS {}: {}", check.name, check.detail);
     }
     for check in &report.not_checked {
         println!("SKIP {}: {}", check.name, check.detail);
     }
-    let shown: Vec<String> = artifacts.iter().map(|(n, d): &(String, Sha256Digest)| format!("{n} sha256:{d}")).collect();
+    let shown: Vec<String> = artifacts
+        .iter()
+        .map(|(n, d): &(String, Sha256Digest)| format!("{n} sha256:{d}"))
+        .collect();
     println!("verified: {}", shown.join(", "));
     Ok(Exit::Ok)
 }

@@ -42,13 +42,22 @@ pub trait OrExit<T> {
 
 impl<T, E: Into<anyhow::Error>> OrExit<T> for Result<T, E> {
     fn usage(self) -> Result<T, Failure> {
-        self.map_err(|e| Failure { code: Exit::Usage, error: e.into() })
+        self.map_err(|e| Failure {
+            code: Exit::Usage,
+            error: e.into(),
+        })
     }
     fn infra(self) -> Result<T, Failure> {
-        self.map_err(|e| Failure { code: Exit::Infra, error: e.into() })
+        self.map_err(|e| Failure {
+            code: Exit::Infra,
+            error: e.into(),
+        })
     }
     fn build_failed(self) -> Result<T, Failure> {
-        self.map_err(|e| Failure { code: Exit::BuildFailed, error: e.into() })
+        self.map_err(|e| Failure {
+            code: Exit::BuildFailed,
+            error: e.into(),
+        })
     }
 }
 
@@ -73,7 +82,11 @@ pub fn infra(msg: impl fmt::Display) -> Failure {
 pub fn from_status(context: &str, status: tonic::Status) -> Failure {
     use tonic::Code;
     let code = match status.code() {
-        Code::InvalidArgument | Code::NotFound | Code::FailedPrecondition | Code::Unauthenticated | Code::PermissionDenied => Exit::Usage,
+        Code::InvalidArgument
+        | Code::NotFound
+        | Code::FailedPrecondition
+        | Code::Unauthenticated
+        | Code::PermissionDenied => Exit::Usage,
         _ => Exit::Infra,
     };
     Failure {

@@ -80,7 +80,10 @@ fn main() -> std::process::ExitCode {
     }
     let daemon = matches!(cli.command, Command::Controller(_) | Command::Runner(_));
     init_logging(if daemon { "info" } else { "warn" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -22,7 +22,10 @@ pub type Client = JobServiceClient<AuthedChannel>;
 /// Reads a job file and makes its paths absolute.
 pub fn load_job_file(path: &Path) -> Result<JobSpec, Failure> {
     let mut spec = JobSpec::from_toml_file(path).usage()?;
-    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     spec.resolve_relative_paths(base);
     Ok(spec)
 }
@@ -30,11 +33,16 @@ pub fn load_job_file(path: &Path) -> Result<JobSpec, Failure> {
 /// Packs a `path` source, uploads it, and pins its digest in the spec.
 pub async fn upload_source(client: &mut Client, spec: &mut JobSpec) -> Result<(), Failure> {
     let SourceSpec::Path { path, sha256 } = &mut spec.source else {
-        return Err(usage("this version submits only `[source] path = ...` jobs; git and archive sources are not supported yet"));
+        return Err(usage(
+            "this version submits only `[source] path = ...` jobs; git and archive sources are not supported yet",
+        ));
     };
     let dir = PathBuf::from(&*path);
     if !dir.is_dir() {
-        return Err(usage(format!("source.path: {} is not a directory", dir.display())));
+        return Err(usage(format!(
+            "source.path: {} is not a directory",
+            dir.display()
+        )));
     }
     let tmp = tempfile::NamedTempFile::new().infra()?;
     let tar_path = tmp.path().to_path_buf();
@@ -46,7 +54,10 @@ pub async fn upload_source(client: &mut Client, spec: &mut JobSpec) -> Result<()
     .infra()?
     .usage()?;
     let bytes = tokio::fs::read(tmp.path()).await.infra()?;
-    let chunks: Vec<BlobChunk> = bytes.chunks(256 * 1024).map(|c| BlobChunk { data: c.to_vec() }).collect();
+    let chunks: Vec<BlobChunk> = bytes
+        .chunks(256 * 1024)
+        .map(|c| BlobChunk { data: c.to_vec() })
+        .collect();
     let resp = client
         .upload_source(tokio_stream::iter(chunks))
         .await
@@ -58,7 +69,10 @@ pub async fn upload_source(client: &mut Client, spec: &mut JobSpec) -> Result<()
             resp.sha256, resp.size
         )));
     }
-    eprintln!("source {} packed: sha256:{digest} ({size} bytes)", dir.display());
+    eprintln!(
+        "source {} packed: sha256:{digest} ({size} bytes)",
+        dir.display()
+    );
     *sha256 = Some(digest);
     Ok(())
 }
@@ -66,7 +80,9 @@ pub async fn upload_source(client: &mut Client, spec: &mut JobSpec) -> Result<()
 /// Submits a spec whose source is uploaded; returns the job id.
 pub async fn submit(client: &mut Client, spec: &JobSpec) -> Result<String, Failure> {
     let resp = client
-        .submit_job(SubmitJobRequest { spec_json: spec.to_json() })
+        .submit_job(SubmitJobRequest {
+            spec_json: spec.to_json(),
+        })
         .await
         .map_err(|s| from_status("submitting the job", s))?;
     Ok(resp.into_inner().job_id)
@@ -84,7 +100,10 @@ impl EventPrinter {
         match kind {
             Kind::State(s) => {
                 let state = JobState::try_from(s.state).unwrap_or(JobState::Unspecified);
-                let name = state.as_str_name().trim_start_matches("JOB_STATE_").to_lowercase();
+                let name = state
+                    .as_str_name()
+                    .trim_start_matches("JOB_STATE_")
+                    .to_lowercase();
                 if s.message.is_empty() {
                     eprintln!("● {name}");
                 } else {
@@ -92,7 +111,9 @@ impl EventPrinter {
                 }
             }
             Kind::Step(step) => match Phase::try_from(step.phase) {
-                Ok(Phase::Started) => eprintln!("==> step {} `{}`", step.step_index + 1, step.step_name),
+                Ok(Phase::Started) => {
+                    eprintln!("==> step {} `{}`", step.step_index + 1, step.step_name)
+                }
                 Ok(Phase::Finished) => eprintln!(
                     "<== step {} `{}` exited {} after {:.2}s",
                     step.step_index + 1,
@@ -102,30 +123,33 @@ impl EventPrinter {
                 ),
                 _ => {}
             },
-            Kind::Log(log) if self.logs => {
-                match LogStream::try_from(log.stream) {
-                    Ok(LogStream::Stderr) => {
-                        let _ = std::io::stderr().write_all(&log.data);
-                    }
-                    Ok(LogStream::System) => {
-                        let text = String::from_utf8_lossy(&log.data);
-                        for line in text.lines() {
-                            eprintln!("  · {line}");
-                        }
-                    }
-                    _ => {
-                        let _ = std::io::stdout().write_all(&log.data);
-                        let _ = std::io::stdout().flush();
+            Kind::Log(log) if self.logs => match LogStream::try_from(log.stream) {
+                Ok(LogStream::Stderr) => {
+                    let _ = std::io::stderr().write_all(&log.data);
+                }
+                Ok(LogStream::System) => {
+                    let text = String::from_utf8_lossy(&log.data);
+                    for line in text.lines() {
+                        eprintln!("  · {line}");
                     }
                 }
-            }
+                _ => {
+                    let _ = std::io::stdout().write_all(&log.data);
+                    let _ = std::io::stdout().flush();
+                }
+            },
             Kind::Log(_) => {}
         }
     }
 }
 
 /// Streams events (replay, then live when `follow`), printing them; returns the job.
-pub async fn watch(client: &mut Client, job_id: &str, follow: bool, printer: &mut EventPrinter) -> Result<Job, Failure> {
+pub async fn watch(
+    client: &mut Client,
+    job_id: &str,
+    follow: bool,
+    printer: &mut EventPrinter,
+) -> Result<Job, Failure> {
     let mut stream = client
         .watch_job(WatchJobRequest {
             job_id: job_id.to_string(),
@@ -147,7 +171,9 @@ pub async fn watch(client: &mut Client, job_id: &str, follow: bool, printer: &mu
 /// The job's current record.
 pub async fn get_job(client: &mut Client, job_id: &str) -> Result<Job, Failure> {
     Ok(client
-        .get_job(GetJobRequest { job_id: job_id.to_string() })
+        .get_job(GetJobRequest {
+            job_id: job_id.to_string(),
+        })
         .await
         .map_err(|s| from_status("reading the job", s))?
         .into_inner())
@@ -182,7 +208,10 @@ pub async fn fetch(client: &mut Client, job: &Job, out_dir: &Path) -> Result<Fet
     for o in &job.outputs {
         // Paths come from the controller: still check them before writing.
         if !is_clean_relative(&o.path) {
-            return Err(crate::exit::infra(format!("the controller sent an unsafe output path `{}`", o.path)));
+            return Err(crate::exit::infra(format!(
+                "the controller sent an unsafe output path `{}`",
+                o.path
+            )));
         }
         let dest = out_dir.join(&o.path);
         if let Some(parent) = dest.parent() {
@@ -198,17 +227,26 @@ pub async fn fetch(client: &mut Client, job: &Job, out_dir: &Path) -> Result<Fet
             .into_inner();
         let mut bytes = Vec::with_capacity(usize::try_from(o.size).unwrap_or(0));
         while let Some(chunk) = stream.next().await {
-            bytes.extend_from_slice(&chunk.map_err(|s| from_status("fetching an output", s))?.data);
+            bytes.extend_from_slice(
+                &chunk
+                    .map_err(|s| from_status("fetching an output", s))?
+                    .data,
+            );
         }
         let digest = airlock_attest::Sha256Digest::of(&bytes);
         if digest.hex() != o.sha256 {
-            return Err(crate::exit::infra(format!("output {} arrived with sha256:{digest}, expected sha256:{}", o.path, o.sha256)));
+            return Err(crate::exit::infra(format!(
+                "output {} arrived with sha256:{digest}, expected sha256:{}",
+                o.path, o.sha256
+            )));
         }
         write_atomic(&dest, &bytes, o.executable).await?;
         outputs.push((o.path.clone(), o.sha256.clone(), dest));
     }
     let prov = client
-        .get_provenance(GetProvenanceRequest { job_id: job.job_id.clone() })
+        .get_provenance(GetProvenanceRequest {
+            job_id: job.job_id.clone(),
+        })
         .await
         .map_err(|s| from_status("fetching provenance", s))?
         .into_inner();
@@ -232,7 +270,9 @@ async fn write_atomic(dest: &Path, bytes: &[u8], executable: bool) -> Result<(),
     tokio::fs::write(&tmp, bytes).await.usage()?;
     if executable {
         // Outputs are build products: keep them runnable, as `cp` from /out would.
-        tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).await.usage()?;
+        tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+            .await
+            .usage()?;
     }
     tokio::fs::rename(&tmp, dest).await.usage()?;
     Ok(())

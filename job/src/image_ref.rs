@@ -100,10 +100,9 @@ impl Serialize for ImageRef {
 impl<'de> Deserialize<'de> for ImageRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse()
-            .map_err(|(m, h): (String, String)| {
-                serde::de::Error::custom(format!("{m}{}{h}", crate::spec::HINT_SEPARATOR))
-            })
+        s.parse().map_err(|(m, h): (String, String)| {
+            serde::de::Error::custom(format!("{m}{}{h}", crate::spec::HINT_SEPARATOR))
+        })
     }
 }
 

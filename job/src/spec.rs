@@ -366,7 +366,10 @@ fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> Option<usize> {
 /// Separates a value's own hint (after `HINT_SEPARATOR`) from its message.
 pub(crate) const HINT_SEPARATOR: &str = "\nhint: ";
 
-fn serde_error<E>(e: serde_path_to_error::Error<E>, message: impl Fn(&E) -> String) -> JobFileError {
+fn serde_error<E>(
+    e: serde_path_to_error::Error<E>,
+    message: impl Fn(&E) -> String,
+) -> JobFileError {
     let path = e.path().to_string();
     let inner = message(e.inner());
     let (message, own_hint) = match inner.split_once(HINT_SEPARATOR) {
@@ -375,14 +378,21 @@ fn serde_error<E>(e: serde_path_to_error::Error<E>, message: impl Fn(&E) -> Stri
     };
     let hint = own_hint.or_else(|| {
         if message.contains("unknown field") {
-            Some("remove the field or fix its spelling; see docs/job-file.md for every field".into())
+            Some(
+                "remove the field or fix its spelling; see docs/job-file.md for every field".into(),
+            )
         } else if message.contains("missing field") {
             Some("add the field; see docs/job-file.md".into())
         } else {
             Some("see docs/job-file.md".into())
         }
     });
-    let message = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    let message = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     JobFileError {
         file: PathBuf::new(),
         line: None,

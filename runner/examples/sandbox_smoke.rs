@@ -39,7 +39,10 @@ fn main() {
         (Some("--bench"), Some(n)) => n.parse().unwrap_or(20),
         _ => 20,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("runtime: {e}");
@@ -83,7 +86,11 @@ impl Ctx {
         let out = self.base.join(format!("out{}", self.n));
         for d in [&work, &out] {
             std::fs::create_dir_all(d)?;
-            std::os::unix::fs::chown(d, Some(self.template.host_uid()), Some(self.template.host_gid()))?;
+            std::os::unix::fs::chown(
+                d,
+                Some(self.template.host_uid()),
+                Some(self.template.host_gid()),
+            )?;
         }
         Ok((work, out))
     }
@@ -115,7 +122,10 @@ impl Ctx {
             }
             (out, err)
         });
-        let outcome = self.launcher.run_step(&id, plan, timeout, cancel, tx).await?;
+        let outcome = self
+            .launcher
+            .run_step(&id, plan, timeout, cancel, tx)
+            .await?;
         let (out, err) = collector.await?;
         Ok(Run {
             outcome,
@@ -154,10 +164,16 @@ fn host_processes(needle: &str) -> Vec<String> {
         return found;
     };
     for entry in entries.flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmd.contains(needle) {
-            found.push(format!("{} {}", entry.file_name().to_string_lossy(), cmd.trim()));
+            found.push(format!(
+                "{} {}",
+                entry.file_name().to_string_lossy(),
+                cmd.trim()
+            ));
         }
     }
     found
@@ -197,14 +213,32 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
         .await?;
     let meta = std::fs::metadata(plan.out_dir.join("x"))?;
     cx.check("exit 0", r.outcome.exit_code == Some(0));
-    cx.check("id -u / id -g print 1000", r.stdout.starts_with("1000\n1000\n"));
-    cx.check("hostname airlock, cwd /work", r.stdout.contains("airlock\n/work\n"));
-    cx.check("TZ/LANG/HOME/SDE", r.stdout.contains("UTC C.UTF-8 /tmp 1700000000"));
     cx.check(
-        &format!("/out/x on host owned by {}:{} (is {}:{})", plan.host_uid(), plan.host_gid(), meta.uid(), meta.gid()),
+        "id -u / id -g print 1000",
+        r.stdout.starts_with("1000\n1000\n"),
+    );
+    cx.check(
+        "hostname airlock, cwd /work",
+        r.stdout.contains("airlock\n/work\n"),
+    );
+    cx.check(
+        "TZ/LANG/HOME/SDE",
+        r.stdout.contains("UTC C.UTF-8 /tmp 1700000000"),
+    );
+    cx.check(
+        &format!(
+            "/out/x on host owned by {}:{} (is {}:{})",
+            plan.host_uid(),
+            plan.host_gid(),
+            meta.uid(),
+            meta.gid()
+        ),
         meta.uid() == plan.host_uid() && meta.gid() == plan.host_gid(),
     );
-    cx.check("/out/x contains hi", std::fs::read_to_string(plan.out_dir.join("x"))? == "hi\n");
+    cx.check(
+        "/out/x contains hi",
+        std::fs::read_to_string(plan.out_dir.join("x"))? == "hi\n",
+    );
 
     // (2) read-only root
     let (r, _) = cx
@@ -230,13 +264,22 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
         "127.0.0.1 reachable (lo up) but nothing listens",
         r.stdout.contains("127.0.0.1/80: Connection refused"),
     );
-    cx.check("1.1.1.1 unreachable", r.stdout.contains("1.1.1.1/443: Network is unreachable"));
-    cx.check("10.0.2.2 unreachable", r.stdout.contains("10.0.2.2/22: Network is unreachable"));
+    cx.check(
+        "1.1.1.1 unreachable",
+        r.stdout.contains("1.1.1.1/443: Network is unreachable"),
+    );
+    cx.check(
+        "10.0.2.2 unreachable",
+        r.stdout.contains("10.0.2.2/22: Network is unreachable"),
+    );
     let mut plan = cx.plan("(exec 3<>/dev/tcp/127.0.0.1/80) 2>&1; ls /sys/class/net")?;
     plan.loopback_up = false;
     let (_k, cancel) = watch::channel(false);
     let r = cx.run_plan(&plan, t, cancel).await?;
-    println!("\n$ connect 127.0.0.1 with loopback_up = false\n  out| {}", r.stdout.trim().replace('\n', "\n  out| "));
+    println!(
+        "\n$ connect 127.0.0.1 with loopback_up = false\n  out| {}",
+        r.stdout.trim().replace('\n', "\n  out| ")
+    );
     cx.check(
         "loopback_up=false: 127.0.0.1 unreachable, still only lo",
         r.stdout.contains("127.0.0.1/80: Network is unreachable") && r.stdout.ends_with("lo\n"),
@@ -244,12 +287,18 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
 
     // (4) exit code
     let (r, _) = cx.run("echo failing >&2; exit 3", t).await?;
-    cx.check("exit_code 3, not an error", r.outcome.exit_code == Some(3) && !r.outcome.timed_out);
+    cx.check(
+        "exit_code 3, not an error",
+        r.outcome.exit_code == Some(3) && !r.outcome.timed_out,
+    );
 
     // (5) timeout kills everything, even background processes
     let started = Instant::now();
     let (r, _) = cx
-        .run("sleep 100 & sleep 101 & (sleep 102 &) ; echo started; sleep 103", Duration::from_secs(1))
+        .run(
+            "sleep 100 & sleep 101 & (sleep 102 &) ; echo started; sleep 103",
+            Duration::from_secs(1),
+        )
         .await?;
     let elapsed = started.elapsed();
     cx.check(
@@ -273,9 +322,12 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
         .await?;
     cx.check(
         "unshare -U/-r/-m fail with EPERM",
-        r.stderr.matches("unshare failed: Operation not permitted").count() == 3,
+        r.stderr
+            .matches("unshare failed: Operation not permitted")
+            .count()
+            == 3,
     );
-    cx.check("mount fails", r.stderr.contains("mount: ") );
+    cx.check("mount fails", r.stderr.contains("mount: "));
     cx.check("Seccomp: 2 (filter)", r.stdout.contains("Seccomp:\t2"));
     cx.check("NoNewPrivs: 1", r.stdout.contains("NoNewPrivs:\t1"));
     cx.check(
@@ -284,15 +336,25 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
             && r.stdout.contains("CapBnd:\t0000000000000000")
             && r.stdout.contains("CapPrm:\t0000000000000000"),
     );
-    cx.check("uid_map 0 -> 200000 x 65536", r.stdout.contains("0     200000      65536"));
+    cx.check(
+        "uid_map 0 -> 200000 x 65536",
+        r.stdout.contains("0     200000      65536"),
+    );
 
     // (7) exec failure is an outcome (127), not an infrastructure error
     let mut plan = cx.plan("")?;
     plan.argv = vec!["no-such-program".into()];
     let (_k, cancel) = watch::channel(false);
     let r = cx.run_plan(&plan, t, cancel).await?;
-    println!("\n$ no-such-program\n  outcome: {:?}\n  err| {}", r.outcome, r.stderr.trim());
-    cx.check("missing program exits 127", r.outcome.exit_code == Some(127));
+    println!(
+        "\n$ no-such-program\n  outcome: {:?}\n  err| {}",
+        r.outcome,
+        r.stderr.trim()
+    );
+    cx.check(
+        "missing program exits 127",
+        r.outcome.exit_code == Some(127),
+    );
 
     // (8) cancellation
     let plan = cx.plan("sleep 50")?;
@@ -302,7 +364,10 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
         let _ = cancel_tx.send(true);
     });
     let r = cx.run_plan(&plan, t, cancel).await?;
-    println!("\n$ sleep 50 (cancelled after 0.5 s)\n  outcome: {:?}", r.outcome);
+    println!(
+        "\n$ sleep 50 (cancelled after 0.5 s)\n  outcome: {:?}",
+        r.outcome
+    );
     cx.check("cancelled", r.outcome.cancelled && !r.outcome.timed_out);
 
     // (9) limits: pids and memory
@@ -329,8 +394,14 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
     plan.memory_bytes = Some(64 << 20);
     let (_k, cancel) = watch::channel(false);
     let r = cx.run_plan(&plan, t, cancel).await?;
-    println!("\n$ 300 MB string with memory=64MiB\n  outcome: {:?}", r.outcome);
-    cx.check("memory limit enforced (OOM kill)", r.outcome.oom_killed && !r.outcome.success());
+    println!(
+        "\n$ 300 MB string with memory=64MiB\n  outcome: {:?}",
+        r.outcome
+    );
+    cx.check(
+        "memory limit enforced (OOM kill)",
+        r.outcome.oom_killed && !r.outcome.success(),
+    );
 
     // (10) concurrent steps
     let mut handles = Vec::new();
@@ -341,7 +412,9 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
             let (tx, mut rx) = mpsc::channel(8);
             let (_k, cancel) = watch::channel(false);
             let id = format!("smoke-conc-{}-{i}", std::process::id());
-            let outcome = launcher.run_step(&id, &plan, Duration::from_secs(30), cancel, tx).await;
+            let outcome = launcher
+                .run_step(&id, &plan, Duration::from_secs(30), cancel, tx)
+                .await;
             let mut out = Vec::new();
             while let Some(c) = rx.recv().await {
                 out.extend(c.data);
@@ -355,7 +428,10 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
         let (outcome, out, i) = h.await?;
         all_ok &= matches!(&outcome, Ok(o) if o.success()) && out == i.to_string();
     }
-    cx.check(&format!("4 concurrent steps in {:?}", started.elapsed()), all_ok);
+    cx.check(
+        &format!("4 concurrent steps in {:?}", started.elapsed()),
+        all_ok,
+    );
 
     // (11) a real compiler, if the image has one
     let (r, plan) = cx
@@ -367,7 +443,8 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
         .await?;
     cx.check(
         "gcc builds and runs in /work -> /out",
-        r.stdout.contains("no-gcc") || (r.stdout.contains("rc=42") && plan.out_dir.join("a").exists()),
+        r.stdout.contains("no-gcc")
+            || (r.stdout.contains("rc=42") && plan.out_dir.join("a").exists()),
     );
 
     // (12) the helper is SIGKILLed: infrastructure error, last-resort cgroup kill
@@ -382,7 +459,10 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
                 if p.contains(&id)
                     && let Some(pid) = p.split(' ').next().and_then(|x| x.parse::<i32>().ok())
                 {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                 }
             }
         }
@@ -392,8 +472,17 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
     let result = cx.launcher.run_step(&id, &plan, t, cancel, tx).await;
     killer.await?;
     println!("\n$ sleep 104, helper SIGKILLed after 0.5 s\n  result: {result:?}");
-    cx.check("helper crash is an error", matches!(result, Err(airlock_runner::sandbox::SandboxError::HelperCrashed { .. })));
-    cx.check("container killed anyway", host_processes("sleep 104").is_empty());
+    cx.check(
+        "helper crash is an error",
+        matches!(
+            result,
+            Err(airlock_runner::sandbox::SandboxError::HelperCrashed { .. })
+        ),
+    );
+    cx.check(
+        "container killed anyway",
+        host_processes("sleep 104").is_empty(),
+    );
 
     // (13) the run_step future is dropped: the helper still kills the container
     let plan = cx.plan("sleep 105")?;
@@ -401,12 +490,25 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
     let id = format!("smoke-drop-{}-{}", std::process::id(), cx.n);
     let (tx, _rx) = mpsc::channel(8);
     let (_k, cancel) = watch::channel(false);
-    let dropped = tokio::time::timeout(Duration::from_millis(500), cx.launcher.run_step(&id, &plan, t, cancel, tx)).await;
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(500),
+        cx.launcher.run_step(&id, &plan, t, cancel, tx),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    println!("\n$ sleep 105, run_step future dropped after 0.5 s\n  result: {:?}", dropped.is_err());
-    cx.check("container killed after drop", host_processes("sleep 105").is_empty());
+    println!(
+        "\n$ sleep 105, run_step future dropped after 0.5 s\n  result: {:?}",
+        dropped.is_err()
+    );
+    cx.check(
+        "container killed after drop",
+        host_processes("sleep 105").is_empty(),
+    );
     let removed = cx.launcher.cleanup_stale()?;
-    cx.check(&format!("cleanup_stale removed the dropped step's bundle ({removed})"), removed == 1);
+    cx.check(
+        &format!("cleanup_stale removed the dropped step's bundle ({removed})"),
+        removed == 1,
+    );
 
     // (14) overhead
     let mut times = Vec::new();
@@ -438,10 +540,18 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
     // nothing left behind
     let leftovers: Vec<_> = ["containers", "bundles"]
         .iter()
-        .flat_map(|d| std::fs::read_dir(state.join(d)).into_iter().flatten().flatten())
+        .flat_map(|d| {
+            std::fs::read_dir(state.join(d))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
         .map(|e| e.path())
         .collect();
-    cx.check(&format!("state dir empty {leftovers:?}"), leftovers.is_empty());
+    cx.check(
+        &format!("state dir empty {leftovers:?}"),
+        leftovers.is_empty(),
+    );
     let cgroups: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/pids/airlock")
         .into_iter()
         .flatten()
@@ -450,7 +560,10 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
         .map(|e| e.path())
         .collect();
     cx.check(&format!("no cgroups left {cgroups:?}"), cgroups.is_empty());
-    cx.check("no helper left", host_processes(SANDBOX_EXEC_SUBCOMMAND).is_empty());
+    cx.check(
+        "no helper left",
+        host_processes(SANDBOX_EXEC_SUBCOMMAND).is_empty(),
+    );
     let changed = std::process::Command::new("find")
         .arg(&rootfs)
         .arg("-xdev")
@@ -458,7 +571,10 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
         .arg(&marker)
         .output()?;
     let changed = String::from_utf8_lossy(&changed.stdout).into_owned();
-    cx.check(&format!("rootfs untouched [{}]", changed.trim()), changed.trim().is_empty());
+    cx.check(
+        &format!("rootfs untouched [{}]", changed.trim()),
+        changed.trim().is_empty(),
+    );
     let _ = std::fs::remove_dir_all(&base);
     Ok(cx.failed)
 }

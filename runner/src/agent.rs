@@ -218,7 +218,17 @@ impl Runner {
             let end = match end {
                 JobEnd::Succeeded { outputs, image } => {
                     match self.upload_outputs(&lease, &outputs).await {
-                        Ok(files) => self.complete(&lease, Outcome::Succeeded, String::new(), 0, files, Some(image)).await,
+                        Ok(files) => {
+                            self.complete(
+                                &lease,
+                                Outcome::Succeeded,
+                                String::new(),
+                                0,
+                                files,
+                                Some(image),
+                            )
+                            .await
+                        }
                         Err(msg) => JobEnd::Infra(msg),
                     }
                 }
@@ -227,23 +237,27 @@ impl Runner {
             match end {
                 JobEnd::Succeeded { .. } => {}
                 JobEnd::Failed { message, exit_code } => {
-                    self.complete(&lease, Outcome::Failed, message, exit_code, vec![], None).await;
+                    self.complete(&lease, Outcome::Failed, message, exit_code, vec![], None)
+                        .await;
                 }
                 JobEnd::TimedOut(m) => {
-                    self.complete(&lease, Outcome::TimedOut, m, 0, vec![], None).await;
+                    self.complete(&lease, Outcome::TimedOut, m, 0, vec![], None)
+                        .await;
                 }
                 JobEnd::Cancelled(m) => {
-                    self.complete(&lease, Outcome::Cancelled, m, 0, vec![], None).await;
+                    self.complete(&lease, Outcome::Cancelled, m, 0, vec![], None)
+                        .await;
                 }
                 JobEnd::Infra(m) => {
-                    self.complete(&lease, Outcome::InfraFailed, m, 0, vec![], None).await;
+                    self.complete(&lease, Outcome::InfraFailed, m, 0, vec![], None)
+                        .await;
                 }
             }
             // Cleanup always runs: every sandbox process is dead by now.
-            if let Err(e) = std::fs::remove_dir_all(&job_dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    warn!(error = %e, dir = %job_dir.display(), "could not remove the job workspace");
-                }
+            if let Err(e) = std::fs::remove_dir_all(&job_dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(error = %e, dir = %job_dir.display(), "could not remove the job workspace");
             }
         }
         .instrument(span)
@@ -306,7 +320,11 @@ impl Runner {
         let started = Instant::now();
         let spec = match JobSpec::from_json(&lease.spec_json) {
             Ok(s) => s,
-            Err(e) => return JobEnd::Infra(format!("the controller sent a spec this runner refuses: {e}")),
+            Err(e) => {
+                return JobEnd::Infra(format!(
+                    "the controller sent a spec this runner refuses: {e}"
+                ));
+            }
         };
         let deadline = started + spec.timeout();
         let id_map = IdMap {
@@ -325,8 +343,13 @@ impl Runner {
             }
         }
         let source_epoch = match &spec.source {
-            SourceSpec::Path { sha256: Some(digest), .. } => {
-                events.system(0, format!("fetching source sha256:{digest}")).await;
+            SourceSpec::Path {
+                sha256: Some(digest),
+                ..
+            } => {
+                events
+                    .system(0, format!("fetching source sha256:{digest}"))
+                    .await;
                 if let Err(m) = self.fetch_source(lease, digest, job_dir, &work).await {
                     return JobEnd::Infra(m);
                 }
@@ -342,7 +365,9 @@ impl Runner {
                 };
             }
         };
-        if let Err(m) = chown_tree(&work, host_uid, host_gid).and_then(|()| chown_tree(&out, host_uid, host_gid)) {
+        if let Err(m) = chown_tree(&work, host_uid, host_gid)
+            .and_then(|()| chown_tree(&out, host_uid, host_gid))
+        {
             return JobEnd::Infra(m);
         }
         let image = match self.prepare_image(&spec, events).await {
@@ -356,19 +381,20 @@ impl Runner {
             let name = spec.step_name(i);
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return JobEnd::TimedOut(format!("the job exceeded its timeout of {}", spec.job.timeout));
+                return JobEnd::TimedOut(format!(
+                    "the job exceeded its timeout of {}",
+                    spec.job.timeout
+                ));
             }
-            let mut plan = SandboxPlan::new(
-                &image.rootfs,
-                &work,
-                &out,
-                step.command.argv(),
-                id_map,
-            );
+            let mut plan =
+                SandboxPlan::new(&image.rootfs, &work, &out, step.command.argv(), id_map);
             let mut env: Vec<(String, String)> = image
                 .env
                 .iter()
-                .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .filter_map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
                 .collect();
             env.push(("SOURCE_DATE_EPOCH".into(), source_epoch.to_string()));
             env.extend(step.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -429,7 +455,10 @@ impl Runner {
             }
             if outcome.oom_killed {
                 return JobEnd::Failed {
-                    message: format!("step `{name}` ran out of memory (limit {})", spec.resources.memory),
+                    message: format!(
+                        "step `{name}` ran out of memory (limit {})",
+                        spec.resources.memory
+                    ),
                     exit_code: code,
                 };
             }
@@ -451,7 +480,12 @@ impl Runner {
         match collected {
             Ok(Ok(outputs)) => {
                 for o in &outputs {
-                    events.system(0, format!("output {} sha256:{} ({} bytes)", o.path, o.sha256, o.size)).await;
+                    events
+                        .system(
+                            0,
+                            format!("output {} sha256:{} ({} bytes)", o.path, o.sha256, o.size),
+                        )
+                        .await;
                 }
                 JobEnd::Succeeded {
                     outputs,
@@ -494,7 +528,8 @@ impl Runner {
             write_hashed(&bytes[..], &archive)
                 .and_then(|_| unpack_verified(&archive, &digest, &work))
                 .map_err(|e| format!("source archive: {e}"))?;
-            std::fs::remove_file(&archive).map_err(|e| format!("removing {}: {e}", archive.display()))
+            std::fs::remove_file(&archive)
+                .map_err(|e| format!("removing {}: {e}", archive.display()))
         })
         .await
         .map_err(|e| format!("source unpacking panicked: {e}"))?
@@ -535,17 +570,32 @@ impl Runner {
                 exit_code: 0,
             });
         }
-        events.system(0, format!("preparing image sha256:{digest} from {}", canonical.display())).await;
+        events
+            .system(
+                0,
+                format!(
+                    "preparing image sha256:{digest} from {}",
+                    canonical.display()
+                ),
+            )
+            .await;
         let images = self.images.clone();
         let sink = events.clone();
         let prepared = tokio::task::spawn_blocking(move || {
             let mut progress = |p: ImageProgress| {
                 let msg = match p {
                     ImageProgress::Verifying { blob, bytes } => {
-                        format!("verifying layer sha256:{blob} ({:.1} MiB)", bytes as f64 / 1048576.0)
+                        format!(
+                            "verifying layer sha256:{blob} ({:.1} MiB)",
+                            bytes as f64 / 1048576.0
+                        )
                     }
-                    ImageProgress::Unpacking { layer, of } => format!("unpacking layer {layer}/{of}"),
-                    ImageProgress::Cached => "image already unpacked and verified (cache hit)".into(),
+                    ImageProgress::Unpacking { layer, of } => {
+                        format!("unpacking layer {layer}/{of}")
+                    }
+                    ImageProgress::Cached => {
+                        "image already unpacked and verified (cache hit)".into()
+                    }
                 };
                 sink.system_blocking(0, msg);
             };
@@ -556,7 +606,11 @@ impl Runner {
         prepared.map_err(|e| JobEnd::Infra(format!("image sha256:{digest}: {e}")))
     }
 
-    async fn upload_outputs(&mut self, lease: &Lease, outputs: &[CollectedOutput]) -> Result<Vec<OutputFile>, String> {
+    async fn upload_outputs(
+        &mut self,
+        lease: &Lease,
+        outputs: &[CollectedOutput],
+    ) -> Result<Vec<OutputFile>, String> {
         let mut files = Vec::new();
         for o in outputs {
             let mut file = tokio::fs::File::open(&o.file)
@@ -584,8 +638,12 @@ impl Runner {
                 // Upload exactly the bytes that were hashed: the file cannot change, as
                 // nothing of the sandbox runs any more, but never send more than hashed.
                 while sent < size {
-                    let want = usize::try_from((size - sent).min(UPLOAD_CHUNK as u64)).unwrap_or(UPLOAD_CHUNK);
-                    let n = file.read(&mut buf[..want]).await.map_err(|e| format!("reading output {path}: {e}"))?;
+                    let want = usize::try_from((size - sent).min(UPLOAD_CHUNK as u64))
+                        .unwrap_or(UPLOAD_CHUNK);
+                    let n = file
+                        .read(&mut buf[..want])
+                        .await
+                        .map_err(|e| format!("reading output {path}: {e}"))?;
                     if n == 0 {
                         break;
                     }
@@ -603,8 +661,12 @@ impl Runner {
                 .client
                 .upload_output(tokio_stream::wrappers::ReceiverStream::new(rx))
                 .await;
-            feeder.await.map_err(|e| format!("upload task panicked: {e}"))??;
-            let resp = resp.map_err(|s| format!("uploading output {}: {}", o.path, s.message()))?.into_inner();
+            feeder
+                .await
+                .map_err(|e| format!("upload task panicked: {e}"))??;
+            let resp = resp
+                .map_err(|s| format!("uploading output {}: {}", o.path, s.message()))?
+                .into_inner();
             files.push(OutputFile {
                 path: o.path.clone(),
                 sha256: resp.sha256,
@@ -653,7 +715,9 @@ fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), String> {
             let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
             let path = entry.path();
             chown(&path)?;
-            let ft = entry.file_type().map_err(|e| format!("{}: {e}", path.display()))?;
+            let ft = entry
+                .file_type()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             if ft.is_dir() {
                 stack.push(path);
             }

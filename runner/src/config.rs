@@ -56,7 +56,12 @@ pub struct RunnerConfig {
 
 impl RunnerConfig {
     /// Defaults for everything but where to connect and where to keep state.
-    pub fn new(controller_url: impl Into<String>, token: Secret, state_dir: impl Into<PathBuf>, launcher_exe: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        controller_url: impl Into<String>,
+        token: Secret,
+        state_dir: impl Into<PathBuf>,
+        launcher_exe: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             controller_url: controller_url.into(),
             token,

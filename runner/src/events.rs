@@ -92,7 +92,9 @@ impl EventReporter {
     pub async fn finish(self) -> Result<(), tonic::Status> {
         match self.handle.await {
             Ok(r) => r,
-            Err(e) => Err(tonic::Status::internal(format!("event reporter panicked: {e}"))),
+            Err(e) => Err(tonic::Status::internal(format!(
+                "event reporter panicked: {e}"
+            ))),
         }
     }
 }

@@ -67,7 +67,10 @@ pub enum OutputError {
 impl OutputError {
     /// True when the build, not the platform, is to blame.
     pub fn is_build_failure(&self) -> bool {
-        matches!(self, OutputError::Missing { .. } | OutputError::Refused { .. } | OutputError::Pattern { .. })
+        matches!(
+            self,
+            OutputError::Missing { .. } | OutputError::Refused { .. } | OutputError::Pattern { .. }
+        )
     }
 }
 
@@ -115,7 +118,15 @@ pub fn collect_outputs(
     let mut found = Vec::new();
     let mut matched = vec![false; sets.len()];
     let mut total = 0u64;
-    walk(out_dir, "", &sets, &mut matched, &mut found, &mut total, limits)?;
+    walk(
+        out_dir,
+        "",
+        &sets,
+        &mut matched,
+        &mut found,
+        &mut total,
+        limits,
+    )?;
     if let Some(i) = matched.iter().position(|m| !m) {
         return Err(OutputError::Missing {
             pattern: sets[i].0.clone(),
@@ -134,12 +145,19 @@ fn walk(
     total: &mut u64,
     limits: OutputLimits,
 ) -> Result<(), OutputError> {
-    let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
+    let dir = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
     let io = |source| OutputError::Io {
         path: dir.clone(),
         source,
     };
-    let mut entries: Vec<_> = fs::read_dir(&dir).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
+    let mut entries: Vec<_> = fs::read_dir(&dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
@@ -148,7 +166,11 @@ fn walk(
                 reason: "the name is not UTF-8".into(),
             });
         };
-        let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        let child = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
         // symlink_metadata: never follow.
         let meta = fs::symlink_metadata(entry.path()).map_err(|source| OutputError::Io {
             path: entry.path(),
@@ -169,7 +191,11 @@ fn walk(
         }
         let ft = meta.file_type();
         if !ft.is_file() {
-            let kind = if ft.is_symlink() { "a symlink" } else { "not a regular file (device, FIFO or socket)" };
+            let kind = if ft.is_symlink() {
+                "a symlink"
+            } else {
+                "not a regular file (device, FIFO or socket)"
+            };
             return Err(OutputError::Refused {
                 path: child,
                 reason: format!("it is {kind}; outputs must be regular files"),
@@ -180,7 +206,10 @@ fn walk(
         if *total > limits.max_total_bytes {
             return Err(OutputError::Refused {
                 path: child,
-                reason: format!("outputs exceed the total ceiling of {} bytes", limits.max_total_bytes),
+                reason: format!(
+                    "outputs exceed the total ceiling of {} bytes",
+                    limits.max_total_bytes
+                ),
             });
         }
         if found.len() >= limits.max_files {
@@ -197,7 +226,11 @@ fn walk(
     Ok(())
 }
 
-fn read_output(path: &Path, rel: &str, limits: OutputLimits) -> Result<CollectedOutput, OutputError> {
+fn read_output(
+    path: &Path,
+    rel: &str,
+    limits: OutputLimits,
+) -> Result<CollectedOutput, OutputError> {
     let refused = |reason: String| OutputError::Refused {
         path: rel.to_string(),
         reason,
@@ -215,15 +248,22 @@ fn read_output(path: &Path, rel: &str, limits: OutputLimits) -> Result<Collected
         return Err(refused("not a regular file".into()));
     }
     if meta.nlink() != 1 {
-        return Err(refused("it has several hard links; a link could point at a file outside /out".into()));
+        return Err(refused(
+            "it has several hard links; a link could point at a file outside /out".into(),
+        ));
     }
     if meta.len() > limits.max_file_bytes {
-        return Err(refused(format!("{} bytes is over the ceiling of {} bytes", meta.len(), limits.max_file_bytes)));
+        return Err(refused(format!(
+            "{} bytes is over the ceiling of {} bytes",
+            meta.len(),
+            limits.max_file_bytes
+        )));
     }
-    let (sha256, size) = hash_file(file, limits.max_file_bytes).map_err(|source| OutputError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let (sha256, size) =
+        hash_file(file, limits.max_file_bytes).map_err(|source| OutputError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     Ok(CollectedOutput {
         path: rel.to_string(),
         file: path.to_path_buf(),
@@ -264,7 +304,12 @@ mod tests {
         fs::create_dir(d.path().join("bin")).unwrap();
         fs::write(d.path().join("bin/a"), b"a").unwrap();
         fs::write(d.path().join("ignored"), b"x").unwrap();
-        let out = collect_outputs(d.path(), &pats(&["hello", "bin/*"]), OutputLimits::default()).unwrap();
+        let out = collect_outputs(
+            d.path(),
+            &pats(&["hello", "bin/*"]),
+            OutputLimits::default(),
+        )
+        .unwrap();
         let names: Vec<_> = out.iter().map(|o| o.path.as_str()).collect();
         assert_eq!(names, ["bin/a", "hello"]);
         assert_eq!(out[1].sha256, Sha256Digest::of(b"hi"));
@@ -294,7 +339,12 @@ mod tests {
         fs::write(&outside, b"secret").unwrap();
         fs::create_dir(d.path().join("out")).unwrap();
         fs::hard_link(&outside, d.path().join("out/hello")).unwrap();
-        let e = collect_outputs(&d.path().join("out"), &pats(&["hello"]), OutputLimits::default()).unwrap_err();
+        let e = collect_outputs(
+            &d.path().join("out"),
+            &pats(&["hello"]),
+            OutputLimits::default(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("hard links"), "{e}");
     }
 

@@ -253,7 +253,10 @@ pub fn unpack_verified(
 }
 
 /// Reads exactly what a reader yields into `dest` while hashing; returns digest and size.
-pub fn write_hashed(mut reader: impl Read, dest: &Path) -> Result<(Sha256Digest, u64), SourceArchiveError> {
+pub fn write_hashed(
+    mut reader: impl Read,
+    dest: &Path,
+) -> Result<(Sha256Digest, u64), SourceArchiveError> {
     let file = File::create(dest).map_err(io_err(dest))?;
     let mut w = HashingWriter {
         inner: file,
@@ -272,7 +275,11 @@ mod tests {
         fs::create_dir_all(dir.join("src/sub")).unwrap();
         fs::write(dir.join("hello.c"), b"int main(){}").unwrap();
         fs::write(dir.join("src/sub/run.sh"), b"#!/bin/sh\n").unwrap();
-        fs::set_permissions(dir.join("src/sub/run.sh"), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::set_permissions(
+            dir.join("src/sub/run.sh"),
+            fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
         std::os::unix::fs::symlink("../hello.c", dir.join("src/link")).unwrap();
         fs::create_dir_all(dir.join(".git/objects")).unwrap();
         fs::write(dir.join(".git/HEAD"), b"ref").unwrap();
@@ -295,9 +302,15 @@ mod tests {
         unpack_verified(&out.path().join("a.tar"), &da, &dest).unwrap();
         assert_eq!(fs::read(dest.join("hello.c")).unwrap(), b"int main(){}");
         assert!(!dest.join(".git").exists(), ".git is not packed");
-        let mode = fs::metadata(dest.join("src/sub/run.sh")).unwrap().permissions().mode();
+        let mode = fs::metadata(dest.join("src/sub/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o111, 0o111);
-        assert_eq!(fs::read_link(dest.join("src/link")).unwrap(), Path::new("../hello.c"));
+        assert_eq!(
+            fs::read_link(dest.join("src/link")).unwrap(),
+            Path::new("../hello.c")
+        );
     }
 
     #[test]
@@ -314,7 +327,9 @@ mod tests {
         assert_eq!(fs::read_dir(&dest).unwrap().count(), 0);
     }
 
-    fn hostile_tar(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> (tempfile::TempDir, PathBuf, Sha256Digest) {
+    fn hostile_tar(
+        build: impl FnOnce(&mut tar::Builder<Vec<u8>>),
+    ) -> (tempfile::TempDir, PathBuf, Sha256Digest) {
         let mut b = tar::Builder::new(Vec::new());
         build(&mut b);
         let bytes = b.into_inner().unwrap();

@@ -12,7 +12,10 @@ fn refused(name: &str, body: &str, expect: &[&str]) {
     let o = airlock_run(&file, &state, &home.path().join("out"));
     assert_eq!(o.status.code(), Some(2), "bad input exits 2");
     let t = text(&o);
-    assert!(t.contains(&file.display().to_string()), "names the file: {t}");
+    assert!(
+        t.contains(&file.display().to_string()),
+        "names the file: {t}"
+    );
     assert!(t.contains("hint:"), "gives a hint: {t}");
     for e in expect {
         assert!(t.contains(e), "expected `{e}` in: {t}");
@@ -30,20 +33,44 @@ fn job(image: &str, extra_job: &str, steps: &str) -> String {
 
 #[test]
 fn unknown_field_is_refused() {
-    refused("unknown", &job(&format!("oci-layout:/x@{DIGEST}"), "colour = \"red\"", "[[steps]]\nrun = \"true\""), &["job", "colour"]);
+    refused(
+        "unknown",
+        &job(
+            &format!("oci-layout:/x@{DIGEST}"),
+            "colour = \"red\"",
+            "[[steps]]\nrun = \"true\"",
+        ),
+        &["job", "colour"],
+    );
 }
 
 #[test]
 fn image_without_digest_is_refused() {
-    refused("nodigest", &job("oci-layout:/x", "", "[[steps]]\nrun = \"true\""), &["image.ref", "no digest"]);
+    refused(
+        "nodigest",
+        &job("oci-layout:/x", "", "[[steps]]\nrun = \"true\""),
+        &["image.ref", "no digest"],
+    );
 }
 
 #[test]
 fn image_tag_is_refused() {
-    refused("tag", &job("debian:bookworm", "", "[[steps]]\nrun = \"true\""), &["image.ref", "pin the image by digest"]);
+    refused(
+        "tag",
+        &job("debian:bookworm", "", "[[steps]]\nrun = \"true\""),
+        &["image.ref", "pin the image by digest"],
+    );
 }
 
 #[test]
 fn step_without_command_is_refused() {
-    refused("nocmd", &job(&format!("oci-layout:/x@{DIGEST}"), "", "[[steps]]\nname = \"build\""), &["steps[0]", "no command"]);
+    refused(
+        "nocmd",
+        &job(
+            &format!("oci-layout:/x@{DIGEST}"),
+            "",
+            "[[steps]]\nname = \"build\"",
+        ),
+        &["steps[0]", "no command"],
+    );
 }

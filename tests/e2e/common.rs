@@ -12,7 +12,8 @@ pub fn repo() -> PathBuf {
 /// The `airlock` binary under test.
 pub fn airlock() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_airlock"));
-    c.env_remove("AIRLOCK_CONTROLLER").env_remove("AIRLOCK_TOKEN_FILE");
+    c.env_remove("AIRLOCK_CONTROLLER")
+        .env_remove("AIRLOCK_TOKEN_FILE");
     c
 }
 
@@ -22,7 +23,10 @@ pub fn base_image() -> (PathBuf, String) {
     let digest = std::fs::read_to_string(dir.join("MANIFEST_DIGEST")).unwrap_or_else(|_| {
         panic!("the example base image is missing: run examples/base-image/build.sh (scripts/test.sh does)")
     });
-    (std::fs::canonicalize(&dir).unwrap(), digest.trim().to_string())
+    (
+        std::fs::canonicalize(&dir).unwrap(),
+        digest.trim().to_string(),
+    )
 }
 
 /// A scratch directory that the sandbox's unprivileged uid can traverse (0755).
@@ -30,7 +34,10 @@ pub fn scratch() -> tempfile::TempDir {
     let base = Path::new("/var/tmp/airlock-e2e");
     std::fs::create_dir_all(base).unwrap();
     std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let d = tempfile::Builder::new().prefix("t").tempdir_in(base).unwrap();
+    let d = tempfile::Builder::new()
+        .prefix("t")
+        .tempdir_in(base)
+        .unwrap();
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     d
 }
@@ -68,14 +75,24 @@ paths = [{outputs}]
 /// Runs a command, printing its output for the test log.
 pub fn run(mut cmd: Command) -> Output {
     let out = cmd.output().expect("spawn");
-    eprintln!("--- {:?}\n--- exit: {:?}\n--- stdout:\n{}\n--- stderr:\n{}", cmd, out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "--- {:?}\n--- exit: {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+        cmd,
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
 /// `airlock run` of `job` with its own AIRLOCK_HOME under `home`.
 pub fn airlock_run(job: &Path, home: &Path, out: &Path) -> Output {
     let mut c = airlock();
-    c.arg("run").arg(job).arg("--out").arg(out).env("AIRLOCK_HOME", home);
+    c.arg("run")
+        .arg(job)
+        .arg("--out")
+        .arg(out)
+        .env("AIRLOCK_HOME", home);
     run(c)
 }
 
@@ -84,7 +101,11 @@ pub fn venv_python() -> PathBuf {
     let p = std::env::var_os("AIRLOCK_VENV_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(".venv/bin/python"));
-    assert!(p.exists(), "no Python venv at {}: run scripts/setup-test-env.sh", p.display());
+    assert!(
+        p.exists(),
+        "no Python venv at {}: run scripts/setup-test-env.sh",
+        p.display()
+    );
     p
 }
 
@@ -101,5 +122,9 @@ pub fn third_party_verify(provenance: &Path, key: &Path, artifact: &Path) -> Out
 
 /// Text of stdout + stderr.
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }

@@ -15,11 +15,21 @@ fn hello_builds_in_the_sandbox_runs_on_the_host_and_verifies() {
     // Run a copy of the example pinned to the locally built image digest.
     let example = home.path().join("hello");
     std::fs::create_dir_all(&example).unwrap();
-    std::fs::copy(repo().join("examples/hello/hello.c"), example.join("hello.c")).unwrap();
+    std::fs::copy(
+        repo().join("examples/hello/hello.c"),
+        example.join("hello.c"),
+    )
+    .unwrap();
     let toml = std::fs::read_to_string(&job).unwrap();
     let pinned: String = toml
         .lines()
-        .map(|l| if l.starts_with("ref = ") { format!("ref = \"oci-layout:{}@{digest}\"", layout.display()) } else { l.to_string() })
+        .map(|l| {
+            if l.starts_with("ref = ") {
+                format!("ref = \"oci-layout:{}@{digest}\"", layout.display())
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(example.join("airlock.toml"), pinned).unwrap();
@@ -27,15 +37,23 @@ fn hello_builds_in_the_sandbox_runs_on_the_host_and_verifies() {
     let o = airlock_run(&example.join("airlock.toml"), home.path(), &out);
     assert_eq!(o.status.code(), Some(0), "airlock run failed");
     let t = text(&o);
-    assert!(t.contains("builder id: https://localhost/builders/local/trusted"), "{t}");
+    assert!(
+        t.contains("builder id: https://localhost/builders/local/trusted"),
+        "{t}"
+    );
     assert!(t.contains("/builders/local/trusted"), "{t}");
 
     // The binary built inside the sandbox runs on the host.
     let hello = out.join("hello");
     let greeting = Command::new(&hello).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&greeting.stdout), "Hello from a hermetic airlock build!\n");
+    assert_eq!(
+        String::from_utf8_lossy(&greeting.stdout),
+        "Hello from a hermetic airlock build!\n"
+    );
     // The summary prints the sha256 of the output, equal to the file's.
-    let sha = airlock_attest::hash_reader(std::fs::File::open(&hello).unwrap()).unwrap().0;
+    let sha = airlock_attest::hash_reader(std::fs::File::open(&hello).unwrap())
+        .unwrap()
+        .0;
     assert!(t.contains(&sha.hex()), "summary lacks sha256:{sha}");
 
     let prov = out.join("hello.intoto.jsonl");
@@ -43,18 +61,39 @@ fn hello_builds_in_the_sandbox_runs_on_the_host_and_verifies() {
     let key = home.path().join("keys/local-provenance.pub");
     let verify = |artifact: &std::path::Path, provenance: &std::path::Path| {
         let mut c = airlock();
-        c.arg("verify").arg(artifact).arg("--provenance").arg(provenance).arg("--key").arg(&key);
+        c.arg("verify")
+            .arg(artifact)
+            .arg("--provenance")
+            .arg(provenance)
+            .arg("--key")
+            .arg(&key);
         run(c)
     };
     // Accepted: by airlock (both formats) and by securesystemslib.
     assert_eq!(verify(&hello, &prov).status.code(), Some(0));
     assert_eq!(verify(&hello, &bundle).status.code(), Some(0));
     let mut c = airlock();
-    c.arg("verify").arg(&hello).arg("--provenance").arg(&prov).arg("--key").arg(&key)
-        .arg("--builder-id").arg("https://ci.example/builders/release");
-    assert_eq!(run(c).status.code(), Some(1), "a wrong builder id must fail");
-    assert!(third_party_verify(&prov, &key, &hello).status.success(), "securesystemslib refused good provenance");
-    assert!(third_party_verify(&bundle, &key, &hello).status.success(), "securesystemslib refused the bundle");
+    c.arg("verify")
+        .arg(&hello)
+        .arg("--provenance")
+        .arg(&prov)
+        .arg("--key")
+        .arg(&key)
+        .arg("--builder-id")
+        .arg("https://ci.example/builders/release");
+    assert_eq!(
+        run(c).status.code(),
+        Some(1),
+        "a wrong builder id must fail"
+    );
+    assert!(
+        third_party_verify(&prov, &key, &hello).status.success(),
+        "securesystemslib refused good provenance"
+    );
+    assert!(
+        third_party_verify(&bundle, &key, &hello).status.success(),
+        "securesystemslib refused the bundle"
+    );
 
     // A tampered artifact is refused by both.
     let evil = home.path().join("hello-tampered");
@@ -64,7 +103,10 @@ fn hello_builds_in_the_sandbox_runs_on_the_host_and_verifies() {
     std::fs::write(&evil, &bytes).unwrap();
     let o = verify(&evil, &prov);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("subject"), "message should say the digest is not a subject");
+    assert!(
+        text(&o).contains("subject"),
+        "message should say the digest is not a subject"
+    );
     assert!(!third_party_verify(&prov, &key, &evil).status.success());
 
     // A tampered payload (one subject digest changed) and a tampered signature are refused.
@@ -78,32 +120,62 @@ fn hello_builds_in_the_sandbox_runs_on_the_host_and_verifies() {
     let mut bad_payload = env.clone();
     bad_payload["payload"] = serde_json::Value::String(b64.encode(forged));
     let bad_payload_file = home.path().join("payload.intoto.jsonl");
-    std::fs::write(&bad_payload_file, serde_json::to_string(&bad_payload).unwrap()).unwrap();
-    assert_eq!(verify(&evil, &bad_payload_file).status.code(), Some(1), "forged payload must not verify");
-    assert!(!third_party_verify(&bad_payload_file, &key, &evil).status.success());
+    std::fs::write(
+        &bad_payload_file,
+        serde_json::to_string(&bad_payload).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        verify(&evil, &bad_payload_file).status.code(),
+        Some(1),
+        "forged payload must not verify"
+    );
+    assert!(
+        !third_party_verify(&bad_payload_file, &key, &evil)
+            .status
+            .success()
+    );
 
-    let mut sig = b64.decode(env["signatures"][0]["sig"].as_str().unwrap()).unwrap();
+    let mut sig = b64
+        .decode(env["signatures"][0]["sig"].as_str().unwrap())
+        .unwrap();
     let n = sig.len() - 3;
     sig[n] ^= 0x40;
     env["signatures"][0]["sig"] = serde_json::Value::String(b64.encode(sig));
     let bad_sig_file = home.path().join("sig.intoto.jsonl");
     std::fs::write(&bad_sig_file, serde_json::to_string(&env).unwrap()).unwrap();
-    assert_eq!(verify(&hello, &bad_sig_file).status.code(), Some(1), "bad signature must not verify");
-    assert!(!third_party_verify(&bad_sig_file, &key, &hello).status.success());
+    assert_eq!(
+        verify(&hello, &bad_sig_file).status.code(),
+        Some(1),
+        "bad signature must not verify"
+    );
+    assert!(
+        !third_party_verify(&bad_sig_file, &key, &hello)
+            .status
+            .success()
+    );
 }
 
 #[test]
 #[ignore = "needs root and the base image: run scripts/test.sh"]
 fn a_failing_step_exits_1_and_signs_nothing() {
     let home = scratch();
-    let job = job_dir(home.path(), "fails", "[[steps]]\nrun = \"echo about to fail; exit 7\"", "\"never\"");
+    let job = job_dir(
+        home.path(),
+        "fails",
+        "[[steps]]\nrun = \"echo about to fail; exit 7\"",
+        "\"never\"",
+    );
     let out = home.path().join("out");
     let o = airlock_run(&job, home.path(), &out);
     assert_eq!(o.status.code(), Some(1));
     let t = text(&o);
     assert!(t.contains("exit code 7"), "{t}");
     assert!(t.contains("about to fail"), "step output is shown: {t}");
-    assert!(!out.join("fails.intoto.jsonl").exists(), "no provenance for a failed build");
+    assert!(
+        !out.join("fails.intoto.jsonl").exists(),
+        "no provenance for a failed build"
+    );
 }
 
 #[test]
@@ -129,11 +201,20 @@ grep Seccomp: /proc/self/status >> /out/caps
     let o = airlock_run(&job, home.path(), &out);
     assert_eq!(o.status.code(), Some(0));
     let uid_map = std::fs::read_to_string(out.join("uid_map")).unwrap();
-    let fields: Vec<u64> = uid_map.split_whitespace().map(|f| f.parse().unwrap()).collect();
+    let fields: Vec<u64> = uid_map
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
     assert_eq!(fields[0], 0, "{uid_map}");
-    assert!(fields[1] >= 100_000, "container ids map to unprivileged host ids: {uid_map}");
+    assert!(
+        fields[1] >= 100_000,
+        "container ids map to unprivileged host ids: {uid_map}"
+    );
     let caps = std::fs::read_to_string(out.join("caps")).unwrap();
     assert!(caps.contains("CapEff:\t0000000000000000"), "{caps}");
     assert!(caps.contains("NoNewPrivs:\t1"), "{caps}");
-    assert!(caps.contains("Seccomp:\t2"), "a seccomp filter is active: {caps}");
+    assert!(
+        caps.contains("Seccomp:\t2"),
+        "a seccomp filter is active: {caps}"
+    );
 }

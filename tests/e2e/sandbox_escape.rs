@@ -15,7 +15,10 @@ run = "if touch /pwned 2>/dev/null || touch /etc/pwned 2>/dev/null || touch /usr
     let job = job_dir(home.path(), "rofs", steps, "\"x\"");
     let o = airlock_run(&job, home.path(), &home.path().join("out"));
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("exit code 42"), "writes to / must fail with EROFS");
+    assert!(
+        text(&o).contains("exit code 42"),
+        "writes to / must fail with EROFS"
+    );
     // And nothing reached the shared image cache.
     let cache = home.path().join("runner/images/rootfs");
     for entry in std::fs::read_dir(&cache).unwrap() {
@@ -45,9 +48,15 @@ echo no network; exit 42
     let job = job_dir(home.path(), "nonet", &steps, "\"interfaces\"");
     let o = airlock_run(&job, home.path(), &home.path().join("out"));
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("exit code 42"), "connections must fail inside");
+    assert!(
+        text(&o).contains("exit code 42"),
+        "connections must fail inside"
+    );
     std::thread::sleep(Duration::from_millis(100));
-    assert!(listener.accept().is_err(), "the host listener must never see a connection");
+    assert!(
+        listener.accept().is_err(),
+        "the host listener must never see a connection"
+    );
 }
 
 #[test]

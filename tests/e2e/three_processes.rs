@@ -17,7 +17,11 @@ impl Drop for Kill {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -27,7 +31,9 @@ fn controller_runner_and_submit_as_separate_processes() {
     let dir = root.path().join("controller");
     let port = free_port();
     let mut init = airlock();
-    init.args(["controller", "init", "--dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
+    init.args(["controller", "init", "--dir"])
+        .arg(&dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
     assert!(run(init).status.success());
     let url = format!("http://127.0.0.1:{port}");
 
@@ -59,9 +65,19 @@ fn controller_runner_and_submit_as_separate_processes() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let job = job_dir(root.path(), "remote", "[[steps]]\nrun = \"echo built remotely > /out/result.txt\"", "\"result.txt\"");
+    let job = job_dir(
+        root.path(),
+        "remote",
+        "[[steps]]\nrun = \"echo built remotely > /out/result.txt\"",
+        "\"result.txt\"",
+    );
     let mut submit = airlock();
-    submit.arg("submit").arg(&job).arg("--wait").env("AIRLOCK_CONTROLLER", &url).env("AIRLOCK_TOKEN_FILE", dir.join("admin.token"));
+    submit
+        .arg("submit")
+        .arg(&job)
+        .arg("--wait")
+        .env("AIRLOCK_CONTROLLER", &url)
+        .env("AIRLOCK_TOKEN_FILE", dir.join("admin.token"));
     let o = run(submit);
     assert_eq!(o.status.code(), Some(0), "submit --wait");
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -70,9 +86,18 @@ fn controller_runner_and_submit_as_separate_processes() {
 
     let out = root.path().join("fetched");
     let mut fetch = airlock();
-    fetch.arg("fetch").arg(&job_id).arg("--out").arg(&out).args(["--controller", &url, "--token-file"]).arg(dir.join("admin.token"));
+    fetch
+        .arg("fetch")
+        .arg(&job_id)
+        .arg("--out")
+        .arg(&out)
+        .args(["--controller", &url, "--token-file"])
+        .arg(dir.join("admin.token"));
     assert!(run(fetch).status.success());
-    assert_eq!(std::fs::read_to_string(out.join("result.txt")).unwrap(), "built remotely\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("result.txt")).unwrap(),
+        "built remotely\n"
+    );
     let mut verify = airlock();
     verify
         .arg("verify")
@@ -89,7 +114,11 @@ fn controller_runner_and_submit_as_separate_processes() {
     let bad = root.path().join("bad.token");
     std::fs::write(&bad, "not-the-token").unwrap();
     let mut status = airlock();
-    status.arg("status").arg(&job_id).args(["--controller", &url, "--token-file"]).arg(&bad);
+    status
+        .arg("status")
+        .arg(&job_id)
+        .args(["--controller", &url, "--token-file"])
+        .arg(&bad);
     let o = run(status);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).to_lowercase().contains("unauthenticated"));

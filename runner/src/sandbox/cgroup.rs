@@ -30,13 +30,21 @@ fn dir(controller: &str, rel: &Path) -> PathBuf {
 
 /// Writes `value` to a cgroup control file, naming the file in the error.
 fn write(path: &Path, value: &str) -> io::Result<()> {
-    std::fs::write(path, value)
-        .map_err(|e| io::Error::new(e.kind(), format!("writing {value:?} to {}: {e}", path.display())))
+    std::fs::write(path, value).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("writing {value:?} to {}: {e}", path.display()),
+        )
+    })
 }
 
 /// Sets the memory limit (and the memory+swap limit, where swap accounting exists, so swap
 /// cannot be used to exceed it) and the process limit of cgroup `rel`.
-pub(crate) fn apply_limits(rel: &Path, memory_bytes: Option<u64>, pids: Option<u64>) -> io::Result<()> {
+pub(crate) fn apply_limits(
+    rel: &Path,
+    memory_bytes: Option<u64>,
+    pids: Option<u64>,
+) -> io::Result<()> {
     if let Some(bytes) = memory_bytes {
         let memory = dir("memory", rel);
         write(&memory.join("memory.limit_in_bytes"), &bytes.to_string())?;
@@ -119,7 +127,10 @@ pub(crate) fn kill_all(rel: &Path, wait: Duration) -> io::Result<usize> {
                 rel.display()
             )));
         }
-        for pid in procs("freezer", rel)?.into_iter().chain(procs("pids", rel)?) {
+        for pid in procs("freezer", rel)?
+            .into_iter()
+            .chain(procs("pids", rel)?)
+        {
             let _ = kill(pid, Signal::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -156,13 +167,19 @@ mod tests {
 
     #[test]
     fn relative_path_is_below_the_airlock_parent() {
-        assert_eq!(relative_path("job-1.step-0"), Path::new("airlock/job-1.step-0"));
+        assert_eq!(
+            relative_path("job-1.step-0"),
+            Path::new("airlock/job-1.step-0")
+        );
     }
 
     #[test]
     fn missing_cgroups_are_empty_and_removable() {
         let rel = relative_path("airlock-test-does-not-exist");
-        assert_eq!(kill_all(&rel, Duration::from_millis(10)).expect("kill_all"), 0);
+        assert_eq!(
+            kill_all(&rel, Duration::from_millis(10)).expect("kill_all"),
+            0
+        );
         assert!(!oom_killed(&rel));
         remove(&rel).expect("removing a missing cgroup is not an error");
     }

@@ -38,17 +38,21 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getppid};
 use oci_spec::runtime::Spec;
 
-use super::{cgroup, loopback};
 use super::protocol::{
-    HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json,
-    write_json,
+    HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json, write_json,
 };
+use super::{cgroup, loopback};
 
 /// The helper's exit code when it (not the step) failed.
 pub const HELPER_FAILURE_EXIT: i32 = 125;
 
 /// Signals that ask the helper to kill the step.
-const TERMINATE: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT];
+const TERMINATE: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
 
 /// Runs the container described by `bundle` to completion; the body of `airlock
 /// sandbox-exec BUNDLE`. Returns the process exit code (see the module documentation).
@@ -182,7 +186,9 @@ type InitExit = (Option<i32>, Option<i32>);
 fn reap(init: Pid) -> Result<Option<InitExit>, String> {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == init => return Ok(Some((Some(code), None))),
+            Ok(WaitStatus::Exited(pid, code)) if pid == init => {
+                return Ok(Some((Some(code), None)));
+            }
             Ok(WaitStatus::Signaled(pid, signal, _)) if pid == init => {
                 return Ok(Some((None, Some(signal as i32))));
             }
@@ -190,7 +196,9 @@ fn reap(init: Pid) -> Result<Option<InitExit>, String> {
             Ok(_) => {}
             Err(Errno::EINTR) => {}
             Err(Errno::ECHILD) => {
-                return Err(format!("the container init {init} is not a child of the helper"));
+                return Err(format!(
+                    "the container init {init} is not a child of the helper"
+                ));
             }
             Err(e) => return Err(format!("waitpid: {e}")),
         }
@@ -306,6 +314,10 @@ mod tests {
         let report: HelperReport = read_json(&dir.path().join(REPORT_FILE))
             .expect("read")
             .expect("report written");
-        assert!(report.error.is_some_and(|e| e.contains("airlock-request.json")));
+        assert!(
+            report
+                .error
+                .is_some_and(|e| e.contains("airlock-request.json"))
+        );
     }
 }

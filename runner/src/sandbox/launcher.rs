@@ -24,8 +24,7 @@ use tokio::task::JoinHandle;
 
 use super::output::pump;
 use super::protocol::{
-    HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json,
-    write_json,
+    HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json, write_json,
 };
 use super::{OutputChunk, SandboxError, SandboxPlan, StepOutcome, Stream, cgroup};
 
@@ -59,11 +58,17 @@ pub struct Launcher {
 impl Launcher {
     /// A launcher running helpers from `exe` (absolute), keeping state in `state_dir`, which
     /// is created with mode 0700 if missing. A tmpfs such as `/run/airlock/sandbox` suits it.
-    pub fn new(exe: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Result<Self, SandboxError> {
+    pub fn new(
+        exe: impl Into<PathBuf>,
+        state_dir: impl Into<PathBuf>,
+    ) -> Result<Self, SandboxError> {
         let exe = exe.into();
         let state_dir = state_dir.into();
         if !exe.is_absolute() {
-            return Err(SandboxError::plan("exe", format!("{} is not absolute", exe.display())));
+            return Err(SandboxError::plan(
+                "exe",
+                format!("{} is not absolute", exe.display()),
+            ));
         }
         if !state_dir.is_absolute() {
             return Err(SandboxError::plan(
@@ -155,7 +160,15 @@ impl Launcher {
         }
 
         let result = self
-            .run_in_bundle(container_id, plan, &spec, &bundle, timeout, &mut cancel, on_output)
+            .run_in_bundle(
+                container_id,
+                plan,
+                &spec,
+                &bundle,
+                timeout,
+                &mut cancel,
+                on_output,
+            )
             .await;
 
         let cleanup = {
@@ -215,14 +228,25 @@ impl Launcher {
             .process_group(0)
             .kill_on_drop(false);
         let started = Instant::now();
-        let mut child = command.spawn().map_err(|source| SandboxError::SpawnHelper {
-            exe: self.exe.clone(),
-            source,
-        })?;
-        let mut guard = TerminateOnDrop(child.id().and_then(|p| i32::try_from(p).ok()).map(Pid::from_raw));
+        let mut child = command
+            .spawn()
+            .map_err(|source| SandboxError::SpawnHelper {
+                exe: self.exe.clone(),
+                source,
+            })?;
+        let mut guard = TerminateOnDrop(
+            child
+                .id()
+                .and_then(|p| i32::try_from(p).ok())
+                .map(Pid::from_raw),
+        );
         let mut pumps: Vec<JoinHandle<u64>> = Vec::with_capacity(2);
         if let Some(stdout) = child.stdout.take() {
-            pumps.push(tokio::spawn(pump(stdout, Stream::Stdout, on_output.clone())));
+            pumps.push(tokio::spawn(pump(
+                stdout,
+                Stream::Stdout,
+                on_output.clone(),
+            )));
         }
         if let Some(stderr) = child.stderr.take() {
             pumps.push(tokio::spawn(pump(stderr, Stream::Stderr, on_output)));
@@ -294,7 +318,12 @@ impl Launcher {
                  (runner shutting down, or the thread that started it exited?)"
                     .to_owned(),
             )),
-            Some(r) => Ok(outcome(r.exit_code, r.signal, r.killed_on_request, r.oom_killed)),
+            Some(r) => Ok(outcome(
+                r.exit_code,
+                r.signal,
+                r.killed_on_request,
+                r.oom_killed,
+            )),
             None if force_killed => Ok(outcome(None, Some(Signal::SIGKILL as i32), true, false)),
             None => Err(SandboxError::HelperCrashed {
                 status: status.to_string(),
@@ -376,7 +405,11 @@ fn remove_container(containers_root: &Path, id: &str, rel_cgroup: &Path) -> Resu
     let killed = cgroup::kill_all(rel_cgroup, CGROUP_KILL_WAIT)
         .map_err(|e| format!("killing what is left of container {id}: {e}"))?;
     if killed > 0 {
-        tracing::warn!(container_id = id, killed, "killed leftover sandbox processes");
+        tracing::warn!(
+            container_id = id,
+            killed,
+            "killed leftover sandbox processes"
+        );
     }
     if let Err(e) = cgroup::remove(rel_cgroup) {
         tracing::warn!(container_id = id, error = %e, "could not remove sandbox cgroup");
@@ -420,7 +453,10 @@ fn check_host_dirs(plan: &SandboxPlan) -> Result<(), SandboxError> {
         let Some(dir) = dir else { continue };
         let meta = std::fs::metadata(dir).map_err(|e| SandboxError::io("inspecting", dir, e))?;
         if !meta.is_dir() {
-            return Err(SandboxError::plan(field, format!("{} is not a directory", dir.display())));
+            return Err(SandboxError::plan(
+                field,
+                format!("{} is not a directory", dir.display()),
+            ));
         }
         if owned && meta.uid() != host_uid {
             return Err(SandboxError::plan(
@@ -564,8 +600,16 @@ mod tests {
         );
         let spec = plan.to_oci_spec().expect("spec");
         match check_mount_points(rootfs, &spec) {
-            Err(SandboxError::InvalidPlan { field: "rootfs", reason }) => {
-                assert!(reason.ends_with("directories /out (not symlinks); create them when unpacking the image"), "{reason}");
+            Err(SandboxError::InvalidPlan {
+                field: "rootfs",
+                reason,
+            }) => {
+                assert!(
+                    reason.ends_with(
+                        "directories /out (not symlinks); create them when unpacking the image"
+                    ),
+                    "{reason}"
+                );
             }
             other => panic!("expected /out to be missing, got {other:?}"),
         }
@@ -577,7 +621,8 @@ mod tests {
     #[tokio::test]
     async fn pre_cancelled_step_does_not_start() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let launcher = Launcher::new("/nonexistent/airlock", dir.path().join("s")).expect("launcher");
+        let launcher =
+            Launcher::new("/nonexistent/airlock", dir.path().join("s")).expect("launcher");
         let (_tx, rx) = watch::channel(true);
         let (out, _out_rx) = mpsc::channel(1);
         let plan = SandboxPlan::new(
@@ -595,6 +640,11 @@ mod tests {
             .await;
         let outcome = result.expect("a cancelled step is an outcome");
         assert!(outcome.cancelled && outcome.exit_code.is_none() && !outcome.success());
-        assert_eq!(std::fs::read_dir(dir.path().join("s/bundles")).expect("ls").count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("s/bundles"))
+                .expect("ls")
+                .count(),
+            0
+        );
     }
 }

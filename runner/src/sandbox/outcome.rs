@@ -41,8 +41,27 @@ mod tests {
             duration: Duration::ZERO,
         };
         assert!(ok.success());
-        assert!(!StepOutcome { exit_code: Some(3), ..ok.clone() }.success());
-        assert!(!StepOutcome { exit_code: None, signal: Some(9), ..ok.clone() }.success());
-        assert!(!StepOutcome { timed_out: true, ..ok }.success());
+        assert!(
+            !StepOutcome {
+                exit_code: Some(3),
+                ..ok.clone()
+            }
+            .success()
+        );
+        assert!(
+            !StepOutcome {
+                exit_code: None,
+                signal: Some(9),
+                ..ok.clone()
+            }
+            .success()
+        );
+        assert!(
+            !StepOutcome {
+                timed_out: true,
+                ..ok
+            }
+            .success()
+        );
     }
 }

@@ -48,7 +48,9 @@ pub struct IdMap {
 impl IdMap {
     /// The host id that container id `id` maps to, if it is mapped.
     pub fn to_host(&self, id: u32) -> Option<u32> {
-        (id < self.size).then(|| self.host_base.checked_add(id)).flatten()
+        (id < self.size)
+            .then(|| self.host_base.checked_add(id))
+            .flatten()
     }
 
     fn to_oci(self) -> Result<LinuxIdMapping, SandboxError> {
@@ -154,7 +156,10 @@ impl SandboxPlan {
             }
         }
         if self.argv.is_empty() {
-            return Err(SandboxError::plan("argv", "is empty; give at least the program"));
+            return Err(SandboxError::plan(
+                "argv",
+                "is empty; give at least the program",
+            ));
         }
         if self.argv.iter().any(|a| a.contains('\0')) {
             return Err(SandboxError::plan("argv", "contains a NUL byte"));
@@ -167,11 +172,17 @@ impl SandboxPlan {
                 ));
             }
             if value.contains('\0') {
-                return Err(SandboxError::plan("env", format!("the value of {name} contains NUL")));
+                return Err(SandboxError::plan(
+                    "env",
+                    format!("the value of {name} contains NUL"),
+                ));
             }
         }
         if !self.cwd.starts_with('/') || self.cwd.contains('\0') {
-            return Err(SandboxError::plan("cwd", format!("{:?} is not an absolute path", self.cwd)));
+            return Err(SandboxError::plan(
+                "cwd",
+                format!("{:?} is not an absolute path", self.cwd),
+            ));
         }
         let hostname_ok = !self.hostname.is_empty()
             && self.hostname.len() <= 63
@@ -182,7 +193,10 @@ impl SandboxPlan {
         if !hostname_ok {
             return Err(SandboxError::plan(
                 "hostname",
-                format!("{:?}: use 1-63 characters from [A-Za-z0-9.-]", self.hostname),
+                format!(
+                    "{:?}: use 1-63 characters from [A-Za-z0-9.-]",
+                    self.hostname
+                ),
             ));
         }
         let IdMap { host_base, size } = self.id_map;
@@ -209,7 +223,10 @@ impl SandboxPlan {
             return Err(SandboxError::plan("tmp_size_bytes", "must be positive"));
         }
         if self.memory_bytes == Some(0) {
-            return Err(SandboxError::plan("memory_bytes", "must be positive when set"));
+            return Err(SandboxError::plan(
+                "memory_bytes",
+                "must be positive when set",
+            ));
         }
         if self.pids == Some(0) {
             return Err(SandboxError::plan("pids", "must be positive when set"));
@@ -290,9 +307,7 @@ impl SandboxPlan {
         .collect::<Result<Vec<_>, _>>()?;
 
         let mut masked = get_default_maskedpaths();
-        masked.extend(
-            ["/proc/interrupts", "/sys/devices/virtual/powercap"].map(str::to_owned),
-        );
+        masked.extend(["/proc/interrupts", "/sys/devices/virtual/powercap"].map(str::to_owned));
         let mut linux = LinuxBuilder::default()
             .uid_mappings(vec![self.id_map.to_oci()?])
             .gid_mappings(vec![self.id_map.to_oci()?])
@@ -323,16 +338,35 @@ impl SandboxPlan {
         let tmp_size = format!("size={}", self.tmp_size_bytes);
         let mut mounts = vec![
             kernel_mount("/proc", "proc", &["nosuid", "noexec", "nodev"])?,
-            kernel_mount("/dev", "tmpfs", &["nosuid", "strictatime", "mode=755", DEV_TMPFS_SIZE])?,
+            kernel_mount(
+                "/dev",
+                "tmpfs",
+                &["nosuid", "strictatime", "mode=755", DEV_TMPFS_SIZE],
+            )?,
             kernel_mount(
                 "/dev/pts",
                 "devpts",
-                &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+                &[
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620",
+                    "gid=5",
+                ],
             )?,
-            kernel_mount("/dev/shm", "tmpfs", &["nosuid", "noexec", "nodev", "mode=1777", DEV_TMPFS_SIZE])?,
+            kernel_mount(
+                "/dev/shm",
+                "tmpfs",
+                &["nosuid", "noexec", "nodev", "mode=1777", DEV_TMPFS_SIZE],
+            )?,
             kernel_mount("/dev/mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
             kernel_mount("/sys", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
-            kernel_mount("/tmp", "tmpfs", &["nosuid", "nodev", "mode=1777", &tmp_size])?,
+            kernel_mount(
+                "/tmp",
+                "tmpfs",
+                &["nosuid", "nodev", "mode=1777", &tmp_size],
+            )?,
             bind_mount("/work", &self.work_dir, true)?,
             bind_mount("/out", &self.out_dir, true)?,
         ];
@@ -385,7 +419,11 @@ fn bind_mount(dest: &str, source: &Path, writable: bool) -> Result<Mount, Sandbo
         .destination(dest)
         .typ("bind")
         .source(source)
-        .options(["rbind", mode, "nosuid", "nodev"].map(str::to_owned).to_vec())
+        .options(
+            ["rbind", mode, "nosuid", "nodev"]
+                .map(str::to_owned)
+                .to_vec(),
+        )
         .build()?)
 }
 
@@ -425,7 +463,10 @@ mod tests {
         let spec = spec();
         let process = spec.process().as_ref().expect("process");
         assert_eq!(process.no_new_privileges(), Some(true));
-        let caps = process.capabilities().as_ref().expect("capability sets are explicit");
+        let caps = process
+            .capabilities()
+            .as_ref()
+            .expect("capability sets are explicit");
         for set in [
             caps.bounding(),
             caps.effective(),
@@ -470,7 +511,10 @@ mod tests {
             let maps = maps.as_ref().expect("mappings");
             assert_eq!(maps.len(), 1);
             let m = maps[0];
-            assert_eq!((m.container_id(), m.host_id(), m.size()), (0, 200_000, 65536));
+            assert_eq!(
+                (m.container_id(), m.host_id(), m.size()),
+                (0, 200_000, 65536)
+            );
             // the step uid lands on host_base + 1000, and host 0 is outside the range
             assert!(m.container_id() <= STEP_UID && STEP_UID < m.container_id() + m.size());
             assert_eq!(m.host_id() + (STEP_UID - m.container_id()), 201_000);
@@ -483,7 +527,12 @@ mod tests {
 
     #[test]
     fn low_or_overflowing_id_maps_are_refused() {
-        for (host_base, size) in [(0, 65536), (1000, 65536), (100_000, 1000), (u32::MAX - 10, 2000)] {
+        for (host_base, size) in [
+            (0, 65536),
+            (1000, 65536),
+            (100_000, 1000),
+            (u32::MAX - 10, 2000),
+        ] {
             let mut p = plan();
             p.id_map = IdMap { host_base, size };
             assert!(
@@ -501,7 +550,9 @@ mod tests {
             .iter()
             .filter(|m| {
                 m.typ().as_deref() == Some("bind")
-                    || m.options().as_ref().is_some_and(|o| o.iter().any(|x| x.contains("bind")))
+                    || m.options()
+                        .as_ref()
+                        .is_some_and(|o| o.iter().any(|x| x.contains("bind")))
             })
             .collect();
         let dests: Vec<_> = binds.iter().map(|m| m.destination().clone()).collect();
@@ -554,7 +605,9 @@ mod tests {
             let opts = m.options().as_ref().expect("options");
             assert!(opts.iter().any(|o| o == "ro") && !opts.iter().any(|o| o == "rw"));
         }
-        let run = mounts.iter().position(|m| m.destination() == Path::new("/run"));
+        let run = mounts
+            .iter()
+            .position(|m| m.destination() == Path::new("/run"));
         let sock = mounts
             .iter()
             .position(|m| m.destination() == Path::new(OIDC_SOCKET_MOUNT));
@@ -566,11 +619,22 @@ mod tests {
         let spec = spec();
         let linux = spec.linux().as_ref().expect("linux");
         let masked = linux.masked_paths().as_ref().expect("masked");
-        for p in ["/proc/kcore", "/proc/keys", "/sys/firmware", "/proc/timer_list"] {
+        for p in [
+            "/proc/kcore",
+            "/proc/keys",
+            "/sys/firmware",
+            "/proc/timer_list",
+        ] {
             assert!(masked.iter().any(|m| m == p), "{p}");
         }
         let ro = linux.readonly_paths().as_ref().expect("readonly");
-        for p in ["/proc/sys", "/proc/sysrq-trigger", "/proc/bus", "/proc/fs", "/proc/irq"] {
+        for p in [
+            "/proc/sys",
+            "/proc/sysrq-trigger",
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+        ] {
             assert!(ro.iter().any(|m| m == p), "{p}");
         }
     }
@@ -632,7 +696,10 @@ mod tests {
             ("argv", Box::new(|p| p.argv.clear())),
             ("rootfs", Box::new(|p| p.rootfs = "rootfs".into())),
             ("work_dir", Box::new(|p| p.work_dir = "/a/../etc".into())),
-            ("env", Box::new(|p| p.env = vec![("A=B".into(), "c".into())])),
+            (
+                "env",
+                Box::new(|p| p.env = vec![("A=B".into(), "c".into())]),
+            ),
             ("cwd", Box::new(|p| p.cwd = "work".into())),
             ("hostname", Box::new(|p| p.hostname = "a b".into())),
             ("tmp_size_bytes", Box::new(|p| p.tmp_size_bytes = 0)),
@@ -657,6 +724,8 @@ mod tests {
         let loaded = Spec::load(&path).expect("load");
         assert_eq!(loaded, spec);
         let json = std::fs::read_to_string(&path).expect("read");
-        assert!(json.contains("\"noNewPrivileges\": true") || json.contains("\"noNewPrivileges\":true"));
+        assert!(
+            json.contains("\"noNewPrivileges\": true") || json.contains("\"noNewPrivileges\":true")
+        );
     }
 }

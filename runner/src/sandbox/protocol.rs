@@ -58,9 +58,8 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), San
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
 
-    let json = serde_json::to_vec_pretty(value).map_err(|e| {
-        SandboxError::io("serialising", path, std::io::Error::other(e))
-    })?;
+    let json = serde_json::to_vec_pretty(value)
+        .map_err(|e| SandboxError::io("serialising", path, std::io::Error::other(e)))?;
     let tmp = path.with_extension("json.tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -76,14 +75,18 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), San
 }
 
 /// Reads a JSON file written by [`write_json`]; `Ok(None)` when it does not exist.
-pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, SandboxError> {
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+) -> Result<Option<T>, SandboxError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| SandboxError::BadReport {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| SandboxError::BadReport {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(SandboxError::io("reading", path, e)),
     }
@@ -103,7 +106,10 @@ mod tests {
             ..HelperReport::default()
         };
         write_json(&path, &report).expect("write");
-        assert_eq!(read_json::<HelperReport>(&path).expect("read"), Some(report));
+        assert_eq!(
+            read_json::<HelperReport>(&path).expect("read"),
+            Some(report)
+        );
         std::fs::write(&path, b"{\"exit_code\": \"x\"}").expect("write");
         assert!(matches!(
             read_json::<HelperReport>(&path),

@@ -101,7 +101,10 @@ impl SeccompPolicy {
 
     /// Whether the policy refuses `syscall` unconditionally.
     pub fn denies(&self, syscall: &str) -> bool {
-        self.deny_eperm.iter().chain(&self.deny_enosys).any(|s| s == syscall)
+        self.deny_eperm
+            .iter()
+            .chain(&self.deny_enosys)
+            .any(|s| s == syscall)
     }
 
     /// The policy as the `linux.seccomp` section of an OCI runtime spec.
@@ -171,12 +174,27 @@ mod tests {
             seccomp.architectures().as_deref(),
             Some(&[Arch::ScmpArchX86_64][..])
         );
-        for name in ["mount", "unshare", "setns", "bpf", "ptrace", "keyctl", "pivot_root"] {
+        for name in [
+            "mount",
+            "unshare",
+            "setns",
+            "bpf",
+            "ptrace",
+            "keyctl",
+            "pivot_root",
+        ] {
             let rules = rule_for(&seccomp, name);
             assert_eq!(rules.len(), 1, "{name}");
-            assert_eq!(rules[0].action(), LinuxSeccompAction::ScmpActErrno, "{name}");
+            assert_eq!(
+                rules[0].action(),
+                LinuxSeccompAction::ScmpActErrno,
+                "{name}"
+            );
             assert_eq!(rules[0].errno_ret(), Some(Errno::EPERM as u32), "{name}");
-            assert!(rules[0].args().is_none(), "{name} must be denied unconditionally");
+            assert!(
+                rules[0].args().is_none(),
+                "{name} must be denied unconditionally"
+            );
         }
     }
 
@@ -187,7 +205,10 @@ mod tests {
         assert_eq!(clone3[0].errno_ret(), Some(Errno::ENOSYS as u32));
         let clone = rule_for(&seccomp, "clone");
         assert_eq!(clone.len(), 1);
-        let args = clone[0].args().as_ref().expect("clone rule has an argument filter");
+        let args = clone[0]
+            .args()
+            .as_ref()
+            .expect("clone rule has an argument filter");
         assert_eq!(args[0].index(), 0);
         assert_eq!(args[0].op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
         assert_eq!(args[0].value(), CLONE_NEWUSER);
