@@ -433,6 +433,37 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
         all_ok,
     );
 
+    // (10b) read-only inputs and the token-broker socket directory
+    let inputs = cx.base.join("inputs");
+    let sockdir = cx.base.join("broker");
+    for d in [&inputs, &sockdir] {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(inputs.join("zlib.tar.gz"), b"input bytes")?;
+    let _listener = std::os::unix::net::UnixListener::bind(sockdir.join("oidc.sock"))?;
+    let mut plan = cx.plan(
+        "cat /inputs/zlib.tar.gz; echo; touch /inputs/new; ls -l /run/airlock/oidc.sock | cut -c1; \
+         touch /run/airlock/x; touch /run/x",
+    )?;
+    plan.inputs_dir = Some(inputs);
+    plan.oidc_socket_dir = Some(sockdir);
+    let (_k, cancel) = watch::channel(false);
+    let r = cx.run_plan(&plan, t, cancel).await?;
+    println!(
+        "\n$ /inputs and /run/airlock\n  outcome: {:?}\n  out| {}\n  err| {}",
+        r.outcome,
+        r.stdout.trim().replace('\n', "\n  out| "),
+        r.stderr.trim().replace('\n', "\n  err| ")
+    );
+    cx.check("/inputs readable", r.stdout.starts_with("input bytes\n"));
+    cx.check("/inputs read-only", r.stderr.contains("'/inputs/new': Read-only file system"));
+    cx.check("oidc.sock visible as a socket", r.stdout.contains("\ns\n"));
+    cx.check(
+        "/run/airlock read-only, /run not writable by the step",
+        r.stderr.contains("'/run/airlock/x': Read-only file system")
+            && r.stderr.contains("'/run/x': Permission denied"),
+    );
+
     // (11) a real compiler, if the image has one
     let (r, plan) = cx
         .run(
