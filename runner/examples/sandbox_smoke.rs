@@ -456,7 +456,10 @@ async fn smoke(rootfs: PathBuf, bench: usize) -> Result<usize, Error> {
         r.stderr.trim().replace('\n', "\n  err| ")
     );
     cx.check("/inputs readable", r.stdout.starts_with("input bytes\n"));
-    cx.check("/inputs read-only", r.stderr.contains("'/inputs/new': Read-only file system"));
+    cx.check(
+        "/inputs read-only",
+        r.stderr.contains("'/inputs/new': Read-only file system"),
+    );
     cx.check("oidc.sock visible as a socket", r.stdout.contains("\ns\n"));
     cx.check(
         "/run/airlock read-only, /run not writable by the step",
