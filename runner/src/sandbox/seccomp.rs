@@ -1,86 +1,105 @@
-//! The seccomp policy of a sandbox: a deny-list on top of an allow-by-default filter.
+//! The seccomp policy of a sandbox, read from a JSON file in the OCI/Docker seccomp format.
 //!
-//! The baseline denies what a build step never needs and what widens the kernel attack
-//! surface: mounting, namespace creation and joining (including `clone(CLONE_NEWUSER)`),
-//! keyrings, BPF, perf, tracing other processes, kernel modules, kexec, swap, reboot,
-//! clock changes and the new mount API. Denied calls fail with `EPERM`, so well-behaved
-//! programs see an ordinary permission error. `clone3` fails with `ENOSYS` instead: its flags
-//! live in a struct that seccomp cannot inspect, and `ENOSYS` makes glibc fall back to
-//! `clone`, whose flags the filter does check.
+//! The baseline (`sandbox-profiles/seccomp-default.json`, built into the binary so it works
+//! anywhere) allows by default and denies what a build step never needs and what widens the
+//! kernel attack surface: mounting, namespace creation and joining (including
+//! `clone(CLONE_NEWUSER)`), keyrings, BPF, perf, tracing other processes, kernel modules,
+//! kexec, swap, reboot, clock changes, `userfaultfd`, io_uring and the new mount API. Denied
+//! calls fail with `EPERM`, so well-behaved programs see an ordinary permission error.
+//! `clone3` fails with `ENOSYS` instead: its flags live in a struct that seccomp cannot
+//! inspect, and `ENOSYS` makes glibc fall back to `clone`, whose flags the filter does check.
 //!
 //! The filter is x86_64 only: libseccomp kills a process that makes a system call through
 //! another ABI (i386 `int 0x80`, x32), so those cannot be used to bypass the rules.
+//!
+//! Accepted JSON: `defaultAction`, `architectures`, `syscalls[]` with `names`, `action`,
+//! `errnoRet`, `args[]` (`index`, `value`, `valueTwo`, `op`), and `comment` anywhere; other
+//! Docker extensions (`archMap`, `includes`, `excludes`, ...) are refused, not ignored. Every
+//! policy must deny at least [`MANDATORY_DENIALS`] and nested user namespaces.
 
-use nix::errno::Errno;
-use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
-    LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
-};
+use oci_spec::runtime::LinuxSeccomp;
+use serde::{Deserialize, Serialize};
 
 use super::SandboxError;
 
 /// `CLONE_NEWUSER` from `<linux/sched.h>`.
 const CLONE_NEWUSER: u64 = 0x1000_0000;
 
-/// System calls the baseline policy answers with `EPERM`.
-const BASELINE_EPERM: &[&str] = &[
-    // mounting and the new mount API
+/// The baseline filter, as shipped in `sandbox-profiles/seccomp-default.json`.
+pub const BASELINE_JSON: &str = include_str!("../../../sandbox-profiles/seccomp-default.json");
+
+/// The file name of the baseline filter in the profiles folder.
+pub const BASELINE_FILE: &str = "seccomp-default.json";
+
+/// System calls every policy must refuse unconditionally (whatever the profile says).
+pub const MANDATORY_DENIALS: &[&str] = &[
     "mount",
     "umount2",
     "pivot_root",
-    "mount_setattr",
-    "move_mount",
-    "open_tree",
-    "fsopen",
-    "fsmount",
-    "fspick",
-    // namespaces
     "unshare",
     "setns",
-    // keyrings
     "keyctl",
     "add_key",
     "request_key",
-    // BPF, perf, tracing and other processes' memory
     "bpf",
     "perf_event_open",
     "ptrace",
     "process_vm_readv",
     "process_vm_writev",
-    // kernel code
     "kexec_load",
     "kexec_file_load",
     "init_module",
     "finit_module",
     "delete_module",
-    // misc. attack surface and host administration
     "userfaultfd",
     "open_by_handle_at",
-    "swapon",
-    "swapoff",
-    "reboot",
-    "acct",
-    "quotactl",
-    "settimeofday",
-    "clock_settime",
-    // io_uring runs operations outside the reach of seccomp (beyond the original brief)
+    "clone3",
     "io_uring_setup",
-    "io_uring_enter",
-    "io_uring_register",
 ];
 
-/// System calls the baseline policy answers with `ENOSYS` (so libc falls back).
-const BASELINE_ENOSYS: &[&str] = &["clone3"];
-
-/// A seccomp policy: default allow, with named system calls refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A seccomp policy, parsed and checked. Build it with [`SeccompPolicy::baseline`] or
+/// [`SeccompPolicy::from_json`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SeccompPolicy {
-    /// System calls that fail with `EPERM`.
-    pub deny_eperm: Vec<String>,
-    /// System calls that fail with `ENOSYS`, for which libc has a fallback.
-    pub deny_enosys: Vec<String>,
-    /// Whether `clone` with `CLONE_NEWUSER` in its flags fails with `EPERM`.
-    pub deny_clone_newuser: bool,
+    #[serde(default, skip_serializing)]
+    comment: Option<String>,
+    default_action: String,
+    architectures: Vec<String>,
+    syscalls: Vec<SeccompRule>,
+}
+
+/// One rule of the JSON file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SeccompRule {
+    #[serde(default, skip_serializing)]
+    comment: Option<String>,
+    names: Vec<String>,
+    action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    errno_ret: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    args: Option<Vec<SeccompArg>>,
+}
+
+/// An argument filter of a rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SeccompArg {
+    index: usize,
+    value: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value_two: Option<u64>,
+    op: String,
+}
+
+/// Actions that refuse a call.
+fn is_refusal(action: &str) -> bool {
+    matches!(
+        action,
+        "SCMP_ACT_ERRNO" | "SCMP_ACT_KILL" | "SCMP_ACT_KILL_PROCESS" | "SCMP_ACT_KILL_THREAD"
+    )
 }
 
 impl Default for SeccompPolicy {
@@ -90,67 +109,115 @@ impl Default for SeccompPolicy {
 }
 
 impl SeccompPolicy {
-    /// The baseline policy described in the module documentation.
+    /// The built-in baseline policy (the module documentation says what it denies).
     pub fn baseline() -> Self {
-        Self {
-            deny_eperm: BASELINE_EPERM.iter().map(|s| (*s).to_owned()).collect(),
-            deny_enosys: BASELINE_ENOSYS.iter().map(|s| (*s).to_owned()).collect(),
-            deny_clone_newuser: true,
+        #[allow(clippy::expect_used)] // checked by a unit test on every build
+        Self::from_json(BASELINE_JSON).expect("the built-in seccomp-default.json is valid")
+    }
+
+    /// Parses and checks a filter in the OCI/Docker JSON format.
+    pub fn from_json(json: &str) -> Result<Self, SandboxError> {
+        let policy: Self = serde_json::from_str(json)
+            .map_err(|e| SandboxError::plan("seccomp", format!("not a valid filter: {e}")))?;
+        policy.check()?;
+        Ok(policy)
+    }
+
+    /// Checks actions, architectures and the mandatory denials.
+    fn check(&self) -> Result<(), SandboxError> {
+        // Let oci-spec check every action, operator and architecture name.
+        self.to_oci_unchecked()?;
+        if self.architectures != ["SCMP_ARCH_X86_64"] {
+            return Err(SandboxError::plan(
+                "seccomp",
+                format!(
+                    "architectures must be [\"SCMP_ARCH_X86_64\"] (other ABIs are then killed), not {:?}",
+                    self.architectures
+                ),
+            ));
         }
+        if is_refusal(&self.default_action) {
+            // A deny-by-default filter is fine: everything mandatory is refused.
+            return Ok(());
+        }
+        let missing: Vec<&str> = MANDATORY_DENIALS
+            .iter()
+            .copied()
+            .filter(|name| !self.denies(name))
+            .collect();
+        if !missing.is_empty() {
+            return Err(SandboxError::plan(
+                "seccomp",
+                format!(
+                    "the filter must refuse {} unconditionally",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        if !self.denies_clone_newuser() {
+            return Err(SandboxError::plan(
+                "seccomp",
+                "the filter must refuse `clone` with CLONE_NEWUSER (a SCMP_CMP_MASKED_EQ rule on \
+                 argument 0 with value and valueTwo 268435456)",
+            ));
+        }
+        Ok(())
     }
 
     /// Whether the policy refuses `syscall` unconditionally.
     pub fn denies(&self, syscall: &str) -> bool {
-        self.deny_eperm
+        self.syscalls.iter().any(|r| {
+            is_refusal(&r.action) && r.args.is_none() && r.names.iter().any(|n| n == syscall)
+        })
+    }
+
+    /// The errno a refused `syscall` fails with, if a rule refuses it unconditionally.
+    pub fn errno_of(&self, syscall: &str) -> Option<u32> {
+        self.syscalls
             .iter()
-            .chain(&self.deny_enosys)
-            .any(|s| s == syscall)
+            .find(|r| {
+                r.action == "SCMP_ACT_ERRNO"
+                    && r.args.is_none()
+                    && r.names.iter().any(|n| n == syscall)
+            })
+            .and_then(|r| r.errno_ret)
+    }
+
+    /// Whether `clone` with `CLONE_NEWUSER` in its flags is refused.
+    pub fn denies_clone_newuser(&self) -> bool {
+        self.denies("clone")
+            || self.syscalls.iter().any(|r| {
+                is_refusal(&r.action)
+                    && r.names.iter().any(|n| n == "clone")
+                    && r.args.as_ref().is_some_and(|args| {
+                        args.len() == 1
+                            && args[0].index == 0
+                            && args[0].op == "SCMP_CMP_MASKED_EQ"
+                            && args[0].value == CLONE_NEWUSER
+                            && args[0].value_two == Some(CLONE_NEWUSER)
+                    })
+            })
     }
 
     /// The policy as the `linux.seccomp` section of an OCI runtime spec.
     pub fn to_oci(&self) -> Result<LinuxSeccomp, SandboxError> {
-        let mut rules: Vec<LinuxSyscall> = Vec::new();
-        if !self.deny_eperm.is_empty() {
-            rules.push(errno_rule(&self.deny_eperm, Errno::EPERM)?);
-        }
-        if !self.deny_enosys.is_empty() {
-            rules.push(errno_rule(&self.deny_enosys, Errno::ENOSYS)?);
-        }
-        if self.deny_clone_newuser {
-            let flags_have_newuser = LinuxSeccompArgBuilder::default()
-                .index(0usize)
-                .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
-                .value(CLONE_NEWUSER)
-                .value_two(CLONE_NEWUSER)
-                .build()?;
-            rules.push(
-                LinuxSyscallBuilder::default()
-                    .names(vec!["clone".to_owned()])
-                    .action(LinuxSeccompAction::ScmpActErrno)
-                    .errno_ret(Errno::EPERM as u32)
-                    .args(vec![flags_have_newuser])
-                    .build()?,
-            );
-        }
-        Ok(LinuxSeccompBuilder::default()
-            .default_action(LinuxSeccompAction::ScmpActAllow)
-            .architectures(vec![Arch::ScmpArchX86_64])
-            .syscalls(rules)
-            .build()?)
+        self.to_oci_unchecked()
     }
-}
 
-/// One rule: every name in `names` fails with `errno`.
-fn errno_rule(names: &[String], errno: Errno) -> Result<LinuxSyscall, SandboxError> {
-    Ok(LinuxSyscallBuilder::default()
-        .names(names.to_vec())
-        .action(LinuxSeccompAction::ScmpActErrno)
-        .errno_ret(errno as u32)
-        .build()?)
+    fn to_oci_unchecked(&self) -> Result<LinuxSeccomp, SandboxError> {
+        // The accepted subset of the Docker format is the OCI format (comments aside).
+        let value = serde_json::to_value(self)
+            .map_err(|e| SandboxError::plan("seccomp", format!("serialising: {e}")))?;
+        serde_json::from_value(value)
+            .map_err(|e| SandboxError::plan("seccomp", format!("not a valid OCI filter: {e}")))
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use nix::errno::Errno;
+    use oci_spec::runtime::{Arch, LinuxSeccompAction, LinuxSeccompOperator, LinuxSyscall};
+
     use super::*;
 
     fn rule_for<'a>(seccomp: &'a LinuxSeccomp, name: &str) -> Vec<&'a LinuxSyscall> {
@@ -167,6 +234,19 @@ mod tests {
     }
 
     #[test]
+    fn the_file_on_disk_and_the_built_in_copy_agree() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../sandbox-profiles")
+            .join(BASELINE_FILE);
+        let on_disk = std::fs::read_to_string(&path).expect("read the profiles folder");
+        assert_eq!(on_disk, BASELINE_JSON, "rebuild: {} changed", path.display());
+        assert_eq!(
+            SeccompPolicy::from_json(&on_disk).expect("valid"),
+            SeccompPolicy::baseline()
+        );
+    }
+
+    #[test]
     fn baseline_denies_the_dangerous_calls_with_eperm() {
         let seccomp = SeccompPolicy::baseline().to_oci().expect("seccomp");
         assert_eq!(seccomp.default_action(), LinuxSeccompAction::ScmpActAllow);
@@ -174,15 +254,7 @@ mod tests {
             seccomp.architectures().as_deref(),
             Some(&[Arch::ScmpArchX86_64][..])
         );
-        for name in [
-            "mount",
-            "unshare",
-            "setns",
-            "bpf",
-            "ptrace",
-            "keyctl",
-            "pivot_root",
-        ] {
+        for name in MANDATORY_DENIALS.iter().filter(|n| **n != "clone3") {
             let rules = rule_for(&seccomp, name);
             assert_eq!(rules.len(), 1, "{name}");
             assert_eq!(
@@ -200,9 +272,10 @@ mod tests {
 
     #[test]
     fn clone3_gets_enosys_and_clone_newuser_eperm() {
-        let seccomp = SeccompPolicy::baseline().to_oci().expect("seccomp");
-        let clone3 = rule_for(&seccomp, "clone3");
-        assert_eq!(clone3[0].errno_ret(), Some(Errno::ENOSYS as u32));
+        let policy = SeccompPolicy::baseline();
+        assert_eq!(policy.errno_of("clone3"), Some(Errno::ENOSYS as u32));
+        assert!(policy.denies_clone_newuser() && !policy.denies("clone"));
+        let seccomp = policy.to_oci().expect("seccomp");
         let clone = rule_for(&seccomp, "clone");
         assert_eq!(clone.len(), 1);
         let args = clone[0]
@@ -216,14 +289,17 @@ mod tests {
     }
 
     #[test]
-    fn empty_policy_has_no_rules() {
-        let policy = SeccompPolicy {
-            deny_eperm: vec![],
-            deny_enosys: vec![],
-            deny_clone_newuser: false,
-        };
-        let seccomp = policy.to_oci().expect("seccomp");
-        assert_eq!(seccomp.syscalls().as_ref().map(Vec::len), Some(0));
-        assert!(!policy.denies("mount"));
+    fn weak_or_unknown_filters_are_refused() {
+        let without_bpf = BASELINE_JSON.replace("\"bpf\", ", "");
+        let e = SeccompPolicy::from_json(&without_bpf).expect_err("bpf allowed");
+        assert!(e.to_string().contains("bpf"), "{e}");
+        let without_newuser = BASELINE_JSON.replace("268435456", "1");
+        assert!(SeccompPolicy::from_json(&without_newuser).is_err());
+        let docker_ext = BASELINE_JSON.replacen("\"defaultAction\"", "\"archMap\": [], \"defaultAction\"", 1);
+        assert!(SeccompPolicy::from_json(&docker_ext).is_err());
+        let bad_action = BASELINE_JSON.replace("SCMP_ACT_ERRNO", "SCMP_ACT_PLEASE");
+        assert!(SeccompPolicy::from_json(&bad_action).is_err());
+        let other_arch = BASELINE_JSON.replace("SCMP_ARCH_X86_64", "SCMP_ARCH_X86");
+        assert!(SeccompPolicy::from_json(&other_arch).is_err());
     }
 }
