@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates the Python virtualenv that the interop tests use to check airlock's
 # attestations with independent third-party verifiers (securesystemslib for DSSE
-# signatures, in-toto-attestation for Statement/provenance structure).
+# signatures, in-toto-attestation for Statement/provenance structure), and installs
+# npm @sigstore/verify (Sigstore bundles) into .npm-verify/.
 #
 # Idempotent: a second run only checks that the pinned packages import and exits.
 # Usage: scripts/setup-test-env.sh            (venv at ${AIRLOCK_VENV:-<repo>/.venv})
@@ -17,6 +18,8 @@ python="${PYTHON:-python3}"
 requirements=(
   "securesystemslib[crypto]>=1.0,<2"
   "in-toto-attestation>=0.9,<1"
+  # PyJWT's PyJWKClient checks airlock's OIDC discovery, JWKS and build tokens (tests/interop/*jwt*.py).
+  "PyJWT[crypto]>=2.8,<3"
 )
 
 log() { printf 'setup-test-env: %s\n' "$*"; }
@@ -37,6 +40,7 @@ if "${venv}/bin/python" - <<'PY' 2>/dev/null
 import importlib.metadata as md
 import securesystemslib.signer, securesystemslib.dsse, cryptography  # noqa: F401
 import in_toto_attestation.v1.statement  # noqa: F401
+import jwt  # noqa: F401
 major = int(md.version("securesystemslib").split(".")[0])
 raise SystemExit(0 if major == 1 else 1)
 PY
@@ -49,7 +53,26 @@ fi
 
 "${venv}/bin/python" - <<'PY'
 import importlib.metadata as md
-for name in ("securesystemslib", "cryptography", "in-toto-attestation"):
+for name in ("securesystemslib", "cryptography", "in-toto-attestation", "PyJWT"):
     print(f"setup-test-env: {name} {md.version(name)}")
 PY
-log "done; run tests with AIRLOCK_VENV_PYTHON=${venv}/bin/python"
+
+# npm @sigstore/verify (and @sigstore/bundle) for tests/interop/verify_bundle.js, pinned by
+# tests/interop/npm/package-lock.json and installed with `npm ci` into ${AIRLOCK_NPM_VERIFY}.
+npm_dir="${AIRLOCK_NPM_VERIFY:-${repo_root}/.npm-verify}"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "installing nodejs and npm (Debian packages)"
+  apt-get install -y --no-install-recommends nodejs npm >/dev/null
+fi
+mkdir -p "${npm_dir}"
+if ! cmp -s "${repo_root}/tests/interop/npm/package-lock.json" "${npm_dir}/package-lock.json" \
+  || [[ ! -d "${npm_dir}/node_modules/@sigstore/verify" ]]; then
+  log "installing @sigstore/verify into ${npm_dir}"
+  cp "${repo_root}/tests/interop/npm/package.json" "${repo_root}/tests/interop/npm/package-lock.json" "${npm_dir}/"
+  (cd "${npm_dir}" && npm ci --no-audit --no-fund --loglevel=error)
+else
+  log "@sigstore/verify already installed in ${npm_dir}"
+fi
+log "node $(node --version), @sigstore/verify $(node -p "require('${npm_dir}/node_modules/@sigstore/verify/package.json').version")"
+
+log "done; run tests with AIRLOCK_VENV_PYTHON=${venv}/bin/python AIRLOCK_NPM_VERIFY=${npm_dir}"

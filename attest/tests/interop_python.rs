@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use airlock_attest::{Bundle, Envelope, SigningKey, sign_statement};
+use airlock_attest::{Bundle, Envelope, KeyAlgorithm, SigningKey, sign_statement};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::statement_for;
@@ -54,10 +54,18 @@ fn securesystemslib_and_in_toto_attestation_accept_airlock_output() {
         eprintln!("skipping: set AIRLOCK_VENV_PYTHON (see scripts/setup-test-env.sh)");
         return;
     };
+    for algorithm in [KeyAlgorithm::EcdsaP256Sha256, KeyAlgorithm::Ed25519] {
+        eprintln!("=== {algorithm}");
+        check_algorithm(&python, algorithm);
+    }
+}
+
+fn check_algorithm(python: &str, algorithm: KeyAlgorithm) {
+    let python = python.to_owned();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
 
-    let key = SigningKey::generate().unwrap();
+    let key = SigningKey::generate_with(algorithm).unwrap();
     let pubkey = d.join("builder.pub");
     std::fs::write(&pubkey, key.verifying_key().to_spki_pem().unwrap()).unwrap();
     let artifact = d.join("app");
@@ -70,6 +78,14 @@ fn securesystemslib_and_in_toto_attestation_accept_airlock_output() {
     assert!(ok, "good envelope rejected:\n{log}");
     eprintln!("{log}");
     assert!(log.contains("securesystemslib verified"), "{log}");
+    let scheme = match algorithm {
+        KeyAlgorithm::Ed25519 => "ed25519",
+        _ => "ecdsa-sha2-nistp256",
+    };
+    assert!(
+        log.contains(scheme),
+        "verified with the wrong scheme: {log}"
+    );
     assert!(log.contains("in-toto-attestation validated"), "{log}");
 
     let bundle = d.join("good.bundle.json");
@@ -105,7 +121,7 @@ fn securesystemslib_and_in_toto_attestation_accept_airlock_output() {
 
     // Another key's public half, and an artifact that is not a subject.
     let other = d.join("other.pub");
-    let other_key = SigningKey::generate().unwrap();
+    let other_key = SigningKey::generate_with(algorithm).unwrap();
     std::fs::write(&other, other_key.verifying_key().to_spki_pem().unwrap()).unwrap();
     let (ok, log) = run(&python, &good, &other, &artifact);
     assert!(!ok, "wrong key accepted:\n{log}");

@@ -42,7 +42,14 @@ pub async fn run(args: ControllerArgs) -> Result<Exit, Failure> {
             println!("config:         {}", summary.config_path.display());
             println!("runner token:   {}", summary.runner_token_path.display());
             println!("admin token:    {}", summary.admin_token_path.display());
-            println!("public key:     {}", summary.public_key_path.display());
+            for key in &summary.profile_keys {
+                println!(
+                    "public key:     {} (verifies builder id {}/builders/{})",
+                    key.public_key_path.display(),
+                    summary.url,
+                    key.profile
+                );
+            }
             println!(
                 "start it with:  airlock controller --config {}",
                 summary.config_path.display()

@@ -1,4 +1,4 @@
-//! `submit`, `status`, `logs`, `fetch`: talking to a controller as a client.
+//! `submit`, `status`, `logs`, `cancel`, `fetch`: talking to a controller as a client.
 
 use std::path::PathBuf;
 
@@ -43,6 +43,30 @@ pub struct SubmitArgs {
     /// Print the job's events and logs until it finishes (implies --wait).
     #[arg(long)]
     follow: bool,
+    /// A key that makes the submission idempotent: submitting the same job file again with
+    /// the same key returns the first job instead of queueing another (1-128 printable
+    /// ASCII characters, e.g. a CI run id).
+    #[arg(long, default_value = "")]
+    idempotency_key: String,
+    /// Scheduling priority, -100..=100; higher runs first (waiting jobs age, so low
+    /// priorities are never starved).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    priority: i32,
+}
+
+/// Flags of `cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The job id.
+    job_id: String,
+    #[command(flatten)]
+    conn: Conn,
+    /// Why, recorded in the job's history.
+    #[arg(long, default_value = "")]
+    reason: String,
+    /// Wait until the job has stopped; prints its final state.
+    #[arg(long)]
+    wait: bool,
 }
 
 /// Flags naming one job.
@@ -83,7 +107,8 @@ pub async fn submit(args: SubmitArgs) -> Result<Exit, Failure> {
     let mut spec = submit_ops::load_job_file(&args.job_file)?;
     let mut client = args.conn.client().await?;
     submit_ops::upload_source(&mut client, &mut spec).await?;
-    let job_id = submit_ops::submit(&mut client, &spec).await?;
+    let job_id =
+        submit_ops::submit_with(&mut client, &spec, &args.idempotency_key, args.priority).await?;
     println!("{job_id}");
     if !(args.wait || args.follow) {
         return Ok(Exit::Ok);
@@ -114,6 +139,42 @@ fn print_job(job: &airlock_proto::v1::Job) {
     if !job.builder_id.is_empty() {
         println!("builder: {}", job.builder_id);
     }
+    for a in &job.attempts {
+        let state = if a.state == 0 {
+            "live".to_owned()
+        } else {
+            state_name(a.state)
+        };
+        let reason = if a.reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", a.reason)
+        };
+        println!(
+            "attempt: {} on runner {} {state}{reason}",
+            a.attempt, a.runner_id
+        );
+    }
+}
+
+/// Runs `cancel`.
+pub async fn cancel(args: CancelArgs) -> Result<Exit, Failure> {
+    let mut client = args.conn.client().await?;
+    let resp = client
+        .cancel_job(airlock_proto::v1::CancelJobRequest {
+            job_id: args.job_id.clone(),
+            reason: args.reason.clone(),
+        })
+        .await
+        .map_err(|s| crate::exit::from_status("cancelling the job", s))?
+        .into_inner();
+    println!("{}: {}", args.job_id, state_name(resp.state));
+    if args.wait {
+        let mut printer = EventPrinter { logs: false };
+        let job = submit_ops::watch(&mut client, &args.job_id, true, &mut printer).await?;
+        print_job(&job);
+    }
+    Ok(Exit::Ok)
 }
 
 /// Runs `status`.

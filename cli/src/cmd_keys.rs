@@ -33,8 +33,17 @@ enum KeysCommand {
 enum Algorithm {
     /// ECDSA over P-256 with SHA-256, DER signatures.
     EcdsaP256,
-    /// Ed25519 (not available yet).
+    /// Ed25519 (pure, over the DSSE PAE bytes).
     Ed25519,
+}
+
+impl From<Algorithm> for airlock_attest::KeyAlgorithm {
+    fn from(a: Algorithm) -> Self {
+        match a {
+            Algorithm::EcdsaP256 => Self::EcdsaP256Sha256,
+            Algorithm::Ed25519 => Self::Ed25519,
+        }
+    }
 }
 
 /// Runs `keys`.
@@ -45,19 +54,17 @@ pub fn run(args: KeysArgs) -> Result<Exit, Failure> {
             name,
             algorithm,
         } => {
-            if matches!(algorithm, Algorithm::Ed25519) {
-                return Err(usage(
-                    "--algorithm ed25519 is not supported yet; use ecdsa-p256",
-                ));
-            }
-            std::fs::create_dir_all(&out).usage()?;
-            let (private, public) = airlock_attest::write_keypair(&out, &name).usage()?;
+            std::fs::create_dir_all(&out)
+                .map_err(|e| usage(format!("--out {}: {e}", out.display())))?;
+            let (private, public) =
+                airlock_attest::write_keypair_with(&out, &name, algorithm.into()).usage()?;
             let key = airlock_attest::load_verifying_key(&public).infra()?;
             println!(
                 "private key: {} (mode 0600; keep it on the controller only)",
                 private.display()
             );
             println!("public key:  {}", public.display());
+            println!("algorithm:   {}", key.algorithm());
             println!("keyid:       {}", key.keyid());
             Ok(Exit::Ok)
         }

@@ -24,6 +24,10 @@ pub struct RunnerArgs {
     /// Take one job, then exit.
     #[arg(long)]
     ephemeral: bool,
+    /// Run up to N jobs at once, each in its own host id range. SIGTERM drains: no new
+    /// jobs, running ones finish and report, then the runner exits.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    max_jobs: u32,
     /// Workspaces, image cache and sandbox state. Every directory above it must be
     /// searchable by others (the sandbox runs as an unprivileged uid).
     #[arg(long, default_value = "/var/lib/airlock/runner")]
@@ -45,6 +49,7 @@ pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
     let mut cfg = RunnerConfig::new(args.controller, Secret::new(token), args.state_dir, exe);
     cfg.labels = args.labels;
     cfg.ephemeral = args.ephemeral;
+    cfg.max_jobs = args.max_jobs;
     cfg.allowed_layout_roots = args.allow_oci_layout;
     cfg.id_base = args.id_base;
     let runner = Runner::connect(cfg, Duration::from_secs(60))

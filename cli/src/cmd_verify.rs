@@ -22,12 +22,17 @@ pub struct VerifyArgs {
     /// Require exactly this `runDetails.builder.id`.
     #[arg(long)]
     builder_id: Option<String>,
-    /// Require exactly this source URI (`externalParameters.source.uri`).
+    /// Require exactly this source URI (the `uri` of the resolved dependency `source`).
     #[arg(long)]
     source_uri: Option<String>,
     /// Require exactly this `buildDefinition.buildType`.
     #[arg(long)]
     build_type: Option<String>,
+    /// Accept top-level `externalParameters` keys other than the job spec's (job, source,
+    /// image, inputs, steps, outputs, resources, oidc). By default such keys fail
+    /// verification: a parameter the policy does not know could have changed the build.
+    #[arg(long)]
+    allow_unknown_external_parameters: bool,
 }
 
 /// Runs `verify`.
@@ -53,14 +58,25 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
             .unwrap_or_default();
         artifacts.push((name, digest));
     }
+    let allowed = (!args.allow_unknown_external_parameters).then(|| {
+        airlock_controller::EXTERNAL_PARAMETERS
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect()
+    });
     let policy = Policy {
         builder_id: args.builder_id,
         source_uri: args.source_uri,
         build_type: args.build_type,
-        ..Policy::default()
+        allowed_external_parameters: allowed,
     };
-    let report =
-        airlock_attest::verify_provenance(&envelope, &keys, &artifacts, &policy).build_failed()?;
+    let report = airlock_attest::verify_provenance(&envelope, &keys, &artifacts, &policy)
+        .map_err(|e| {
+            // Say which check failed on stdout too, next to the PASS lines of other runs.
+            println!("FAIL {e}");
+            e
+        })
+        .build_failed()?;
     for check in &report.checks {
         println!("PASS {}: {}", check.name, check.detail);
     }

@@ -47,6 +47,8 @@ enum Command {
     Status(cmd_jobs::JobArgs),
     /// Print a job's logs (`-f` to follow).
     Logs(cmd_jobs::LogsArgs),
+    /// Cancel a job: a queued job ends at once, a running job's steps are killed.
+    Cancel(cmd_jobs::CancelArgs),
     /// Download a succeeded job's outputs and provenance.
     Fetch(cmd_jobs::FetchArgs),
     /// Verify artifacts against signed provenance (DSSE/in-toto/SLSA v1).
@@ -112,6 +114,7 @@ async fn dispatch(command: Command) -> Result<Exit, Failure> {
         Command::Submit(a) => cmd_jobs::submit(a).await,
         Command::Status(a) => cmd_jobs::status(a).await,
         Command::Logs(a) => cmd_jobs::logs(a).await,
+        Command::Cancel(a) => cmd_jobs::cancel(a).await,
         Command::Fetch(a) => cmd_jobs::fetch(a).await,
         Command::Verify(a) => cmd_verify::run(a),
         Command::Keys(a) => cmd_keys::run(a),

@@ -79,13 +79,33 @@ pub async fn upload_source(client: &mut Client, spec: &mut JobSpec) -> Result<()
 
 /// Submits a spec whose source is uploaded; returns the job id.
 pub async fn submit(client: &mut Client, spec: &JobSpec) -> Result<String, Failure> {
+    submit_with(client, spec, "", 0).await
+}
+
+/// Submits with an idempotency key (empty: none) and a priority; returns the job id. A
+/// repeated key returns the job the first submission created.
+pub async fn submit_with(
+    client: &mut Client,
+    spec: &JobSpec,
+    idempotency_key: &str,
+    priority: i32,
+) -> Result<String, Failure> {
     let resp = client
         .submit_job(SubmitJobRequest {
             spec_json: spec.to_json(),
+            idempotency_key: idempotency_key.to_owned(),
+            priority,
         })
         .await
-        .map_err(|s| from_status("submitting the job", s))?;
-    Ok(resp.into_inner().job_id)
+        .map_err(|s| from_status("submitting the job", s))?
+        .into_inner();
+    if resp.existing {
+        eprintln!(
+            "idempotency key already used: job {} was submitted before; following it",
+            resp.job_id
+        );
+    }
+    Ok(resp.job_id)
 }
 
 /// Prints job events as they arrive.

@@ -1,6 +1,7 @@
 //! `controller.toml`: where the controller listens, keeps state, and finds its signing key and
 //! token digests. Parsed strictly; every error names the file and the field.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -56,14 +57,97 @@ pub struct ControllerConfig {
     pub signing: SigningConfig,
     /// `[auth]`
     pub auth: AuthConfig,
+    /// `[scheduling]`: leases, retries, deadlines, fairness (all optional).
+    #[serde(default)]
+    pub scheduling: crate::scheduling::SchedulingConfig,
 }
 
-/// `[signing]`: the provenance signing key.
+/// `[signing]`: the provenance signing keys, one per trust profile.
+///
+/// SLSA decides trust by the (key, `builder.id`) pair, so each profile (`untrusted-pr`,
+/// `trusted`, `release`) should have its own key: a key that signs untrusted pull requests
+/// then cannot vouch for a release. Keys are PKCS#8 PEM (ECDSA P-256 or Ed25519), mode 0600
+/// or stricter. Relative paths resolve against the config file.
+///
+/// ```toml
+/// [signing]
+/// key = "keys/provenance.key"            # optional: profiles without their own key
+/// verification_keys = ["keys/old.pub"]   # optional: retired keys still published
+/// [signing.keys]
+/// untrusted-pr = "keys/untrusted-pr.key"
+/// release = "keys/release.key"
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SigningConfig {
-    /// PKCS#8 PEM private key (ECDSA P-256), mode 0600 or stricter. Relative to the config file.
-    pub key: PathBuf,
+    /// The key for profiles that have no entry in `keys` (the single-key form). A job whose
+    /// profile has neither fails at signing time as an infrastructure error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Profile name -> that profile's private key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, PathBuf>,
+    /// SPKI PEM public keys published besides those of the current signing keys: retired
+    /// keys (so provenance they signed stays verifiable) and keys about to be rotated in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verification_keys: Vec<PathBuf>,
+}
+
+impl SigningConfig {
+    /// One key for every profile (the embedded controller of `airlock run`).
+    pub fn single(key: impl Into<PathBuf>) -> Self {
+        Self {
+            key: Some(key.into()),
+            keys: BTreeMap::new(),
+            verification_keys: Vec::new(),
+        }
+    }
+
+    /// The private key file that signs for `profile`, if any.
+    pub fn key_for(&self, profile: &str) -> Option<&Path> {
+        self.keys
+            .get(profile)
+            .or(self.key.as_ref())
+            .map(PathBuf::as_path)
+    }
+
+    /// Checks what serde cannot: some key is named, and profile names are plausible.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.key.is_none() && self.keys.is_empty() {
+            return Err((
+                "signing",
+                "names no key; set `key = \"keys/provenance.key\"` or one key per profile \
+                 under [signing.keys]"
+                    .into(),
+            ));
+        }
+        for profile in self.keys.keys() {
+            let ok = !profile.is_empty()
+                && profile
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                return Err((
+                    "signing.keys",
+                    format!("`{profile}` is not a profile name (lowercase letters, digits, `-`)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_relative_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = &mut self.key {
+            resolve(p);
+        }
+        self.keys.values_mut().for_each(resolve);
+        self.verification_keys.iter_mut().for_each(resolve);
+    }
 }
 
 /// `[auth]`: SHA-256 digests (lowercase hex) of the bearer tokens. The tokens themselves are
@@ -179,13 +263,12 @@ impl ControllerConfig {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             issuer: LOCAL_ISSUER.to_owned(),
             mode: Mode::Local,
-            signing: SigningConfig {
-                key: signing_key.into(),
-            },
+            signing: SigningConfig::single(signing_key),
             auth: AuthConfig {
                 api_token_sha256: TokenDigest::of(api_token),
                 runner_token_sha256: TokenDigest::of(runner_token),
             },
+            scheduling: crate::scheduling::SchedulingConfig::default(),
         }
     }
 
@@ -241,6 +324,12 @@ impl ControllerConfig {
         if self.state_dir.as_os_str().is_empty() {
             return Err(field("state_dir", "is empty; name a directory".into()));
         }
+        if let Err((name, message)) = self.scheduling.check() {
+            return Err(field(name, message));
+        }
+        if let Err((name, message)) = self.signing.check() {
+            return Err(field(name, message));
+        }
         Ok(())
     }
 
@@ -257,7 +346,7 @@ impl ControllerConfig {
         if let Some(p) = &mut self.blob_dir {
             resolve(p);
         }
-        resolve(&mut self.signing.key);
+        self.signing.resolve_relative_paths(base);
     }
 }
 
@@ -286,7 +375,14 @@ mod tests {
         let path = write(dir.path(), &valid(""));
         let c = ControllerConfig::load(&path).unwrap();
         assert_eq!(c.state_dir, dir.path().join("state"));
-        assert_eq!(c.signing.key, dir.path().join("keys/provenance.key"));
+        assert_eq!(
+            c.signing.key.as_deref(),
+            Some(dir.path().join("keys/provenance.key").as_path())
+        );
+        assert_eq!(
+            c.signing.key_for("release"),
+            Some(dir.path().join("keys/provenance.key").as_path())
+        );
         assert_eq!(c.database_path(), dir.path().join("state/airlock.db"));
         assert_eq!(c.blob_dir_path(), dir.path().join("state/blobs"));
         assert_eq!(c.mode, Mode::Server);
@@ -318,6 +414,48 @@ mod tests {
 
         let e = ControllerConfig::load(&dir.path().join("missing.toml")).unwrap_err();
         assert!(e.to_string().contains("missing.toml"), "{e}");
+    }
+
+    #[test]
+    fn per_profile_keys_and_published_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = TokenDigest::of("x").hex();
+        let text = format!(
+            "listen = \"127.0.0.1:7070\"\nstate_dir = \"s\"\nissuer = \"https://ci.example\"\n\
+             [signing]\nverification_keys = [\"keys/old.pub\"]\n\
+             [signing.keys]\nrelease = \"keys/release.key\"\nuntrusted-pr = \"/abs/pr.key\"\n\
+             [auth]\napi_token_sha256 = \"{d}\"\nrunner_token_sha256 = \"{d}\"\n"
+        );
+        let c = ControllerConfig::load(&write(dir.path(), &text)).unwrap();
+        assert_eq!(c.signing.key, None);
+        assert_eq!(
+            c.signing.key_for("release"),
+            Some(dir.path().join("keys/release.key").as_path())
+        );
+        assert_eq!(
+            c.signing.key_for("untrusted-pr"),
+            Some(Path::new("/abs/pr.key"))
+        );
+        assert_eq!(c.signing.key_for("trusted"), None, "no default key");
+        assert_eq!(
+            c.signing.verification_keys,
+            [dir.path().join("keys/old.pub")]
+        );
+
+        // No key at all, and a bad profile name, are refused with the field named.
+        let none = text.replace(
+            "[signing.keys]\nrelease = \"keys/release.key\"\nuntrusted-pr = \"/abs/pr.key\"\n",
+            "",
+        );
+        let e = ControllerConfig::load(&write(dir.path(), &none))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`signing`") && e.contains("names no key"), "{e}");
+        let bad = text.replace("release = ", "Release = ");
+        let e = ControllerConfig::load(&write(dir.path(), &bad))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("signing.keys") && e.contains("`Release`"), "{e}");
     }
 
     #[test]

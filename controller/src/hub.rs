@@ -19,6 +19,8 @@ pub struct Hub {
     queue: watch::Sender<u64>,
     /// Set once the server shuts down: long polls and watches end.
     shutdown: watch::Sender<bool>,
+    /// Bumped whenever a cancel is requested for a leased job: heartbeat long polls re-check.
+    cancels: watch::Sender<u64>,
 }
 
 impl Default for Hub {
@@ -27,6 +29,7 @@ impl Default for Hub {
             jobs: Mutex::new(HashMap::new()),
             queue: watch::channel(0).0,
             shutdown: watch::channel(false).0,
+            cancels: watch::channel(0).0,
         }
     }
 }
@@ -87,6 +90,16 @@ impl Hub {
     /// A receiver that changes whenever a job is queued. Take it *before* looking for work.
     pub fn queue_receiver(&self) -> watch::Receiver<u64> {
         self.queue.subscribe()
+    }
+
+    /// Announces that a cancel was requested for some leased job.
+    pub fn cancel_requested(&self) {
+        self.cancels.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that changes whenever a cancel is requested. Take it *before* checking.
+    pub fn cancel_receiver(&self) -> watch::Receiver<u64> {
+        self.cancels.subscribe()
     }
 }
 

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use airlock_attest::{KeyError, write_keypair};
 
+/// The trust profiles `init` creates a signing key for, in this order.
+pub const PROFILES: [&str; 3] = ["untrusted-pr", "trusted", "release"];
+
 use crate::auth::TokenDigest;
 
 /// File name of the configuration inside the init directory.
@@ -20,16 +23,25 @@ pub struct InitSummary {
     pub url: String,
     /// `DIR/controller.toml`.
     pub config_path: PathBuf,
-    /// `DIR/keys/provenance.key` (PKCS#8 PEM, 0600).
-    pub signing_key_path: PathBuf,
-    /// `DIR/keys/provenance.pub` (SPKI PEM): what verifiers trust.
-    pub public_key_path: PathBuf,
+    /// One signing key per trust profile of [`PROFILES`], in that order.
+    pub profile_keys: Vec<ProfileKey>,
     /// `DIR/runner.token` (0600): the secret runners present.
     pub runner_token_path: PathBuf,
     /// `DIR/admin.token` (0600): the API token clients present.
     pub admin_token_path: PathBuf,
     /// `DIR/state`: database and blobs.
     pub state_dir: PathBuf,
+}
+
+/// The key pair of one trust profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileKey {
+    /// The profile, e.g. `release`.
+    pub profile: &'static str,
+    /// `DIR/keys/<profile>.key` (PKCS#8 PEM, 0600).
+    pub private_key_path: PathBuf,
+    /// `DIR/keys/<profile>.pub` (SPKI PEM): what verifiers of this profile's builds trust.
+    pub public_key_path: PathBuf,
 }
 
 /// Why `init` failed. Nothing is overwritten in any case.
@@ -61,7 +73,8 @@ pub enum InitError {
     Random(getrandom::Error),
 }
 
-/// Creates `dir/controller.toml`, `dir/keys/provenance.{key,pub}`, `dir/runner.token`,
+/// Creates `dir/controller.toml`, `dir/keys/<profile>.{key,pub}` for each of [`PROFILES`]
+/// (ECDSA P-256), `dir/runner.token`,
 /// `dir/admin.token` and `dir/state/`, for a controller listening on `listen`. Refuses to touch
 /// a directory that already has a `controller.toml`.
 pub fn init(dir: &Path, listen: SocketAddr) -> Result<InitSummary, InitError> {
@@ -81,7 +94,15 @@ pub fn init(dir: &Path, listen: SocketAddr) -> Result<InitSummary, InitError> {
                 source,
             })?;
     }
-    let (signing_key, public_key) = write_keypair(&keys, "provenance")?;
+    let mut profile_keys = Vec::new();
+    for profile in PROFILES {
+        let (private_key_path, public_key_path) = write_keypair(&keys, profile)?;
+        profile_keys.push(ProfileKey {
+            profile,
+            private_key_path,
+            public_key_path,
+        });
+    }
 
     let runner_token = dir.join("runner.token");
     let admin_token = dir.join("admin.token");
@@ -101,8 +122,7 @@ pub fn init(dir: &Path, listen: SocketAddr) -> Result<InitSummary, InitError> {
     Ok(InitSummary {
         url,
         config_path: config,
-        signing_key_path: signing_key,
-        public_key_path: public_key,
+        profile_keys,
         runner_token_path: runner_token,
         admin_token_path: admin_token,
         state_dir,
@@ -158,8 +178,15 @@ fn config_text(listen: SocketAddr, url: &str, api: &TokenDigest, runner: &TokenD
          max_upload_bytes = {max}\n\
          \n\
          [signing]\n\
-         # PKCS#8 PEM ECDSA P-256 key, mode 0600; verifiers trust keys/provenance.pub.\n\
-         key = \"keys/provenance.key\"\n\
+         # Public keys still published after a rotation (retired keys), SPKI PEM.\n\
+         # verification_keys = [\"keys/release-2025.pub\"]\n\
+         \n\
+         # One PKCS#8 PEM key (ECDSA P-256 or Ed25519, mode 0600) per trust profile, so each\n\
+         # builder id has its own key; verifiers of a profile's builds trust keys/<profile>.pub.\n\
+         [signing.keys]\n\
+         untrusted-pr = \"keys/untrusted-pr.key\"\n\
+         trusted = \"keys/trusted.key\"\n\
+         release = \"keys/release.key\"\n\
          \n\
          [auth]\n\
          # sha256 (hex) of the tokens in admin.token and runner.token; the tokens are not stored.\n\
@@ -195,12 +222,26 @@ mod tests {
         let s = init(&root, "127.0.0.1:7070".parse().unwrap()).unwrap();
         assert_eq!(s.url, "http://127.0.0.1:7070");
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&s.signing_key_path), 0o600);
+        let names: Vec<_> = s.profile_keys.iter().map(|k| k.profile).collect();
+        assert_eq!(names, PROFILES);
+        for k in &s.profile_keys {
+            assert_eq!(mode(&k.private_key_path), 0o600);
+            assert_eq!(k.private_key_path, root.join(format!("keys/{}.key", k.profile)));
+        }
         assert_eq!(mode(&s.runner_token_path), 0o600);
         assert_eq!(mode(&s.admin_token_path), 0o600);
 
         let c = ControllerConfig::load(&s.config_path).unwrap();
-        assert_eq!(c.signing.key, s.signing_key_path);
+        assert_eq!(c.signing.key, None, "every profile has its own key");
+        let mut keyids = std::collections::BTreeSet::new();
+        for k in &s.profile_keys {
+            assert_eq!(c.signing.key_for(k.profile), Some(k.private_key_path.as_path()));
+            let key = airlock_attest::load_signing_key(&k.private_key_path).unwrap();
+            let public = airlock_attest::load_verifying_key(&k.public_key_path).unwrap();
+            assert_eq!(key.verifying_key(), &public);
+            keyids.insert(public.keyid().to_owned());
+        }
+        assert_eq!(keyids.len(), PROFILES.len(), "distinct keys per profile");
         assert_eq!(c.state_dir, s.state_dir);
         assert_eq!(c.issuer, "http://127.0.0.1:7070");
         let admin = read_token_file(&s.admin_token_path).unwrap();
@@ -209,7 +250,6 @@ mod tests {
         assert_ne!(admin, runner);
         assert!(c.auth.api_token_sha256.matches(&admin));
         assert!(c.auth.runner_token_sha256.matches(&runner));
-        airlock_attest::load_signing_key(&c.signing.key).unwrap();
 
         let before = fs::read(&s.config_path).unwrap();
         let err = init(&root, "127.0.0.1:9".parse().unwrap()).unwrap_err();

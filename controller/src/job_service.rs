@@ -123,12 +123,26 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
-        let id = self
+        let r = request.into_inner();
+        let (id, existing) = self
             .scheduler
-            .submit(request.into_inner().spec_json)
+            .submit(r.spec_json, &r.idempotency_key, r.priority)
             .await?;
         Ok(Response::new(pb::SubmitJobResponse {
             job_id: id.to_string(),
+            existing,
+        }))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<pb::CancelJobRequest>,
+    ) -> Result<Response<pb::CancelJobResponse>, Status> {
+        let r = request.into_inner();
+        let id = JobId::parse("job_id", &r.job_id)?;
+        let state = self.scheduler.cancel(id, &r.reason).await?;
+        Ok(Response::new(pb::CancelJobResponse {
+            state: state.to_proto_i32(),
         }))
     }
 

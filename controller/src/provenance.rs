@@ -21,6 +21,20 @@ use crate::store::OutputRecord;
 /// `buildDefinition.buildType` of every airlock job (documented in `docs/`).
 pub const BUILD_TYPE: &str = "https://airlock.dev/build-types/job/v1";
 
+/// The top-level keys `externalParameters` may have under [`BUILD_TYPE`]: exactly the job
+/// spec's sections. Verifiers reject any other key (SLSA: an unknown parameter could have
+/// changed the build), which is what `airlock verify` does by default.
+pub const EXTERNAL_PARAMETERS: [&str; 8] = [
+    "job",
+    "source",
+    "image",
+    "inputs",
+    "steps",
+    "outputs",
+    "resources",
+    "oidc",
+];
+
 /// The controller's version, recorded as `builder.version.airlock` and `controllerVersion`.
 pub const CONTROLLER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -226,6 +240,33 @@ mod tests {
             invocation_id("https://ci.example", "j", 2),
             "https://ci.example/jobs/j/attempts/2"
         );
+    }
+
+    #[test]
+    fn external_parameters_list_every_job_spec_section() {
+        // A spec with every optional section filled in: each key it serializes is known.
+        let spec = json!({
+            "job": {"name": "n", "profile": "trusted", "labels": ["a"], "timeout": "1m"},
+            "source": {"path": "/src", "sha256": "1".repeat(64)},
+            "image": {"ref": format!("registry.example/base@sha256:{}", "2".repeat(64))},
+            "inputs": [{"name": "i", "url": "https://example.org/i", "sha256": "3".repeat(64)}],
+            "steps": [{"name": "s", "run": "true", "env": {"A": "1"}}],
+            "outputs": {"paths": ["x"]},
+            "resources": {"memory": "1GiB", "pids": 10, "tmp": "1GiB"},
+            "oidc": {"audiences": ["aud"]},
+        });
+        let parsed = JobSpec::from_json(spec.to_string().as_bytes()).unwrap();
+        let round = serde_json::to_value(&parsed).unwrap();
+        let keys: Vec<&str> = round
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys.len(), EXTERNAL_PARAMETERS.len(), "{keys:?}");
+        for key in keys {
+            assert!(EXTERNAL_PARAMETERS.contains(&key), "{key}");
+        }
     }
 
     #[test]

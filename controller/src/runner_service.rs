@@ -65,9 +65,21 @@ impl RunnerService for RunnerApi {
     ) -> Result<Response<pb::ReportEventsResponse>, Status> {
         let r = request.into_inner();
         let (job, token) = lease(&r.job_id, &r.lease_token)?;
-        self.scheduler.report(job, token, r.events).await?;
-        Ok(Response::new(pb::ReportEventsResponse {
-            cancel_requested: false,
+        let cancel_requested = self.scheduler.report(job, token, r.events).await?;
+        Ok(Response::new(pb::ReportEventsResponse { cancel_requested }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        let (job, token) = lease(&r.job_id, &r.lease_token)?;
+        let wait = Duration::from_millis(u64::from(r.wait_ms));
+        let (cancel_requested, ttl) = self.scheduler.heartbeat(job, token, wait).await?;
+        Ok(Response::new(pb::HeartbeatResponse {
+            cancel_requested,
+            lease_ttl_ms: u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX),
         }))
     }
 

@@ -15,11 +15,23 @@ use crate::clock::{Clock, IdGen, from_unix_ms, unix_ms};
 use crate::config::Mode;
 use crate::hub::Hub;
 use crate::ids::{JobId, LeaseToken, RunnerId};
+use crate::metrics::Metrics;
 use crate::provenance::{self, CONTROLLER_VERSION, ProvenanceInputs};
+use crate::scheduling::SchedulingConfig;
 use crate::signer::Signer;
 use crate::state::JobState;
 use crate::status::ApiError;
-use crate::store::{Completion, EventKind, JobRecord, NewJob, OutputRecord, RunnerRecord, Store};
+use crate::store::{
+    Completion, EventKind, ExpiryCause, JobRecord, NewJob, OutputRecord, RunnerRecord, Store,
+    StoreError, Submitted,
+};
+
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// How often a waiting AcquireJob re-queries the store even without a local notification
+/// (retry backoffs ending, jobs queued through another replica).
+const ACQUIRE_REPOLL: Duration = Duration::from_millis(500);
 
 /// The longest an AcquireJob call waits for work.
 pub const MAX_ACQUIRE_WAIT: Duration = Duration::from_secs(30);
@@ -68,6 +80,8 @@ pub struct Scheduler {
     issuer: String,
     mode: Mode,
     max_upload: u64,
+    scheduling: SchedulingConfig,
+    metrics: Arc<Metrics>,
 }
 
 /// The parts a [`Scheduler`] is made of.
@@ -89,6 +103,8 @@ pub struct SchedulerParts {
     pub mode: Mode,
     /// Upload cap, in bytes.
     pub max_upload: u64,
+    /// Leases, retries, deadlines, fairness.
+    pub scheduling: SchedulingConfig,
 }
 
 fn now_ms(clock: &dyn Clock) -> i64 {
@@ -108,7 +124,44 @@ impl Scheduler {
             issuer: parts.issuer.trim_end_matches('/').to_owned(),
             mode: parts.mode,
             max_upload: parts.max_upload,
+            scheduling: parts.scheduling,
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The scheduling settings.
+    pub fn scheduling(&self) -> &SchedulingConfig {
+        &self.scheduling
+    }
+
+    /// The `/metrics` text.
+    pub async fn render_metrics(&self) -> Result<String, ApiError> {
+        let depth = self.store.queue_depth().await?;
+        Ok(self.metrics.render(depth))
+    }
+
+    /// Counts a refused stale-lease call, then passes the error on.
+    fn fenced<T>(&self, r: Result<T, StoreError>) -> Result<T, ApiError> {
+        if let Err(StoreError::StaleLease { job, state }) = &r {
+            self.metrics
+                .stale_lease_calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(job_id = %job, %state, "refused a call with a stale lease token");
+        }
+        Ok(r?)
+    }
+
+    /// Records a job that reached a terminal state.
+    fn finished(&self, record_created_ms: i64, state: JobState, now_ms: i64) {
+        self.metrics.finished.inc(state.as_str());
+        self.metrics
+            .end_to_end
+            .observe_ms(now_ms.saturating_sub(record_created_ms));
     }
 
     /// The database.
@@ -126,8 +179,32 @@ impl Scheduler {
         &self.hub
     }
 
-    /// Validates and queues a job. `spec_json` is stored exactly as given.
-    pub async fn submit(&self, spec_json: Vec<u8>) -> Result<JobId, ApiError> {
+    /// Validates and queues a job. `spec_json` is stored exactly as given. With an
+    /// idempotency key that an earlier submission used with the same spec, returns that job
+    /// and `true` instead of queueing another.
+    pub async fn submit(
+        &self,
+        spec_json: Vec<u8>,
+        idempotency_key: &str,
+        priority: i32,
+    ) -> Result<(JobId, bool), ApiError> {
+        if idempotency_key.len() > MAX_IDEMPOTENCY_KEY
+            || idempotency_key.bytes().any(|b| !(0x21..0x7f).contains(&b))
+        {
+            return Err(ApiError::invalid(
+                "idempotency_key",
+                format!(
+                    "must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters without spaces \
+                     (or empty for none)"
+                ),
+            ));
+        }
+        if !(-100..=100).contains(&priority) {
+            return Err(ApiError::invalid(
+                "priority",
+                format!("{priority} is outside -100..=100"),
+            ));
+        }
         let spec = JobSpec::from_json(&spec_json)
             .map_err(|e| ApiError::invalid("spec_json", e.to_string()))?;
         let source_sha256 = match &spec.source {
@@ -166,6 +243,11 @@ impl Scheduler {
             }
         };
         let id = JobId::new(self.ids.new_id());
+        let created_ms = now_ms(&*self.clock);
+        let tenant = match &spec.source {
+            SourceSpec::Path { .. } => format!("name:{}", spec.job.name),
+            other => other.uri(),
+        };
         let job = NewJob {
             id,
             name: spec.job.name.clone(),
@@ -173,13 +255,125 @@ impl Scheduler {
             profile: spec.job.profile.clone(),
             labels: spec.job.labels.clone(),
             source_sha256: Some(source_sha256),
-            created_ms: now_ms(&*self.clock),
+            created_ms,
+            idempotency_key: (!idempotency_key.is_empty()).then(|| idempotency_key.to_owned()),
+            priority,
+            queue_key: self.scheduling.queue_key(created_ms, priority),
+            tenant,
+            timeout_ms: i64::try_from(spec.timeout().as_millis()).unwrap_or(i64::MAX),
+            max_attempts: self.scheduling.max_attempts,
         };
-        let seq = self.store.insert_job(&job).await?;
-        tracing::info!(job_id = %id, name = %job.name, profile = %job.profile, "job queued");
-        self.hub.published(id, seq);
-        self.hub.job_queued();
-        Ok(id)
+        match self.store.insert_job(&job).await {
+            Ok(Submitted::New(seq)) => {
+                tracing::info!(job_id = %id, name = %job.name, profile = %job.profile, priority, "job queued");
+                self.metrics
+                    .submitted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.hub.published(id, seq);
+                self.hub.job_queued();
+                Ok((id, false))
+            }
+            Ok(Submitted::Existing(existing)) => {
+                tracing::info!(job_id = %existing, "idempotent resubmission; returning the existing job");
+                Ok((existing, true))
+            }
+            Err(StoreError::IdempotencyConflict { job }) => Err(ApiError::AlreadyExists(format!(
+                "idempotency_key: already used by job {job} with a different spec; use a new key"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Asks a job to stop (see `CancelJob`). Returns the state after the request.
+    pub async fn cancel(&self, id: JobId, reason: &str) -> Result<JobState, ApiError> {
+        let reason = if reason.trim().is_empty() {
+            "cancelled on request".to_owned()
+        } else {
+            format!("cancelled on request: {}", reason.trim())
+        };
+        let now = now_ms(&*self.clock);
+        let (state, seq) = self.store.request_cancel(id, now, &reason).await?;
+        if let Some(seq) = seq {
+            self.hub.published(id, seq);
+            let created = self.store.job(id).await?.created_ms;
+            self.finished(created, state, now);
+        }
+        if state.is_leased() {
+            self.hub.cancel_requested();
+        }
+        tracing::info!(job_id = %id, %state, "cancel requested");
+        Ok(state)
+    }
+
+    /// Renews a lease and, as a long poll, waits up to `wait` (capped at the configured
+    /// heartbeat wait) for a cancel request. Returns whether a cancel was requested and the
+    /// lease TTL.
+    pub async fn heartbeat(
+        &self,
+        job: JobId,
+        token: LeaseToken,
+        wait: Duration,
+    ) -> Result<(bool, Duration), ApiError> {
+        let ttl = self.scheduling.lease_ttl.0;
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let mut cancels = self.hub.cancel_receiver();
+        let cancel = self.fenced(
+            self.store
+                .renew_lease(job, token, now_ms(&*self.clock), ttl_ms)
+                .await,
+        )?;
+        if cancel {
+            return Ok((true, ttl));
+        }
+        let deadline = tokio::time::Instant::now() + wait.min(self.scheduling.heartbeat_wait.0);
+        loop {
+            tokio::select! {
+                r = tokio::time::timeout_at(deadline, cancels.changed()) => match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => return Ok((false, ttl)),
+                },
+                () = tokio::time::sleep(ACQUIRE_REPOLL) => {}
+                () = self.hub.shutting_down() => return Ok((false, ttl)),
+            }
+            if self.fenced(self.store.cancel_requested(job, token).await)? {
+                return Ok((true, ttl));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok((false, ttl));
+            }
+        }
+    }
+
+    /// Ends lapsed leases and attempts past their deadline (see [`Store::expire_leases`]);
+    /// called periodically by the server. Returns how many leases were ended.
+    pub async fn sweep(&self) -> Result<usize, ApiError> {
+        let now = now_ms(&*self.clock);
+        let ended = self
+            .store
+            .expire_leases(now, &self.scheduling.retry())
+            .await?;
+        for e in &ended {
+            self.hub.published(e.job, e.seq);
+            let runner = e.runner_id.map(|r| r.to_string()).unwrap_or_default();
+            match e.cause {
+                ExpiryCause::LeaseExpired => {
+                    self.metrics
+                        .lease_expiries
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(job_id = %e.job, runner_id = %runner, attempt = e.attempt, state = %e.state, "lease expired");
+                }
+                ExpiryCause::Deadline => {
+                    tracing::warn!(job_id = %e.job, runner_id = %runner, attempt = e.attempt, "attempt passed its deadline");
+                }
+            }
+            if e.state == JobState::Queued {
+                self.metrics.retries.inc("lease_expired");
+                self.hub.job_queued();
+            } else if let Ok(record) = self.store.job(e.job).await {
+                self.finished(record.created_ms, e.state, now);
+            }
+        }
+        Ok(ended.len())
     }
 
     /// The client view of a job.
@@ -190,6 +384,7 @@ impl Scheduler {
         } else {
             Vec::new()
         };
+        let attempts = self.store.attempts(id).await?;
         Ok(pb::Job {
             job_id: id.to_string(),
             name: job.name,
@@ -210,6 +405,20 @@ impl Scheduler {
                 .collect(),
             builder_id: job.builder_id.unwrap_or_default(),
             runner_id: job.runner_id.map(|r| r.to_string()).unwrap_or_default(),
+            attempt: job.attempt,
+            attempts: attempts
+                .into_iter()
+                .map(|a| pb::Attempt {
+                    attempt: a.attempt,
+                    runner_id: a.runner_id.to_string(),
+                    leased_at_ms: a.leased_ms,
+                    finished_at_ms: a.finished_ms.unwrap_or(0),
+                    state: a.state.map(JobState::to_proto_i32).unwrap_or(0),
+                    reason: a.reason,
+                })
+                .collect(),
+            cancel_requested: job.cancel_requested,
+            priority: job.priority,
         })
     }
 
@@ -294,37 +503,50 @@ impl Scheduler {
             // Subscribe before looking, so a job queued in between still wakes us.
             let mut queued = self.hub.queue_receiver();
             let token = LeaseToken::new(self.ids.new_id());
+            let now = now_ms(&*self.clock);
             let leased = self
                 .store
-                .lease_next(&runner, token, now_ms(&*self.clock))
+                .lease_next(&runner, token, &self.scheduling.lease_terms(now))
                 .await?;
             if let Some((job, seq)) = leased {
                 tracing::info!(job_id = %job.id, runner_id = %runner.id, attempt = job.attempt, "job leased");
+                if job.attempt == 1 {
+                    self.metrics
+                        .queue_wait
+                        .observe_ms(now.saturating_sub(job.created_ms));
+                }
                 self.hub.published(job.id, seq);
                 return Ok(Some(pb::Lease {
                     job_id: job.id.to_string(),
                     lease_token: token.to_string(),
                     attempt: job.attempt,
                     spec_json: job.spec_json,
+                    lease_ttl_ms: u32::try_from(self.scheduling.lease_ttl.0.as_millis())
+                        .unwrap_or(u32::MAX),
                 }));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
             }
             tokio::select! {
                 woke = tokio::time::timeout_at(deadline, queued.changed()) => match woke {
                     Ok(Ok(())) => continue,
                     Ok(Err(_)) | Err(_) => return Ok(None),
                 },
+                () = tokio::time::sleep(ACQUIRE_REPOLL) => continue,
                 () = self.hub.shutting_down() => return Ok(None),
             }
         }
     }
 
-    /// Records runner events under a lease; the first report marks the job RUNNING.
+    /// Records runner events under a lease; the first report marks the job RUNNING. Returns
+    /// whether a cancel was requested.
     pub async fn report(
         &self,
         job: JobId,
         token: LeaseToken,
         events: Vec<pb::RunnerEvent>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<bool, ApiError> {
         let kinds = events
             .into_iter()
             .enumerate()
@@ -337,17 +559,21 @@ impl Scheduler {
                 )),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let seq = self
-            .store
-            .report(job, token, now_ms(&*self.clock), kinds)
-            .await?;
-        self.hub.published(job, seq);
-        Ok(())
+        let reported = self.fenced(
+            self.store
+                .report(job, token, now_ms(&*self.clock), kinds)
+                .await,
+        )?;
+        if let Some(ms) = reported.started_after_ms {
+            self.metrics.start_latency.observe_ms(ms);
+        }
+        self.hub.published(job, reported.seq);
+        Ok(reported.cancel_requested)
     }
 
     /// The source archive digest of a leased job.
     pub async fn source_of(&self, job: JobId, token: LeaseToken) -> Result<Sha256Digest, ApiError> {
-        let record = self.store.leased_job(job, token).await?;
+        let record = self.fenced(self.store.leased_job(job, token).await)?;
         record.source_sha256.ok_or_else(|| {
             ApiError::FailedPrecondition(format!("job {job} has no uploaded source archive"))
         })
@@ -357,7 +583,7 @@ impl Scheduler {
     pub async fn claim_output(&self, header: &pb::OutputHeader) -> Result<OutputClaim, ApiError> {
         let job = JobId::parse("header.job_id", &header.job_id)?;
         let token = LeaseToken::parse("header.lease_token", &header.lease_token)?;
-        let record = self.store.leased_job(job, token).await?;
+        let record = self.fenced(self.store.leased_job(job, token).await)?;
         let path = header.path.clone();
         if !is_clean_relative(&path) || path.contains('\\') {
             return Err(ApiError::invalid(
@@ -425,7 +651,7 @@ impl Scheduler {
         token: LeaseToken,
         report: RunnerCompletion,
     ) -> Result<JobState, ApiError> {
-        let record = self.store.leased_job(job, token).await?;
+        let record = self.fenced(self.store.leased_job(job, token).await)?;
         let finished = self.clock.now();
         let finished_ms = unix_ms(finished);
         let failure = |state: JobState, default: &str| Completion {
@@ -440,6 +666,7 @@ impl Scheduler {
             log_sha256: None,
             builder_id: None,
             provenance: None,
+            retryable: state == JobState::InfraFailed,
         };
         let mut completion = match report.outcome {
             pb::Outcome::Unspecified => {
@@ -460,10 +687,27 @@ impl Scheduler {
         if completion.log_sha256.is_none() {
             completion.log_sha256 = Some(self.store.log_digest(job).await?);
         }
-        let seq = self.store.complete(job, token, &completion).await?;
+        let (seq, state) = self.fenced(
+            self.store
+                .complete(job, token, &completion, &self.scheduling.retry())
+                .await,
+        )?;
         self.hub.published(job, seq);
-        tracing::info!(job_id = %job, state = %completion.state, message = %completion.message, "job finished");
-        Ok(completion.state)
+        if let Some(started) = record.started_ms {
+            self.metrics
+                .execution
+                .observe_ms(finished_ms.saturating_sub(started));
+        }
+        let runner = record.runner_id.map(|r| r.to_string()).unwrap_or_default();
+        if state == JobState::Queued {
+            self.metrics.retries.inc("runner_infra_failure");
+            self.hub.job_queued();
+            tracing::warn!(job_id = %job, runner_id = %runner, attempt = record.attempt, message = %completion.message, "attempt failed (infrastructure); re-queued");
+        } else {
+            self.finished(record.created_ms, state, finished_ms);
+            tracing::info!(job_id = %job, runner_id = %runner, attempt = record.attempt, %state, message = %completion.message, "job finished");
+        }
+        Ok(state)
     }
 
     /// The completion of a runner-reported success: verified and signed, or INFRA_FAILED.
@@ -486,6 +730,7 @@ impl Scheduler {
                 log_sha256: Some(log_sha256),
                 builder_id: None,
                 provenance: None,
+                retryable: false,
             }
         };
         if let Err(message) = compare_outputs(&report.outputs, &outputs) {
@@ -531,7 +776,7 @@ impl Scheduler {
             Ok(s) => s,
             Err(e) => return Ok(infra(format!("cannot build provenance: {e}"))),
         };
-        let signed = match self.signer.sign(&statement) {
+        let signed = match self.signer.sign(&spec.job.profile, &statement) {
             Ok(signed) => signed,
             Err(e) => return Ok(infra(format!("cannot sign provenance: {e}"))),
         };
@@ -543,6 +788,7 @@ impl Scheduler {
             log_sha256: Some(log_sha256),
             builder_id: Some(statement.predicate.run_details.builder.id.clone()),
             provenance: Some(signed),
+            retryable: false,
         })
     }
 }

@@ -1,5 +1,7 @@
 //! The gRPC server: job and runner services behind their bearer-token interceptors, plus
-//! `grpc.health.v1` and server reflection (v1 and v1alpha) on the same listener.
+//! `grpc.health.v1` and server reflection (v1 and v1alpha) on the same listener, and plain
+//! HTTP/1.1 `GET /metrics` (Prometheus text) and `GET /healthz` there too. A background task
+//! sweeps lapsed leases and deadlines.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -42,11 +44,11 @@ impl Controller {
         ids: Arc<dyn IdGen>,
     ) -> Result<Self, ControllerError> {
         config.validate()?;
-        let signer = Signer::load(&config.signing.key)?;
+        let signer = Signer::load(&config.signing)?;
         let store = Store::open(&config.database_path()).await?;
         let blobs = BlobStore::open(&config.blob_dir_path(), config.max_upload_bytes)?;
         tracing::info!(
-            keyid = signer.keyid(),
+            keys = %signer.describe(),
             database = %config.database_path().display(),
             issuer = config.issuer(),
             "controller state opened"
@@ -60,6 +62,7 @@ impl Controller {
             issuer: config.issuer().to_owned(),
             mode: config.mode,
             max_upload: config.max_upload_bytes,
+            scheduling: config.scheduling,
         });
         Ok(Self {
             scheduler: Arc::new(scheduler),
@@ -108,14 +111,25 @@ impl Controller {
             tracing::info!("controller shutting down");
             hub.shut_down();
         };
-        let served = tonic::transport::Server::builder()
+        let mut routes = tonic::service::Routes::builder();
+        routes
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(jobs)
-            .add_service(runners)
+            .add_service(runners);
+        let mut routes = routes.routes();
+        let http = crate::http::routes(Arc::clone(&self.scheduler));
+        let grpc = std::mem::take(routes.axum_router_mut());
+        *routes.axum_router_mut() = grpc.merge(http);
+        let sweeper = tokio::spawn(crate::sweeper::run(Arc::clone(&self.scheduler)));
+        let served = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
             .await;
+        sweeper.abort();
+        let _ = sweeper.await;
         self.scheduler.store().close().await;
         Ok(served?)
     }

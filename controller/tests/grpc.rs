@@ -32,6 +32,7 @@ async fn leased_job(tc: &TestController) -> (Jobs, Runners, String, pb::Lease, V
     let job_id = jobs
         .submit_job(pb::SubmitJobRequest {
             spec_json: spec.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -304,7 +305,10 @@ async fn unreported_or_missing_outputs_and_image_mismatch_fail_the_job() {
 
     // Same spec again; this time the runner claims another image.
     let id = jobs
-        .submit_job(pb::SubmitJobRequest { spec_json: spec })
+        .submit_job(pb::SubmitJobRequest {
+            spec_json: spec,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -435,6 +439,7 @@ async fn bad_specs_are_refused_with_the_field_named() {
     let source = upload_source(&mut jobs, SOURCE).await;
     let submit = |spec: serde_json::Value| pb::SubmitJobRequest {
         spec_json: serde_json::to_vec(&spec).unwrap(),
+        ..Default::default()
     };
     let mut spec: serde_json::Value = serde_json::from_slice(&spec_json(&source, &[])).unwrap();
 
@@ -457,6 +462,7 @@ async fn bad_specs_are_refused_with_the_field_named() {
     let err = jobs
         .submit_job(pb::SubmitJobRequest {
             spec_json: b"{not json".to_vec(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -500,6 +506,7 @@ async fn watch_replays_then_follows_to_the_terminal_state() {
     let job_id = jobs
         .submit_job(pb::SubmitJobRequest {
             spec_json: spec_json(&source, &[]),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -614,6 +621,7 @@ async fn acquire_matches_labels_and_wakes_on_submit() {
     let job_id = jobs
         .submit_job(pb::SubmitJobRequest {
             spec_json: spec_json(&source, &["linux"]),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -626,6 +634,7 @@ async fn acquire_matches_labels_and_wakes_on_submit() {
     // A runner without the label never gets a labelled job.
     jobs.submit_job(pb::SubmitJobRequest {
         spec_json: spec_json(&source, &["linux"]),
+        ..Default::default()
     })
     .await
     .unwrap();

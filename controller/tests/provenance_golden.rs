@@ -87,15 +87,23 @@ fn provenance_matches_golden_bytes() {
     check("provenance-v1.statement.json", &body);
 
     // RFC 6979 signatures are deterministic, so the envelope is golden too.
-    let key = SigningKey::from_p256_scalar(&[0x42; 32]).unwrap();
-    let signed = Signer::new(key.clone()).unwrap().sign(&statement).unwrap();
-    check(
-        "provenance-v1.intoto.jsonl",
-        signed.envelope_json.as_bytes(),
-    );
-    let envelope = Envelope::from_json(signed.envelope_json.trim_end().as_bytes()).unwrap();
-    let verified = verify_envelope(&envelope, &[key.verifying_key().clone()]).unwrap();
-    assert_eq!(verified.payload, body);
+    // So are Ed25519 signatures (RFC 8032), over the same PAE bytes.
+    let p256 = SigningKey::from_p256_scalar(&[0x42; 32]).unwrap();
+    let ed25519 = SigningKey::from_ed25519_seed(&[0x42; 32]);
+    for (key, file) in [
+        (p256, "provenance-v1.intoto.jsonl"),
+        (ed25519, "provenance-v1.ed25519.intoto.jsonl"),
+    ] {
+        let signed = Signer::new(key.clone())
+            .unwrap()
+            .sign("release", &statement)
+            .unwrap();
+        check(file, signed.envelope_json.as_bytes());
+        let envelope = Envelope::from_json(signed.envelope_json.trim_end().as_bytes()).unwrap();
+        let verified = verify_envelope(&envelope, &[key.verifying_key().clone()]).unwrap();
+        assert_eq!(verified.payload, body);
+        assert_eq!(envelope.signatures[0].keyid, key.keyid());
+    }
 
     // Local mode changes only the builder id.
     let local = build_statement(&ProvenanceInputs {

@@ -7,6 +7,7 @@
 
 mod error;
 mod image_ref;
+mod resolve;
 mod source;
 mod spec;
 mod step;
@@ -14,7 +15,8 @@ mod units;
 
 pub use error::JobFileError;
 pub use image_ref::ImageRef;
-pub use source::SourceSpec;
+pub use resolve::{Resolver, from_toml_file_resolving};
+pub use source::{SourceSpec, is_git_ref};
 pub use spec::{
     ImageSpec, InputSpec, JobMeta, JobSpec, OidcSpec, OutputsSpec, PROFILES, ResourcesSpec,
     is_clean_relative,

@@ -22,6 +22,9 @@ pub enum SourceSpec {
         url: String,
         /// Full 40-hex commit id.
         commit: GitCommit,
+        /// The branch or tag the client resolved to `commit` at submit time, recorded as
+        /// asked (`ref` in the job file); the runner always checks out `commit`.
+        git_ref: Option<String>,
     },
     /// A tar archive at a URL, pinned by sha256.
     Archive {
@@ -43,6 +46,22 @@ impl SourceSpec {
     }
 }
 
+/// True for a branch or tag name (`main`, `v1.2`, `refs/tags/v1`) that cannot be read as an
+/// option or a revision expression.
+pub fn is_git_ref(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 255
+        && !r.starts_with('-')
+        && !r.starts_with('/')
+        && !r.ends_with('/')
+        && !r.ends_with(".lock")
+        && !r.contains("..")
+        && !r.contains("//")
+        && !r.contains("@{")
+        && r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+'))
+}
+
 /// The TOML/JSON shape of `[source]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +72,8 @@ pub struct RawSource {
     git: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     commit: Option<String>,
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    git_ref: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     archive: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,8 +96,8 @@ impl TryFrom<RawSource> for SourceSpec {
             .transpose()?;
         match (raw.path, raw.git, raw.archive) {
             (Some(path), None, None) => {
-                if raw.commit.is_some() {
-                    return Err(format!("`commit` only goes with `git`{SOURCE_HINT}"));
+                if raw.commit.is_some() || raw.git_ref.is_some() {
+                    return Err(format!("`commit` and `ref` only go with `git`{SOURCE_HINT}"));
                 }
                 if path.is_empty() {
                     return Err(
@@ -87,18 +108,33 @@ impl TryFrom<RawSource> for SourceSpec {
             }
             (None, Some(url), None) => {
                 let commit = raw.commit.ok_or_else(|| {
-                    "`git` needs `commit = \"<40 hex>\"`: a full commit id, not a branch or tag"
+                    "`git` needs `commit = \"<40 hex>\"`: a full commit id (a `ref = \"BRANCH or TAG\"` \
+                     is resolved to one by `airlock run`/`airlock submit`)"
                         .to_string()
                 })?;
+                if let Some(r) = &raw.git_ref
+                    && !is_git_ref(r)
+                {
+                    return Err(format!(
+                        "ref `{r}` is not a branch or tag name git accepts"
+                    ));
+                }
                 let commit = GitCommit::from_hex(&commit).map_err(|e| {
                     format!("commit `{commit}` is not a full 40-hex commit id ({e}); resolve refs before submitting")
                 })?;
                 if sha256.is_some() {
                     return Err(format!("`sha256` does not go with `git`{SOURCE_HINT}"));
                 }
-                Ok(SourceSpec::Git { url, commit })
+                Ok(SourceSpec::Git {
+                    url,
+                    commit,
+                    git_ref: raw.git_ref,
+                })
             }
             (None, None, Some(url)) => {
+                if raw.commit.is_some() || raw.git_ref.is_some() {
+                    return Err(format!("`commit` and `ref` only go with `git`{SOURCE_HINT}"));
+                }
                 let sha256 =
                     sha256.ok_or_else(|| "`archive` needs `sha256 = \"<64 hex>\"`".to_string())?;
                 Ok(SourceSpec::Archive { url, sha256 })
@@ -116,9 +152,14 @@ impl From<SourceSpec> for RawSource {
                 sha256: sha256.map(|d| d.hex()),
                 ..Default::default()
             },
-            SourceSpec::Git { url, commit } => RawSource {
+            SourceSpec::Git {
+                url,
+                commit,
+                git_ref,
+            } => RawSource {
                 git: Some(url),
                 commit: Some(commit.to_string()),
+                git_ref,
                 ..Default::default()
             },
             SourceSpec::Archive { url, sha256 } => RawSource {

@@ -76,6 +76,9 @@ pub struct ImageSpec {
     /// The image, pinned by manifest digest.
     #[serde(rename = "ref")]
     pub reference: ImageRef,
+    /// The `NAME:TAG` the client resolved to `ref` at submit time, recorded as asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_from: Option<String>,
 }
 
 /// A declared download, fetched and verified outside the sandbox.

@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use airlock_attest::Sha256Digest;
@@ -16,15 +17,18 @@ use airlock_proto::v1::{
     OutputFile, OutputHeader, RegisterRunnerRequest, StepEvent, UploadOutputRequest,
 };
 use tokio::io::AsyncReadExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::RunnerConfig;
 use crate::events::{EventReporter, EventSink};
+use crate::identity::{IdAllocator, allocator_for};
 use crate::image::{ImageCache, ImageProgress};
 use crate::outputs::{CollectedOutput, OutputLimits, collect_outputs};
-use crate::sandbox::{IdMap, Launcher, SandboxError, SandboxPlan, StepOutcome, Stream};
+use crate::profile::{Profile, Profiles};
+use crate::sandbox::{FailureKind, Launcher, SandboxError, SandboxPlan, StepOutcome, Stream};
 use crate::source_archive::{unpack_verified, write_hashed};
 
 /// `SOURCE_DATE_EPOCH` for path sources, which have no commit time: 1980-01-01,
@@ -72,14 +76,17 @@ enum JobEnd {
     Infra(String),
 }
 
-/// A connected, registered runner.
-#[derive(Debug)]
+/// A connected, registered runner. Cloned once per concurrent job (the clones share the
+/// channel, the image cache and the id-range allocator).
+#[derive(Debug, Clone)]
 pub struct Runner {
     cfg: RunnerConfig,
     client: RunnerServiceClient<AuthedChannel>,
     runner_id: String,
     images: ImageCache,
     launcher: Launcher,
+    profiles: Profiles,
+    ids: IdAllocator,
 }
 
 fn mkdir_searchable(path: &Path) -> Result<(), RunnerError> {
@@ -129,6 +136,12 @@ impl Runner {
         if let Err(e) = launcher.cleanup_stale() {
             warn!(error = %e, "could not clean stale sandbox state");
         }
+        let profiles = match &cfg.profiles_dir {
+            Some(dir) => Profiles::from_dir(dir),
+            None => Profiles::built_in(),
+        }
+        .map_err(|e| RunnerError::Setup(e.to_string()))?;
+        let ids = allocator_for(&cfg).map_err(|e| RunnerError::Setup(e.to_string()))?;
         info!(runner_id = %runner_id, labels = ?cfg.labels, "registered with the controller");
         Ok(Self {
             cfg,
@@ -136,6 +149,8 @@ impl Runner {
             runner_id,
             images,
             launcher,
+            profiles,
+            ids,
         })
     }
 
@@ -144,50 +159,114 @@ impl Runner {
         &self.runner_id
     }
 
-    /// Takes jobs until `shutdown` turns true (or after one job when ephemeral).
+    /// Takes jobs, up to `max_jobs` at once, until `shutdown` turns true (or after one job
+    /// when ephemeral), then drains: stops taking jobs and lets the running ones finish and
+    /// report. While the controller is unreachable (restarting) it retries with backoff; if the
+    /// controller no longer knows this runner (a new database), it registers again.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), RunnerError> {
+        let slots = Arc::new(Semaphore::new(self.cfg.max_jobs.max(1) as usize));
+        let mut running = JoinSet::new();
         let mut backoff = Duration::from_millis(200);
-        loop {
+        let result = loop {
+            while running.try_join_next().is_some() {}
             if *shutdown.borrow() {
-                return Ok(());
+                break Ok(());
             }
+            let permit = tokio::select! {
+                p = Arc::clone(&slots).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break Ok(()),
+                },
+                _ = shutdown.changed() => break Ok(()),
+            };
             let req = AcquireJobRequest {
                 runner_id: self.runner_id.clone(),
                 wait_ms: u32::try_from(self.cfg.poll_wait.as_millis()).unwrap_or(u32::MAX),
             };
             let resp = tokio::select! {
                 r = self.client.acquire_job(req) => r,
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.changed() => break Ok(()),
             };
             match resp {
                 Ok(resp) => {
                     backoff = Duration::from_millis(200);
                     if let Some(lease) = resp.into_inner().lease {
-                        self.execute(lease).await;
+                        let worker = self.clone();
+                        running.spawn(async move {
+                            worker.execute(lease).await;
+                            drop(permit);
+                        });
                         if self.cfg.ephemeral {
-                            return Ok(());
+                            break Ok(());
                         }
                     }
                 }
-                Err(status) if status.code() == tonic::Code::Unavailable => {
+                Err(status) if status.code() == tonic::Code::NotFound => {
+                    warn!(%status, "the controller does not know this runner; registering again");
+                    if let Err(e) = self.register().await {
+                        warn!(error = %e, "registering again failed; retrying in {backoff:?}");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                }
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        tonic::Code::Unavailable
+                            | tonic::Code::Unknown
+                            | tonic::Code::Internal
+                            | tonic::Code::Cancelled
+                            | tonic::Code::DeadlineExceeded
+                    ) =>
+                {
                     warn!(%status, "controller unavailable; retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => break Ok(()),
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
                 Err(status) => {
-                    return Err(RunnerError::Rpc {
+                    break Err(RunnerError::Rpc {
                         call: "AcquireJob",
                         status,
                     });
                 }
             }
+        };
+        if !running.is_empty() {
+            info!(jobs = running.len(), "draining: waiting for running jobs to finish");
         }
+        while running.join_next().await.is_some() {}
+        result
     }
 
-    /// Runs one leased job to completion and reports it. Never panics the loop.
-    async fn execute(&mut self, lease: Lease) {
+    /// Registers (again) with the controller and keeps the new id.
+    async fn register(&mut self) -> Result<(), RunnerError> {
+        let runner_id = self
+            .client
+            .register_runner(RegisterRunnerRequest {
+                name: self.cfg.name.clone(),
+                labels: self.cfg.labels.clone(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .await
+            .map_err(|status| RunnerError::Rpc {
+                call: "RegisterRunner",
+                status,
+            })?
+            .into_inner()
+            .runner_id;
+        info!(runner_id = %runner_id, "registered with the controller");
+        self.runner_id = runner_id;
+        Ok(())
+    }
+
+    /// Runs one leased job to completion and reports it, renewing the lease meanwhile.
+    /// Never panics the loop.
+    async fn execute(mut self, lease: Lease) {
         let job_id = lease.job_id.clone();
-        let span = info_span!("job", job_id = %job_id, attempt = lease.attempt);
+        let span = info_span!("job", job_id = %job_id, runner_id = %self.runner_id, attempt = lease.attempt);
         async {
             if !is_safe_id(&job_id) {
                 warn!("refusing a lease with a malformed job id");
@@ -196,6 +275,17 @@ impl Runner {
             info!("leased");
             let job_dir = self.cfg.state_dir.join("jobs").join(&job_id);
             let (cancel_tx, cancel_rx) = watch::channel(false);
+            let cancel_tx = Arc::new(cancel_tx);
+            let heartbeat = tokio::spawn(
+                crate::heartbeat::keep_alive(
+                    self.client.clone(),
+                    job_id.clone(),
+                    lease.lease_token.clone(),
+                    Duration::from_millis(u64::from(lease.lease_ttl_ms)),
+                    Arc::clone(&cancel_tx),
+                )
+                .in_current_span(),
+            );
             let (sink, reporter) = EventReporter::start(
                 self.client.clone(),
                 job_id.clone(),
@@ -253,6 +343,7 @@ impl Runner {
                         .await;
                 }
             }
+            heartbeat.abort();
             // Cleanup always runs: every sandbox process is dead by now.
             if let Err(e) = std::fs::remove_dir_all(&job_dir)
                 && e.kind() != std::io::ErrorKind::NotFound
@@ -326,11 +417,67 @@ impl Runner {
                 ));
             }
         };
-        let deadline = started + spec.timeout();
-        let id_map = IdMap {
-            host_base: self.cfg.id_base,
-            size: self.cfg.id_range,
+        // The job's profile decides the sandbox; unknown profiles and requests above its
+        // ceilings are refused before anything is prepared.
+        let profile = match self
+            .profiles
+            .get(&spec.job.profile)
+            .and_then(|p| p.admit(&spec).map(|()| p.clone()))
+        {
+            Ok(p) => p,
+            Err(e) => {
+                return JobEnd::Failed {
+                    message: format!("refused: {e}"),
+                    exit_code: 0,
+                };
+            }
         };
+        // The job's own host id range, released only once no process runs in it.
+        let ids = match self.ids.acquire() {
+            Ok(ids) => ids,
+            Err(e) => return JobEnd::Infra(e.to_string()),
+        };
+        let id_map = ids.id_map();
+        events
+            .system(
+                0,
+                format!(
+                    "sandbox profile {}; host ids {}..{}",
+                    profile.name,
+                    id_map.host_base,
+                    u64::from(id_map.host_base) + u64::from(id_map.size)
+                ),
+            )
+            .await;
+        let end = self
+            .run_job_as(
+                lease, job_dir, events, cancel, &spec, &profile, id_map, started,
+            )
+            .await;
+        if let Err(pid) = ids.release() {
+            warn!(
+                pid,
+                host_base = id_map.host_base,
+                "a process still runs in the job's id range; the range stays in quarantine"
+            );
+        }
+        end
+    }
+
+    /// [`Runner::run_job`] with the profile admitted and the id range held.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_job_as(
+        &mut self,
+        lease: &Lease,
+        job_dir: &Path,
+        events: &EventSink,
+        cancel: watch::Receiver<bool>,
+        spec: &JobSpec,
+        profile: &Profile,
+        id_map: crate::sandbox::IdMap,
+        started: Instant,
+    ) -> JobEnd {
+        let deadline = started + spec.timeout();
         let host_uid = id_map.host_base.saturating_add(crate::sandbox::STEP_UID);
         let host_gid = id_map.host_base.saturating_add(crate::sandbox::STEP_GID);
 
@@ -370,7 +517,7 @@ impl Runner {
         {
             return JobEnd::Infra(m);
         }
-        let image = match self.prepare_image(&spec, events).await {
+        let image = match self.prepare_image(spec, events).await {
             Ok(i) => i,
             Err(end) => return end,
         };
@@ -402,6 +549,9 @@ impl Runner {
             plan.tmp_size_bytes = spec.resources.tmp.0;
             plan.memory_bytes = Some(spec.resources.memory.0);
             plan.pids = Some(spec.resources.pids);
+            plan.cpu_millis = Some(profile.cpu_millis());
+            plan.open_files = Some(open_files_limit(profile.ceilings.open_files));
+            plan.seccomp = profile.seccomp.clone();
             events
                 .step(StepEvent {
                     step_index: index,
@@ -444,39 +594,36 @@ impl Runner {
                     duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
                 })
                 .await;
-            if outcome.cancelled {
-                return JobEnd::Cancelled(format!("cancelled during step `{name}`"));
-            }
-            if outcome.timed_out {
-                return JobEnd::TimedOut(format!(
-                    "step `{name}` was killed: the job exceeded its timeout of {}",
-                    spec.job.timeout
-                ));
-            }
-            if outcome.oom_killed {
-                return JobEnd::Failed {
-                    message: format!(
-                        "step `{name}` ran out of memory (limit {})",
-                        spec.resources.memory
-                    ),
-                    exit_code: code,
-                };
-            }
-            if !outcome.success() {
-                return JobEnd::Failed {
-                    message: format!("step `{name}` failed with exit code {code}"),
-                    exit_code: code,
-                };
+            match outcome.failure_kind() {
+                None => {}
+                Some(FailureKind::Cancelled) => {
+                    return JobEnd::Cancelled(format!("cancelled during step `{name}`"));
+                }
+                Some(FailureKind::TimedOut) => {
+                    return JobEnd::TimedOut(format!(
+                        "timed-out: step `{name}` was killed: the job exceeded its timeout of {}",
+                        spec.job.timeout
+                    ));
+                }
+                Some(kind) => {
+                    return JobEnd::Failed {
+                        message: failure_message(kind, &name, code, spec),
+                        exit_code: code,
+                    };
+                }
             }
         }
 
         // Phase 3: collect outputs; every sandbox process is dead now.
         let patterns = spec.outputs.paths.clone();
         let out_dir = out.clone();
-        let collected = tokio::task::spawn_blocking(move || {
-            collect_outputs(&out_dir, &patterns, OutputLimits::default())
-        })
-        .await;
+        let limits = OutputLimits {
+            max_file_bytes: profile.ceilings.output_bytes.0,
+            max_total_bytes: profile.ceilings.output_bytes.0,
+            ..OutputLimits::default()
+        };
+        let collected =
+            tokio::task::spawn_blocking(move || collect_outputs(&out_dir, &patterns, limits)).await;
         match collected {
             Ok(Ok(outputs)) => {
                 for o in &outputs {
@@ -676,6 +823,39 @@ impl Runner {
         }
         Ok(files)
     }
+}
+
+/// The message of a failed step: starts with the failure kind (`out-of-memory:`,
+/// `pids-limit:`, `tmp-full:`), except for a plain non-zero exit.
+fn failure_message(kind: FailureKind, name: &str, code: i32, spec: &JobSpec) -> String {
+    let r = &spec.resources;
+    match kind {
+        FailureKind::OutOfMemory => format!(
+            "{kind}: step `{name}` was killed by the kernel's OOM killer at its memory limit of {}",
+            r.memory
+        ),
+        FailureKind::PidsLimit => format!(
+            "{kind}: step `{name}` reached its process limit of {} (a fork failed) and ended with code {code}",
+            r.pids
+        ),
+        FailureKind::TmpFull => format!(
+            "{kind}: step `{name}` filled /tmp to its cap of {} (no space left on device) and ended with code {code}",
+            r.tmp
+        ),
+        FailureKind::Signalled => format!(
+            "{kind}: step `{name}` was killed by signal {} (exit code {code})",
+            code - 128
+        ),
+        _ => format!("step `{name}` failed with exit code {code}"),
+    }
+}
+
+/// `RLIMIT_NOFILE` for a step: the profile's, but never above the runner's own hard limit
+/// (a user namespace cannot raise it).
+fn open_files_limit(wanted: u64) -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| wanted.min(hard))
+        .unwrap_or(wanted)
 }
 
 /// The step's exit code as a shell would show it (128+N for signal N).

@@ -44,12 +44,22 @@ pub struct RunnerConfig {
     pub launcher_exe: PathBuf,
     /// OCI image layouts are read only from below these directories.
     pub allowed_layout_roots: Vec<PathBuf>,
-    /// Host uid/gid of container id 0 for the first job slot.
+    /// Host uid/gid of container id 0 for the first job slot, when running as root; slot `n`
+    /// starts at `id_base + n * 65536`.
     pub id_base: u32,
-    /// Ids per job slot (container ids 0..id_range).
-    pub id_range: u32,
+    /// How many jobs may hold an id range at once (as root: slots of 65536 ids from
+    /// `id_base`; as another user the slots come from its `/etc/subuid` range).
+    pub id_slots: u32,
+    /// Where id-range lock files live; runners sharing it never share a range. Default:
+    /// `/run/airlock/id-slots` as root, `<state_dir>/id-slots` otherwise.
+    pub id_lock_dir: Option<PathBuf>,
+    /// Read sandbox profiles (`*.toml` and their seccomp JSON) from this folder instead of
+    /// the copies built into the binary.
+    pub profiles_dir: Option<PathBuf>,
     /// Take one job, then exit.
     pub ephemeral: bool,
+    /// How many jobs run at once (each in its own id range; at most `id_slots`).
+    pub max_jobs: u32,
     /// How long one AcquireJob call may wait.
     pub poll_wait: Duration,
 }
@@ -71,8 +81,11 @@ impl RunnerConfig {
             launcher_exe: launcher_exe.into(),
             allowed_layout_roots: Vec::new(),
             id_base: 1_000_000,
-            id_range: 65_536,
+            id_slots: 16,
+            id_lock_dir: None,
+            profiles_dir: None,
             ephemeral: false,
+            max_jobs: 1,
             poll_wait: Duration::from_secs(20),
         }
     }

@@ -1,5 +1,6 @@
 //! Ordered, batched delivery of step events and logs to the controller.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_proto::auth::AuthedChannel;
@@ -81,7 +82,7 @@ impl EventReporter {
         client: RunnerServiceClient<AuthedChannel>,
         job_id: String,
         lease_token: String,
-        cancel: watch::Sender<bool>,
+        cancel: Arc<watch::Sender<bool>>,
     ) -> (EventSink, EventReporter) {
         let (tx, rx) = mpsc::channel(1024);
         let handle = tokio::spawn(report(client, job_id, lease_token, rx, cancel));
@@ -104,7 +105,7 @@ async fn report(
     job_id: String,
     lease_token: String,
     mut rx: mpsc::Receiver<RunnerEvent>,
-    cancel: watch::Sender<bool>,
+    cancel: Arc<watch::Sender<bool>>,
 ) -> Result<(), tonic::Status> {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];

@@ -6,9 +6,18 @@
 //! dead, uploads the outputs and completes the job. It never holds a signing key.
 
 pub mod agent;
+pub mod archive_source;
+pub mod cache;
 pub mod config;
 pub mod events;
+pub mod git_source;
+pub mod heartbeat;
+pub mod http;
+pub mod identity;
 pub mod image;
+pub mod inputs;
 pub mod outputs;
+pub mod profile;
 pub mod sandbox;
 pub mod source_archive;
+pub mod token_broker;

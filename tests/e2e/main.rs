@@ -11,5 +11,7 @@
 mod bad_job_files;
 mod common;
 mod local_run;
+mod provenance_fixtures;
+mod provenance_interop;
 mod sandbox_escape;
 mod three_processes;

@@ -105,7 +105,7 @@ fn controller_runner_and_submit_as_separate_processes() {
         .arg("--provenance")
         .arg(out.join("remote.intoto.jsonl"))
         .arg("--key")
-        .arg(dir.join("keys/provenance.pub"))
+        .arg(dir.join("keys/untrusted-pr.pub"))
         .arg("--builder-id")
         .arg(format!("{url}/builders/untrusted-pr"));
     assert_eq!(run(verify).status.code(), Some(0));

@@ -1,11 +1,14 @@
 //! Jobs: submission, leasing, progress and completion, each a single transaction.
 
+use std::collections::HashMap;
+
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::events::{self, EventKind, state_event};
+use super::leases::{self, LeaseTerms, RetryPolicy};
 use super::{
-    Completion, JobRecord, NewJob, RunnerRecord, Store, StoreError, StoredProvenance,
+    Completion, JobRecord, NewJob, RunnerRecord, Store, StoreError, StoredProvenance, Submitted,
     labels_from_json, labels_to_json, parse_digest, parse_uuid,
 };
 use crate::ids::{JobId, LeaseToken, RunnerId};
@@ -13,7 +16,8 @@ use crate::state::JobState;
 
 const JOB_COLUMNS: &str = "id, name, spec_json, profile, labels, source_sha256, state, message, \
     exit_code, attempt, runner_id, lease_token, created_ms, leased_ms, started_ms, finished_ms, \
-    log_sha256, builder_id, envelope_json, bundle_json, keyid, public_key_pem";
+    log_sha256, builder_id, envelope_json, bundle_json, keyid, public_key_pem, priority, tenant, \
+    timeout_ms, max_attempts, lease_expires_ms, deadline_ms, cancel_requested";
 
 fn job_from_row(row: &SqliteRow) -> Result<JobRecord, StoreError> {
     let state: String = row.try_get("state")?;
@@ -41,6 +45,7 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord, StoreError> {
         None => None,
     };
     let attempt: i64 = row.try_get("attempt")?;
+    let max_attempts: i64 = row.try_get("max_attempts")?;
     Ok(JobRecord {
         id: JobId::new(parse_uuid("id", &row.try_get::<String, _>("id")?)?),
         name: row.try_get("name")?,
@@ -68,10 +73,21 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord, StoreError> {
         log_sha256: opt_digest("log_sha256")?,
         builder_id: row.try_get("builder_id")?,
         provenance,
+        priority: row.try_get("priority")?,
+        tenant: row.try_get("tenant")?,
+        timeout_ms: row.try_get("timeout_ms")?,
+        max_attempts: u32::try_from(max_attempts)
+            .map_err(|_| StoreError::Corrupt(format!("max_attempts {max_attempts}")))?,
+        lease_expires_ms: row.try_get("lease_expires_ms")?,
+        deadline_ms: row.try_get("deadline_ms")?,
+        cancel_requested: row.try_get("cancel_requested")?,
     })
 }
 
-async fn fetch_job(conn: &mut SqliteConnection, id: JobId) -> Result<JobRecord, StoreError> {
+pub(super) async fn fetch_job(
+    conn: &mut SqliteConnection,
+    id: JobId,
+) -> Result<JobRecord, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"));
     let row = sqlx::query(sql)
         .bind(id.to_string())
@@ -103,17 +119,49 @@ pub(super) async fn check_lease_in(
     }
 }
 
+/// What [`Store::report`] recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    /// The last sequence number.
+    pub seq: u64,
+    /// Set when this report moved the job to RUNNING: ms since the lease was granted.
+    pub started_after_ms: Option<i64>,
+    /// A cancel was requested.
+    pub cancel_requested: bool,
+}
+
+/// Queued jobs examined per lease attempt (in queue order) for label and tenant fit.
+const CANDIDATES: u32 = 512;
+
 fn carries_all(runner: &[String], required: &[String]) -> bool {
     required.iter().all(|label| runner.contains(label))
 }
 
 impl Store {
-    /// Stores a new job as QUEUED with its first event. Returns that event's sequence number.
-    pub async fn insert_job(&self, job: &NewJob) -> Result<u64, StoreError> {
+    /// Stores a new job as QUEUED with its first event, unless its idempotency key names an
+    /// earlier job: then that job is returned when its spec is byte-identical, and
+    /// [`StoreError::IdempotencyConflict`] otherwise.
+    pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(key) = &job.idempotency_key {
+            let existing = sqlx::query("SELECT id, spec_json FROM jobs WHERE idempotency_key = ?")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = existing {
+                let id = JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?);
+                let spec: Vec<u8> = row.try_get(1)?;
+                return if spec == job.spec_json {
+                    Ok(Submitted::Existing(id))
+                } else {
+                    Err(StoreError::IdempotencyConflict { job: id })
+                };
+            }
+        }
         sqlx::query(
             "INSERT INTO jobs (id, name, spec_json, profile, labels, source_sha256, state, \
-             created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             created_ms, idempotency_key, priority, queue_key, tenant, timeout_ms, max_attempts) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(job.id.to_string())
         .bind(&job.name)
@@ -123,6 +171,12 @@ impl Store {
         .bind(job.source_sha256.map(|d| d.hex()))
         .bind(JobState::Queued.as_str())
         .bind(job.created_ms)
+        .bind(job.idempotency_key.as_deref())
+        .bind(job.priority)
+        .bind(job.queue_key)
+        .bind(&job.tenant)
+        .bind(job.timeout_ms)
+        .bind(i64::from(job.max_attempts.max(1)))
         .execute(&mut *tx)
         .await?;
         let seq = events::append(
@@ -133,7 +187,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(seq)
+        Ok(Submitted::New(seq))
     }
 
     /// The job with this id.
@@ -149,48 +203,94 @@ impl Store {
         fetch_job(&mut conn, id).await
     }
 
-    /// Leases the oldest QUEUED job whose labels `runner` all carries: a new lease token, one
-    /// more attempt, state LEASED and its event, atomically. Returns the job and the event's
+    /// Leases the first QUEUED job (by queue key: priority with aging, then FIFO) whose labels
+    /// `runner` all carries, whose retry backoff has passed and whose tenant is under its
+    /// concurrency limit: a new lease token, one more attempt with its own row, a lease expiry
+    /// and a deadline, state LEASED and its event, atomically. Returns the job and the event's
     /// sequence number, or `None` when no job fits.
     pub async fn lease_next(
         &self,
         runner: &RunnerRecord,
         token: LeaseToken,
-        now_ms: i64,
+        terms: &LeaseTerms,
     ) -> Result<Option<(JobRecord, u64)>, StoreError> {
+        let now_ms = terms.now_ms;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(
-            "SELECT id, labels FROM jobs WHERE state = 'QUEUED' ORDER BY created_ms, rowid",
+            "SELECT id, labels, tenant FROM jobs WHERE state = 'QUEUED' AND not_before_ms <= ? \
+             ORDER BY queue_key, created_ms, rowid LIMIT ?",
         )
+        .bind(now_ms)
+        .bind(i64::from(CANDIDATES))
         .fetch_all(&mut *tx)
         .await?;
+        let mut running: HashMap<String, i64> = HashMap::new();
         let mut chosen = None;
         for row in &rows {
             let labels = labels_from_json(&row.try_get::<String, _>(1)?)?;
-            if carries_all(&runner.labels, &labels) {
-                chosen = Some(JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?));
-                break;
+            if !carries_all(&runner.labels, &labels) {
+                continue;
             }
+            if terms.tenant_limit > 0 {
+                let tenant: String = row.try_get(2)?;
+                let count = match running.get(&tenant) {
+                    Some(n) => *n,
+                    None => {
+                        let n: i64 = sqlx::query(
+                            "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND \
+                             state IN ('LEASED', 'RUNNING')",
+                        )
+                        .bind(&tenant)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get(0)?;
+                        running.insert(tenant.clone(), n);
+                        n
+                    }
+                };
+                if count >= i64::from(terms.tenant_limit) {
+                    continue;
+                }
+            }
+            chosen = Some(JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?));
+            break;
         }
         let Some(id) = chosen else {
             return Ok(None);
         };
         let updated = sqlx::query(
             "UPDATE jobs SET state = 'LEASED', lease_token = ?, attempt = attempt + 1, \
-             runner_id = ?, leased_ms = ?, started_ms = NULL, message = ? \
+             runner_id = ?, leased_ms = ?, started_ms = NULL, message = ?, \
+             lease_expires_ms = ?, deadline_ms = ? + timeout_ms + ? \
              WHERE id = ? AND state = 'QUEUED'",
         )
         .bind(token.to_string())
         .bind(runner.id.to_string())
         .bind(now_ms)
         .bind(format!("leased by runner {}", runner.name))
+        .bind(now_ms.saturating_add(terms.ttl_ms))
+        .bind(now_ms)
+        .bind(terms.deadline_grace_ms)
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
             return Ok(None);
         }
-        let message = format!("leased by runner {} ({})", runner.name, runner.id);
+        let job = fetch_job(&mut tx, id).await?;
+        sqlx::query(
+            "INSERT INTO job_attempts (job_id, attempt, runner_id, leased_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(i64::from(job.attempt))
+        .bind(runner.id.to_string())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        let message = format!(
+            "attempt {} leased by runner {} ({})",
+            job.attempt, runner.name, runner.id
+        );
         let seq = events::append(
             &mut tx,
             id,
@@ -198,23 +298,29 @@ impl Store {
             [state_event(JobState::Leased, &message)],
         )
         .await?;
-        let job = fetch_job(&mut tx, id).await?;
         tx.commit().await?;
         Ok(Some((job, seq)))
     }
 
     /// Records runner events under the lease `token`. The first report moves LEASED to
-    /// RUNNING (with its own state event). Returns the last sequence number.
+    /// RUNNING (with its own state event).
     pub async fn report(
         &self,
         job: JobId,
         token: LeaseToken,
         now_ms: i64,
         kinds: Vec<EventKind>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Reported, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let state = check_lease_in(&mut tx, job, token).await?;
         let mut all = Vec::with_capacity(kinds.len() + 1);
+        let mut started_after_ms = None;
+        let row = sqlx::query("SELECT leased_ms, cancel_requested FROM jobs WHERE id = ?")
+            .bind(job.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let leased_ms: Option<i64> = row.try_get(0)?;
+        let cancel_requested: bool = row.try_get(1)?;
         if state == JobState::Leased {
             sqlx::query(
                 "UPDATE jobs SET state = 'RUNNING', started_ms = ?, message = '' WHERE id = ?",
@@ -224,29 +330,53 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             all.push(state_event(JobState::Running, "steps are running"));
+            started_after_ms = leased_ms.map(|l| now_ms.saturating_sub(l));
         }
         all.extend(kinds);
         let seq = events::append(&mut tx, job, now_ms, all).await?;
         tx.commit().await?;
-        Ok(seq)
+        Ok(Reported {
+            seq,
+            started_after_ms,
+            cancel_requested,
+        })
     }
 
-    /// Ends the lease `token` with `completion` and appends the terminal state event. Fails
-    /// with [`StoreError::StaleLease`] if the lease is no longer current (e.g. completed
-    /// already). Returns the event's sequence number.
+    /// Ends the lease `token` with `completion` and appends the state event. An
+    /// [`JobState::InfraFailed`] completion of a job with attempts left (and no cancel
+    /// request) re-queues it as a new attempt after the policy's backoff instead. Fails with
+    /// [`StoreError::StaleLease`] if the lease is no longer current (completed already,
+    /// expired and re-queued, timed out). Returns the event's sequence number and the state
+    /// the job is now in.
     pub async fn complete(
         &self,
         job: JobId,
         token: LeaseToken,
         completion: &Completion,
-    ) -> Result<u64, StoreError> {
+        retry: &RetryPolicy,
+    ) -> Result<(u64, JobState), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         check_lease_in(&mut tx, job, token).await?;
+        if completion.state == JobState::InfraFailed && completion.retryable {
+            let record = fetch_job(&mut tx, job).await?;
+            if !record.cancel_requested {
+                let ended = leases::requeue_or_fail(
+                    &mut tx,
+                    &record,
+                    completion.finished_ms,
+                    retry,
+                    &completion.message,
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(ended);
+            }
+        }
         let p = completion.provenance.as_ref();
         sqlx::query(
             "UPDATE jobs SET state = ?, message = ?, exit_code = ?, finished_ms = ?, \
              log_sha256 = ?, builder_id = ?, envelope_json = ?, bundle_json = ?, keyid = ?, \
-             public_key_pem = ? \
+             public_key_pem = ?, lease_expires_ms = NULL, deadline_ms = NULL \
              WHERE id = ? AND lease_token = ? AND state IN ('LEASED', 'RUNNING')",
         )
         .bind(completion.state.as_str())
@@ -263,6 +393,14 @@ impl Store {
         .bind(token.to_string())
         .execute(&mut *tx)
         .await?;
+        leases::finish_attempt(
+            &mut tx,
+            job,
+            completion.finished_ms,
+            completion.state,
+            &completion.message,
+        )
+        .await?;
         let seq = events::append(
             &mut tx,
             job,
@@ -271,6 +409,6 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(seq)
+        Ok((seq, completion.state))
     }
 }

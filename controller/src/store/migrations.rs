@@ -66,4 +66,40 @@ CREATE TABLE runners (
     registered_ms  INTEGER NOT NULL
 );
 "#,
+    // 2: fleet: idempotency keys, priorities with aging, leases that expire, deadlines,
+    // retries with backoff, cancel requests, per-tenant limits, and a row per attempt.
+    r#"
+ALTER TABLE jobs ADD COLUMN idempotency_key TEXT;
+CREATE UNIQUE INDEX jobs_by_idempotency_key ON jobs (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+-- Queue order: created_ms - priority * aging_ms (smallest first). See docs/operations.md.
+ALTER TABLE jobs ADD COLUMN queue_key INTEGER NOT NULL DEFAULT 0;
+-- Who shares a concurrency limit: the source repository (or the job name for path sources).
+ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 1;
+-- A re-queued job is not leased before this time (retry backoff).
+ALTER TABLE jobs ADD COLUMN not_before_ms INTEGER NOT NULL DEFAULT 0;
+-- While leased: when the lease lapses unless renewed, and when the attempt times out.
+ALTER TABLE jobs ADD COLUMN lease_expires_ms INTEGER;
+ALTER TABLE jobs ADD COLUMN deadline_ms INTEGER;
+ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET queue_key = created_ms;
+DROP INDEX jobs_by_state;
+CREATE INDEX jobs_by_queue ON jobs (state, queue_key);
+CREATE INDEX jobs_by_tenant ON jobs (tenant, state);
+
+CREATE TABLE job_attempts (
+    job_id      TEXT NOT NULL REFERENCES jobs (id),
+    attempt     INTEGER NOT NULL,
+    runner_id   TEXT NOT NULL,
+    leased_ms   INTEGER NOT NULL,
+    finished_ms INTEGER,
+    -- NULL while live, then a job state name.
+    state       TEXT,
+    reason      TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (job_id, attempt)
+) WITHOUT ROWID;
+"#,
 ];

@@ -7,6 +7,7 @@
 
 mod events;
 mod jobs;
+mod leases;
 mod migrations;
 mod outputs;
 mod runners;
@@ -22,6 +23,8 @@ use crate::ids::{JobId, LeaseToken, RunnerId};
 use crate::state::JobState;
 
 pub use events::EventKind;
+pub use jobs::Reported;
+pub use leases::{AttemptRecord, Expired, ExpiryCause, LeaseTerms, RetryPolicy};
 
 /// Why a database operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,15 @@ pub enum StoreError {
         /// Its current state.
         state: JobState,
     },
+    /// The idempotency key names an earlier job with a different spec.
+    #[error(
+        "idempotency key already used by job {job} with a different spec; use a new key for a \
+         different job"
+    )]
+    IdempotencyConflict {
+        /// The job that holds the key.
+        job: JobId,
+    },
     /// An output with this path was already recorded for this attempt.
     #[error("output `{path}` of job {job} was already uploaded; each path is uploaded once")]
     OutputExists {
@@ -96,6 +108,27 @@ pub struct NewJob {
     pub source_sha256: Option<Sha256Digest>,
     /// Submission time, ms since the Unix epoch.
     pub created_ms: i64,
+    /// The client's idempotency key, if any.
+    pub idempotency_key: Option<String>,
+    /// Scheduling priority (higher first).
+    pub priority: i32,
+    /// Queue order (smallest first): `created_ms - priority * aging_ms`.
+    pub queue_key: i64,
+    /// Who shares a concurrency limit (repository, or job name for path sources).
+    pub tenant: String,
+    /// The job's own time limit (`job.timeout`), in ms.
+    pub timeout_ms: i64,
+    /// How many attempts infrastructure failures may use up (at least 1).
+    pub max_attempts: u32,
+}
+
+/// What [`Store::insert_job`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// A new job was queued; its first event has this sequence number.
+    New(u64),
+    /// The idempotency key named this earlier job with the same spec; nothing was queued.
+    Existing(JobId),
 }
 
 /// The signed provenance of a succeeded job, as stored.
@@ -152,6 +185,20 @@ pub struct JobRecord {
     pub builder_id: Option<String>,
     /// Signed provenance (succeeded jobs only).
     pub provenance: Option<StoredProvenance>,
+    /// Scheduling priority.
+    pub priority: i32,
+    /// Who shares a concurrency limit.
+    pub tenant: String,
+    /// The job's own time limit, in ms.
+    pub timeout_ms: i64,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// When the current lease lapses unless renewed.
+    pub lease_expires_ms: Option<i64>,
+    /// When the current attempt times out (controller-side deadline).
+    pub deadline_ms: Option<i64>,
+    /// A cancel was requested.
+    pub cancel_requested: bool,
 }
 
 /// One recorded output file.
@@ -199,6 +246,10 @@ pub struct Completion {
     pub builder_id: Option<String>,
     /// Signed provenance (only with [`JobState::Succeeded`]).
     pub provenance: Option<StoredProvenance>,
+    /// An [`JobState::InfraFailed`] completion the runner reported itself: the job is
+    /// re-queued while attempts are left. Failures the controller found (an output digest
+    /// mismatch, a signing error) are final: they are not retried blindly.
+    pub retryable: bool,
 }
 
 /// The database.

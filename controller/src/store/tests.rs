@@ -15,8 +15,28 @@ fn new_job(n: u128, labels: &[&str], created_ms: i64) -> NewJob {
         labels: labels.iter().map(|s| s.to_string()).collect(),
         source_sha256: Some(Sha256Digest::of(b"src")),
         created_ms,
+        idempotency_key: None,
+        priority: 0,
+        queue_key: created_ms,
+        tenant: format!("t{n}"),
+        timeout_ms: 1_000,
+        max_attempts: 2,
     }
 }
+
+fn terms(now_ms: i64) -> LeaseTerms {
+    LeaseTerms {
+        now_ms,
+        ttl_ms: 100,
+        deadline_grace_ms: 50,
+        tenant_limit: 0,
+    }
+}
+
+const RETRY: RetryPolicy = RetryPolicy {
+    backoff_base_ms: 10,
+    backoff_max_ms: 1_000,
+};
 
 fn runner(labels: &[&str]) -> RunnerRecord {
     RunnerRecord {
@@ -41,7 +61,7 @@ async fn migrations_are_idempotent_and_wal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state/airlock.db");
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(store.schema_version().await.unwrap(), 2);
     let row = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&store.pool)
         .await
@@ -49,7 +69,7 @@ async fn migrations_are_idempotent_and_wal() {
     assert_eq!(row.try_get::<String, _>(0).unwrap(), "wal");
     store.close().await;
     let again = Store::open(&path).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(again.schema_version().await.unwrap(), 2);
     sqlx::query("PRAGMA user_version = 99")
         .execute(&again.pool)
         .await
@@ -72,19 +92,19 @@ async fn lease_respects_labels_and_order_and_fences() {
 
     let linux = runner(&["linux"]);
     let token = LeaseToken::new(id(200));
-    let (job, seq) = store.lease_next(&linux, token, 40).await.unwrap().unwrap();
+    let (job, seq) = store.lease_next(&linux, token, &terms(40)).await.unwrap().unwrap();
     assert_eq!(job.id, JobId::new(id(2)));
     assert_eq!((job.state, job.attempt, seq), (JobState::Leased, 1, 2));
     assert_eq!(job.lease_token, Some(token));
     let (next, _) = store
-        .lease_next(&linux, LeaseToken::new(id(201)), 41)
+        .lease_next(&linux, LeaseToken::new(id(201)), &terms(41))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(next.id, JobId::new(id(3)));
     assert!(
         store
-            .lease_next(&linux, LeaseToken::new(id(202)), 42)
+            .lease_next(&linux, LeaseToken::new(id(202)), &terms(42))
             .await
             .unwrap()
             .is_none()
@@ -93,10 +113,12 @@ async fn lease_respects_labels_and_order_and_fences() {
     let stale = LeaseToken::new(id(999));
     let err = store.report(job.id, stale, 50, vec![]).await.unwrap_err();
     assert!(matches!(err, StoreError::StaleLease { .. }), "{err}");
-    let seq = store
+    let reported = store
         .report(job.id, token, 50, vec![log(b"hello "), log(b"world")])
         .await
         .unwrap();
+    assert_eq!(reported.started_after_ms, Some(10));
+    let seq = reported.seq;
     assert_eq!(seq, 5); // QUEUED, LEASED, RUNNING, two logs
     assert_eq!(store.job(job.id).await.unwrap().state, JobState::Running);
     assert_eq!(
@@ -123,9 +145,13 @@ async fn lease_respects_labels_and_order_and_fences() {
         log_sha256: None,
         builder_id: None,
         provenance: None,
+        retryable: false,
     };
-    store.complete(job.id, token, &done).await.unwrap();
-    let again = store.complete(job.id, token, &done).await.unwrap_err();
+    store.complete(job.id, token, &done, &RETRY).await.unwrap();
+    let again = store
+        .complete(job.id, token, &done, &RETRY)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             again,
@@ -147,4 +173,241 @@ async fn lease_respects_labels_and_order_and_fences() {
         store.job(missing).await.unwrap_err(),
         StoreError::JobNotFound(_)
     ));
+}
+
+fn runner_n(n: u128, labels: &[&str]) -> RunnerRecord {
+    RunnerRecord {
+        id: RunnerId::new(id(100 + n)),
+        name: format!("r{n}"),
+        ..runner(labels)
+    }
+}
+
+async fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).await.unwrap();
+    for n in [1, 2] {
+        store.insert_runner(&runner_n(n, &[])).await.unwrap();
+    }
+    (dir, store)
+}
+
+fn infra(now: i64) -> Completion {
+    Completion {
+        state: JobState::InfraFailed,
+        message: "sandbox broke".into(),
+        exit_code: 0,
+        finished_ms: now,
+        log_sha256: None,
+        builder_id: None,
+        provenance: None,
+        retryable: true,
+    }
+}
+
+#[tokio::test]
+async fn expired_lease_requeues_as_new_attempt_and_fences_the_old_runner() {
+    let (_dir, store) = open().await;
+    store.insert_job(&new_job(1, &[], 0)).await.unwrap();
+    let old = LeaseToken::new(id(300));
+    let (job, _) = store
+        .lease_next(&runner_n(1, &[]), old, &terms(10))
+        .await
+        .unwrap()
+        .unwrap();
+    // Renewed at 50: lapses at 150, not 110.
+    assert!(!store.renew_lease(job.id, old, 50, 100).await.unwrap());
+    assert!(store.expire_leases(140, &RETRY).await.unwrap().is_empty());
+    let ended = store.expire_leases(150, &RETRY).await.unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(
+        (ended[0].state, ended[0].cause, ended[0].attempt),
+        (JobState::Queued, ExpiryCause::LeaseExpired, 1)
+    );
+    // Backoff: 10 ms after the expiry.
+    assert!(
+        store
+            .lease_next(&runner_n(2, &[]), LeaseToken::new(id(301)), &terms(155))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let new = LeaseToken::new(id(302));
+    let (again, _) = store
+        .lease_next(&runner_n(2, &[]), new, &terms(160))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.id, again.attempt), (job.id, 2));
+    // The stale runner comes back: every call is refused.
+    for err in [
+        store.report(job.id, old, 170, vec![]).await.unwrap_err(),
+        store.renew_lease(job.id, old, 170, 100).await.unwrap_err(),
+        store
+            .complete(job.id, old, &infra(170), &RETRY)
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::StaleLease { .. }), "{err}");
+    }
+    let attempts = store.attempts(job.id).await.unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].state, Some(JobState::InfraFailed));
+    assert!(attempts[0].reason.contains("lease expired"), "{attempts:?}");
+    assert_eq!(attempts[0].runner_id, runner_n(1, &[]).id);
+    assert_eq!((attempts[1].state, attempts[1].runner_id), (None, runner_n(2, &[]).id));
+    // Attempt 2 of 2 fails too: INFRA_FAILED for good, no third attempt.
+    let (_, state) = store
+        .complete(job.id, new, &infra(200), &RETRY)
+        .await
+        .unwrap();
+    assert_eq!(state, JobState::InfraFailed);
+    let record = store.job(job.id).await.unwrap();
+    assert_eq!(record.state, JobState::InfraFailed);
+    assert!(record.message.contains("no attempts left"), "{}", record.message);
+}
+
+#[tokio::test]
+async fn runner_infra_failure_is_retried_but_build_failure_is_not() {
+    let (_dir, store) = open().await;
+    store.insert_job(&new_job(1, &[], 0)).await.unwrap();
+    let t1 = LeaseToken::new(id(310));
+    let (job, _) = store
+        .lease_next(&runner_n(1, &[]), t1, &terms(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, state) = store.complete(job.id, t1, &infra(5), &RETRY).await.unwrap();
+    assert_eq!(state, JobState::Queued);
+    let t2 = LeaseToken::new(id(311));
+    store
+        .lease_next(&runner_n(1, &[]), t2, &terms(20))
+        .await
+        .unwrap()
+        .unwrap();
+    let failed = Completion {
+        state: JobState::Failed,
+        exit_code: 1,
+        ..infra(30)
+    };
+    let (_, state) = store.complete(job.id, t2, &failed, &RETRY).await.unwrap();
+    assert_eq!(state, JobState::Failed);
+    let states: Vec<_> = store
+        .attempts(job.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.state)
+        .collect();
+    assert_eq!(states, [Some(JobState::InfraFailed), Some(JobState::Failed)]);
+}
+
+#[tokio::test]
+async fn deadline_times_out_even_while_the_lease_is_renewed() {
+    let (_dir, store) = open().await;
+    store.insert_job(&new_job(1, &[], 0)).await.unwrap();
+    let t = LeaseToken::new(id(320));
+    let (job, _) = store
+        .lease_next(&runner_n(1, &[]), t, &terms(0))
+        .await
+        .unwrap()
+        .unwrap();
+    // timeout 1000 + grace 50.
+    assert_eq!(job.deadline_ms, Some(1_050));
+    for now in (50..1_050).step_by(50) {
+        store.renew_lease(job.id, t, now, 100).await.unwrap();
+        assert!(store.expire_leases(now, &RETRY).await.unwrap().is_empty());
+    }
+    let ended = store.expire_leases(1_050, &RETRY).await.unwrap();
+    assert_eq!(
+        (ended[0].state, ended[0].cause),
+        (JobState::TimedOut, ExpiryCause::Deadline)
+    );
+    let err = store.renew_lease(job.id, t, 1_060, 100).await.unwrap_err();
+    assert!(matches!(err, StoreError::StaleLease { state: JobState::TimedOut, .. }), "{err}");
+}
+
+#[tokio::test]
+async fn cancel_queued_leased_and_terminal_jobs() {
+    let (_dir, store) = open().await;
+    store.insert_job(&new_job(1, &[], 0)).await.unwrap();
+    store.insert_job(&new_job(2, &[], 1)).await.unwrap();
+    let (state, seq) = store
+        .request_cancel(JobId::new(id(2)), 5, "no longer needed")
+        .await
+        .unwrap();
+    assert_eq!(state, JobState::Cancelled);
+    assert!(seq.is_some());
+    let t = LeaseToken::new(id(330));
+    let (job, _) = store
+        .lease_next(&runner_n(1, &[]), t, &terms(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.id, JobId::new(id(1)));
+    let (state, seq) = store.request_cancel(job.id, 11, "stop").await.unwrap();
+    assert_eq!((state, seq), (JobState::Leased, None));
+    assert!(store.renew_lease(job.id, t, 12, 100).await.unwrap());
+    assert!(store.report(job.id, t, 13, vec![]).await.unwrap().cancel_requested);
+    // The runner vanishes after the cancel: the lapse ends it CANCELLED, not re-queued.
+    let ended = store.expire_leases(500, &RETRY).await.unwrap();
+    assert_eq!(ended[0].state, JobState::Cancelled);
+    let (state, seq) = store.request_cancel(job.id, 600, "again").await.unwrap();
+    assert_eq!((state, seq), (JobState::Cancelled, None));
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_same_job_or_conflicts() {
+    let (_dir, store) = open().await;
+    let mut a = new_job(1, &[], 0);
+    a.idempotency_key = Some("ci-run-42".into());
+    assert!(matches!(store.insert_job(&a).await.unwrap(), Submitted::New(_)));
+    let mut again = new_job(2, &[], 5);
+    again.idempotency_key = Some("ci-run-42".into());
+    assert_eq!(
+        store.insert_job(&again).await.unwrap(),
+        Submitted::Existing(a.id)
+    );
+    again.spec_json = br#"{"job":{"name":"other"}}"#.to_vec();
+    let err = store.insert_job(&again).await.unwrap_err();
+    assert!(matches!(err, StoreError::IdempotencyConflict { job } if job == a.id), "{err}");
+    assert!(matches!(
+        store.job(again.id).await.unwrap_err(),
+        StoreError::JobNotFound(_)
+    ));
+}
+
+#[tokio::test]
+async fn queue_order_and_tenant_limits() {
+    let (_dir, store) = open().await;
+    // queue_key = created - priority * aging: job 3 (high priority, late) first, then FIFO.
+    let mut high = new_job(3, &[], 30);
+    high.priority = 5;
+    high.queue_key = 30 - 5 * 100;
+    store.insert_job(&new_job(1, &[], 10)).await.unwrap();
+    let mut same_tenant = new_job(2, &[], 20);
+    same_tenant.tenant = "t1".into();
+    store.insert_job(&same_tenant).await.unwrap();
+    store.insert_job(&high).await.unwrap();
+    store.insert_job(&new_job(4, &[], 40)).await.unwrap();
+    let limited = LeaseTerms {
+        tenant_limit: 1,
+        ..terms(50)
+    };
+    let mut order = Vec::new();
+    for n in 0..4u128 {
+        if let Some((job, _)) = store
+            .lease_next(&runner_n(1, &[]), LeaseToken::new(id(400 + n)), &limited)
+            .await
+            .unwrap()
+        {
+            order.push(job.id);
+        }
+    }
+    // Job 2 shares tenant t1 with the running job 1, so it waits.
+    assert_eq!(
+        order,
+        [3, 1, 4].map(|n| JobId::new(id(n))).to_vec(),
+        "priority first, FIFO, tenant limit"
+    );
 }

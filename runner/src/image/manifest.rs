@@ -197,7 +197,7 @@ fn check_platform(config: &ImageConfiguration) -> Result<(), ImageError> {
 }
 
 /// This runner's CPU architecture in OCI (GOARCH) spelling.
-fn host_architecture() -> &'static str {
+pub(crate) fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

@@ -6,14 +6,15 @@
 //! writes outside the rootfs, and a rootfs only becomes visible in the cache by an atomic
 //! rename once every check has passed.
 
-mod blob;
+pub(crate) mod blob;
 mod cache;
 mod entry_error;
 mod error;
 mod layer;
-mod manifest;
+pub(crate) mod manifest;
 mod prepared;
 mod progress;
+pub mod registry;
 mod rootfs;
 mod safe_path;
 mod unpack;

@@ -1,10 +1,15 @@
-//! The container's cgroup (v1 hierarchies): limits, OOM detection, last-resort kill, removal.
+//! The container's cgroup: limits, OOM and pids-exhaustion detection, last-resort kill,
+//! removal. Both layouts are supported:
 //!
-//! libcontainer creates `/sys/fs/cgroup/<controller>/airlock/<id>` for every mounted v1
-//! controller and puts the container in it. Limits are not passed through
-//! `linux.resources` (libcontainer 0.7 would also write `devices.allow`); the helper writes
-//! them here between create and start, when only the paused container init is inside.
-//! v1 has no `cgroup.kill`, so killing everything left behind is freeze, SIGKILL, thaw.
+//! - v1 (and the hybrid layout of this kind of machine): libcontainer creates
+//!   `/sys/fs/cgroup/<controller>/airlock/<id>` for every mounted v1 controller. v1 has no
+//!   `cgroup.kill`, so killing everything left behind is freeze, SIGKILL, thaw.
+//! - v2 (unified, `/sys/fs/cgroup/cgroup.controllers` exists): `/sys/fs/cgroup/airlock/<id>`,
+//!   `memory.max`, `pids.max`, `cpu.max`, `memory.events`, `pids.events`, `cgroup.kill`.
+//!
+//! Limits are not passed through `linux.resources` (libcontainer 0.7 would also write
+//! `devices.allow`); the helper writes them here between create and start, when only the
+//! paused container init is inside.
 
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
@@ -23,9 +28,32 @@ pub(crate) fn relative_path(container_id: &str) -> PathBuf {
     Path::new(PARENT).join(container_id)
 }
 
-/// The directory of `rel` in `controller`.
+/// The CFS period written with a CPU quota, in microseconds.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// Whether the host uses the unified (v2-only) layout.
+pub(crate) fn is_v2() -> bool {
+    Path::new(CGROUP_ROOT).join("cgroup.controllers").exists()
+}
+
+/// The directory of `rel` in `controller` (v1), or of `rel` itself (v2).
 fn dir(controller: &str, rel: &Path) -> PathBuf {
-    Path::new(CGROUP_ROOT).join(controller).join(rel)
+    if is_v2() {
+        Path::new(CGROUP_ROOT).join(rel)
+    } else {
+        Path::new(CGROUP_ROOT).join(controller).join(rel)
+    }
+}
+
+/// The limits of one container's cgroup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Memory limit in bytes (memory+swap where swap is accounted).
+    pub memory_bytes: Option<u64>,
+    /// Most processes and threads.
+    pub pids: Option<u64>,
+    /// CPU bandwidth in thousandths of a CPU.
+    pub cpu_millis: Option<u64>,
 }
 
 /// Writes `value` to a cgroup control file, naming the file in the error.
@@ -39,36 +67,65 @@ fn write(path: &Path, value: &str) -> io::Result<()> {
 }
 
 /// Sets the memory limit (and the memory+swap limit, where swap accounting exists, so swap
-/// cannot be used to exceed it) and the process limit of cgroup `rel`.
-pub(crate) fn apply_limits(
-    rel: &Path,
-    memory_bytes: Option<u64>,
-    pids: Option<u64>,
-) -> io::Result<()> {
-    if let Some(bytes) = memory_bytes {
+/// cannot be used to exceed it), the process limit and the CPU quota of cgroup `rel`.
+pub(crate) fn apply_limits(rel: &Path, limits: Limits) -> io::Result<()> {
+    let v2 = is_v2();
+    if let Some(bytes) = limits.memory_bytes {
         let memory = dir("memory", rel);
-        write(&memory.join("memory.limit_in_bytes"), &bytes.to_string())?;
-        let memsw = memory.join("memory.memsw.limit_in_bytes");
-        if memsw.exists() {
-            write(&memsw, &bytes.to_string())?;
+        let bytes = bytes.to_string();
+        if v2 {
+            write(&memory.join("memory.max"), &bytes)?;
+            let swap = memory.join("memory.swap.max");
+            if swap.exists() {
+                write(&swap, "0")?;
+            }
+        } else {
+            write(&memory.join("memory.limit_in_bytes"), &bytes)?;
+            let memsw = memory.join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                write(&memsw, &bytes)?;
+            }
         }
     }
-    if let Some(max) = pids {
+    if let Some(max) = limits.pids {
         write(&dir("pids", rel).join("pids.max"), &max.to_string())?;
+    }
+    if let Some(millis) = limits.cpu_millis {
+        let quota = (millis.saturating_mul(CPU_PERIOD_US) / 1000).max(1000);
+        let cpu = dir("cpu", rel);
+        if v2 {
+            write(&cpu.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
+        } else {
+            write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+            write(&cpu.join("cpu.cfs_quota_us"), &quota.to_string())?;
+        }
     }
     Ok(())
 }
 
-/// Whether the kernel OOM-killed a process of cgroup `rel` (v1 `memory.oom_control`).
+/// The number after `key ` in a flat-keyed cgroup file such as `memory.events`.
+fn counter(path: &Path, key: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok().and_then(|text| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    })
+}
+
+/// Whether a fork or clone of cgroup `rel` failed because `pids.max` was reached.
+pub(crate) fn pids_exhausted(rel: &Path) -> bool {
+    counter(&dir("pids", rel).join("pids.events"), "max").is_some_and(|n| n > 0)
+}
+
+/// Whether the kernel OOM-killed a process of cgroup `rel` (v1 `memory.oom_control`, v2
+/// `memory.events`).
 pub(crate) fn oom_killed(rel: &Path) -> bool {
-    std::fs::read_to_string(dir("memory", rel).join("memory.oom_control"))
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|line| line.strip_prefix("oom_kill "))
-                .and_then(|n| n.trim().parse::<u64>().ok())
-        })
-        .is_some_and(|n| n > 0)
+    let file = if is_v2() {
+        "memory.events"
+    } else {
+        "memory.oom_control"
+    };
+    counter(&dir("memory", rel).join(file), "oom_kill").is_some_and(|n| n > 0)
 }
 
 /// The pids in cgroup `rel` of `controller`; empty when the cgroup does not exist.
@@ -88,6 +145,9 @@ fn procs(controller: &str, rel: &Path) -> io::Result<Vec<Pid>> {
 /// Freezes the cgroup first so nothing can fork while the kill happens. Returns how many
 /// processes were found. A missing cgroup is not an error.
 pub(crate) fn kill_all(rel: &Path, wait: Duration) -> io::Result<usize> {
+    if is_v2() {
+        return kill_all_v2(rel, wait);
+    }
     let mut found = procs("freezer", rel)?;
     if found.is_empty() {
         found = procs("pids", rel)?;
@@ -137,8 +197,42 @@ pub(crate) fn kill_all(rel: &Path, wait: Duration) -> io::Result<usize> {
     }
 }
 
-/// Removes cgroup `rel` from every v1 controller where it exists. The cgroup must be empty.
+/// [`kill_all`] on v2: `cgroup.kill` kills the whole subtree atomically.
+fn kill_all_v2(rel: &Path, wait: Duration) -> io::Result<usize> {
+    let found = procs("", rel)?.len();
+    if found == 0 {
+        return Ok(0);
+    }
+    write(&dir("", rel).join("cgroup.kill"), "1")?;
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = procs("", rel)?.len();
+        if left == 0 {
+            return Ok(found);
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::other(format!(
+                "{left} processes still in cgroup {} after cgroup.kill",
+                rel.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Removes cgroup `rel` from every v1 controller where it exists (or the v2 cgroup). The
+/// cgroup must be empty.
 pub(crate) fn remove(rel: &Path) -> io::Result<()> {
+    if is_v2() {
+        let path = dir("", rel);
+        return match std::fs::remove_dir(&path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(io::Error::new(
+                e.kind(),
+                format!("removing cgroup {}: {e}", path.display()),
+            )),
+            _ => Ok(()),
+        };
+    }
     let entries = match std::fs::read_dir(CGROUP_ROOT) {
         Ok(entries) => entries,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
@@ -166,6 +260,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn counters_are_read_by_exact_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("memory.events");
+        std::fs::write(
+            &file,
+            "low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\noom_group_kill 0\n",
+        )
+        .expect("write");
+        assert_eq!(counter(&file, "oom_kill"), Some(1));
+        assert_eq!(counter(&file, "max"), Some(7));
+        assert_eq!(counter(&file, "oom"), Some(2));
+        assert_eq!(counter(&file, "nope"), None);
+    }
+
+    #[test]
     fn relative_path_is_below_the_airlock_parent() {
         assert_eq!(
             relative_path("job-1.step-0"),
@@ -181,6 +290,7 @@ mod tests {
             0
         );
         assert!(!oom_killed(&rel));
+        assert!(!pids_exhausted(&rel));
         remove(&rel).expect("removing a missing cgroup is not an error");
     }
 }

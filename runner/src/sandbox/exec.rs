@@ -112,12 +112,14 @@ fn run(bundle: &Path) -> Result<HelperReport, String> {
 
     let outcome = start_and_wait(&mut container, &request, &signals, &pending);
     let oom_killed = cgroup::oom_killed(&request.cgroup);
+    let pids_exhausted = cgroup::pids_exhausted(&request.cgroup);
     let deleted = container
         .delete(true)
         .map_err(|e| format!("deleting container {}: {}", request.container_id, chain(&e)));
     let mut report = outcome?;
     deleted?;
     report.oom_killed = oom_killed;
+    report.pids_exhausted = pids_exhausted;
     Ok(report)
 }
 
@@ -132,11 +134,21 @@ fn start_and_wait(
     let init = container
         .pid()
         .ok_or_else(|| "libcontainer recorded no init pid".to_owned())?;
-    cgroup::apply_limits(&request.cgroup, request.memory_bytes, request.pids)
-        .map_err(|e| format!("setting resource limits: {e}"))?;
+    cgroup::apply_limits(
+        &request.cgroup,
+        cgroup::Limits {
+            memory_bytes: request.memory_bytes,
+            pids: request.pids,
+            cpu_millis: request.cpu_millis,
+        },
+    )
+    .map_err(|e| format!("setting resource limits: {e}"))?;
     if request.loopback_up {
         loopback::bring_up(init)?;
     }
+    // The init has set up its mounts and waits for `start`, so no step code has run yet: hold
+    // the step's /tmp (a handle keeps the tmpfs alive) to tell "disk full" after it ended.
+    let tmp = open_tmp(init);
 
     let mut killed_on_request = false;
     while let Ok(Some(info)) = pending.read_signal() {
@@ -163,6 +175,7 @@ fn start_and_wait(
                 exit_code,
                 signal,
                 killed_on_request,
+                tmp_full: tmp.as_ref().is_some_and(is_full),
                 ..HelperReport::default()
             });
         }
@@ -177,6 +190,33 @@ fn start_and_wait(
             }
         }
     }
+}
+
+/// An `O_PATH` handle on the `/tmp` of the created container `init`, if it can be had.
+fn open_tmp(init: Pid) -> Option<std::os::fd::OwnedFd> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    let path = format!("/proc/{init}/root/tmp");
+    open(
+        path.as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+    .map(owned)
+}
+
+/// Takes ownership of a raw fd returned by nix 0.29's `open`.
+#[allow(unsafe_code)]
+fn owned(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: `fd` was just returned by a successful `open` and is owned by nobody else.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Whether the file system of `fd` has no free block or no free inode left.
+fn is_full(fd: &std::os::fd::OwnedFd) -> bool {
+    nix::sys::statvfs::fstatvfs(fd).is_ok_and(|s| s.blocks_free() == 0 || s.files_free() == 0)
 }
 
 /// How the container init ended: `(exit_code, signal)`, exactly one of them set.

@@ -137,6 +137,8 @@ impl Launcher {
                 timed_out: false,
                 cancelled: true,
                 oom_killed: false,
+                pids_exhausted: false,
+                tmp_full: false,
                 duration: Duration::ZERO,
             });
         }
@@ -210,6 +212,7 @@ impl Launcher {
             cgroup: cgroup::relative_path(container_id),
             memory_bytes: plan.memory_bytes,
             pids: plan.pids,
+            cpu_millis: plan.cpu_millis,
             loopback_up: plan.loopback_up,
         };
         write_json(&bundle.join(REQUEST_FILE), &request)?;
@@ -303,14 +306,17 @@ impl Launcher {
         }
         drain(pumps).await;
 
-        let outcome = |exit_code, signal, killed: bool, oom_killed| StepOutcome {
-            exit_code,
-            signal,
-            timed_out: killed && stop == Some(Stop::Timeout),
-            cancelled: killed && stop == Some(Stop::Cancel),
-            oom_killed,
-            duration,
-        };
+        let outcome =
+            |exit_code, signal, killed: bool, report: Option<&HelperReport>| StepOutcome {
+                exit_code,
+                signal,
+                timed_out: killed && stop == Some(Stop::Timeout),
+                cancelled: killed && stop == Some(Stop::Cancel),
+                oom_killed: report.is_some_and(|r| r.oom_killed),
+                pids_exhausted: report.is_some_and(|r| r.pids_exhausted),
+                tmp_full: report.is_some_and(|r| r.tmp_full),
+                duration,
+            };
         match report {
             Some(HelperReport { error: Some(e), .. }) => Err(SandboxError::Container(e)),
             Some(r) if r.killed_on_request && stop.is_none() => Err(SandboxError::Container(
@@ -322,9 +328,9 @@ impl Launcher {
                 r.exit_code,
                 r.signal,
                 r.killed_on_request,
-                r.oom_killed,
+                Some(&r),
             )),
-            None if force_killed => Ok(outcome(None, Some(Signal::SIGKILL as i32), true, false)),
+            None if force_killed => Ok(outcome(None, Some(Signal::SIGKILL as i32), true, None)),
             None => Err(SandboxError::HelperCrashed {
                 status: status.to_string(),
             }),

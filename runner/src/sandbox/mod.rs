@@ -22,9 +22,12 @@ mod seccomp;
 pub use error::SandboxError;
 pub use exec::{HELPER_FAILURE_EXIT, sandbox_exec_main};
 pub use launcher::{Launcher, SANDBOX_EXEC_SUBCOMMAND};
-pub use outcome::StepOutcome;
+pub use outcome::{FailureKind, StepOutcome};
 pub use output::{OutputChunk, Stream};
 pub use plan::{
     INPUTS_MOUNT, IdMap, MIN_HOST_BASE, OIDC_SOCKET_MOUNT, STEP_GID, STEP_UID, SandboxPlan,
 };
-pub use seccomp::SeccompPolicy;
+pub use seccomp::{
+    BASELINE_FILE as SECCOMP_BASELINE_FILE, BASELINE_JSON as SECCOMP_BASELINE_JSON,
+    MANDATORY_DENIALS, SeccompPolicy,
+};

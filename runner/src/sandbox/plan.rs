@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     LinuxBuilder, LinuxCapabilitiesBuilder, LinuxIdMapping, LinuxIdMappingBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder,
-    Spec, SpecBuilder, UserBuilder, get_default_maskedpaths, get_default_readonly_paths,
+    LinuxNamespaceBuilder, LinuxNamespaceType, Mount, MountBuilder, PosixRlimitBuilder,
+    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    get_default_maskedpaths, get_default_readonly_paths,
 };
 
 use super::{SandboxError, SeccompPolicy};
@@ -94,6 +95,10 @@ pub struct SandboxPlan {
     pub memory_bytes: Option<u64>,
     /// Process limit (cgroup `pids.max`), if any.
     pub pids: Option<u64>,
+    /// CPU bandwidth in thousandths of a CPU (CFS quota per 100 ms period), if any.
+    pub cpu_millis: Option<u64>,
+    /// `RLIMIT_NOFILE` (soft and hard) of the step; `None` inherits the runner's.
+    pub open_files: Option<u64>,
     /// Whether `lo` is up in the sandbox's network namespace (it is the only interface
     /// either way; with it down even `127.0.0.1` is unreachable). Default `true`.
     pub loopback_up: bool,
@@ -126,6 +131,8 @@ impl SandboxPlan {
             tmp_size_bytes: 1 << 30,
             memory_bytes: None,
             pids: None,
+            cpu_millis: None,
+            open_files: None,
             loopback_up: true,
             seccomp: SeccompPolicy::baseline(),
         }
@@ -231,6 +238,18 @@ impl SandboxPlan {
         if self.pids == Some(0) {
             return Err(SandboxError::plan("pids", "must be positive when set"));
         }
+        if self.cpu_millis.is_some_and(|m| m < 10) {
+            return Err(SandboxError::plan(
+                "cpu_millis",
+                "must be at least 10 (0.01 CPU) when set",
+            ));
+        }
+        if self.open_files.is_some_and(|n| n < 16) {
+            return Err(SandboxError::plan(
+                "open_files",
+                "must be at least 16 when set",
+            ));
+        }
         Ok(())
     }
 
@@ -284,9 +303,21 @@ impl SandboxPlan {
             .no_new_privileges(true)
             .build()?;
         // The builder starts from oci-spec's defaults, which include RLIMIT_NOFILE 1024:1024.
-        // libcontainer sets rlimits inside the user namespace, where the hard limit cannot be
-        // raised: inherit the runner's limits instead.
-        process.set_rlimits(None);
+        // libcontainer sets rlimits inside the user namespace, where the hard limit can be
+        // lowered but not raised: set only the one the profile asks for (the launcher checks
+        // it is not above the runner's own hard limit), inherit the rest.
+        process.set_rlimits(
+            self.open_files
+                .map(|n| {
+                    PosixRlimitBuilder::default()
+                        .typ(PosixRlimitType::RlimitNofile)
+                        .soft(n)
+                        .hard(n)
+                        .build()
+                })
+                .transpose()?
+                .map(|r| vec![r]),
+        );
 
         let root = RootBuilder::default()
             .path(self.rootfs.clone())

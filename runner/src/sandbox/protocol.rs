@@ -32,6 +32,9 @@ pub(crate) struct HelperRequest {
     pub memory_bytes: Option<u64>,
     /// `pids.max` to set before the step starts.
     pub pids: Option<u64>,
+    /// CPU quota in thousandths of a CPU to set before the step starts.
+    #[serde(default)]
+    pub cpu_millis: Option<u64>,
     /// Whether to bring up `lo` in the container's network namespace.
     #[serde(default)]
     pub loopback_up: bool,
@@ -49,6 +52,12 @@ pub(crate) struct HelperReport {
     pub killed_on_request: bool,
     /// Whether the memory cgroup recorded an OOM kill.
     pub oom_killed: bool,
+    /// Whether a fork failed because the pids cgroup limit was reached.
+    #[serde(default)]
+    pub pids_exhausted: bool,
+    /// Whether the step's `/tmp` tmpfs was full (no free block or inode) when it ended.
+    #[serde(default)]
+    pub tmp_full: bool,
     /// Set when the helper itself failed (container not created, not started, ...).
     pub error: Option<String>,
 }

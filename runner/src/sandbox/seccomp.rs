@@ -239,7 +239,12 @@ mod tests {
             .join("../sandbox-profiles")
             .join(BASELINE_FILE);
         let on_disk = std::fs::read_to_string(&path).expect("read the profiles folder");
-        assert_eq!(on_disk, BASELINE_JSON, "rebuild: {} changed", path.display());
+        assert_eq!(
+            on_disk,
+            BASELINE_JSON,
+            "rebuild: {} changed",
+            path.display()
+        );
         assert_eq!(
             SeccompPolicy::from_json(&on_disk).expect("valid"),
             SeccompPolicy::baseline()
@@ -295,7 +300,8 @@ mod tests {
         assert!(e.to_string().contains("bpf"), "{e}");
         let without_newuser = BASELINE_JSON.replace("268435456", "1");
         assert!(SeccompPolicy::from_json(&without_newuser).is_err());
-        let docker_ext = BASELINE_JSON.replacen("\"defaultAction\"", "\"archMap\": [], \"defaultAction\"", 1);
+        let docker_ext =
+            BASELINE_JSON.replacen("\"defaultAction\"", "\"archMap\": [], \"defaultAction\"", 1);
         assert!(SeccompPolicy::from_json(&docker_ext).is_err());
         let bad_action = BASELINE_JSON.replace("SCMP_ACT_ERRNO", "SCMP_ACT_PLEASE");
         assert!(SeccompPolicy::from_json(&bad_action).is_err());

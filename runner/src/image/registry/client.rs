@@ -1,0 +1,288 @@
+//! A small client for the OCI distribution API (pull side only): manifests and blobs by
+//! digest, tag lookups, anonymous, Basic and Bearer-token authentication.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::sync::Mutex;
+
+use airlock_attest::Sha256Digest;
+
+use super::auth::{Challenge, RegistryAuth, TokenResponse, parse_challenge};
+use super::error::RegistryError;
+use super::reference::RegistryRepo;
+use crate::http::{HttpClient, HttpUrl, Transfer, is_loopback_host, stream_body};
+
+/// Largest manifest, index or token answer accepted.
+pub(crate) const MAX_DOCUMENT_BYTES: u64 = 4 << 20;
+
+/// Manifest media types asked for (and accepted).
+pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+     application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, \
+     application/vnd.docker.distribution.manifest.v2+json";
+
+/// A registry client. Tokens are cached per repository for the client's lifetime.
+pub struct RegistryClient {
+    http: HttpClient,
+    auth: RegistryAuth,
+    tokens: Mutex<BTreeMap<String, String>>,
+}
+
+impl fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegistryClient {
+    /// A client using `auth` for logins.
+    pub fn new(http: HttpClient, auth: RegistryAuth) -> Self {
+        Self {
+            http,
+            auth,
+            tokens: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn cached_token(&self, repo: &RegistryRepo) -> Option<String> {
+        self.tokens
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&repo.to_string()).cloned())
+    }
+
+    /// GET with authentication; answers 401 challenges once.
+    fn get(
+        &self,
+        repo: &RegistryRepo,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
+        let url = HttpUrl::parse(url)?;
+        let mut auth_header = self.cached_token(repo).map(|t| format!("Bearer {t}"));
+        for attempt in 0..2 {
+            let mut headers: Vec<(&str, &str)> = Vec::new();
+            if let Some(a) = accept {
+                headers.push(("Accept", a));
+            }
+            if let Some(h) = &auth_header {
+                headers.push(("Authorization", h));
+            }
+            let resp = self.http.get(&url, &headers)?;
+            if resp.status().as_u16() != 401 {
+                return Ok(resp);
+            }
+            if attempt == 1 {
+                break;
+            }
+            let challenge = resp
+                .headers()
+                .get_all("www-authenticate")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(parse_challenge);
+            auth_header = Some(match challenge {
+                Some(Challenge::Basic) => self.basic(repo)?,
+                Some(Challenge::Bearer {
+                    realm,
+                    service,
+                    scope,
+                }) => {
+                    let token = self.token(repo, &realm, service.as_deref(), scope.as_deref())?;
+                    if let Ok(mut t) = self.tokens.lock() {
+                        t.insert(repo.to_string(), token.clone());
+                    }
+                    format!("Bearer {token}")
+                }
+                None => break,
+            });
+        }
+        Err(RegistryError::Unauthorized {
+            registry: repo.registry.clone(),
+        })
+    }
+
+    fn basic(&self, repo: &RegistryRepo) -> Result<String, RegistryError> {
+        if !is_loopback_host(repo.host()) && !repo.base_url().starts_with("https://") {
+            return Err(RegistryError::Auth {
+                registry: repo.registry.clone(),
+                reason: "refusing to send credentials over plain HTTP".into(),
+            });
+        }
+        self.auth
+            .for_registry(&repo.registry)
+            .map(|c| c.header().to_owned())
+            .ok_or_else(|| RegistryError::Unauthorized {
+                registry: repo.registry.clone(),
+            })
+    }
+
+    /// Fetches a Bearer token from `realm` (with the configured login, if any).
+    fn token(
+        &self,
+        repo: &RegistryRepo,
+        realm: &str,
+        service: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<String, RegistryError> {
+        let auth_err = |reason: String| RegistryError::Auth {
+            registry: repo.registry.clone(),
+            reason,
+        };
+        let realm_url = HttpUrl::parse(realm)
+            .map_err(|_| auth_err("the token realm is not an http(s) URL".into()))?;
+        if !realm_url.is_https() && !is_loopback_host(realm_url.host()) {
+            return Err(auth_err(
+                "the token realm is plain HTTP on a remote host; refused".into(),
+            ));
+        }
+        let scope = scope
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("repository:{}:pull", repo.repository));
+        let mut query = Vec::new();
+        if let Some(s) = service {
+            query.push(format!("service={}", encode(s)));
+        }
+        query.push(format!("scope={}", encode(&scope)));
+        let sep = if realm.contains('?') { '&' } else { '?' };
+        let url = HttpUrl::parse(&format!("{realm}{sep}{}", query.join("&")))?;
+        let creds = self.auth.for_registry(&repo.registry);
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(c) = creds {
+            headers.push(("Authorization", c.header()));
+        }
+        let resp = self.http.get(&url, &headers)?;
+        let status = resp.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(RegistryError::Unauthorized {
+                registry: repo.registry.clone(),
+            });
+        }
+        if status != 200 {
+            return Err(auth_err(format!(
+                "the token endpoint answered HTTP {status}"
+            )));
+        }
+        let mut body = Vec::new();
+        stream_body(
+            &url,
+            resp.into_body(),
+            &mut body,
+            MAX_DOCUMENT_BYTES,
+            &mut |_| {},
+        )?;
+        let answer: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|_| auth_err("the token endpoint's answer is not JSON".into()))?;
+        answer
+            .token
+            .or(answer.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| auth_err("the token endpoint's answer has no token".into()))
+    }
+
+    /// Fetches the manifest (or index) named by `reference` (a tag or `sha256:<hex>`).
+    /// Returns its bytes and media type. Digests are NOT checked here: callers hash.
+    pub fn manifest(
+        &self,
+        repo: &RegistryRepo,
+        reference: &str,
+    ) -> Result<(Vec<u8>, String), RegistryError> {
+        let what = format!("manifest {repo}@{reference}");
+        let url = format!("{}/manifests/{reference}", repo.base_url());
+        let resp = self.get(repo, &url, Some(MANIFEST_ACCEPT))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(status_error(what, status));
+        }
+        let media_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
+            .unwrap_or_default();
+        let mut body = Vec::new();
+        stream_body(
+            &HttpUrl::parse(&url)?,
+            resp.into_body(),
+            &mut body,
+            MAX_DOCUMENT_BYTES,
+            &mut |_| {},
+        )?;
+        Ok((body, media_type))
+    }
+
+    /// Streams blob `digest` into `sink` (at most `size` bytes), reporting progress.
+    pub fn blob(
+        &self,
+        repo: &RegistryRepo,
+        digest: &Sha256Digest,
+        size: u64,
+        sink: &mut dyn Write,
+        progress: &mut dyn FnMut(Transfer),
+    ) -> Result<u64, RegistryError> {
+        let url = format!("{}/blobs/{}", repo.base_url(), digest.prefixed());
+        let resp = self.get(repo, &url, None)?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(status_error(
+                format!("blob {repo}@{}", digest.prefixed()),
+                status,
+            ));
+        }
+        Ok(stream_body(
+            &HttpUrl::parse(&url)?,
+            resp.into_body(),
+            sink,
+            size,
+            progress,
+        )?)
+    }
+
+    /// Resolves `tag` to the digest of the manifest (or index) it names now, by hashing the
+    /// bytes served (the `Docker-Content-Digest` header is not trusted).
+    pub fn resolve_tag(
+        &self,
+        repo: &RegistryRepo,
+        tag: &str,
+    ) -> Result<Sha256Digest, RegistryError> {
+        let valid = !tag.is_empty()
+            && tag.len() <= 128
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid {
+            return Err(RegistryError::BadName {
+                name: format!("{repo}:{tag}"),
+                reason: "the tag must be 1-128 characters of [A-Za-z0-9_.-]".into(),
+            });
+        }
+        let (bytes, _) = self.manifest(repo, tag)?;
+        Ok(Sha256Digest::of(&bytes))
+    }
+}
+
+fn status_error(what: String, status: u16) -> RegistryError {
+    let hint = match status {
+        404 => "; check the image name and digest",
+        403 => "; the configured login may not pull this repository",
+        429 => "; the registry is rate-limiting this runner",
+        _ => "",
+    };
+    RegistryError::Status { what, status, hint }
+}
+
+/// Percent-encodes a query parameter value.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

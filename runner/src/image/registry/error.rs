@@ -1,0 +1,108 @@
+//! Why a registry pull or tag resolution failed. No variant ever carries a credential.
+
+use airlock_attest::Sha256Digest;
+
+use crate::cache::CacheError;
+use crate::http::HttpError;
+
+use super::super::ImageError;
+
+/// Everything that can go wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The image name is not `HOST[:PORT]/REPOSITORY`.
+    #[error("image name `{name}`: {reason}")]
+    BadName {
+        /// The name as written.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// An HTTP transfer failed.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The registry answered with a status airlock does not expect.
+    #[error("{what}: the registry answered HTTP {status}{hint}")]
+    Status {
+        /// What was requested.
+        what: String,
+        /// The status.
+        status: u16,
+        /// A hint for common statuses.
+        hint: &'static str,
+    },
+    /// The registry wants credentials and none (or wrong ones) are configured.
+    #[error(
+        "{registry}: the registry requires authentication; add credentials for it to the \
+         docker-style auth file (auths.\"{registry}\".auth)"
+    )]
+    Unauthorized {
+        /// The registry host.
+        registry: String,
+    },
+    /// The authentication challenge or token answer is malformed or unsafe.
+    #[error("{registry}: authentication: {reason}")]
+    Auth {
+        /// The registry host.
+        registry: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The docker-style auth file cannot be read.
+    #[error("registry auth file {path}: {reason}")]
+    AuthFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong (never the file's content).
+        reason: String,
+    },
+    /// A manifest's bytes do not hash to the digest it was requested by.
+    #[error(
+        "{what}: the registry served content hashing to sha256:{actual}, not sha256:{expected}"
+    )]
+    DigestMismatch {
+        /// What was fetched.
+        what: String,
+        /// The requested digest.
+        expected: Sha256Digest,
+        /// What arrived.
+        actual: Sha256Digest,
+    },
+    /// A manifest or index is not a document airlock accepts.
+    #[error("{what}: {reason}")]
+    Manifest {
+        /// Which document.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The image index has no manifest for this runner's platform.
+    #[error("image index sha256:{index} has no manifest for linux/{arch}")]
+    NoPlatform {
+        /// The index digest.
+        index: Sha256Digest,
+        /// This runner's architecture.
+        arch: &'static str,
+    },
+    /// The blob cache failed or refused content.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The pulled image failed verification or unpacking.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+}
+
+impl RegistryError {
+    /// True if the registry served content that does not match its digest (a corrupt or
+    /// tampered image): the job fails rather than being retried as an infrastructure fault.
+    pub fn is_content_error(&self) -> bool {
+        match self {
+            Self::DigestMismatch { .. } => true,
+            Self::Cache(c) => c.is_content_error(),
+            Self::Image(ImageError::DigestMismatch { .. } | ImageError::DiffIdMismatch { .. }) => {
+                true
+            }
+            _ => false,
+        }
+    }
+}
