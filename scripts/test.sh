@@ -16,6 +16,10 @@ export AIRLOCK_VENV_PYTHON="$PWD/.venv/bin/python"
 step "example base image"
 examples/base-image/build.sh
 
+step "PostgreSQL for the store, fleet and HA tests (loopback, throwaway cluster)"
+eval "$(scripts/postgres.sh)"
+export AIRLOCK_TEST_POSTGRES_URL
+
 step "formatting"
 cargo fmt --all --check
 

@@ -37,6 +37,26 @@ pub enum BlobError {
     },
 }
 
+/// Temporary upload files older than this are leftovers of a crashed upload.
+pub const STALE_UPLOAD: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+fn remove_stale_uploads(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_UPLOAD);
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlobError + '_ {
     move |source| BlobError::Io {
         path: path.to_owned(),
@@ -53,14 +73,16 @@ pub struct BlobStore {
 
 impl BlobStore {
     /// Opens (creating if needed) the store at `root`, capping each upload at `max_upload`
-    /// bytes. Leftover temporary files of interrupted uploads are removed, so one blob
-    /// directory must not be shared by several running controllers.
+    /// bytes. Temporary files of interrupted uploads older than [`STALE_UPLOAD`] are removed;
+    /// younger ones may belong to another controller replica sharing the directory (every
+    /// write is a unique temporary file renamed atomically into place, so replicas can share
+    /// one blob directory, e.g. on a network file system).
     pub fn open(root: &Path, max_upload: u64) -> Result<Self, BlobError> {
         let tmp = root.join("tmp");
-        let _ = std::fs::remove_dir_all(&tmp);
-        for dir in [root.join("sha256"), tmp] {
+        for dir in [root.join("sha256"), tmp.clone()] {
             std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
+        remove_stale_uploads(&tmp);
         Ok(Self {
             root: root.to_owned(),
             max_upload,

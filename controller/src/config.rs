@@ -40,6 +40,17 @@ pub struct ControllerConfig {
     /// SQLite database file; default `<state_dir>/airlock.db`. Relative to the config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<PathBuf>,
+    /// PostgreSQL instead of SQLite: `postgres://user[:password]@host:port/db` (several
+    /// controller replicas may share it; give them one shared `blob_dir` too). Prefer
+    /// `database_url_file` so the password stays out of this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<crate::database::DatabaseUrl>,
+    /// A file (mode 0600) holding the PostgreSQL URL; relative to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url_file: Option<PathBuf>,
+    /// PostgreSQL connections per controller. Default 16.
+    #[serde(default = "default_pg_connections")]
+    pub database_max_connections: u32,
     /// Blob store directory; default `<state_dir>/blobs`. Relative to the config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob_dir: Option<PathBuf>,
@@ -161,6 +172,10 @@ pub struct AuthConfig {
     pub runner_token_sha256: TokenDigest,
 }
 
+fn default_pg_connections() -> u32 {
+    16
+}
+
 fn default_max_upload() -> u64 {
     DEFAULT_MAX_UPLOAD_BYTES
 }
@@ -259,6 +274,9 @@ impl ControllerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             state_dir: state_dir.into(),
             database: None,
+            database_url: None,
+            database_url_file: None,
+            database_max_connections: default_pg_connections(),
             blob_dir: None,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             issuer: LOCAL_ISSUER.to_owned(),
@@ -324,6 +342,22 @@ impl ControllerConfig {
         if self.state_dir.as_os_str().is_empty() {
             return Err(field("state_dir", "is empty; name a directory".into()));
         }
+        if self.database_url.is_some() && self.database_url_file.is_some() {
+            return Err(field(
+                "database_url",
+                "set either database_url or database_url_file, not both".into(),
+            ));
+        }
+        if let Some(url) = &self.database_url
+            && !(url.expose().starts_with("postgres://")
+                || url.expose().starts_with("postgresql://"))
+        {
+            return Err(field(
+                "database_url",
+                "must start with postgres:// (the value is not shown: it may hold a password)"
+                    .into(),
+            ));
+        }
         if let Err((name, message)) = self.scheduling.check() {
             return Err(field(name, message));
         }
@@ -344,6 +378,9 @@ impl ControllerConfig {
             resolve(p);
         }
         if let Some(p) = &mut self.blob_dir {
+            resolve(p);
+        }
+        if let Some(p) = &mut self.database_url_file {
             resolve(p);
         }
         self.signing.resolve_relative_paths(base);

@@ -17,6 +17,7 @@ pub mod blob_stream;
 pub mod blobs;
 pub mod clock;
 pub mod config;
+pub mod database;
 pub mod error;
 pub mod http;
 pub mod hub;
@@ -37,7 +38,7 @@ pub mod store;
 pub mod sweeper;
 
 pub use clock::{Clock, IdGen, ManualClock, RandomIds, SequentialIds, SystemClock};
-pub use config::{ControllerConfig, LOCAL_ISSUER, Mode};
+pub use config::{ControllerConfig, LOCAL_ISSUER, Mode, SigningConfig};
 pub use error::ControllerError;
 pub use init::{InitError, InitSummary, ProfileKey, init, read_token_file};
 pub use provenance::{BUILD_TYPE, EXTERNAL_PARAMETERS};

@@ -20,13 +20,13 @@ use crate::job_service::JobApi;
 use crate::runner_service::RunnerApi;
 use crate::scheduler::{Scheduler, SchedulerParts};
 use crate::signer::Signer;
-use crate::store::Store;
 
 /// A controller with its state opened, ready to serve.
 #[derive(Debug)]
 pub struct Controller {
     scheduler: Arc<Scheduler>,
     auth: AuthConfig,
+    oidc: Option<crate::oidc::OidcHttp>,
 }
 
 impl Controller {
@@ -45,11 +45,14 @@ impl Controller {
     ) -> Result<Self, ControllerError> {
         config.validate()?;
         let signer = Signer::load(&config.signing)?;
-        let store = Store::open(&config.database_path()).await?;
+        let url = crate::database::postgres_url(config)?;
+        let (store, database) = crate::database::open_store(config, url.as_ref()).await?;
         let blobs = BlobStore::open(&config.blob_dir_path(), config.max_upload_bytes)?;
+        let store_backend = store.backend();
         tracing::info!(
             keys = %signer.describe(),
-            database = %config.database_path().display(),
+            database = %database,
+            backend = store_backend,
             issuer = config.issuer(),
             "controller state opened"
         );
@@ -67,7 +70,14 @@ impl Controller {
         Ok(Self {
             scheduler: Arc::new(scheduler),
             auth: config.auth.clone(),
+            oidc: None,
         })
+    }
+
+    /// Also serves the OIDC issuer's discovery document and JWKS (`/.well-known/...`).
+    pub fn with_oidc(mut self, oidc: crate::oidc::OidcHttp) -> Self {
+        self.oidc = Some(oidc);
+        self
     }
 
     /// The job logic (for in-process callers and tests).
@@ -119,7 +129,10 @@ impl Controller {
             .add_service(jobs)
             .add_service(runners);
         let mut routes = routes.routes();
-        let http = crate::http::routes(Arc::clone(&self.scheduler));
+        let mut http = crate::http::routes(Arc::clone(&self.scheduler));
+        if let Some(oidc) = &self.oidc {
+            http = http.merge(oidc.clone().router());
+        }
         let grpc = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = grpc.merge(http);
         let sweeper = tokio::spawn(crate::sweeper::run(Arc::clone(&self.scheduler)));

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use airlock_attest::{Envelope, Policy, Sha256Digest, load_verifying_key, verify_provenance};
+use airlock_controller::database::DatabaseUrl;
 use airlock_controller::scheduling::{HumanDuration, SchedulingConfig};
 use airlock_controller::{
     Clock, Controller, ControllerConfig, IdGen, ManualClock, RandomIds, SystemClock,
@@ -29,83 +30,161 @@ use tonic::transport::Endpoint;
 
 const SOURCE: &[u8] = b"fleet source tar";
 
-/// A controller over a state directory that outlives restarts.
-struct Fleet {
-    dir: tempfile::TempDir,
-    config: ControllerConfig,
-    clock: Arc<dyn Clock>,
+/// Which store a test's controllers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A URL of the test database (`AIRLOCK_TEST_POSTGRES_URL`) whose connections use a fresh
+/// schema of their own.
+async fn postgres_schema_url() -> String {
+    let url = std::env::var("AIRLOCK_TEST_POSTGRES_URL").expect(
+        "AIRLOCK_TEST_POSTGRES_URL is not set: run `eval \"$(scripts/postgres.sh)\"` first",
+    );
+    let schema = format!("f_{}", uuid_like());
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options[search_path]={schema}")
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One controller process's worth of serving (a replica).
+struct Server {
     addr: std::net::SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
 }
 
+/// Controllers (one, or replicas sharing a PostgreSQL database and a blob directory) over
+/// state that outlives restarts.
+struct Fleet {
+    dir: tempfile::TempDir,
+    config: ControllerConfig,
+    clock: Arc<dyn Clock>,
+    servers: Vec<Server>,
+    addr: std::net::SocketAddr,
+}
+
 impl Fleet {
     async fn start(scheduling: SchedulingConfig, clock: Arc<dyn Clock>) -> Self {
+        Self::start_on(Backend::Sqlite, scheduling, clock).await
+    }
+
+    async fn start_on(backend: Backend, scheduling: SchedulingConfig, clock: Arc<dyn Clock>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (key, _) = airlock_attest::write_keypair(dir.path(), "provenance").unwrap();
         let mut config =
             ControllerConfig::local(dir.path().join("state"), key, API_TOKEN, RUNNER_TOKEN);
         config.scheduling = scheduling;
+        if backend == Backend::Postgres {
+            config.database_url = Some(DatabaseUrl::new(postgres_schema_url().await));
+        }
         let mut fleet = Self {
             dir,
             config,
             clock,
+            servers: Vec::new(),
             addr: "127.0.0.1:0".parse().unwrap(),
-            shutdown: None,
-            handle: None,
         };
-        fleet.serve().await;
+        fleet.add_replica().await;
+        fleet.addr = fleet.servers[0].addr;
         fleet
     }
 
-    async fn serve(&mut self) {
+    /// Starts one more controller on the same configuration; returns its index.
+    async fn add_replica(&mut self) -> usize {
         let ids: Arc<dyn IdGen> = Arc::new(RandomIds);
         let controller = Controller::open_with(&self.config, Arc::clone(&self.clock), ids)
             .await
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        self.addr = listener.local_addr().unwrap();
+        let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        self.shutdown = Some(tx);
-        self.handle = Some(tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             controller
                 .serve(listener, async {
                     let _ = rx.await;
                 })
                 .await
                 .unwrap();
-        }));
+        });
+        self.servers.push(Server {
+            addr,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        });
+        self.servers.len() - 1
     }
 
     async fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        for server in &mut self.servers {
+            if let Some(tx) = server.shutdown.take() {
+                let _ = tx.send(());
+            }
+            if let Some(h) = server.handle.take() {
+                h.await.unwrap();
+            }
         }
-        if let Some(h) = self.handle.take() {
-            h.await.unwrap();
-        }
+        self.servers.clear();
     }
 
     async fn restart(&mut self) {
         self.stop().await;
-        self.serve().await;
+        self.add_replica().await;
+        self.addr = self.servers[0].addr;
     }
 
-    async fn channel(&self) -> tonic::transport::Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr))
+    async fn channel_to(&self, replica: usize) -> tonic::transport::Channel {
+        Endpoint::from_shared(format!("http://{}", self.servers[replica].addr))
             .unwrap()
             .connect()
             .await
             .unwrap()
     }
 
+    async fn channel(&self) -> tonic::transport::Channel {
+        self.channel_to(0).await
+    }
+
     async fn jobs(&self) -> Jobs {
         JobServiceClient::with_interceptor(self.channel().await, Bearer(Some(API_TOKEN.into())))
     }
 
+    async fn jobs_at(&self, replica: usize) -> Jobs {
+        JobServiceClient::with_interceptor(
+            self.channel_to(replica).await,
+            Bearer(Some(API_TOKEN.into())),
+        )
+    }
+
     async fn runners(&self) -> Runners {
+        self.runners_at(0).await
+    }
+
+    async fn runners_at(&self, replica: usize) -> Runners {
         RunnerServiceClient::with_interceptor(
-            self.channel().await,
+            self.channel_to(replica).await,
             Bearer(Some(RUNNER_TOKEN.into())),
         )
     }
@@ -178,31 +257,31 @@ async fn run_light(runners: &mut Runners, lease: &pb::Lease) -> Result<pb::JobSt
 
 /// Waits (by following the job's events, no polling) until the job is in `state`.
 async fn wait_for_state(jobs: &mut Jobs, id: &str, state: pb::JobState) {
-    let mut after = 0;
-    loop {
-        let mut stream = jobs
-            .watch_job(pb::WatchJobRequest {
-                job_id: id.into(),
-                after_seq: after,
-                follow: true,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        while let Some(event) = stream.next().await {
-            let event = event.unwrap();
-            after = event.seq;
-            if let Some(pb::job_event::Kind::State(change)) = &event.kind
-                && change.state == state as i32
-            {
-                return;
-            }
+    wait_for_state_saying(jobs, id, state, "").await;
+}
+
+/// Like [`wait_for_state`], for a state change whose message contains `needle`.
+async fn wait_for_state_saying(jobs: &mut Jobs, id: &str, state: pb::JobState, needle: &str) {
+    let mut stream = jobs
+        .watch_job(pb::WatchJobRequest {
+            job_id: id.into(),
+            after_seq: 0,
+            follow: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(event) = stream.next().await {
+        if let Some(pb::job_event::Kind::State(change)) = &event.unwrap().kind
+            && change.state == state as i32
+            && change.message.contains(needle)
+        {
+            return;
         }
-        // The stream ended at a terminal state that was not the one awaited.
-        let job = get(jobs, id).await;
-        assert_eq!(job.state(), state, "{}", job.message);
-        return;
     }
+    // The stream ended at a terminal state that was not the one awaited.
+    let job = get(jobs, id).await;
+    assert_eq!(job.state(), state, "{}", job.message);
 }
 
 fn verify_one(fleet: &Fleet, job_id: &str, docs: &pb::ProvenanceDocuments) {
@@ -222,14 +301,36 @@ fn verify_one(fleet: &Fleet, job_id: &str, docs: &pb::ProvenanceDocuments) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_concurrent_jobs_complete_exactly_once_on_two_runners() {
-    let fleet = Fleet::start(fast(), Arc::new(SystemClock)).await;
+    two_hundred_jobs(Backend::Sqlite, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: AIRLOCK_TEST_POSTGRES_URL (scripts/postgres.sh)"]
+async fn two_hundred_concurrent_jobs_complete_exactly_once_on_postgres() {
+    two_hundred_jobs(Backend::Postgres, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: AIRLOCK_TEST_POSTGRES_URL (scripts/postgres.sh)"]
+async fn two_replicas_on_one_postgres_never_lease_a_job_twice() {
+    two_hundred_jobs(Backend::Postgres, 2).await;
+}
+
+/// 200 jobs submitted concurrently (spread over the replicas), two runners (spread over the
+/// replicas) with 8 workers each: every job runs exactly once, on attempt 1, and has exactly
+/// one provenance envelope that verifies.
+async fn two_hundred_jobs(backend: Backend, replicas: usize) {
+    let mut fleet = Fleet::start_on(backend, fast(), Arc::new(SystemClock)).await;
+    for _ in 1..replicas {
+        fleet.add_replica().await;
+    }
     let mut jobs = fleet.jobs().await;
     let source = upload_source(&mut jobs, SOURCE).await;
 
     // Submitted concurrently from 20 clients.
     let mut submitters = Vec::new();
-    for _ in 0..20 {
-        let mut jobs = fleet.jobs().await;
+    for i in 0..20 {
+        let mut jobs = fleet.jobs_at(i % replicas).await;
         submitters.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for _ in 0..10 {
@@ -241,10 +342,11 @@ async fn two_hundred_concurrent_jobs_complete_exactly_once_on_two_runners() {
     // Two runners, each with 8 concurrent workers; each records what it completed.
     let mut workers = Vec::new();
     for r in 0..2 {
-        let mut runners = fleet.runners().await;
+        let mut runners = fleet.runners_at(r % replicas).await;
         let runner_id = register(&mut runners, &[]).await;
-        for _ in 0..8 {
-            let mut runners = fleet.runners().await;
+        for w in 0..8 {
+            // Each runner's workers talk to every replica in turn.
+            let mut runners = fleet.runners_at((r + w) % replicas).await;
             let runner_id = runner_id.clone();
             workers.push(tokio::spawn(async move {
                 let mut done = Vec::new();
@@ -261,7 +363,7 @@ async fn two_hundred_concurrent_jobs_complete_exactly_once_on_two_runners() {
         submitted.extend(s.await.unwrap());
     }
     assert_eq!(submitted.len(), 200);
-    let mut completions: BTreeMap<String, Vec<(u32, pb::JobState, i32)>> = BTreeMap::new();
+    let mut completions: BTreeMap<String, Vec<(u32, pb::JobState, usize)>> = BTreeMap::new();
     for w in workers {
         for (job, attempt, state, runner) in w.await.unwrap() {
             completions.entry(job).or_default().push((attempt, state, runner));
@@ -273,7 +375,7 @@ async fn two_hundred_concurrent_jobs_complete_exactly_once_on_two_runners() {
         assert!(submitted.contains(job));
         assert_eq!(runs.len(), 1, "job {job} ran more than once: {runs:?}");
         assert_eq!((runs[0].0, runs[0].1), (1, pb::JobState::Succeeded));
-        per_runner[usize::try_from(runs[0].2).unwrap()] += 1;
+        per_runner[runs[0].2] += 1;
     }
     assert!(per_runner.iter().all(|n| *n > 0), "{per_runner:?}");
     for job in &submitted {
@@ -287,7 +389,6 @@ async fn two_hundred_concurrent_jobs_complete_exactly_once_on_two_runners() {
             .into_inner();
         verify_one(&fleet, job, &docs);
     }
-    let mut fleet = fleet;
     fleet.stop().await;
 }
 
@@ -316,7 +417,7 @@ async fn a_lost_runner_is_fenced_and_its_job_retried_on_another_runner() {
 
     // Runner A goes silent; its lease lapses and the sweeper re-queues the job.
     clock.advance(Duration::from_secs(4));
-    wait_for_state(&mut jobs, &job_id, pb::JobState::Queued).await;
+    wait_for_state_saying(&mut jobs, &job_id, pb::JobState::Queued, "retrying as attempt 2").await;
     clock.advance(Duration::from_secs(1)); // past the retry backoff
     let mut b = fleet.runners().await;
     let runner_b = register(&mut b, &[]).await;
@@ -516,7 +617,17 @@ async fn submit_is_idempotent_per_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_restart_mid_run_loses_nothing() {
-    let mut fleet = Fleet::start(fast(), Arc::new(SystemClock)).await;
+    restart_mid_run(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: AIRLOCK_TEST_POSTGRES_URL (scripts/postgres.sh)"]
+async fn a_controller_restart_mid_run_loses_nothing_on_postgres() {
+    restart_mid_run(Backend::Postgres).await;
+}
+
+async fn restart_mid_run(backend: Backend) {
+    let mut fleet = Fleet::start_on(backend, fast(), Arc::new(SystemClock)).await;
     let mut jobs = fleet.jobs().await;
     let source = upload_source(&mut jobs, SOURCE).await;
     let mut ids = Vec::new();

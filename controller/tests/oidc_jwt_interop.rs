@@ -1,61 +1,22 @@
-//! PyPI `PyJWT[crypto]` (`PyJWKClient`) reads the discovery document and JWKS over real HTTP
-//! from the issuer's handler and verifies an airlock build token (issuer, audience, expiry,
-//! required claims); each forgery or bad token is refused by PyJWT and by airlock's verifier.
+//! PyPI `PyJWT[crypto]` (`PyJWKClient`) reads the discovery document and JWKS over HTTP from a
+//! running controller (its gRPC listen address, next to `/metrics` and `/healthz`) and verifies
+//! an airlock build token (issuer, audience, expiry, required claims); each forgery or bad
+//! token is refused by PyJWT and by airlock's verifier.
 //!
 //! Runs when `AIRLOCK_VENV_PYTHON` names a Python with PyJWT (scripts/setup-test-env.sh).
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns
+
 mod oidc_support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use airlock_controller::oidc::{MintRequest, OidcHttp, VerifyError};
-use airlock_controller::{Clock, ManualClock, SystemClock};
+use airlock_controller::{Clock, Controller, ControllerConfig, ManualClock, SystemClock};
 use oidc_support::*;
-
-/// Serves `http` on `listener` in a thread: HTTP/1.1, one request per connection, GET only.
-fn serve(listener: TcpListener, http: OidcHttp) {
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = answer(stream, &http);
-        }
-    });
-}
-
-fn answer(stream: TcpStream, http: &OidcHttp) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let response = (method == "GET").then(|| http.handle(path)).flatten();
-    let mut stream = stream;
-    match response {
-        Some(r) => {
-            write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                r.content_type,
-                r.cache_control,
-                r.body.len()
-            )?;
-            stream.write_all(&r.body)
-        }
-        None => stream.write_all(
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        ),
-    }
-}
 
 struct Case {
     name: &'static str,
@@ -67,17 +28,20 @@ struct Case {
 }
 
 fn clock_at(t: SystemTime) -> Arc<ManualClock> {
-    let ms = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis();
+    let ms = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
     Arc::new(ManualClock::at_unix_ms(u64::try_from(ms).unwrap()))
 }
 
-#[test]
-fn pyjwt_verifies_airlock_tokens_and_refuses_forgeries() {
+#[tokio::test(flavor = "multi_thread")]
+async fn pyjwt_verifies_airlock_tokens_and_refuses_forgeries() {
     let Ok(python) = std::env::var("AIRLOCK_VENV_PYTHON") else {
         eprintln!("skipping: set AIRLOCK_VENV_PYTHON (see scripts/setup-test-env.sh)");
         return;
     };
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer_url = format!("http://{}", listener.local_addr().unwrap());
 
     // The ring's first key signs from an hour ago, so tokens minted "in the past" verify.
@@ -85,7 +49,22 @@ fn pyjwt_verifies_airlock_tokens_and_refuses_forgeries() {
     let past = clock_at(now - Duration::from_secs(3600));
     let issuer = Issuer::new(&issuer_url, past.clone());
     let system: Arc<dyn Clock> = Arc::new(SystemClock);
-    serve(listener, OidcHttp::new(&issuer_url, issuer.ring.clone(), system.clone()));
+    let state = tempfile::tempdir().unwrap();
+    let (provenance_key, _) = airlock_attest::write_keypair(state.path(), "provenance").unwrap();
+    let config =
+        ControllerConfig::local(state.path().join("state"), provenance_key, "api", "runner");
+    let controller = Controller::open(&config)
+        .await
+        .unwrap()
+        .with_oidc(OidcHttp::new(
+            &issuer_url,
+            issuer.ring.clone(),
+            system.clone(),
+        ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(controller.serve(listener, async {
+        let _ = stopped.await;
+    }));
 
     let mint_at = |t: SystemTime, aud: &str| {
         let clock = clock_at(t);
@@ -94,7 +73,11 @@ fn pyjwt_verifies_airlock_tokens_and_refuses_forgeries() {
             audience: aud.to_owned(),
             lifetime: None,
         };
-        minter.mint(&job(far(clock.now())), &request).unwrap().value().to_owned()
+        minter
+            .mint(&job(far(clock.now())), &request)
+            .unwrap()
+            .value()
+            .to_owned()
     };
     let good = mint_at(now, AUDIENCES[0]);
     let kid = issuer.kid(now);
@@ -113,7 +96,12 @@ fn pyjwt_verifies_airlock_tokens_and_refuses_forgeries() {
         .to_owned();
 
     let cases = vec![
-        Case { name: "valid", token: good.clone(), audience: AUDIENCES[0], refused_as: None },
+        Case {
+            name: "valid",
+            token: good.clone(),
+            audience: AUDIENCES[0],
+            refused_as: None,
+        },
         Case {
             name: "valid_second_audience",
             token: mint_at(now, AUDIENCES[1]),
@@ -193,12 +181,13 @@ fn pyjwt_verifies_airlock_tokens_and_refuses_forgeries() {
         .collect();
     std::fs::write(&cases_file, serde_json::to_vec(&json).unwrap()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/verify_jwt.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(&issuer_url)
-        .arg(&cases_file)
-        .output()
+    let mut command = Command::new(&python);
+    command.arg(&script).arg(&issuer_url).arg(&cases_file);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
         .unwrap();
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "verify_jwt.py failed:\n{stderr}");
     let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -206,7 +195,12 @@ fn pyjwt_verifies_airlock_tokens_and_refuses_forgeries() {
     for case in &cases {
         let r = &results[case.name];
         let ok = r["ok"].as_bool().unwrap();
-        assert_eq!(ok, case.refused_as.is_none(), "{}: PyJWT said {r}", case.name);
+        assert_eq!(
+            ok,
+            case.refused_as.is_none(),
+            "{}: PyJWT said {r}",
+            case.name
+        );
     }
     let claims = &results["valid"]["claims"];
     assert_eq!(claims["iss"], issuer_url.as_str());
@@ -214,7 +208,10 @@ fn pyjwt_verifies_airlock_tokens_and_refuses_forgeries() {
     assert_eq!(claims["sub"], format!("repo:{REPO}:ref:refs/heads/main"));
     assert_eq!(claims["sha"], SHA);
     assert_eq!(claims["ref"], "refs/heads/main");
-    let (iat, exp) = (claims["iat"].as_u64().unwrap(), claims["exp"].as_u64().unwrap());
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
     assert_eq!(exp - iat, 300);
     // The reasons PyJWT gives match the case.
     for (name, needle) in [
@@ -225,7 +222,10 @@ fn pyjwt_verifies_airlock_tokens_and_refuses_forgeries() {
         ("not_yet_valid", "ImmatureSignatureError"),
         ("wrong_audience", "InvalidAudienceError"),
         ("wrong_issuer", "InvalidIssuerError"),
-        ("stranger_signature_with_published_kid", "InvalidSignatureError"),
+        (
+            "stranger_signature_with_published_kid",
+            "InvalidSignatureError",
+        ),
     ] {
         let error = results[name]["error"].as_str().unwrap_or_default();
         assert!(
@@ -233,4 +233,89 @@ fn pyjwt_verifies_airlock_tokens_and_refuses_forgeries() {
             "{name}: {error}"
         );
     }
+}
+
+/// `GET path` over plain HTTP/1.1; returns (status line, headers+body text).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (status, rest) = response.split_once("\r\n").unwrap();
+    (status.to_owned(), rest.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_serves_discovery_and_the_published_keys() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let issuer_url = format!("http://{addr}");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let issuer = Issuer::new(&issuer_url, clock.clone());
+    let kid = issuer.kid(clock.now());
+    let state = tempfile::tempdir().unwrap();
+    let (provenance_key, _) = airlock_attest::write_keypair(state.path(), "provenance").unwrap();
+    let provenance_keyid = airlock_attest::load_signing_key(&provenance_key)
+        .unwrap()
+        .keyid()
+        .to_owned();
+    issuer
+        .ring
+        .read()
+        .unwrap()
+        .ensure_distinct_from(&provenance_keyid)
+        .unwrap();
+    let config =
+        ControllerConfig::local(state.path().join("state"), provenance_key, "api", "runner");
+    let controller = Controller::open(&config)
+        .await
+        .unwrap()
+        .with_oidc(OidcHttp::new(&issuer_url, issuer.ring.clone(), clock));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(controller.serve(listener, async {
+        let _ = stopped.await;
+    }));
+
+    let (status, text) = http_get(addr, "/.well-known/openid-configuration").await;
+    assert!(status.ends_with("200 OK"), "{status}");
+    assert!(
+        text.to_lowercase()
+            .contains("content-type: application/json"),
+        "{text}"
+    );
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(doc["issuer"], issuer_url.as_str());
+    assert_eq!(
+        doc["jwks_uri"],
+        format!("{issuer_url}/.well-known/jwks.json")
+    );
+
+    let (status, text) = http_get(addr, "/.well-known/jwks.json").await;
+    assert!(status.ends_with("200 OK"), "{status}");
+    assert!(
+        text.to_lowercase()
+            .contains("cache-control: public, max-age=300"),
+        "{text}"
+    );
+    let jwks: serde_json::Value =
+        serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["kid"], kid.as_str());
+    assert_ne!(
+        keys[0]["kid"],
+        provenance_keyid.as_str(),
+        "token and provenance keys differ"
+    );
+    assert!(keys[0].get("d").is_none());
+
+    // The issue-5 routes are still there.
+    let (status, _) = http_get(addr, "/healthz").await;
+    assert!(status.ends_with("200 OK"), "{status}");
+
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
 }

@@ -1,6 +1,8 @@
 //! Build tokens minted and verified with a fixed clock: the claims, the lifetime rules, the
 //! refusals (profile, audience, ended job, lifetime), and the verifier refusing each forgery.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns
+
 mod oidc_support;
 
 use std::sync::Arc;
@@ -30,13 +32,23 @@ fn request(aud: &str, secs: Option<u64>) -> MintRequest {
 fn minted_token_carries_every_claim_and_verifies() {
     let (clock, issuer) = setup();
     let job = job(far(clock.now()));
-    let token = issuer.minter.mint(&job, &request(AUDIENCES[0], None)).unwrap();
+    let token = issuer
+        .minter
+        .mint(&job, &request(AUDIENCES[0], None))
+        .unwrap();
     let t0 = T0_MS / 1000;
-    assert_eq!(token.expires_at(), t0 + 300, "default lifetime is 5 minutes");
+    assert_eq!(
+        token.expires_at(),
+        t0 + 300,
+        "default lifetime is 5 minutes"
+    );
 
     let header = jsonwebtoken::decode_header(token.value()).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
-    assert_eq!(header.kid.as_deref(), Some(issuer.kid(clock.now()).as_str()));
+    assert_eq!(
+        header.kid.as_deref(),
+        Some(issuer.kid(clock.now()).as_str())
+    );
 
     let claims = issuer.verifier.verify(token.value(), AUDIENCES[0]).unwrap();
     assert_eq!(claims.iss, ISSUER);
@@ -52,16 +64,25 @@ fn minted_token_carries_every_claim_and_verifies() {
     assert_eq!(claims.profile, "trusted");
     assert_eq!(claims.builder_id, "https://ci.example/builders/trusted");
     assert_eq!(claims.runner_id, "runner-1");
-    assert_eq!(claims.job_definition_sha256, job.job_definition_sha256.hex());
+    assert_eq!(
+        claims.job_definition_sha256,
+        job.job_definition_sha256.hex()
+    );
 }
 
 #[test]
 fn lifetime_is_chosen_per_request_within_the_maximum() {
     let (clock, issuer) = setup();
     let job = job(far(clock.now()));
-    let short = issuer.minter.mint(&job, &request(AUDIENCES[1], Some(60))).unwrap();
+    let short = issuer
+        .minter
+        .mint(&job, &request(AUDIENCES[1], Some(60)))
+        .unwrap();
     assert_eq!(short.expires_at(), T0_MS / 1000 + 60);
-    let max = issuer.minter.mint(&job, &request(AUDIENCES[1], Some(300))).unwrap();
+    let max = issuer
+        .minter
+        .mint(&job, &request(AUDIENCES[1], Some(300)))
+        .unwrap();
     assert_eq!(max.expires_at(), T0_MS / 1000 + 300);
     for bad in [0, 301, 86_400] {
         assert_eq!(
@@ -76,11 +97,20 @@ fn lifetime_is_chosen_per_request_within_the_maximum() {
 fn re_minting_during_the_job_works_and_each_token_has_its_own_jti() {
     let (clock, issuer) = setup();
     let job = job(far(clock.now()));
-    let a = issuer.minter.mint(&job, &request(AUDIENCES[0], None)).unwrap();
+    let a = issuer
+        .minter
+        .mint(&job, &request(AUDIENCES[0], None))
+        .unwrap();
     clock.advance(Duration::from_secs(600));
-    let b = issuer.minter.mint(&job, &request(AUDIENCES[0], None)).unwrap();
+    let b = issuer
+        .minter
+        .mint(&job, &request(AUDIENCES[0], None))
+        .unwrap();
     assert_ne!(a.jti(), b.jti());
-    assert_eq!(issuer.verifier.verify(a.value(), AUDIENCES[0]), Err(VerifyError::Expired));
+    assert_eq!(
+        issuer.verifier.verify(a.value(), AUDIENCES[0]),
+        Err(VerifyError::Expired)
+    );
     assert!(issuer.verifier.verify(b.value(), AUDIENCES[0]).is_ok());
 }
 
@@ -108,7 +138,12 @@ fn untrusted_pr_never_gets_a_token_even_if_its_profile_file_says_so() {
 fn an_undeclared_audience_is_refused() {
     let (clock, issuer) = setup();
     let mut job = job(far(clock.now()));
-    for aud in ["sts.amazonaws.co", "STS.AMAZONAWS.COM", "", "sts.amazonaws.com "] {
+    for aud in [
+        "sts.amazonaws.co",
+        "STS.AMAZONAWS.COM",
+        "",
+        "sts.amazonaws.com ",
+    ] {
         assert_eq!(
             issuer.minter.mint(&job, &request(aud, None)),
             Err(MintError::UndeclaredAudience),
@@ -126,7 +161,12 @@ fn an_undeclared_audience_is_refused() {
 fn minting_after_the_job_ended_or_its_deadline_is_refused() {
     let (clock, issuer) = setup();
     let mut job = job(clock.now() + Duration::from_secs(100));
-    assert!(issuer.minter.mint(&job, &request(AUDIENCES[0], None)).is_ok());
+    assert!(
+        issuer
+            .minter
+            .mint(&job, &request(AUDIENCES[0], None))
+            .is_ok()
+    );
     job.ended = true;
     assert_eq!(
         issuer.minter.mint(&job, &request(AUDIENCES[0], None)),
@@ -156,12 +196,15 @@ fn minting_without_a_key_that_may_sign_fails_closed() {
         Err(MintError::NoSigningKey)
     );
     clock.advance(Duration::from_secs(3600));
-    assert!(issuer.minter.mint(&job, &request(AUDIENCES[0], None)).is_ok());
-
-    *issuer.ring.write().unwrap() = airlock_controller::oidc::KeyRing::new(
-        Duration::from_secs(3600),
-        Duration::from_secs(300),
+    assert!(
+        issuer
+            .minter
+            .mint(&job, &request(AUDIENCES[0], None))
+            .is_ok()
     );
+
+    *issuer.ring.write().unwrap() =
+        airlock_controller::oidc::KeyRing::new(Duration::from_secs(3600), Duration::from_secs(300));
     assert_eq!(
         issuer.minter.mint(&job, &request(AUDIENCES[0], None)),
         Err(MintError::NoSigningKey),
@@ -173,25 +216,37 @@ fn minting_without_a_key_that_may_sign_fails_closed() {
 fn verifier_refuses_each_forgery_and_each_bad_claim() {
     let (clock, issuer) = setup();
     let job = job(far(clock.now()));
-    let good = issuer.minter.mint(&job, &request(AUDIENCES[0], None)).unwrap();
+    let good = issuer
+        .minter
+        .mint(&job, &request(AUDIENCES[0], None))
+        .unwrap();
     let token = good.value();
     let kid = issuer.kid(clock.now());
     let v = &issuer.verifier;
 
-    assert_eq!(v.verify(&unknown_key(token, None), AUDIENCES[0]), Err(VerifyError::UnknownKey));
+    assert_eq!(
+        v.verify(&unknown_key(token, None), AUDIENCES[0]),
+        Err(VerifyError::UnknownKey)
+    );
     assert_eq!(
         v.verify(&unknown_key(token, Some(&kid)), AUDIENCES[0]),
         Err(VerifyError::Signature),
         "a published kid on a stranger's signature"
     );
-    assert_eq!(v.verify(&alg_none(token, &kid), AUDIENCES[0]), Err(VerifyError::Algorithm));
+    assert_eq!(
+        v.verify(&alg_none(token, &kid), AUDIENCES[0]),
+        Err(VerifyError::Algorithm)
+    );
     let hs = hs256_with_public_key(token, &kid, &issuer.public_pem(clock.now()));
     assert_eq!(v.verify(&hs, AUDIENCES[0]), Err(VerifyError::Algorithm));
     assert_eq!(v.verify(token, AUDIENCES[1]), Err(VerifyError::Audience));
 
     let evil = issuer.minter_with_issuer("https://evil.example", clock.clone());
     let wrong_iss = evil.mint(&job, &request(AUDIENCES[0], None)).unwrap();
-    assert_eq!(v.verify(wrong_iss.value(), AUDIENCES[0]), Err(VerifyError::Issuer));
+    assert_eq!(
+        v.verify(wrong_iss.value(), AUDIENCES[0]),
+        Err(VerifyError::Issuer)
+    );
 
     // A tampered payload breaks the signature.
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
@@ -201,10 +256,17 @@ fn verifier_refuses_each_forgery_and_each_bad_claim() {
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         serde_json::to_vec(&claims).unwrap(),
     );
-    assert_eq!(v.verify(&parts.join("."), AUDIENCES[0]), Err(VerifyError::Signature));
+    assert_eq!(
+        v.verify(&parts.join("."), AUDIENCES[0]),
+        Err(VerifyError::Signature)
+    );
 
     for junk in ["", "a.b.c", "not a token", &"x".repeat(10_000)] {
-        assert_eq!(v.verify(junk, AUDIENCES[0]), Err(VerifyError::Malformed), "{junk:.10}");
+        assert_eq!(
+            v.verify(junk, AUDIENCES[0]),
+            Err(VerifyError::Malformed),
+            "{junk:.10}"
+        );
     }
 }
 
@@ -212,7 +274,10 @@ fn verifier_refuses_each_forgery_and_each_bad_claim() {
 fn verifier_refuses_expired_and_not_yet_valid_tokens_on_the_injected_clock() {
     let (clock, issuer) = setup();
     let job = job(far(clock.now()));
-    let token = issuer.minter.mint(&job, &request(AUDIENCES[0], Some(60))).unwrap();
+    let token = issuer
+        .minter
+        .mint(&job, &request(AUDIENCES[0], Some(60)))
+        .unwrap();
 
     clock.advance(Duration::from_secs(59));
     assert!(issuer.verifier.verify(token.value(), AUDIENCES[0]).is_ok());
@@ -227,7 +292,10 @@ fn verifier_refuses_expired_and_not_yet_valid_tokens_on_the_injected_clock() {
     let ahead = Arc::new(ManualClock::at_unix_ms(T0_MS + 3_600_000));
     let future_minter = issuer.minter_with_issuer(ISSUER, ahead.clone());
     let early = future_minter
-        .mint(&oidc_support::job(far(ahead.now())), &request(AUDIENCES[0], None))
+        .mint(
+            &oidc_support::job(far(ahead.now())),
+            &request(AUDIENCES[0], None),
+        )
         .unwrap();
     let verifier_now = airlock_controller::oidc::Verifier::new(
         issuer.settings.clone(),
@@ -244,7 +312,10 @@ fn verifier_refuses_expired_and_not_yet_valid_tokens_on_the_injected_clock() {
 fn a_withdrawn_key_verifies_nothing() {
     let (clock, issuer) = setup();
     let job = job(far(clock.now()));
-    let token = issuer.minter.mint(&job, &request(AUDIENCES[0], None)).unwrap();
+    let token = issuer
+        .minter
+        .mint(&job, &request(AUDIENCES[0], None))
+        .unwrap();
     let old_kid = issuer.kid(clock.now());
     issuer
         .ring
@@ -255,8 +326,14 @@ fn a_withdrawn_key_verifies_nothing() {
     // After the lead time and one maximum lifetime the old key is withdrawn.
     clock.advance(Duration::from_secs(3600 + 300));
     assert_ne!(issuer.kid(clock.now()), old_kid);
-    let verifier = issuer.verifier.clone().with_leeway(Duration::from_secs(100_000));
-    assert_eq!(verifier.verify(token.value(), AUDIENCES[0]), Err(VerifyError::UnknownKey));
+    let verifier = issuer
+        .verifier
+        .clone()
+        .with_leeway(Duration::from_secs(100_000));
+    assert_eq!(
+        verifier.verify(token.value(), AUDIENCES[0]),
+        Err(VerifyError::UnknownKey)
+    );
 }
 
 #[test]

@@ -26,6 +26,7 @@ use crate::config::RunnerConfig;
 use crate::events::{EventReporter, EventSink};
 use crate::identity::{IdAllocator, allocator_for};
 use crate::image::{ImageCache, ImageProgress};
+use crate::prepare::{Fetchers, PrepareFailure};
 use crate::outputs::{CollectedOutput, OutputLimits, collect_outputs};
 use crate::profile::{Profile, Profiles};
 use crate::sandbox::{FailureKind, Launcher, SandboxError, SandboxPlan, StepOutcome, Stream};
@@ -84,6 +85,7 @@ pub struct Runner {
     client: RunnerServiceClient<AuthedChannel>,
     runner_id: String,
     images: ImageCache,
+    fetchers: Fetchers,
     launcher: Launcher,
     profiles: Profiles,
     ids: IdAllocator,
@@ -132,6 +134,7 @@ impl Runner {
             .into_inner()
             .runner_id;
         let images = ImageCache::new(cfg.state_dir.join("images"));
+        let fetchers = Fetchers::from_config(&cfg).map_err(|e| RunnerError::Setup(e.to_string()))?;
         let launcher = Launcher::new(&cfg.launcher_exe, cfg.state_dir.join("sandbox"))?;
         if let Err(e) = launcher.cleanup_stale() {
             warn!(error = %e, "could not clean stale sandbox state");
@@ -148,6 +151,7 @@ impl Runner {
             client,
             runner_id,
             images,
+            fetchers,
             launcher,
             profiles,
             ids,
@@ -502,15 +506,42 @@ impl Runner {
                 }
                 PATH_SOURCE_DATE_EPOCH
             }
-            other => {
-                return JobEnd::Failed {
-                    message: format!(
-                        "source `{}` is not supported by this runner yet; use `[source] path = ...`",
-                        other.uri()
-                    ),
-                    exit_code: 0,
-                };
+            SourceSpec::Git { url, commit, .. } => {
+                match crate::prepare::git_source(&self.fetchers, url, commit, &work, events).await
+                {
+                    Ok(epoch) => epoch,
+                    Err(f) => return prepare_failed(f),
+                }
             }
+            SourceSpec::Archive { url, sha256 } => {
+                if let Err(f) = crate::prepare::archive_source(
+                    &self.fetchers,
+                    url,
+                    sha256,
+                    &work,
+                    job_dir,
+                    events,
+                )
+                .await
+                {
+                    return prepare_failed(f);
+                }
+                PATH_SOURCE_DATE_EPOCH
+            }
+            SourceSpec::Path { sha256: None, .. } => {
+                return JobEnd::Infra("the controller sent a path source without a digest".into());
+            }
+        };
+        // Declared inputs: verified into the cache, linked read-only under the job.
+        let inputs_dir = if spec.inputs.is_empty() {
+            None
+        } else {
+            let dir = job_dir.join("inputs");
+            if let Err(f) = crate::prepare::inputs(&self.fetchers, &spec.inputs, &dir, events).await
+            {
+                return prepare_failed(f);
+            }
+            Some(dir)
         };
         if let Err(m) = chown_tree(&work, host_uid, host_gid)
             .and_then(|()| chown_tree(&out, host_uid, host_gid))
@@ -546,6 +577,7 @@ impl Runner {
             env.push(("SOURCE_DATE_EPOCH".into(), source_epoch.to_string()));
             env.extend(step.env.iter().map(|(k, v)| (k.clone(), v.clone())));
             plan.env = env;
+            plan.inputs_dir = inputs_dir.clone();
             plan.tmp_size_bytes = spec.resources.tmp.0;
             plan.memory_bytes = Some(spec.resources.memory.0);
             plan.pids = Some(spec.resources.pids);
@@ -689,13 +721,16 @@ impl Runner {
     ) -> Result<crate::image::PreparedImage, JobEnd> {
         let (dir, digest) = match &spec.image.reference {
             ImageRef::OciLayout { dir, digest } => (PathBuf::from(dir), *digest),
-            ImageRef::Registry { repository, .. } => {
-                return Err(JobEnd::Failed {
-                    message: format!(
-                        "image `{repository}`: registry pulls are not supported by this runner yet; use an `oci-layout:` image"
-                    ),
-                    exit_code: 0,
-                });
+            ImageRef::Registry { repository, digest } => {
+                return crate::prepare::registry_image(
+                    &self.fetchers,
+                    &self.images,
+                    repository,
+                    digest,
+                    events,
+                )
+                .await
+                .map_err(prepare_failed);
             }
         };
         let canonical = std::fs::canonicalize(&dir).map_err(|e| JobEnd::Failed {
@@ -856,6 +891,18 @@ fn open_files_limit(wanted: u64) -> u64 {
     nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map(|(_, hard)| wanted.min(hard))
         .unwrap_or(wanted)
+}
+
+/// A failed preparation: the job's fault fails it, the runner's is an infrastructure failure.
+fn prepare_failed(f: PrepareFailure) -> JobEnd {
+    if f.job_fault {
+        JobEnd::Failed {
+            message: f.message,
+            exit_code: 0,
+        }
+    } else {
+        JobEnd::Infra(f.message)
+    }
 }
 
 /// The step's exit code as a shell would show it (128+N for signal N).

@@ -56,6 +56,15 @@ pub struct RunnerConfig {
     /// Read sandbox profiles (`*.toml` and their seccomp JSON) from this folder instead of
     /// the copies built into the binary.
     pub profiles_dir: Option<PathBuf>,
+    /// Size cap of the content-addressed blob cache (registry blobs, inputs, source
+    /// archives) under `<state_dir>/cache`; least recently used blobs go first.
+    pub cache_max_bytes: u64,
+    /// Docker-style `config.json` with registry logins; default `$DOCKER_CONFIG/config.json`
+    /// or `~/.docker/config.json` if present.
+    pub registry_auth_file: Option<PathBuf>,
+    /// Allow `file://` git sources (local repositories on this machine): for `airlock run`,
+    /// whose user names their own repositories.
+    pub allow_file_git: bool,
     /// Take one job, then exit.
     pub ephemeral: bool,
     /// How many jobs run at once (each in its own id range; at most `id_slots`).
@@ -84,6 +93,9 @@ impl RunnerConfig {
             id_slots: 16,
             id_lock_dir: None,
             profiles_dir: None,
+            cache_max_bytes: 20 << 30,
+            registry_auth_file: None,
+            allow_file_git: false,
             ephemeral: false,
             max_jobs: 1,
             poll_wait: Duration::from_secs(20),

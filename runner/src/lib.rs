@@ -17,6 +17,7 @@ pub mod identity;
 pub mod image;
 pub mod inputs;
 pub mod outputs;
+pub mod prepare;
 pub mod profile;
 pub mod sandbox;
 pub mod source_archive;

@@ -138,6 +138,15 @@ pub trait TokenSource: Send + Sync + 'static {
     ) -> impl Future<Output = Result<BrokeredToken, TokenRefusal>> + Send;
 }
 
+impl<T: TokenSource> TokenSource for Arc<T> {
+    fn token(
+        &self,
+        request: &TokenRequest,
+    ) -> impl Future<Output = Result<BrokeredToken, TokenRefusal>> + Send {
+        T::token(self, request)
+    }
+}
+
 /// What the broker checks locally before asking the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerPolicy {
@@ -367,7 +376,10 @@ impl<S: TokenSource> Handler<S> {
     async fn decide(&self, req: &Request<Incoming>) -> (StatusCode, Vec<u8>) {
         let job_id = &self.policy.job_id;
         if req.uri().path() != "/token" {
-            return error(StatusCode::NOT_FOUND, "not found; use GET /token?audience=AUD");
+            return error(
+                StatusCode::NOT_FOUND,
+                "not found; use GET /token?audience=AUD",
+            );
         }
         if req.method() != Method::GET {
             return error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
@@ -381,11 +393,17 @@ impl<S: TokenSource> Handler<S> {
         };
         if !self.policy.tokens_allowed {
             tracing::info!(%job_id, status = 403, "build token refused: profile without tokens");
-            return error(StatusCode::FORBIDDEN, &TokenRefusal::ProfileWithoutTokens.to_string());
+            return error(
+                StatusCode::FORBIDDEN,
+                &TokenRefusal::ProfileWithoutTokens.to_string(),
+            );
         }
-        if !self.policy.audiences.iter().any(|a| *a == request.audience) {
+        if !self.policy.audiences.contains(&request.audience) {
             tracing::info!(%job_id, status = 403, "build token refused: undeclared audience");
-            return error(StatusCode::FORBIDDEN, &TokenRefusal::UndeclaredAudience.to_string());
+            return error(
+                StatusCode::FORBIDDEN,
+                &TokenRefusal::UndeclaredAudience.to_string(),
+            );
         }
         let max = self.policy.max_lifetime;
         if request.lifetime.is_some_and(|l| l > max) {
@@ -407,7 +425,10 @@ impl<S: TokenSource> Handler<S> {
                     "value": token.value(),
                     "expires_at": token.expires_at(),
                 });
-                (StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default())
+                (
+                    StatusCode::OK,
+                    serde_json::to_vec(&body).unwrap_or_default(),
+                )
             }
             Err(refusal) => {
                 let status = match refusal {
@@ -460,7 +481,9 @@ fn parse_query(query: &str) -> Result<TokenRequest, &'static str> {
     let audience = audience.ok_or("audience is required: GET /token?audience=AUD")?;
     if audience.is_empty()
         || audience.len() > MAX_AUDIENCE_LEN
-        || audience.chars().any(|c| c.is_control() || c.is_whitespace())
+        || audience
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
     {
         return Err("audience must be 1-256 characters without whitespace or control characters");
     }

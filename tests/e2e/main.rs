@@ -9,9 +9,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 mod bad_job_files;
+mod build_token_sandbox;
 mod common;
+mod fleet_processes;
 mod local_run;
 mod provenance_fixtures;
 mod provenance_interop;
+mod provenance_key_isolation;
+mod provenance_reproducible;
 mod sandbox_escape;
 mod three_processes;

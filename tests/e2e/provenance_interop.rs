@@ -130,20 +130,24 @@ fn check_build(algorithm: &str) {
         Some(1)
     );
     let mut statement = statement_json(&envelope);
-    statement["subject"][0]["digest"]["sha256"] = "not-hex".into();
-    let (jsonl, _) = write_both(dir, "bad-digest", &resign(&statement, &key));
+    statement["_type"] = "https://in-toto.io/Statement/v0.1".into();
+    let (jsonl, _) = write_both(dir, "old-type", &resign(&statement, &key));
+    let o = third_party_verify(&jsonl, &b.public_key, &b.artifact);
+    assert_eq!(o.status.code(), Some(1), "a v0.1 statement was accepted");
+    assert!(text(&o).contains("in-toto-attestation rejects"), "{}", text(&o));
     assert_eq!(
-        third_party_verify(&jsonl, &b.public_key, &b.artifact).status.code(),
-        Some(1),
-        "a non-hex subject digest was accepted"
+        airlock_verify(&b.artifact, &jsonl, &[&b.public_key], &[]).status.code(),
+        Some(1)
     );
     let mut statement = statement_json(&envelope);
     statement["predicate"]["buildDefinition"]["surprise"] = 1.into();
     let (jsonl, _) = write_both(dir, "unknown-field", &resign(&statement, &key));
+    let o = third_party_verify(&jsonl, &b.public_key, &b.artifact);
+    assert_eq!(o.status.code(), Some(1), "an unknown predicate field was accepted");
+    assert!(text(&o).contains("no field named \"surprise\""), "{}", text(&o));
     assert_eq!(
-        third_party_verify(&jsonl, &b.public_key, &b.artifact).status.code(),
-        Some(1),
-        "an unknown predicate field was accepted"
+        airlock_verify(&b.artifact, &jsonl, &[&b.public_key], &[]).status.code(),
+        Some(1)
     );
 }
 

@@ -1,7 +1,7 @@
-//! The issuer's two HTTP routes, free of any HTTP framework: the controller's HTTP server
-//! (which serves `/metrics` and `/healthz` on the gRPC listen address) hands `GET` requests for
-//! [`DISCOVERY_PATH`] and [`JWKS_PATH`] to [`OidcHttp::handle`] and writes back the
-//! [`OidcResponse`].
+//! The issuer's two HTTP routes: [`OidcHttp::handle`] answers `GET` requests for
+//! [`DISCOVERY_PATH`] and [`JWKS_PATH`] free of any HTTP framework, and [`OidcHttp::router`]
+//! wraps it as the axum router the controller merges next to `/metrics` and `/healthz` on its
+//! gRPC listen address ([`crate::Controller::with_oidc`]).
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -63,6 +63,44 @@ impl OidcHttp {
             cache_control: format!("public, max-age={}", JWKS_MAX_AGE.as_secs()),
             body,
         })
+    }
+}
+
+impl OidcHttp {
+    /// The two routes as an axum router, to merge into the controller's HTTP routes.
+    pub fn router(self) -> axum::Router {
+        let jwks = self.clone();
+        axum::Router::new()
+            .route(
+                DISCOVERY_PATH,
+                axum::routing::get(move || {
+                    let http = self.clone();
+                    async move { into_axum(http.handle(DISCOVERY_PATH)) }
+                }),
+            )
+            .route(
+                JWKS_PATH,
+                axum::routing::get(move || {
+                    let http = jwks.clone();
+                    async move { into_axum(http.handle(JWKS_PATH)) }
+                }),
+            )
+    }
+}
+
+fn into_axum(response: Option<OidcResponse>) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    match response {
+        Some(r) => (
+            [
+                (header::CONTENT_TYPE, r.content_type.to_owned()),
+                (header::CACHE_CONTROL, r.cache_control),
+            ],
+            r.body,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

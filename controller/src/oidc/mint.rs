@@ -168,7 +168,7 @@ impl Minter {
         if job.ended || now >= job.deadline {
             return Err(MintError::JobEnded);
         }
-        if !job.audiences.iter().any(|a| *a == request.audience) {
+        if !job.audiences.contains(&request.audience) {
             return Err(MintError::UndeclaredAudience);
         }
         let max = self.settings.max_token_lifetime();

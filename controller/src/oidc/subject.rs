@@ -270,6 +270,59 @@ mod tests {
     }
 
     #[test]
+    fn distinct_identities_never_share_a_subject() {
+        // Repositories and refs chosen to look like each other's suffixes.
+        let repos = [
+            URL,
+            "https://git.example.com/org/app.git:ref:refs/heads/main",
+            "https://git.example.com/org/app.git:pull_request",
+            "https://git.example.com/org/app.git:commit",
+            "file:///src/app",
+            "file:///src/app:ref:local",
+        ];
+        let refs = || {
+            vec![
+                SourceRef::Commit,
+                SourceRef::Branch("main".into()),
+                SourceRef::Branch("pull_request".into()),
+                SourceRef::Branch("local".into()),
+                SourceRef::Tag("main".into()),
+                SourceRef::Tag("v1".into()),
+                SourceRef::PullRequest { number: 1 },
+                SourceRef::PullRequest { number: 2 },
+            ]
+        };
+        let mut seen = std::collections::HashMap::new();
+        for repo in repos {
+            let base = SourceIdentity::from_source(&SourceSpec::Git {
+                url: repo.to_owned(),
+                commit: GitCommit::from_hex(SHA).unwrap(),
+                git_ref: None,
+            })
+            .unwrap();
+            for r in refs() {
+                let id = base
+                    .clone()
+                    .with_verified_ref(r.clone())
+                    .unwrap_or(base.clone());
+                let key = (id.repository().to_owned(), id.ref_claim(), id.ref_type());
+                if let Some(other) = seen.insert(id.subject(), key.clone()) {
+                    // The same subject is fine only for the same identity, or for two pull
+                    // requests of one repository (the PR form deliberately omits the number).
+                    assert!(
+                        other == key
+                            || (other.2 == "pull_request"
+                                && key.2 == "pull_request"
+                                && other.0 == key.0),
+                        "{} is shared by {other:?} and {key:?}",
+                        id.subject()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn bad_ref_names_are_refused() {
         for bad in [
             "", "a:b", "a..b", "-x", "a b", "a\nb", "a.lock", "/a", "a/", "a@{1}",
@@ -287,7 +340,7 @@ mod tests {
         let digest = Sha256Digest::of(b"tree");
         let local = SourceIdentity::from_source(&SourceSpec::Path {
             path: "/src/app".into(),
-            sha256: Some(digest.clone()),
+            sha256: Some(digest),
         })
         .unwrap();
         assert_eq!(local.subject(), "repo:file:///src/app:ref:local");

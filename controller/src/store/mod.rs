@@ -1,30 +1,29 @@
-//! The controller's database: jobs, job events, outputs and runners.
+//! The controller's database: jobs, job events, attempts, outputs and runners.
 //!
-//! SQLite (one file, WAL) through sqlx today. Callers see only [`Store`] and the record types
-//! here, never SQL, so a PostgreSQL backend can come in behind the same methods. Every write
-//! that reads before it writes runs in a `BEGIN IMMEDIATE` transaction, so writers are
-//! serialized and a lease check and the change it guards are one atomic step.
+//! One interface, [`Store`], over two backends: SQLite ([`sqlite`], one file in WAL mode, the
+//! default) and PostgreSQL ([`postgres`], which several controller replicas may share). Callers
+//! see only [`Store`] and the [`records`] it takes and returns, never SQL. Both backends run
+//! the same test suite (`store/tests.rs`). Every change that checks a lease and the change it
+//! guards are one transaction: `BEGIN IMMEDIATE` on SQLite, row locks (`FOR UPDATE`, leasing
+//! with `FOR UPDATE SKIP LOCKED`) on PostgreSQL.
 
-mod events;
-mod jobs;
-mod leases;
-mod migrations;
-mod outputs;
-mod runners;
+pub(crate) mod codec;
+pub mod postgres;
+pub mod records;
+pub mod sqlite;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use airlock_attest::Sha256Digest;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Row};
+use airlock_proto::v1 as pb;
 
 use crate::ids::{JobId, LeaseToken, RunnerId};
 use crate::state::JobState;
 
-pub use events::EventKind;
-pub use jobs::Reported;
-pub use leases::{AttemptRecord, Expired, ExpiryCause, LeaseTerms, RetryPolicy};
+pub use codec::{EventKind, state_event};
+pub use postgres::PostgresStore;
+pub use records::*;
+pub use sqlite::SqliteStore;
 
 /// Why a database operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +33,16 @@ pub enum StoreError {
     Open {
         /// The database file.
         path: PathBuf,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// PostgreSQL could not be reached or refused the connection.
+    #[error(
+        "cannot connect to PostgreSQL (database_url in controller.toml; the password is not \
+         shown): {source}"
+    )]
+    Connect {
         /// The driver's error.
         #[source]
         source: sqlx::Error,
@@ -91,256 +100,203 @@ pub enum StoreError {
     },
 }
 
-/// A job as submitted, before it is stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewJob {
-    /// The new job's id.
-    pub id: JobId,
-    /// `job.name` of the spec.
-    pub name: String,
-    /// The spec bytes exactly as submitted.
-    pub spec_json: Vec<u8>,
-    /// `job.profile` of the spec.
-    pub profile: String,
-    /// `job.labels` of the spec.
-    pub labels: Vec<String>,
-    /// The uploaded source archive's digest.
-    pub source_sha256: Option<Sha256Digest>,
-    /// Submission time, ms since the Unix epoch.
-    pub created_ms: i64,
-    /// The client's idempotency key, if any.
-    pub idempotency_key: Option<String>,
-    /// Scheduling priority (higher first).
-    pub priority: i32,
-    /// Queue order (smallest first): `created_ms - priority * aging_ms`.
-    pub queue_key: i64,
-    /// Who shares a concurrency limit (repository, or job name for path sources).
-    pub tenant: String,
-    /// The job's own time limit (`job.timeout`), in ms.
-    pub timeout_ms: i64,
-    /// How many attempts infrastructure failures may use up (at least 1).
-    pub max_attempts: u32,
-}
-
-/// What [`Store::insert_job`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Submitted {
-    /// A new job was queued; its first event has this sequence number.
-    New(u64),
-    /// The idempotency key named this earlier job with the same spec; nothing was queued.
-    Existing(JobId),
-}
-
-/// The signed provenance of a succeeded job, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredProvenance {
-    /// The DSSE envelope as one JSON line (with its `\n`).
-    pub envelope_json: String,
-    /// The Sigstore bundle v0.3 JSON.
-    pub bundle_json: String,
-    /// Keyid of the signing key.
-    pub keyid: String,
-    /// SPKI PEM of the key that verifies the envelope.
-    pub public_key_pem: String,
-}
-
-/// A stored job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRecord {
-    /// Its id.
-    pub id: JobId,
-    /// `job.name`.
-    pub name: String,
-    /// The spec bytes exactly as submitted.
-    pub spec_json: Vec<u8>,
-    /// `job.profile`.
-    pub profile: String,
-    /// `job.labels`.
-    pub labels: Vec<String>,
-    /// The source archive's digest.
-    pub source_sha256: Option<Sha256Digest>,
-    /// Current state.
-    pub state: JobState,
-    /// Why the job is in its state (failing step, infrastructure error).
-    pub message: String,
-    /// The failing step's exit code.
-    pub exit_code: i32,
-    /// How many times the job was leased.
-    pub attempt: u32,
-    /// The runner of the current or last attempt.
-    pub runner_id: Option<RunnerId>,
-    /// The current lease.
-    pub lease_token: Option<LeaseToken>,
-    /// ms since the Unix epoch.
-    pub created_ms: i64,
-    /// When the current attempt was leased.
-    pub leased_ms: Option<i64>,
-    /// When the runner first reported progress.
-    pub started_ms: Option<i64>,
-    /// When the job reached a terminal state.
-    pub finished_ms: Option<i64>,
-    /// sha256 of the job's log bytes (set at completion).
-    pub log_sha256: Option<Sha256Digest>,
-    /// The builder id the provenance names.
-    pub builder_id: Option<String>,
-    /// Signed provenance (succeeded jobs only).
-    pub provenance: Option<StoredProvenance>,
-    /// Scheduling priority.
-    pub priority: i32,
-    /// Who shares a concurrency limit.
-    pub tenant: String,
-    /// The job's own time limit, in ms.
-    pub timeout_ms: i64,
-    /// Attempts allowed.
-    pub max_attempts: u32,
-    /// When the current lease lapses unless renewed.
-    pub lease_expires_ms: Option<i64>,
-    /// When the current attempt times out (controller-side deadline).
-    pub deadline_ms: Option<i64>,
-    /// A cancel was requested.
-    pub cancel_requested: bool,
-}
-
-/// One recorded output file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputRecord {
-    /// Path relative to `/out`.
-    pub path: String,
-    /// sha256 the controller computed.
-    pub sha256: Sha256Digest,
-    /// Size in bytes.
-    pub size: u64,
-    /// Whether the file had an execute bit in `/out`.
-    pub executable: bool,
-}
-
-/// A registered runner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunnerRecord {
-    /// Its id.
-    pub id: RunnerId,
-    /// Its human name.
-    pub name: String,
-    /// The labels it carries.
-    pub labels: Vec<String>,
-    /// Its airlock version.
-    pub version: String,
-    /// Registration time, ms since the Unix epoch.
-    pub registered_ms: i64,
-}
-
-/// How a leased job ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Completion {
-    /// The terminal state.
-    pub state: JobState,
-    /// Why.
-    pub message: String,
-    /// The failing step's exit code.
-    pub exit_code: i32,
-    /// Completion time, ms since the Unix epoch.
-    pub finished_ms: i64,
-    /// Digest of the job's log bytes.
-    pub log_sha256: Option<Sha256Digest>,
-    /// Builder id of the provenance.
-    pub builder_id: Option<String>,
-    /// Signed provenance (only with [`JobState::Succeeded`]).
-    pub provenance: Option<StoredProvenance>,
-    /// An [`JobState::InfraFailed`] completion the runner reported itself: the job is
-    /// re-queued while attempts are left. Failures the controller found (an output digest
-    /// mismatch, a signing error) are final: they are not retried blindly.
-    pub retryable: bool,
-}
-
-/// The database.
+/// The database: SQLite or PostgreSQL behind one set of methods.
 #[derive(Debug, Clone)]
-pub struct Store {
-    pool: SqlitePool,
+pub enum Store {
+    /// A SQLite file.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database (possibly shared by several controller replicas).
+    Postgres(PostgresStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+            Store::Postgres($s) => $e,
+        }
+    };
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database at `path` in WAL mode and brings its
-    /// schema up to date.
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
-                path: path.to_owned(),
-                source: sqlx::Error::Io(e),
-            })?;
+        Ok(Store::Sqlite(SqliteStore::open(path).await?))
+    }
+
+    /// Connects to PostgreSQL at `url` (`postgres://user@host:port/db`) and migrates the
+    /// schema (under an advisory lock, so replicas starting together migrate once).
+    pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Ok(Store::Postgres(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
+    }
+
+    /// Which backend this is: `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = sqlx::pool::PoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
-        let store = Self { pool };
-        store.migrate().await?;
-        Ok(store)
     }
 
     /// The schema version of the open database.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("PRAGMA user_version")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<i64, _>(0)?)
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query("PRAGMA user_version")
-            .fetch_one(&mut *tx)
-            .await?;
-        let version: i64 = row.try_get(0)?;
-        let known = migrations::MIGRATIONS.len();
-        let current = usize::try_from(version).unwrap_or(usize::MAX);
-        if current > known {
-            return Err(StoreError::SchemaTooNew {
-                found: version,
-                known,
-            });
-        }
-        for (i, sql) in migrations::MIGRATIONS.iter().enumerate().skip(current) {
-            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-            // PRAGMA takes no bind parameters; the value is a number from this loop.
-            let set = format!("PRAGMA user_version = {}", i + 1);
-            sqlx::query(AssertSqlSafe(set)).execute(&mut *tx).await?;
-            tracing::info!(version = i + 1, "applied database migration");
-        }
-        tx.commit().await?;
-        Ok(())
+        dispatch!(self, s => s.schema_version().await)
     }
 
     /// Closes the connection pool.
     pub async fn close(&self) {
-        self.pool.close().await;
+        dispatch!(self, s => s.close().await)
     }
-}
 
-fn labels_to_json(labels: &[String]) -> String {
-    serde_json::to_string(labels).unwrap_or_else(|_| "[]".to_owned())
-}
+    /// Stores a new job as QUEUED with its first event, unless its idempotency key names an
+    /// earlier job: then that job is returned when its spec is byte-identical, and
+    /// [`StoreError::IdempotencyConflict`] otherwise.
+    pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
+        dispatch!(self, s => s.insert_job(job).await)
+    }
 
-fn labels_from_json(text: &str) -> Result<Vec<String>, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("labels {text:?}: {e}")))
-}
+    /// The job with this id.
+    pub async fn job(&self, id: JobId) -> Result<JobRecord, StoreError> {
+        dispatch!(self, s => s.job(id).await)
+    }
 
-fn parse_digest(column: &str, hex: &str) -> Result<Sha256Digest, StoreError> {
-    Sha256Digest::from_hex(hex).map_err(|e| StoreError::Corrupt(format!("{column} {hex:?}: {e}")))
-}
+    /// The job, if `token` is its current lease.
+    pub async fn leased_job(&self, id: JobId, token: LeaseToken) -> Result<JobRecord, StoreError> {
+        dispatch!(self, s => s.leased_job(id, token).await)
+    }
 
-fn parse_uuid(column: &str, s: &str) -> Result<uuid::Uuid, StoreError> {
-    uuid::Uuid::try_parse(s).map_err(|e| StoreError::Corrupt(format!("{column} {s:?}: {e}")))
+    /// Leases the first QUEUED job (by queue key: priority with aging, then FIFO) whose labels
+    /// `runner` all carries, whose retry backoff has passed and whose tenant is under its
+    /// concurrency limit. Returns the job and its LEASED event's sequence number.
+    pub async fn lease_next(
+        &self,
+        runner: &RunnerRecord,
+        token: LeaseToken,
+        terms: &LeaseTerms,
+    ) -> Result<Option<(JobRecord, u64)>, StoreError> {
+        dispatch!(self, s => s.lease_next(runner, token, terms).await)
+    }
+
+    /// Records runner events under the lease `token`; the first report moves LEASED to
+    /// RUNNING.
+    pub async fn report(
+        &self,
+        job: JobId,
+        token: LeaseToken,
+        now_ms: i64,
+        kinds: Vec<EventKind>,
+    ) -> Result<Reported, StoreError> {
+        dispatch!(self, s => s.report(job, token, now_ms, kinds).await)
+    }
+
+    /// Ends the lease `token` with `completion` (a retryable infrastructure failure re-queues
+    /// the job while attempts are left). Returns the event's sequence number and the state.
+    pub async fn complete(
+        &self,
+        job: JobId,
+        token: LeaseToken,
+        completion: &Completion,
+        retry: &RetryPolicy,
+    ) -> Result<(u64, JobState), StoreError> {
+        dispatch!(self, s => s.complete(job, token, completion, retry).await)
+    }
+
+    /// Renews the lease `token` until `now_ms + ttl_ms`; returns whether a cancel was asked.
+    pub async fn renew_lease(
+        &self,
+        job: JobId,
+        token: LeaseToken,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.renew_lease(job, token, now_ms, ttl_ms).await)
+    }
+
+    /// Whether the lease `token` is current and a cancel was requested.
+    pub async fn cancel_requested(&self, job: JobId, token: LeaseToken) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.cancel_requested(job, token).await)
+    }
+
+    /// Asks for `job` to stop; returns its state afterwards and the event appended, if any.
+    pub async fn request_cancel(
+        &self,
+        job: JobId,
+        now_ms: i64,
+        reason: &str,
+    ) -> Result<(JobState, Option<u64>), StoreError> {
+        dispatch!(self, s => s.request_cancel(job, now_ms, reason).await)
+    }
+
+    /// Ends every lease that lapsed or passed its deadline by `now_ms`.
+    pub async fn expire_leases(
+        &self,
+        now_ms: i64,
+        retry: &RetryPolicy,
+    ) -> Result<Vec<Expired>, StoreError> {
+        dispatch!(self, s => s.expire_leases(now_ms, retry).await)
+    }
+
+    /// Every attempt of `job`, oldest first.
+    pub async fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {
+        dispatch!(self, s => s.attempts(job).await)
+    }
+
+    /// (queued, leased, running) job counts.
+    pub async fn queue_depth(&self) -> Result<(i64, i64, i64), StoreError> {
+        dispatch!(self, s => s.queue_depth().await)
+    }
+
+    /// Up to `limit` events of `job` with `seq > after_seq`, in order.
+    pub async fn events_after(
+        &self,
+        job: JobId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<pb::JobEvent>, StoreError> {
+        dispatch!(self, s => s.events_after(job, after_seq, limit).await)
+    }
+
+    /// sha256 of the concatenated log bytes of the job, in event order.
+    pub async fn log_digest(&self, job: JobId) -> Result<Sha256Digest, StoreError> {
+        dispatch!(self, s => s.log_digest(job).await)
+    }
+
+    /// True when `path` was already recorded for `attempt` of `job`.
+    pub async fn output_exists(
+        &self,
+        job: JobId,
+        attempt: u32,
+        path: &str,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.output_exists(job, attempt, path).await)
+    }
+
+    /// Records an output under the lease `token`.
+    pub async fn insert_output(
+        &self,
+        job: JobId,
+        token: LeaseToken,
+        output: &OutputRecord,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_output(job, token, output).await)
+    }
+
+    /// The outputs recorded for `attempt` of `job`, sorted by path.
+    pub async fn outputs(&self, job: JobId, attempt: u32) -> Result<Vec<OutputRecord>, StoreError> {
+        dispatch!(self, s => s.outputs(job, attempt).await)
+    }
+
+    /// Records a runner.
+    pub async fn insert_runner(&self, runner: &RunnerRecord) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_runner(runner).await)
+    }
+
+    /// The runner with this id.
+    pub async fn runner(&self, id: RunnerId) -> Result<RunnerRecord, StoreError> {
+        dispatch!(self, s => s.runner(id).await)
+    }
 }
 
 #[cfg(test)]

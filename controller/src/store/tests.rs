@@ -1,6 +1,65 @@
+//! The store's behaviour, run against both backends: every test below is an
+//! `async fn(Store)`, instantiated by `both_backends!` as `<name>::sqlite` (a temp file)
+//! and `<name>::postgres` (a fresh schema in the database `AIRLOCK_TEST_POSTGRES_URL`
+//! names; `scripts/postgres.sh` starts one; ignored unless asked for, as it needs a server).
+
 use super::*;
 use airlock_proto::v1 as pb;
+use sqlx::Row;
 use uuid::Uuid;
+
+fn sqlite_pool(store: &Store) -> sqlx::SqlitePool {
+    match store {
+        Store::Sqlite(s) => s.pool.clone(),
+        Store::Postgres(_) => panic!("not SQLite"),
+    }
+}
+
+/// A SQLite store in a temp dir (kept alive by the returned guard).
+async fn sqlite_store() -> (Option<tempfile::TempDir>, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).await.unwrap();
+    (Some(dir), store)
+}
+
+/// A PostgreSQL store in a fresh schema of the test database.
+pub(crate) async fn postgres_store() -> (Option<tempfile::TempDir>, Store) {
+    let url = std::env::var("AIRLOCK_TEST_POSTGRES_URL").expect(
+        "AIRLOCK_TEST_POSTGRES_URL is not set: run `eval \"$(scripts/postgres.sh)\"` first",
+    );
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let options = options.options([("search_path", schema.as_str())]);
+    let store = PostgresStore::connect_with(options, 8).await.unwrap();
+    (None, Store::Postgres(store))
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    let (_guard, store) = super::sqlite_store().await;
+                    super::$name(store).await;
+                }
+
+                #[tokio::test]
+                #[ignore = "needs PostgreSQL: AIRLOCK_TEST_POSTGRES_URL (scripts/postgres.sh)"]
+                async fn postgres() {
+                    let (_guard, store) = super::postgres_store().await;
+                    super::$name(store).await;
+                }
+            }
+        )*
+    };
+}
 
 fn id(n: u128) -> Uuid {
     Uuid::from_u128(0x4000_8000_0000_0000_0000 | n)
@@ -63,7 +122,7 @@ async fn migrations_are_idempotent_and_wal() {
     let store = Store::open(&path).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), 2);
     let row = sqlx::query("PRAGMA journal_mode")
-        .fetch_one(&store.pool)
+        .fetch_one(&sqlite_pool(&store))
         .await
         .unwrap();
     assert_eq!(row.try_get::<String, _>(0).unwrap(), "wal");
@@ -71,7 +130,7 @@ async fn migrations_are_idempotent_and_wal() {
     let again = Store::open(&path).await.unwrap();
     assert_eq!(again.schema_version().await.unwrap(), 2);
     sqlx::query("PRAGMA user_version = 99")
-        .execute(&again.pool)
+        .execute(&sqlite_pool(&again))
         .await
         .unwrap();
     again.close().await;
@@ -82,10 +141,7 @@ async fn migrations_are_idempotent_and_wal() {
     );
 }
 
-#[tokio::test]
-async fn lease_respects_labels_and_order_and_fences() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db")).await.unwrap();
+async fn lease_respects_labels_and_order_and_fences(store: Store) {
     store.insert_job(&new_job(1, &["gpu"], 10)).await.unwrap();
     store.insert_job(&new_job(2, &["linux"], 20)).await.unwrap();
     store.insert_job(&new_job(3, &[], 30)).await.unwrap();
@@ -183,13 +239,10 @@ fn runner_n(n: u128, labels: &[&str]) -> RunnerRecord {
     }
 }
 
-async fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db")).await.unwrap();
+async fn with_runners(store: &Store) {
     for n in [1, 2] {
         store.insert_runner(&runner_n(n, &[])).await.unwrap();
     }
-    (dir, store)
 }
 
 fn infra(now: i64) -> Completion {
@@ -205,9 +258,8 @@ fn infra(now: i64) -> Completion {
     }
 }
 
-#[tokio::test]
-async fn expired_lease_requeues_as_new_attempt_and_fences_the_old_runner() {
-    let (_dir, store) = open().await;
+async fn expired_lease_requeues_as_new_attempt_and_fences_the_old_runner(store: Store) {
+    with_runners(&store).await;
     store.insert_job(&new_job(1, &[], 0)).await.unwrap();
     let old = LeaseToken::new(id(300));
     let (job, _) = store
@@ -267,9 +319,8 @@ async fn expired_lease_requeues_as_new_attempt_and_fences_the_old_runner() {
     assert!(record.message.contains("no attempts left"), "{}", record.message);
 }
 
-#[tokio::test]
-async fn runner_infra_failure_is_retried_but_build_failure_is_not() {
-    let (_dir, store) = open().await;
+async fn runner_infra_failure_is_retried_but_build_failure_is_not(store: Store) {
+    with_runners(&store).await;
     store.insert_job(&new_job(1, &[], 0)).await.unwrap();
     let t1 = LeaseToken::new(id(310));
     let (job, _) = store
@@ -302,9 +353,8 @@ async fn runner_infra_failure_is_retried_but_build_failure_is_not() {
     assert_eq!(states, [Some(JobState::InfraFailed), Some(JobState::Failed)]);
 }
 
-#[tokio::test]
-async fn deadline_times_out_even_while_the_lease_is_renewed() {
-    let (_dir, store) = open().await;
+async fn deadline_times_out_even_while_the_lease_is_renewed(store: Store) {
+    with_runners(&store).await;
     store.insert_job(&new_job(1, &[], 0)).await.unwrap();
     let t = LeaseToken::new(id(320));
     let (job, _) = store
@@ -327,9 +377,8 @@ async fn deadline_times_out_even_while_the_lease_is_renewed() {
     assert!(matches!(err, StoreError::StaleLease { state: JobState::TimedOut, .. }), "{err}");
 }
 
-#[tokio::test]
-async fn cancel_queued_leased_and_terminal_jobs() {
-    let (_dir, store) = open().await;
+async fn cancel_queued_leased_and_terminal_jobs(store: Store) {
+    with_runners(&store).await;
     store.insert_job(&new_job(1, &[], 0)).await.unwrap();
     store.insert_job(&new_job(2, &[], 1)).await.unwrap();
     let (state, seq) = store
@@ -356,9 +405,8 @@ async fn cancel_queued_leased_and_terminal_jobs() {
     assert_eq!((state, seq), (JobState::Cancelled, None));
 }
 
-#[tokio::test]
-async fn idempotency_key_returns_the_same_job_or_conflicts() {
-    let (_dir, store) = open().await;
+async fn idempotency_key_returns_the_same_job_or_conflicts(store: Store) {
+    with_runners(&store).await;
     let mut a = new_job(1, &[], 0);
     a.idempotency_key = Some("ci-run-42".into());
     assert!(matches!(store.insert_job(&a).await.unwrap(), Submitted::New(_)));
@@ -377,9 +425,8 @@ async fn idempotency_key_returns_the_same_job_or_conflicts() {
     ));
 }
 
-#[tokio::test]
-async fn queue_order_and_tenant_limits() {
-    let (_dir, store) = open().await;
+async fn queue_order_and_tenant_limits(store: Store) {
+    with_runners(&store).await;
     // queue_key = created - priority * aging: job 3 (high priority, late) first, then FIFO.
     let mut high = new_job(3, &[], 30);
     high.priority = 5;
@@ -411,3 +458,13 @@ async fn queue_order_and_tenant_limits() {
         "priority first, FIFO, tenant limit"
     );
 }
+
+both_backends!(
+    lease_respects_labels_and_order_and_fences,
+    expired_lease_requeues_as_new_attempt_and_fences_the_old_runner,
+    runner_infra_failure_is_retried_but_build_failure_is_not,
+    deadline_times_out_even_while_the_lease_is_renewed,
+    cancel_queued_leased_and_terminal_jobs,
+    idempotency_key_returns_the_same_job_or_conflicts,
+    queue_order_and_tenant_limits,
+);

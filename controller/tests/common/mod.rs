@@ -57,6 +57,17 @@ impl TestController {
         let (key, public) = write_keypair(dir.path(), "provenance").unwrap();
         let config =
             ControllerConfig::local(dir.path().join("state"), key, API_TOKEN, RUNNER_TOKEN);
+        let public_key = load_verifying_key(&public).unwrap();
+        Self::start_with(dir, config, public_key).await
+    }
+
+    /// A controller with `config` (e.g. other signing keys) whose state lives in `dir`;
+    /// `public_key` is what [`TestController::public_key`] reports.
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        config: ControllerConfig,
+        public_key: VerifyingKey,
+    ) -> Self {
         let clock = Arc::new(ManualClock::at_unix_ms(START_MS));
         let controller =
             Controller::open_with(&config, clock.clone(), Arc::new(SequentialIds::default()))
@@ -70,7 +81,7 @@ impl TestController {
         }));
         Self {
             addr,
-            public_key: load_verifying_key(&public).unwrap(),
+            public_key,
             dir,
             config,
             clock,

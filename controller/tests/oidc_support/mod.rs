@@ -1,7 +1,7 @@
 //! Shared fixtures for the OIDC tests: a key ring, minter and verifier on an injected clock, a
 //! job context, and forged tokens (unknown key, `alg: none`, HS256 keyed with the public key).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -35,7 +35,8 @@ impl Issuer {
     pub fn new(issuer: &str, clock: Arc<dyn Clock>) -> Self {
         let settings = OidcSettings::new(issuer).unwrap();
         let mut ring = KeyRing::new(settings.rotation_lead_time(), settings.max_token_lifetime());
-        ring.rotate(SigningKey::generate().unwrap(), clock.now()).unwrap();
+        ring.rotate(SigningKey::generate().unwrap(), clock.now())
+            .unwrap();
         let ring = Arc::new(RwLock::new(ring));
         let minter = Minter::new(
             settings.clone(),
@@ -64,7 +65,13 @@ impl Issuer {
 
     /// The current signing key's kid.
     pub fn kid(&self, now: SystemTime) -> String {
-        self.ring.read().unwrap().signing_key(now).unwrap().kid().to_owned()
+        self.ring
+            .read()
+            .unwrap()
+            .signing_key(now)
+            .unwrap()
+            .kid()
+            .to_owned()
     }
 
     /// The SPKI PEM of the current signing key.

@@ -4,105 +4,30 @@
 //! Every function takes `now_ms` from the caller (the scheduler's injected clock), so expiry
 //! is tested by moving a manual clock, never by waiting.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Row, PgConnection};
 
-use super::events::{self, state_event};
-use super::jobs::{check_lease_in, fetch_job};
-use super::{JobRecord, Store, StoreError, parse_uuid};
+use super::PostgresStore;
+use super::events;
+use super::jobs::{check_lease_in, fetch_job, fetch_job_locked};
 use crate::ids::{JobId, LeaseToken, RunnerId};
 use crate::state::JobState;
+use crate::store::codec::{parse_uuid, state_event};
+use crate::store::{AttemptRecord, Expired, ExpiryCause, JobRecord, RetryPolicy, StoreError};
 
 /// Jobs handled per expiry sweep (the rest wait for the next sweep).
 const SWEEP_BATCH: i64 = 256;
 
-/// The terms a lease is granted on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaseTerms {
-    /// Now, ms since the Unix epoch.
-    pub now_ms: i64,
-    /// The lease lapses this long after it was granted or last renewed.
-    pub ttl_ms: i64,
-    /// The attempt's controller-side deadline is `now + job timeout + deadline_grace_ms`
-    /// (the grace covers output upload and signing after the steps).
-    pub deadline_grace_ms: i64,
-    /// At most this many LEASED/RUNNING jobs per tenant (0: no limit).
-    pub tenant_limit: u32,
-}
-
-/// How infrastructure failures are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Delay before the second attempt, in ms; doubled for each further attempt.
-    pub backoff_base_ms: i64,
-    /// The longest delay, in ms.
-    pub backoff_max_ms: i64,
-}
-
-impl RetryPolicy {
-    /// The delay before the attempt after `attempt` (1-based).
-    pub fn backoff_ms(&self, attempt: u32) -> i64 {
-        let doublings = attempt.saturating_sub(1).min(30);
-        self.backoff_base_ms
-            .saturating_mul(1i64 << doublings)
-            .min(self.backoff_max_ms)
-            .max(0)
-    }
-}
-
-/// One attempt of a job, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttemptRecord {
-    /// 1-based attempt number.
-    pub attempt: u32,
-    /// The runner that held it.
-    pub runner_id: RunnerId,
-    /// When it was leased.
-    pub leased_ms: i64,
-    /// When it ended (`None` while live).
-    pub finished_ms: Option<i64>,
-    /// How it ended (`None` while live).
-    pub state: Option<JobState>,
-    /// Why.
-    pub reason: String,
-}
-
-/// Why a sweep ended a lease.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpiryCause {
-    /// The runner stopped renewing the lease.
-    LeaseExpired,
-    /// The attempt ran past its deadline.
-    Deadline,
-}
-
-/// A lease a sweep ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expired {
-    /// The job.
-    pub job: JobId,
-    /// Its runner.
-    pub runner_id: Option<RunnerId>,
-    /// The attempt that ended.
-    pub attempt: u32,
-    /// Why.
-    pub cause: ExpiryCause,
-    /// The job's state now (QUEUED when it is retried).
-    pub state: JobState,
-    /// The sequence number of the state event.
-    pub seq: u64,
-}
-
 /// Records how attempt `job.attempt` ended.
 pub(super) async fn finish_attempt(
-    conn: &mut SqliteConnection,
+    conn: &mut PgConnection,
     job: JobId,
     now_ms: i64,
     state: JobState,
     reason: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE job_attempts SET finished_ms = ?, state = ?, reason = ? \
-         WHERE job_id = ? AND attempt = (SELECT attempt FROM jobs WHERE id = ?) \
+        "UPDATE job_attempts SET finished_ms = $1, state = $2, reason = $3 \
+         WHERE job_id = $4 AND attempt = (SELECT attempt FROM jobs WHERE id = $5) \
          AND state IS NULL",
     )
     .bind(now_ms)
@@ -120,7 +45,7 @@ pub(super) async fn finish_attempt(
 /// token is cleared either way, so the old runner is fenced off. Returns the state event's
 /// sequence number and the new state.
 pub(super) async fn requeue_or_fail(
-    conn: &mut SqliteConnection,
+    conn: &mut PgConnection,
     record: &JobRecord,
     now_ms: i64,
     retry: &RetryPolicy,
@@ -138,7 +63,7 @@ pub(super) async fn requeue_or_fail(
         );
         sqlx::query(
             "UPDATE jobs SET state = 'QUEUED', lease_token = NULL, lease_expires_ms = NULL, \
-             deadline_ms = NULL, started_ms = NULL, not_before_ms = ?, message = ? WHERE id = ?",
+             deadline_ms = NULL, started_ms = NULL, not_before_ms = $1, message = $2 WHERE id = $3",
         )
         .bind(now_ms.saturating_add(delay))
         .bind(&message)
@@ -166,15 +91,15 @@ pub(super) async fn requeue_or_fail(
 /// Moves a job to a terminal state without its runner (deadline, cancel, retries used up),
 /// clearing the lease; appends the state event.
 async fn end_job(
-    conn: &mut SqliteConnection,
+    conn: &mut PgConnection,
     job: JobId,
     now_ms: i64,
     state: JobState,
     message: &str,
 ) -> Result<u64, StoreError> {
     sqlx::query(
-        "UPDATE jobs SET state = ?, message = ?, finished_ms = ?, lease_token = NULL, \
-         lease_expires_ms = NULL, deadline_ms = NULL WHERE id = ?",
+        "UPDATE jobs SET state = $1, message = $2, finished_ms = $3, lease_token = NULL, \
+         lease_expires_ms = NULL, deadline_ms = NULL WHERE id = $4",
     )
     .bind(state.as_str())
     .bind(message)
@@ -185,7 +110,7 @@ async fn end_job(
     events::append(conn, job, now_ms, [state_event(state, message)]).await
 }
 
-impl Store {
+impl PostgresStore {
     /// Renews the lease `token` until `now_ms + ttl_ms`. Returns whether a cancel was
     /// requested. Fails with [`StoreError::StaleLease`] when the lease is not current.
     pub async fn renew_lease(
@@ -195,10 +120,10 @@ impl Store {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.pool.begin().await?;
         check_lease_in(&mut tx, job, token).await?;
         let row = sqlx::query(
-            "UPDATE jobs SET lease_expires_ms = ? WHERE id = ? RETURNING cancel_requested",
+            "UPDATE jobs SET lease_expires_ms = $1 WHERE id = $2 RETURNING cancel_requested",
         )
         .bind(now_ms.saturating_add(ttl_ms))
         .bind(job.to_string())
@@ -217,7 +142,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut conn = self.pool.acquire().await?;
         check_lease_in(&mut conn, job, token).await?;
-        let row = sqlx::query("SELECT cancel_requested FROM jobs WHERE id = ?")
+        let row = sqlx::query("SELECT cancel_requested FROM jobs WHERE id = $1")
             .bind(job.to_string())
             .fetch_one(&mut *conn)
             .await?;
@@ -234,15 +159,15 @@ impl Store {
         now_ms: i64,
         reason: &str,
     ) -> Result<(JobState, Option<u64>), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let record = fetch_job(&mut tx, job).await?;
+        let mut tx = self.pool.begin().await?;
+        let record = fetch_job_locked(&mut tx, job).await?;
         let result = match record.state {
             JobState::Queued => {
                 let seq = end_job(&mut tx, job, now_ms, JobState::Cancelled, reason).await?;
                 (JobState::Cancelled, Some(seq))
             }
             state if state.is_leased() => {
-                sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ?")
+                sqlx::query("UPDATE jobs SET cancel_requested = TRUE WHERE id = $1")
                     .bind(job.to_string())
                     .execute(&mut *tx)
                     .await?;
@@ -263,10 +188,11 @@ impl Store {
         now_ms: i64,
         retry: &RetryPolicy,
     ) -> Result<Vec<Expired>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT id FROM jobs WHERE state IN ('LEASED', 'RUNNING') \
-             AND (lease_expires_ms <= ? OR deadline_ms <= ?) LIMIT ?",
+             AND (lease_expires_ms <= $1 OR deadline_ms <= $2) LIMIT $3 \
+             FOR UPDATE SKIP LOCKED",
         )
         .bind(now_ms)
         .bind(now_ms)
@@ -318,7 +244,7 @@ impl Store {
     pub async fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT attempt, runner_id, leased_ms, finished_ms, state, reason FROM job_attempts \
-             WHERE job_id = ? ORDER BY attempt",
+             WHERE job_id = $1 ORDER BY attempt",
         )
         .bind(job.to_string())
         .fetch_all(&self.pool)

@@ -2,11 +2,13 @@
 
 use sqlx::Row;
 
+use super::PostgresStore;
 use super::jobs::check_lease_in;
-use super::{OutputRecord, Store, StoreError, parse_digest};
+use crate::store::codec::parse_digest;
+use crate::store::{OutputRecord, StoreError};
 use crate::ids::{JobId, LeaseToken};
 
-fn output_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<OutputRecord, StoreError> {
+fn output_from_row(row: &sqlx::postgres::PgRow) -> Result<OutputRecord, StoreError> {
     let size: i64 = row.try_get("size")?;
     Ok(OutputRecord {
         path: row.try_get("path")?,
@@ -16,7 +18,7 @@ fn output_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<OutputRecord, StoreE
     })
 }
 
-impl Store {
+impl PostgresStore {
     /// True when `path` was already recorded for `attempt` of `job`.
     pub async fn output_exists(
         &self,
@@ -25,7 +27,7 @@ impl Store {
         path: &str,
     ) -> Result<bool, StoreError> {
         let row =
-            sqlx::query("SELECT 1 FROM outputs WHERE job_id = ? AND attempt = ? AND path = ?")
+            sqlx::query("SELECT 1 FROM outputs WHERE job_id = $1 AND attempt = $2 AND path = $3")
                 .bind(job.to_string())
                 .bind(i64::from(attempt))
                 .bind(path)
@@ -42,11 +44,11 @@ impl Store {
         token: LeaseToken,
         output: &OutputRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.pool.begin().await?;
         check_lease_in(&mut tx, job, token).await?;
         let inserted = sqlx::query(
             "INSERT INTO outputs (job_id, attempt, path, sha256, size, executable) \
-             SELECT id, attempt, ?, ?, ?, ? FROM jobs WHERE id = ? \
+             SELECT id, attempt, $1::TEXT, $2::TEXT, $3::BIGINT, $4::BOOLEAN FROM jobs WHERE id = $5 \
              ON CONFLICT (job_id, attempt, path) DO NOTHING",
         )
         .bind(&output.path)
@@ -69,7 +71,7 @@ impl Store {
     /// The outputs recorded for `attempt` of `job`, sorted by path.
     pub async fn outputs(&self, job: JobId, attempt: u32) -> Result<Vec<OutputRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT path, sha256, size, executable FROM outputs WHERE job_id = ? AND attempt = ? \
+            "SELECT path, sha256, size, executable FROM outputs WHERE job_id = $1 AND attempt = $2 \
              ORDER BY path",
         )
         .bind(job.to_string())

@@ -2,10 +2,12 @@
 
 use sqlx::Row;
 
-use super::{RunnerRecord, Store, StoreError, labels_from_json, labels_to_json};
+use super::SqliteStore;
+use crate::store::codec::{labels_from_json, labels_to_json};
+use crate::store::{RunnerRecord, StoreError};
 use crate::ids::RunnerId;
 
-impl Store {
+impl SqliteStore {
     /// Records a runner.
     pub async fn insert_runner(&self, runner: &RunnerRecord) -> Result<(), StoreError> {
         sqlx::query(

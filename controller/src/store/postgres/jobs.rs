@@ -2,24 +2,24 @@
 
 use std::collections::HashMap;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::postgres::PgRow;
+use sqlx::{Row, PgConnection};
 
-use super::events::{self, EventKind, state_event};
-use super::leases::{self, LeaseTerms, RetryPolicy};
-use super::{
-    Completion, JobRecord, NewJob, RunnerRecord, Store, StoreError, StoredProvenance, Submitted,
-    labels_from_json, labels_to_json, parse_digest, parse_uuid,
+use super::events;
+use super::leases;
+use super::PostgresStore;
+use crate::store::codec::{
+    EventKind, JOB_COLUMNS, carries_all, labels_from_json, labels_to_json, parse_digest,
+    parse_uuid, state_event,
+};
+use crate::store::{
+    Completion, JobRecord, LeaseTerms, NewJob, Reported, RetryPolicy, RunnerRecord, StoreError,
+    StoredProvenance, Submitted,
 };
 use crate::ids::{JobId, LeaseToken, RunnerId};
 use crate::state::JobState;
 
-const JOB_COLUMNS: &str = "id, name, spec_json, profile, labels, source_sha256, state, message, \
-    exit_code, attempt, runner_id, lease_token, created_ms, leased_ms, started_ms, finished_ms, \
-    log_sha256, builder_id, envelope_json, bundle_json, keyid, public_key_pem, priority, tenant, \
-    timeout_ms, max_attempts, lease_expires_ms, deadline_ms, cancel_requested";
-
-fn job_from_row(row: &SqliteRow) -> Result<JobRecord, StoreError> {
+fn job_from_row(row: &PgRow) -> Result<JobRecord, StoreError> {
     let state: String = row.try_get("state")?;
     let state = JobState::parse(&state)
         .ok_or_else(|| StoreError::Corrupt(format!("job state {state:?}")))?;
@@ -85,10 +85,26 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord, StoreError> {
 }
 
 pub(super) async fn fetch_job(
-    conn: &mut SqliteConnection,
+    conn: &mut PgConnection,
     id: JobId,
 ) -> Result<JobRecord, StoreError> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"));
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"));
+    let row = sqlx::query(sql)
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::JobNotFound(id))?;
+    job_from_row(&row)
+}
+
+/// The job with this id, its row locked until the transaction ends.
+pub(super) async fn fetch_job_locked(
+    conn: &mut PgConnection,
+    id: JobId,
+) -> Result<JobRecord, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE"
+    ));
     let row = sqlx::query(sql)
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
@@ -99,11 +115,12 @@ pub(super) async fn fetch_job(
 
 /// Checks that `token` is the current lease of a job a runner holds; returns the job's state.
 pub(super) async fn check_lease_in(
-    conn: &mut SqliteConnection,
+    conn: &mut PgConnection,
     job: JobId,
     token: LeaseToken,
 ) -> Result<JobState, StoreError> {
-    let row = sqlx::query("SELECT state, lease_token FROM jobs WHERE id = ?")
+    // FOR UPDATE: the check and the change it guards hold the job's row lock until commit.
+    let row = sqlx::query("SELECT state, lease_token FROM jobs WHERE id = $1 FOR UPDATE")
         .bind(job.to_string())
         .fetch_optional(&mut *conn)
         .await?
@@ -119,32 +136,17 @@ pub(super) async fn check_lease_in(
     }
 }
 
-/// What [`Store::report`] recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reported {
-    /// The last sequence number.
-    pub seq: u64,
-    /// Set when this report moved the job to RUNNING: ms since the lease was granted.
-    pub started_after_ms: Option<i64>,
-    /// A cancel was requested.
-    pub cancel_requested: bool,
-}
-
 /// Queued jobs examined per lease attempt (in queue order) for label and tenant fit.
 const CANDIDATES: u32 = 512;
 
-fn carries_all(runner: &[String], required: &[String]) -> bool {
-    required.iter().all(|label| runner.contains(label))
-}
-
-impl Store {
+impl PostgresStore {
     /// Stores a new job as QUEUED with its first event, unless its idempotency key names an
     /// earlier job: then that job is returned when its spec is byte-identical, and
     /// [`StoreError::IdempotencyConflict`] otherwise.
     pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.pool.begin().await?;
         if let Some(key) = &job.idempotency_key {
-            let existing = sqlx::query("SELECT id, spec_json FROM jobs WHERE idempotency_key = ?")
+            let existing = sqlx::query("SELECT id, spec_json FROM jobs WHERE idempotency_key = $1")
                 .bind(key)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -158,10 +160,13 @@ impl Store {
                 };
             }
         }
-        sqlx::query(
+        // A concurrent submission with the same key (another replica) makes this insert a
+        // no-op once that one commits; the job it created is then returned below.
+        let inserted = sqlx::query(
             "INSERT INTO jobs (id, name, spec_json, profile, labels, source_sha256, state, \
              created_ms, idempotency_key, priority, queue_key, tenant, timeout_ms, max_attempts) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )
         .bind(job.id.to_string())
         .bind(&job.name)
@@ -179,6 +184,19 @@ impl Store {
         .bind(i64::from(job.max_attempts.max(1)))
         .execute(&mut *tx)
         .await?;
+        if inserted.rows_affected() == 0 {
+            let row = sqlx::query("SELECT id, spec_json FROM jobs WHERE idempotency_key = $1")
+                .bind(job.idempotency_key.as_deref())
+                .fetch_one(&mut *tx)
+                .await?;
+            let id = JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?);
+            let spec: Vec<u8> = row.try_get(1)?;
+            return if spec == job.spec_json {
+                Ok(Submitted::Existing(id))
+            } else {
+                Err(StoreError::IdempotencyConflict { job: id })
+            };
+        }
         let seq = events::append(
             &mut tx,
             job.id,
@@ -215,10 +233,10 @@ impl Store {
         terms: &LeaseTerms,
     ) -> Result<Option<(JobRecord, u64)>, StoreError> {
         let now_ms = terms.now_ms;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT id, labels, tenant FROM jobs WHERE state = 'QUEUED' AND not_before_ms <= ? \
-             ORDER BY queue_key, created_ms, rowid LIMIT ?",
+            "SELECT id, labels, tenant FROM jobs WHERE state = 'QUEUED' AND not_before_ms <= $1 \
+             ORDER BY queue_key, created_ms, id LIMIT $2",
         )
         .bind(now_ms)
         .bind(i64::from(CANDIDATES))
@@ -236,8 +254,14 @@ impl Store {
                 let count = match running.get(&tenant) {
                     Some(n) => *n,
                     None => {
+                        // Serializes leasers of one tenant across replicas until commit, so
+                        // the limit holds exactly.
+                        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                            .bind(&tenant)
+                            .execute(&mut *tx)
+                            .await?;
                         let n: i64 = sqlx::query(
-                            "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND \
+                            "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND \
                              state IN ('LEASED', 'RUNNING')",
                         )
                         .bind(&tenant)
@@ -252,17 +276,27 @@ impl Store {
                     continue;
                 }
             }
-            chosen = Some(JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?));
-            break;
+            let id: String = row.try_get(0)?;
+            // Another replica may be leasing this very row: skip it rather than wait.
+            let locked = sqlx::query(
+                "SELECT id FROM jobs WHERE id = $1 AND state = 'QUEUED' FOR UPDATE SKIP LOCKED",
+            )
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if locked.is_some() {
+                chosen = Some(JobId::new(parse_uuid("id", &id)?));
+                break;
+            }
         }
         let Some(id) = chosen else {
             return Ok(None);
         };
         let updated = sqlx::query(
-            "UPDATE jobs SET state = 'LEASED', lease_token = ?, attempt = attempt + 1, \
-             runner_id = ?, leased_ms = ?, started_ms = NULL, message = ?, \
-             lease_expires_ms = ?, deadline_ms = ? + timeout_ms + ? \
-             WHERE id = ? AND state = 'QUEUED'",
+            "UPDATE jobs SET state = 'LEASED', lease_token = $1, attempt = attempt + 1, \
+             runner_id = $2, leased_ms = $3, started_ms = NULL, message = $4, \
+             lease_expires_ms = $5, deadline_ms = $6 + timeout_ms + $7 \
+             WHERE id = $8 AND state = 'QUEUED'",
         )
         .bind(token.to_string())
         .bind(runner.id.to_string())
@@ -279,7 +313,7 @@ impl Store {
         }
         let job = fetch_job(&mut tx, id).await?;
         sqlx::query(
-            "INSERT INTO job_attempts (job_id, attempt, runner_id, leased_ms) VALUES (?, ?, ?, ?)",
+            "INSERT INTO job_attempts (job_id, attempt, runner_id, leased_ms) VALUES ($1, $2, $3, $4)",
         )
         .bind(id.to_string())
         .bind(i64::from(job.attempt))
@@ -311,11 +345,11 @@ impl Store {
         now_ms: i64,
         kinds: Vec<EventKind>,
     ) -> Result<Reported, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.pool.begin().await?;
         let state = check_lease_in(&mut tx, job, token).await?;
         let mut all = Vec::with_capacity(kinds.len() + 1);
         let mut started_after_ms = None;
-        let row = sqlx::query("SELECT leased_ms, cancel_requested FROM jobs WHERE id = ?")
+        let row = sqlx::query("SELECT leased_ms, cancel_requested FROM jobs WHERE id = $1")
             .bind(job.to_string())
             .fetch_one(&mut *tx)
             .await?;
@@ -323,7 +357,7 @@ impl Store {
         let cancel_requested: bool = row.try_get(1)?;
         if state == JobState::Leased {
             sqlx::query(
-                "UPDATE jobs SET state = 'RUNNING', started_ms = ?, message = '' WHERE id = ?",
+                "UPDATE jobs SET state = 'RUNNING', started_ms = $1, message = '' WHERE id = $2",
             )
             .bind(now_ms)
             .bind(job.to_string())
@@ -355,7 +389,7 @@ impl Store {
         completion: &Completion,
         retry: &RetryPolicy,
     ) -> Result<(u64, JobState), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.pool.begin().await?;
         check_lease_in(&mut tx, job, token).await?;
         if completion.state == JobState::InfraFailed && completion.retryable {
             let record = fetch_job(&mut tx, job).await?;
@@ -374,10 +408,10 @@ impl Store {
         }
         let p = completion.provenance.as_ref();
         sqlx::query(
-            "UPDATE jobs SET state = ?, message = ?, exit_code = ?, finished_ms = ?, \
-             log_sha256 = ?, builder_id = ?, envelope_json = ?, bundle_json = ?, keyid = ?, \
-             public_key_pem = ?, lease_expires_ms = NULL, deadline_ms = NULL \
-             WHERE id = ? AND lease_token = ? AND state IN ('LEASED', 'RUNNING')",
+            "UPDATE jobs SET state = $1, message = $2, exit_code = $3, finished_ms = $4, \
+             log_sha256 = $5, builder_id = $6, envelope_json = $7, bundle_json = $8, keyid = $9, \
+             public_key_pem = $10, lease_expires_ms = NULL, deadline_ms = NULL \
+             WHERE id = $11 AND lease_token = $12 AND state IN ('LEASED', 'RUNNING')",
         )
         .bind(completion.state.as_str())
         .bind(&completion.message)

@@ -4,44 +4,26 @@
 use airlock_attest::{Sha256Digest, Sha256Hasher};
 use airlock_proto::v1 as pb;
 use prost::Message;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Row, PgConnection};
 
-use super::{Store, StoreError};
+use super::PostgresStore;
 use crate::ids::JobId;
-use crate::state::JobState;
-
-/// What happened: the `kind` of an `airlock.v1.JobEvent`.
-pub type EventKind = pb::job_event::Kind;
+use crate::store::StoreError;
+use crate::store::codec::{EventKind, decode, kind_name};
 
 /// Rows fetched per query when scanning a job's events.
 const PAGE: i64 = 512;
-
-fn kind_name(kind: &EventKind) -> &'static str {
-    match kind {
-        EventKind::State(_) => "state",
-        EventKind::Step(_) => "step",
-        EventKind::Log(_) => "log",
-    }
-}
-
-/// A state-change event.
-pub fn state_event(state: JobState, message: &str) -> EventKind {
-    EventKind::State(pb::StateChange {
-        state: state.to_proto_i32(),
-        message: message.to_owned(),
-    })
-}
 
 /// Appends `kinds` as the job's next events (all at `time_ms`) inside the caller's
 /// transaction. Returns the sequence number of the last one (the current last if `kinds` is
 /// empty).
 pub(super) async fn append(
-    conn: &mut SqliteConnection,
+    conn: &mut PgConnection,
     job: JobId,
     time_ms: i64,
     kinds: impl IntoIterator<Item = EventKind>,
 ) -> Result<u64, StoreError> {
-    let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM job_events WHERE job_id = ?")
+    let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM job_events WHERE job_id = $1")
         .bind(job.to_string())
         .fetch_one(&mut *conn)
         .await?;
@@ -55,7 +37,7 @@ pub(super) async fn append(
             kind: Some(kind),
         };
         sqlx::query(
-            "INSERT INTO job_events (job_id, seq, time_ms, kind, event) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO job_events (job_id, seq, time_ms, kind, event) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(job.to_string())
         .bind(seq)
@@ -68,11 +50,7 @@ pub(super) async fn append(
     Ok(u64::try_from(seq).unwrap_or(0))
 }
 
-fn decode(bytes: &[u8]) -> Result<pb::JobEvent, StoreError> {
-    pb::JobEvent::decode(bytes).map_err(|e| StoreError::Corrupt(format!("job event: {e}")))
-}
-
-impl Store {
+impl PostgresStore {
     /// Up to `limit` events of `job` with `seq > after_seq`, in order.
     pub async fn events_after(
         &self,
@@ -81,7 +59,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<pb::JobEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT event FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            "SELECT event FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(job.to_string())
         .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
@@ -99,8 +77,8 @@ impl Store {
         let mut after: i64 = 0;
         loop {
             let rows = sqlx::query(
-                "SELECT seq, event FROM job_events WHERE job_id = ? AND kind = 'log' AND seq > ? \
-                 ORDER BY seq LIMIT ?",
+                "SELECT seq, event FROM job_events WHERE job_id = $1 AND kind = 'log' AND seq > $2 \
+                 ORDER BY seq LIMIT $3",
             )
             .bind(job.to_string())
             .bind(after)

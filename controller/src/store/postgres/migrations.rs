@@ -1,0 +1,96 @@
+//! The PostgreSQL schema, as migrations applied in order at startup. The table
+//! `airlock_schema` records how many were applied. Migrations are only ever appended.
+//!
+//! Version 1 is the whole schema of SQLite version 2 (the two backends share columns and
+//! meanings; only the types are PostgreSQL's).
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: jobs, their events, attempts and outputs, runners.
+    r#"
+CREATE TABLE jobs (
+    id               TEXT PRIMARY KEY NOT NULL,
+    name             TEXT NOT NULL,
+    -- The spec exactly as submitted (JSON bytes).
+    spec_json        BYTEA NOT NULL,
+    profile          TEXT NOT NULL,
+    -- JSON array of the labels a runner must carry.
+    labels           TEXT NOT NULL,
+    source_sha256    TEXT,
+    state            TEXT NOT NULL,
+    message          TEXT NOT NULL DEFAULT '',
+    exit_code        INTEGER NOT NULL DEFAULT 0,
+    attempt          BIGINT NOT NULL DEFAULT 0,
+    runner_id        TEXT,
+    lease_token      TEXT,
+    -- Milliseconds since the Unix epoch.
+    created_ms       BIGINT NOT NULL,
+    leased_ms        BIGINT,
+    started_ms       BIGINT,
+    finished_ms      BIGINT,
+    log_sha256       TEXT,
+    envelope_json    TEXT,
+    bundle_json      TEXT,
+    builder_id       TEXT,
+    keyid            TEXT,
+    public_key_pem   TEXT,
+    idempotency_key  TEXT,
+    priority         INTEGER NOT NULL DEFAULT 0,
+    -- Queue order: created_ms - priority * aging_ms (smallest first).
+    queue_key        BIGINT NOT NULL DEFAULT 0,
+    tenant           TEXT NOT NULL DEFAULT '',
+    timeout_ms       BIGINT NOT NULL DEFAULT 0,
+    max_attempts     BIGINT NOT NULL DEFAULT 1,
+    not_before_ms    BIGINT NOT NULL DEFAULT 0,
+    lease_expires_ms BIGINT,
+    deadline_ms      BIGINT,
+    cancel_requested BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE UNIQUE INDEX jobs_by_idempotency_key ON jobs (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX jobs_by_queue ON jobs (state, queue_key);
+CREATE INDEX jobs_by_tenant ON jobs (tenant, state);
+CREATE INDEX jobs_leased ON jobs (lease_expires_ms) WHERE state IN ('LEASED', 'RUNNING');
+
+CREATE TABLE job_events (
+    job_id   TEXT NOT NULL REFERENCES jobs (id),
+    seq      BIGINT NOT NULL,
+    time_ms  BIGINT NOT NULL,
+    -- 'state', 'step' or 'log'.
+    kind     TEXT NOT NULL,
+    -- An encoded airlock.v1.JobEvent.
+    event    BYTEA NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+
+CREATE TABLE job_attempts (
+    job_id      TEXT NOT NULL REFERENCES jobs (id),
+    attempt     BIGINT NOT NULL,
+    runner_id   TEXT NOT NULL,
+    leased_ms   BIGINT NOT NULL,
+    finished_ms BIGINT,
+    -- NULL while live, then a job state name.
+    state       TEXT,
+    reason      TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (job_id, attempt)
+);
+
+CREATE TABLE outputs (
+    job_id     TEXT NOT NULL REFERENCES jobs (id),
+    attempt    BIGINT NOT NULL,
+    path       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    size       BIGINT NOT NULL,
+    executable BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (job_id, attempt, path)
+);
+
+CREATE TABLE runners (
+    id             TEXT PRIMARY KEY NOT NULL,
+    name           TEXT NOT NULL,
+    labels         TEXT NOT NULL,
+    version        TEXT NOT NULL,
+    registered_ms  BIGINT NOT NULL
+);
+"#,
+];

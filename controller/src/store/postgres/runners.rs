@@ -1,0 +1,42 @@
+//! Registered runners.
+
+use sqlx::Row;
+
+use super::PostgresStore;
+use crate::store::codec::{labels_from_json, labels_to_json};
+use crate::store::{RunnerRecord, StoreError};
+use crate::ids::RunnerId;
+
+impl PostgresStore {
+    /// Records a runner.
+    pub async fn insert_runner(&self, runner: &RunnerRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO runners (id, name, labels, version, registered_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(runner.id.to_string())
+        .bind(&runner.name)
+        .bind(labels_to_json(&runner.labels))
+        .bind(&runner.version)
+        .bind(runner.registered_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The runner with this id.
+    pub async fn runner(&self, id: RunnerId) -> Result<RunnerRecord, StoreError> {
+        let row =
+            sqlx::query("SELECT name, labels, version, registered_ms FROM runners WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::RunnerNotFound(id))?;
+        Ok(RunnerRecord {
+            id,
+            name: row.try_get(0)?,
+            labels: labels_from_json(&row.try_get::<String, _>(1)?)?,
+            version: row.try_get(2)?,
+            registered_ms: row.try_get(3)?,
+        })
+    }
+}

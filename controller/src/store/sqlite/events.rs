@@ -1,0 +1,100 @@
+//! Job events: an append-only, per-job numbered log of state changes, step events and log
+//! chunks, stored as encoded `airlock.v1.JobEvent` messages.
+
+use airlock_attest::{Sha256Digest, Sha256Hasher};
+use airlock_proto::v1 as pb;
+use prost::Message;
+use sqlx::{Row, SqliteConnection};
+
+use super::SqliteStore;
+use crate::ids::JobId;
+use crate::store::StoreError;
+use crate::store::codec::{EventKind, decode, kind_name};
+
+/// Rows fetched per query when scanning a job's events.
+const PAGE: i64 = 512;
+
+/// Appends `kinds` as the job's next events (all at `time_ms`) inside the caller's
+/// transaction. Returns the sequence number of the last one (the current last if `kinds` is
+/// empty).
+pub(super) async fn append(
+    conn: &mut SqliteConnection,
+    job: JobId,
+    time_ms: i64,
+    kinds: impl IntoIterator<Item = EventKind>,
+) -> Result<u64, StoreError> {
+    let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM job_events WHERE job_id = ?")
+        .bind(job.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut seq: i64 = row.try_get(0)?;
+    for kind in kinds {
+        seq += 1;
+        let name = kind_name(&kind);
+        let event = pb::JobEvent {
+            seq: u64::try_from(seq).unwrap_or(0),
+            time_ms,
+            kind: Some(kind),
+        };
+        sqlx::query(
+            "INSERT INTO job_events (job_id, seq, time_ms, kind, event) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(job.to_string())
+        .bind(seq)
+        .bind(time_ms)
+        .bind(name)
+        .bind(event.encode_to_vec())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(u64::try_from(seq).unwrap_or(0))
+}
+
+impl SqliteStore {
+    /// Up to `limit` events of `job` with `seq > after_seq`, in order.
+    pub async fn events_after(
+        &self,
+        job: JobId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<pb::JobEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT event FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(job.to_string())
+        .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| decode(&row.try_get::<Vec<u8>, _>(0)?))
+            .collect()
+    }
+
+    /// sha256 of the concatenated `data` of the job's log chunks, in event order.
+    pub async fn log_digest(&self, job: JobId) -> Result<Sha256Digest, StoreError> {
+        let mut hasher = Sha256Hasher::new();
+        let mut after: i64 = 0;
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, event FROM job_events WHERE job_id = ? AND kind = 'log' AND seq > ? \
+                 ORDER BY seq LIMIT ?",
+            )
+            .bind(job.to_string())
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                after = row.try_get(0)?;
+                if let Some(EventKind::Log(chunk)) = decode(&row.try_get::<Vec<u8>, _>(1)?)?.kind {
+                    hasher.update(&chunk.data);
+                }
+            }
+        }
+        Ok(hasher.finalize())
+    }
+}

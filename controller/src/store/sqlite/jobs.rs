@@ -1,0 +1,399 @@
+//! Jobs: submission, leasing, progress and completion, each a single transaction.
+
+use std::collections::HashMap;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::events;
+use super::leases;
+use super::SqliteStore;
+use crate::store::codec::{
+    EventKind, JOB_COLUMNS, carries_all, labels_from_json, labels_to_json, parse_digest,
+    parse_uuid, state_event,
+};
+use crate::store::{
+    Completion, JobRecord, LeaseTerms, NewJob, Reported, RetryPolicy, RunnerRecord, StoreError,
+    StoredProvenance, Submitted,
+};
+use crate::ids::{JobId, LeaseToken, RunnerId};
+use crate::state::JobState;
+
+fn job_from_row(row: &SqliteRow) -> Result<JobRecord, StoreError> {
+    let state: String = row.try_get("state")?;
+    let state = JobState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("job state {state:?}")))?;
+    let opt_digest = |col: &str| -> Result<_, StoreError> {
+        row.try_get::<Option<String>, _>(col)?
+            .map(|h| parse_digest(col, &h))
+            .transpose()
+    };
+    let envelope: Option<String> = row.try_get("envelope_json")?;
+    let provenance = match envelope {
+        Some(envelope_json) => Some(StoredProvenance {
+            envelope_json,
+            bundle_json: row
+                .try_get::<Option<String>, _>("bundle_json")?
+                .unwrap_or_default(),
+            keyid: row
+                .try_get::<Option<String>, _>("keyid")?
+                .unwrap_or_default(),
+            public_key_pem: row
+                .try_get::<Option<String>, _>("public_key_pem")?
+                .unwrap_or_default(),
+        }),
+        None => None,
+    };
+    let attempt: i64 = row.try_get("attempt")?;
+    let max_attempts: i64 = row.try_get("max_attempts")?;
+    Ok(JobRecord {
+        id: JobId::new(parse_uuid("id", &row.try_get::<String, _>("id")?)?),
+        name: row.try_get("name")?,
+        spec_json: row.try_get("spec_json")?,
+        profile: row.try_get("profile")?,
+        labels: labels_from_json(&row.try_get::<String, _>("labels")?)?,
+        source_sha256: opt_digest("source_sha256")?,
+        state,
+        message: row.try_get("message")?,
+        exit_code: row.try_get("exit_code")?,
+        attempt: u32::try_from(attempt)
+            .map_err(|_| StoreError::Corrupt(format!("attempt {attempt}")))?,
+        runner_id: row
+            .try_get::<Option<String>, _>("runner_id")?
+            .map(|s| parse_uuid("runner_id", &s).map(RunnerId::new))
+            .transpose()?,
+        lease_token: row
+            .try_get::<Option<String>, _>("lease_token")?
+            .map(|s| parse_uuid("lease_token", &s).map(LeaseToken::new))
+            .transpose()?,
+        created_ms: row.try_get("created_ms")?,
+        leased_ms: row.try_get("leased_ms")?,
+        started_ms: row.try_get("started_ms")?,
+        finished_ms: row.try_get("finished_ms")?,
+        log_sha256: opt_digest("log_sha256")?,
+        builder_id: row.try_get("builder_id")?,
+        provenance,
+        priority: row.try_get("priority")?,
+        tenant: row.try_get("tenant")?,
+        timeout_ms: row.try_get("timeout_ms")?,
+        max_attempts: u32::try_from(max_attempts)
+            .map_err(|_| StoreError::Corrupt(format!("max_attempts {max_attempts}")))?,
+        lease_expires_ms: row.try_get("lease_expires_ms")?,
+        deadline_ms: row.try_get("deadline_ms")?,
+        cancel_requested: row.try_get("cancel_requested")?,
+    })
+}
+
+pub(super) async fn fetch_job(
+    conn: &mut SqliteConnection,
+    id: JobId,
+) -> Result<JobRecord, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"));
+    let row = sqlx::query(sql)
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::JobNotFound(id))?;
+    job_from_row(&row)
+}
+
+/// Checks that `token` is the current lease of a job a runner holds; returns the job's state.
+pub(super) async fn check_lease_in(
+    conn: &mut SqliteConnection,
+    job: JobId,
+    token: LeaseToken,
+) -> Result<JobState, StoreError> {
+    let row = sqlx::query("SELECT state, lease_token FROM jobs WHERE id = ?")
+        .bind(job.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::JobNotFound(job))?;
+    let state: String = row.try_get(0)?;
+    let state =
+        JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state:?}")))?;
+    let current: Option<String> = row.try_get(1)?;
+    if state.is_leased() && current.as_deref() == Some(token.to_string().as_str()) {
+        Ok(state)
+    } else {
+        Err(StoreError::StaleLease { job, state })
+    }
+}
+
+/// Queued jobs examined per lease attempt (in queue order) for label and tenant fit.
+const CANDIDATES: u32 = 512;
+
+impl SqliteStore {
+    /// Stores a new job as QUEUED with its first event, unless its idempotency key names an
+    /// earlier job: then that job is returned when its spec is byte-identical, and
+    /// [`StoreError::IdempotencyConflict`] otherwise.
+    pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(key) = &job.idempotency_key {
+            let existing = sqlx::query("SELECT id, spec_json FROM jobs WHERE idempotency_key = ?")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = existing {
+                let id = JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?);
+                let spec: Vec<u8> = row.try_get(1)?;
+                return if spec == job.spec_json {
+                    Ok(Submitted::Existing(id))
+                } else {
+                    Err(StoreError::IdempotencyConflict { job: id })
+                };
+            }
+        }
+        sqlx::query(
+            "INSERT INTO jobs (id, name, spec_json, profile, labels, source_sha256, state, \
+             created_ms, idempotency_key, priority, queue_key, tenant, timeout_ms, max_attempts) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job.id.to_string())
+        .bind(&job.name)
+        .bind(&job.spec_json)
+        .bind(&job.profile)
+        .bind(labels_to_json(&job.labels))
+        .bind(job.source_sha256.map(|d| d.hex()))
+        .bind(JobState::Queued.as_str())
+        .bind(job.created_ms)
+        .bind(job.idempotency_key.as_deref())
+        .bind(job.priority)
+        .bind(job.queue_key)
+        .bind(&job.tenant)
+        .bind(job.timeout_ms)
+        .bind(i64::from(job.max_attempts.max(1)))
+        .execute(&mut *tx)
+        .await?;
+        let seq = events::append(
+            &mut tx,
+            job.id,
+            job.created_ms,
+            [state_event(JobState::Queued, "waiting for a runner")],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Submitted::New(seq))
+    }
+
+    /// The job with this id.
+    pub async fn job(&self, id: JobId) -> Result<JobRecord, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        fetch_job(&mut conn, id).await
+    }
+
+    /// The job, if `token` is its current lease.
+    pub async fn leased_job(&self, id: JobId, token: LeaseToken) -> Result<JobRecord, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        check_lease_in(&mut conn, id, token).await?;
+        fetch_job(&mut conn, id).await
+    }
+
+    /// Leases the first QUEUED job (by queue key: priority with aging, then FIFO) whose labels
+    /// `runner` all carries, whose retry backoff has passed and whose tenant is under its
+    /// concurrency limit: a new lease token, one more attempt with its own row, a lease expiry
+    /// and a deadline, state LEASED and its event, atomically. Returns the job and the event's
+    /// sequence number, or `None` when no job fits.
+    pub async fn lease_next(
+        &self,
+        runner: &RunnerRecord,
+        token: LeaseToken,
+        terms: &LeaseTerms,
+    ) -> Result<Option<(JobRecord, u64)>, StoreError> {
+        let now_ms = terms.now_ms;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "SELECT id, labels, tenant FROM jobs WHERE state = 'QUEUED' AND not_before_ms <= ? \
+             ORDER BY queue_key, created_ms, rowid LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(i64::from(CANDIDATES))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut running: HashMap<String, i64> = HashMap::new();
+        let mut chosen = None;
+        for row in &rows {
+            let labels = labels_from_json(&row.try_get::<String, _>(1)?)?;
+            if !carries_all(&runner.labels, &labels) {
+                continue;
+            }
+            if terms.tenant_limit > 0 {
+                let tenant: String = row.try_get(2)?;
+                let count = match running.get(&tenant) {
+                    Some(n) => *n,
+                    None => {
+                        let n: i64 = sqlx::query(
+                            "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND \
+                             state IN ('LEASED', 'RUNNING')",
+                        )
+                        .bind(&tenant)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get(0)?;
+                        running.insert(tenant.clone(), n);
+                        n
+                    }
+                };
+                if count >= i64::from(terms.tenant_limit) {
+                    continue;
+                }
+            }
+            chosen = Some(JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?));
+            break;
+        }
+        let Some(id) = chosen else {
+            return Ok(None);
+        };
+        let updated = sqlx::query(
+            "UPDATE jobs SET state = 'LEASED', lease_token = ?, attempt = attempt + 1, \
+             runner_id = ?, leased_ms = ?, started_ms = NULL, message = ?, \
+             lease_expires_ms = ?, deadline_ms = ? + timeout_ms + ? \
+             WHERE id = ? AND state = 'QUEUED'",
+        )
+        .bind(token.to_string())
+        .bind(runner.id.to_string())
+        .bind(now_ms)
+        .bind(format!("leased by runner {}", runner.name))
+        .bind(now_ms.saturating_add(terms.ttl_ms))
+        .bind(now_ms)
+        .bind(terms.deadline_grace_ms)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let job = fetch_job(&mut tx, id).await?;
+        sqlx::query(
+            "INSERT INTO job_attempts (job_id, attempt, runner_id, leased_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(i64::from(job.attempt))
+        .bind(runner.id.to_string())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        let message = format!(
+            "attempt {} leased by runner {} ({})",
+            job.attempt, runner.name, runner.id
+        );
+        let seq = events::append(
+            &mut tx,
+            id,
+            now_ms,
+            [state_event(JobState::Leased, &message)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some((job, seq)))
+    }
+
+    /// Records runner events under the lease `token`. The first report moves LEASED to
+    /// RUNNING (with its own state event).
+    pub async fn report(
+        &self,
+        job: JobId,
+        token: LeaseToken,
+        now_ms: i64,
+        kinds: Vec<EventKind>,
+    ) -> Result<Reported, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let state = check_lease_in(&mut tx, job, token).await?;
+        let mut all = Vec::with_capacity(kinds.len() + 1);
+        let mut started_after_ms = None;
+        let row = sqlx::query("SELECT leased_ms, cancel_requested FROM jobs WHERE id = ?")
+            .bind(job.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let leased_ms: Option<i64> = row.try_get(0)?;
+        let cancel_requested: bool = row.try_get(1)?;
+        if state == JobState::Leased {
+            sqlx::query(
+                "UPDATE jobs SET state = 'RUNNING', started_ms = ?, message = '' WHERE id = ?",
+            )
+            .bind(now_ms)
+            .bind(job.to_string())
+            .execute(&mut *tx)
+            .await?;
+            all.push(state_event(JobState::Running, "steps are running"));
+            started_after_ms = leased_ms.map(|l| now_ms.saturating_sub(l));
+        }
+        all.extend(kinds);
+        let seq = events::append(&mut tx, job, now_ms, all).await?;
+        tx.commit().await?;
+        Ok(Reported {
+            seq,
+            started_after_ms,
+            cancel_requested,
+        })
+    }
+
+    /// Ends the lease `token` with `completion` and appends the state event. An
+    /// [`JobState::InfraFailed`] completion of a job with attempts left (and no cancel
+    /// request) re-queues it as a new attempt after the policy's backoff instead. Fails with
+    /// [`StoreError::StaleLease`] if the lease is no longer current (completed already,
+    /// expired and re-queued, timed out). Returns the event's sequence number and the state
+    /// the job is now in.
+    pub async fn complete(
+        &self,
+        job: JobId,
+        token: LeaseToken,
+        completion: &Completion,
+        retry: &RetryPolicy,
+    ) -> Result<(u64, JobState), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        check_lease_in(&mut tx, job, token).await?;
+        if completion.state == JobState::InfraFailed && completion.retryable {
+            let record = fetch_job(&mut tx, job).await?;
+            if !record.cancel_requested {
+                let ended = leases::requeue_or_fail(
+                    &mut tx,
+                    &record,
+                    completion.finished_ms,
+                    retry,
+                    &completion.message,
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(ended);
+            }
+        }
+        let p = completion.provenance.as_ref();
+        sqlx::query(
+            "UPDATE jobs SET state = ?, message = ?, exit_code = ?, finished_ms = ?, \
+             log_sha256 = ?, builder_id = ?, envelope_json = ?, bundle_json = ?, keyid = ?, \
+             public_key_pem = ?, lease_expires_ms = NULL, deadline_ms = NULL \
+             WHERE id = ? AND lease_token = ? AND state IN ('LEASED', 'RUNNING')",
+        )
+        .bind(completion.state.as_str())
+        .bind(&completion.message)
+        .bind(completion.exit_code)
+        .bind(completion.finished_ms)
+        .bind(completion.log_sha256.map(|d| d.hex()))
+        .bind(completion.builder_id.as_deref())
+        .bind(p.map(|p| p.envelope_json.as_str()))
+        .bind(p.map(|p| p.bundle_json.as_str()))
+        .bind(p.map(|p| p.keyid.as_str()))
+        .bind(p.map(|p| p.public_key_pem.as_str()))
+        .bind(job.to_string())
+        .bind(token.to_string())
+        .execute(&mut *tx)
+        .await?;
+        leases::finish_attempt(
+            &mut tx,
+            job,
+            completion.finished_ms,
+            completion.state,
+            &completion.message,
+        )
+        .await?;
+        let seq = events::append(
+            &mut tx,
+            job,
+            completion.finished_ms,
+            [state_event(completion.state, &completion.message)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((seq, completion.state))
+    }
+}

@@ -1,0 +1,274 @@
+//! Phase 1 of a job, the hermetic-inputs part: git and archive sources, registry images and
+//! declared inputs, fetched and verified outside the sandbox, with progress reported to the
+//! job's log. Each function runs its blocking work on a blocking thread and classifies a
+//! failure as the job's fault (bad pin, corrupt content, missing commit) or the runner's.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use airlock_attest::{GitCommit, Sha256Digest};
+use airlock_job::InputSpec;
+
+use crate::archive_source::provide_archive_source;
+use crate::cache::BlobCache;
+use crate::config::RunnerConfig;
+use crate::events::EventSink;
+use crate::git_source::{GitTransports, checkout};
+use crate::http::HttpClient;
+use crate::image::registry::{
+    PullProgress, RegistryAuth, RegistryClient, RegistryError, RegistryRepo, pull,
+};
+use crate::image::{ImageCache, ImageProgress, PreparedImage};
+use crate::inputs::{InputProgress, provide_inputs};
+
+/// A preparation failure: whose fault, and what to tell the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareFailure {
+    /// True if the job's pins or content are at fault (the job fails); false for runner
+    /// faults (reported as an infrastructure failure).
+    pub job_fault: bool,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl PrepareFailure {
+    fn job(message: String) -> Self {
+        Self {
+            job_fault: true,
+            message,
+        }
+    }
+    fn infra(message: String) -> Self {
+        Self {
+            job_fault: false,
+            message,
+        }
+    }
+}
+
+/// The runner's fetchers: blob cache, HTTP client, registry client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Fetchers {
+    /// The content-addressed blob cache shared by every job.
+    pub blobs: BlobCache,
+    /// HTTP client for downloads.
+    pub http: HttpClient,
+    /// Registry client (with the configured logins).
+    pub registry: Arc<RegistryClient>,
+    /// Which git transports sources may use.
+    pub git: GitTransports,
+}
+
+impl Fetchers {
+    /// Builds the fetchers from the runner's settings.
+    pub fn from_config(cfg: &RunnerConfig) -> Result<Self, RegistryError> {
+        let auth = match &cfg.registry_auth_file {
+            Some(path) => RegistryAuth::from_file(path)?,
+            None => RegistryAuth::from_default_location()?,
+        };
+        let http = HttpClient::new();
+        Ok(Self {
+            blobs: BlobCache::new(cfg.state_dir.join("cache"), cfg.cache_max_bytes),
+            registry: Arc::new(RegistryClient::new(http.clone(), auth)),
+            http,
+            git: if cfg.allow_file_git {
+                GitTransports::NetworkAndFile
+            } else {
+                GitTransports::Network
+            },
+        })
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, PrepareFailure> + Send + 'static,
+) -> Result<T, PrepareFailure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| PrepareFailure::infra(format!("{what} panicked: {e}")))?
+}
+
+fn input_message(p: InputProgress) -> Option<String> {
+    match p {
+        InputProgress::Downloading { what, transfer } if transfer.finished => Some(format!(
+            "downloaded {what}: {}",
+            transfer.describe()
+        )),
+        InputProgress::Downloading { what, transfer } if transfer.done > 0 => {
+            Some(format!("downloading {what}: {}", transfer.describe()))
+        }
+        InputProgress::Downloading { .. } => None,
+        InputProgress::Cached { what, digest } => {
+            Some(format!("{what} sha256:{digest} verified (cache hit)"))
+        }
+    }
+}
+
+/// Fetches commit `commit` of `url` into `work`; returns the commit time.
+pub async fn git_source(
+    fetchers: &Fetchers,
+    url: &str,
+    commit: &GitCommit,
+    work: &Path,
+    events: &EventSink,
+) -> Result<u64, PrepareFailure> {
+    events
+        .system(0, format!("fetching git source {url} at {commit}"))
+        .await;
+    let (url, commit, work, transports) = (url.to_owned(), *commit, work.to_path_buf(), fetchers.git);
+    let epoch = blocking("git checkout", move || {
+        checkout(&url, &commit, &work, transports).map_err(|e| {
+            let message = format!("git source: {e}");
+            if e.is_job_error() {
+                PrepareFailure::job(message)
+            } else {
+                PrepareFailure::infra(message)
+            }
+        })
+    })
+    .await?;
+    events
+        .system(0, format!("checked out commit {commit} (commit time {epoch})"))
+        .await;
+    Ok(epoch)
+}
+
+/// Fetches the archive at `url`, verifies it against `sha256` and unpacks it into `work`.
+pub async fn archive_source(
+    fetchers: &Fetchers,
+    url: &str,
+    sha256: &Sha256Digest,
+    work: &Path,
+    scratch: &Path,
+    events: &EventSink,
+) -> Result<(), PrepareFailure> {
+    events
+        .system(0, format!("fetching source archive {url} (sha256:{sha256})"))
+        .await;
+    let f = fetchers.clone();
+    let (url, sha256) = (url.to_owned(), *sha256);
+    let (work, scratch) = (work.to_path_buf(), scratch.to_path_buf());
+    let sink = events.clone();
+    blocking("archive source", move || {
+        let mut progress = |p| {
+            if let Some(m) = input_message(p) {
+                sink.system_blocking(0, m);
+            }
+        };
+        provide_archive_source(&f.blobs, &f.http, &url, &sha256, &work, &scratch, &mut progress)
+            .map_err(|e| {
+                if e.is_job_error() {
+                    PrepareFailure::job(e.to_string())
+                } else {
+                    PrepareFailure::infra(e.to_string())
+                }
+            })
+    })
+    .await
+}
+
+/// Provides every declared input under `dir` (mounted at `/inputs`).
+pub async fn inputs(
+    fetchers: &Fetchers,
+    inputs: &[InputSpec],
+    dir: &Path,
+    events: &EventSink,
+) -> Result<(), PrepareFailure> {
+    let f = fetchers.clone();
+    let (inputs, dir) = (inputs.to_vec(), dir.to_path_buf());
+    let sink = events.clone();
+    blocking("inputs", move || {
+        let mut progress = |p| {
+            if let Some(m) = input_message(p) {
+                sink.system_blocking(0, m);
+            }
+        };
+        provide_inputs(&f.blobs, &f.http, &inputs, &dir, &mut progress).map_err(|e| {
+            if e.is_job_error() {
+                PrepareFailure::job(e.to_string())
+            } else {
+                PrepareFailure::infra(e.to_string())
+            }
+        })
+    })
+    .await
+}
+
+fn pull_message(p: PullProgress) -> Option<String> {
+    match p {
+        PullProgress::Downloading {
+            what,
+            digest,
+            transfer,
+        } if transfer.finished => Some(format!(
+            "pulled {what} sha256:{digest}: {}",
+            transfer.describe()
+        )),
+        PullProgress::Downloading { what, transfer, .. } if transfer.done > 0 => {
+            Some(format!("pulling {what}: {}", transfer.describe()))
+        }
+        PullProgress::Downloading { .. } => None,
+        PullProgress::Cached { what, digest } => {
+            Some(format!("{what} sha256:{digest} already cached"))
+        }
+        PullProgress::PlatformManifest { digest } => Some(format!(
+            "image index: using the platform manifest sha256:{digest}"
+        )),
+    }
+}
+
+/// Pulls `repository@digest` into the blob cache (every blob verified while it streams),
+/// then verifies and unpacks it into the rootfs cache like an image layout.
+pub async fn registry_image(
+    fetchers: &Fetchers,
+    images: &ImageCache,
+    repository: &str,
+    digest: &Sha256Digest,
+    events: &EventSink,
+) -> Result<PreparedImage, PrepareFailure> {
+    let repo = RegistryRepo::parse(repository).map_err(|e| PrepareFailure::job(e.to_string()))?;
+    events
+        .system(0, format!("pulling image {repo}@sha256:{digest}"))
+        .await;
+    let f = fetchers.clone();
+    let images = images.clone();
+    let digest = *digest;
+    let sink = events.clone();
+    blocking("image pull", move || {
+        let classify = |e: RegistryError| {
+            let message = format!("image {repo}@sha256:{digest}: {e}");
+            if e.is_content_error() || matches!(e, RegistryError::Status { status: 404, .. }) {
+                PrepareFailure::job(message)
+            } else {
+                PrepareFailure::infra(message)
+            }
+        };
+        let mut progress = |p| {
+            if let Some(m) = pull_message(p) {
+                sink.system_blocking(0, m);
+            }
+        };
+        let pulled = pull(&f.registry, &f.blobs, &repo, &digest, &mut progress).map_err(classify)?;
+        let mut unpack_progress = |p: ImageProgress| {
+            let msg = match p {
+                ImageProgress::Verifying { blob, bytes } => format!(
+                    "verifying layer sha256:{blob} ({:.1} MiB)",
+                    bytes as f64 / 1_048_576.0
+                ),
+                ImageProgress::Unpacking { layer, of } => format!("unpacking layer {layer}/{of}"),
+                ImageProgress::Cached => "image already unpacked and verified (cache hit)".into(),
+            };
+            sink.system_blocking(0, msg);
+        };
+        let layout: PathBuf = f.blobs.root().to_path_buf();
+        let mut prepared = images
+            .prepare_from_layout(&layout, &pulled.manifest, &mut unpack_progress)
+            .map_err(|e| classify(RegistryError::Image(e)))?;
+        // Provenance records the digest the job pinned (an index or a manifest).
+        prepared.manifest_digest = pulled.pinned;
+        drop(pulled);
+        Ok(prepared)
+    })
+    .await
+}
