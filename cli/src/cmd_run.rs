@@ -79,6 +79,8 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
         std::env::current_exe().infra()?,
     );
     runner_cfg.ephemeral = true;
+    // The local user names their own repositories: `file://` git sources are allowed.
+    runner_cfg.allow_file_git = true;
     runner_cfg.labels = spec.job.labels.clone();
     if let ImageRef::OciLayout { dir, .. } = &spec.image.reference {
         // The local user named this layout in their own job file.

@@ -36,9 +36,22 @@ pub struct RunnerArgs {
     /// elsewhere are refused.
     #[arg(long = "allow-oci-layout")]
     allow_oci_layout: Vec<PathBuf>,
-    /// Host uid/gid that container id 0 maps to (container uid 1000 is this + 1000).
+    /// As root: host uid/gid that container id 0 of the first job slot maps to (container
+    /// uid 1000 is this + 1000); slot N starts at this + N*65536. The ranges must not overlap
+    /// /etc/subuid or /etc/subgid. As another user, the slots come from its /etc/subuid range.
     #[arg(long, default_value_t = 1_000_000)]
     id_base: u32,
+    /// How many jobs may run at once, each with its own host id range (root only).
+    #[arg(long, default_value_t = 16)]
+    id_slots: u32,
+    /// Lock directory of the id ranges; runners sharing it never share a range
+    /// [default: /run/airlock/id-slots as root, STATE_DIR/id-slots otherwise].
+    #[arg(long)]
+    id_lock_dir: Option<PathBuf>,
+    /// Read the sandbox profiles (*.toml and their seccomp JSON) from this folder instead of
+    /// the copies of sandbox-profiles/ built into the binary.
+    #[arg(long)]
+    profiles_dir: Option<PathBuf>,
 }
 
 /// Runs `runner`.
@@ -52,6 +65,9 @@ pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
     cfg.max_jobs = args.max_jobs;
     cfg.allowed_layout_roots = args.allow_oci_layout;
     cfg.id_base = args.id_base;
+    cfg.id_slots = args.id_slots;
+    cfg.id_lock_dir = args.id_lock_dir;
+    cfg.profiles_dir = args.profiles_dir;
     let runner = Runner::connect(cfg, Duration::from_secs(60))
         .await
         .infra()?;

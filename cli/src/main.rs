@@ -11,6 +11,7 @@ mod cmd_runner;
 mod cmd_verify;
 mod exit;
 mod home;
+mod pinning;
 mod submit_ops;
 
 use std::path::PathBuf;

@@ -19,9 +19,11 @@ use crate::exit::{Exit, Failure, OrExit, from_status, usage};
 /// A job-service client.
 pub type Client = JobServiceClient<AuthedChannel>;
 
-/// Reads a job file and makes its paths absolute.
+/// Reads a job file, pins a git `ref` or an image tag it names (recording both), and makes
+/// its paths absolute.
 pub fn load_job_file(path: &Path) -> Result<JobSpec, Failure> {
-    let mut spec = JobSpec::from_toml_file(path).usage()?;
+    let mut spec =
+        airlock_job::from_toml_file_resolving(path, &mut crate::pinning::CliResolver).usage()?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -30,12 +32,12 @@ pub fn load_job_file(path: &Path) -> Result<JobSpec, Failure> {
     Ok(spec)
 }
 
-/// Packs a `path` source, uploads it, and pins its digest in the spec.
+/// Packs a `path` source, uploads it, and pins its digest in the spec. Git and archive
+/// sources are already pinned (commit, sha256); the runner fetches them.
 pub async fn upload_source(client: &mut Client, spec: &mut JobSpec) -> Result<(), Failure> {
     let SourceSpec::Path { path, sha256 } = &mut spec.source else {
-        return Err(usage(
-            "this version submits only `[source] path = ...` jobs; git and archive sources are not supported yet",
-        ));
+        eprintln!("source {}", spec.source.uri());
+        return Ok(());
     };
     let dir = PathBuf::from(&*path);
     if !dir.is_dir() {

@@ -219,7 +219,7 @@ impl Scheduler {
                         digest.prefixed()
                     )));
                 }
-                *digest
+                Some(*digest)
             }
             SourceSpec::Path { sha256: None, .. } => {
                 return Err(ApiError::FailedPrecondition(
@@ -228,19 +228,8 @@ impl Scheduler {
                         .into(),
                 ));
             }
-            SourceSpec::Git { .. } => {
-                return Err(ApiError::FailedPrecondition(
-                    "git sources are not supported yet; use `path = DIR` (the client uploads it)"
-                        .into(),
-                ));
-            }
-            SourceSpec::Archive { .. } => {
-                return Err(ApiError::FailedPrecondition(
-                    "archive sources are not supported yet; use `path = DIR` (the client \
-                     uploads it)"
-                        .into(),
-                ));
-            }
+            // Pinned by commit / sha256 in the spec; the runner fetches and verifies them.
+            SourceSpec::Git { .. } | SourceSpec::Archive { .. } => None,
         };
         let id = JobId::new(self.ids.new_id());
         let created_ms = now_ms(&*self.clock);
@@ -254,7 +243,7 @@ impl Scheduler {
             spec_json,
             profile: spec.job.profile.clone(),
             labels: spec.job.labels.clone(),
-            source_sha256: Some(source_sha256),
+            source_sha256,
             created_ms,
             idempotency_key: (!idempotency_key.is_empty()).then(|| idempotency_key.to_owned()),
             priority,

@@ -349,3 +349,118 @@ fn debug_output_never_contains_the_token() {
     assert!(!debug.contains(token.value()));
     assert!(debug.contains("<redacted>"));
 }
+
+#[test]
+fn changing_any_single_character_of_a_token_is_refused() {
+    let (clock, issuer) = setup();
+    let token = issuer
+        .minter
+        .mint(&job(far(clock.now())), &request(AUDIENCES[0], None))
+        .unwrap();
+    let original = token.value().as_bytes();
+    for i in 0..original.len() {
+        if original[i] == b'.' {
+            continue;
+        }
+        for replacement in [b'A', b'_'] {
+            if original[i] == replacement {
+                continue;
+            }
+            let mut forged = original.to_vec();
+            forged[i] = replacement;
+            let forged = String::from_utf8(forged).unwrap();
+            assert!(
+                issuer.verifier.verify(&forged, AUDIENCES[0]).is_err(),
+                "position {i} changed to {} still verifies",
+                replacement as char
+            );
+        }
+    }
+}
+
+#[test]
+fn rotation_keeps_old_tokens_valid_until_expiry_and_a_pending_key_signs_nothing() {
+    let (clock, issuer) = setup();
+    let job = job(far(clock.now() + Duration::from_secs(2 * 3600)));
+    let old_kid = issuer.kid(clock.now());
+    let new_kid = issuer
+        .ring
+        .write()
+        .unwrap()
+        .rotate(airlock_attest::SigningKey::generate().unwrap(), clock.now())
+        .unwrap();
+
+    // The new key is published but not yet signing: a token carrying it is refused.
+    let pending_pem = {
+        let ring = issuer.ring.read().unwrap();
+        let key = ring.keys().iter().find(|k| k.kid() == new_kid).unwrap();
+        key.signing_key().to_pkcs8_pem().unwrap()
+    };
+    let early = issuer
+        .minter
+        .mint(&job, &request(AUDIENCES[0], None))
+        .unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(early.value())
+            .unwrap()
+            .kid
+            .unwrap(),
+        old_kid
+    );
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(new_kid.clone());
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims_of(early.value()),
+        &jsonwebtoken::EncodingKey::from_ec_pem(pending_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        issuer.verifier.verify(&forged, AUDIENCES[0]),
+        Err(VerifyError::KeyWindow)
+    );
+
+    // The last token of the old key, one second before the switch, verifies until it expires.
+    clock.advance(Duration::from_secs(3600 - 1));
+    let last_old = issuer
+        .minter
+        .mint(&job, &request(AUDIENCES[0], None))
+        .unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(last_old.value())
+            .unwrap()
+            .kid
+            .unwrap(),
+        old_kid
+    );
+    clock.advance(Duration::from_secs(1));
+    let first_new = issuer
+        .minter
+        .mint(&job, &request(AUDIENCES[0], None))
+        .unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(first_new.value())
+            .unwrap()
+            .kid
+            .unwrap(),
+        new_kid
+    );
+    clock.advance(Duration::from_secs(298));
+    assert!(
+        issuer
+            .verifier
+            .verify(last_old.value(), AUDIENCES[0])
+            .is_ok()
+    );
+    assert!(
+        issuer
+            .verifier
+            .verify(first_new.value(), AUDIENCES[0])
+            .is_ok()
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        issuer.verifier.verify(last_old.value(), AUDIENCES[0]),
+        Err(VerifyError::Expired)
+    );
+}

@@ -220,8 +220,16 @@ impl BlobCache {
         fill: &mut dyn FnMut(&mut BlobSink<'_>) -> Result<(), CacheError>,
     ) -> Result<(Fetched, BlobPin), CacheError> {
         self.ensure_dirs()?;
-        let lock = self.lock(digest, FlockArg::LockExclusive)?;
         let final_path = self.path(digest);
+        // Fast path: already cached. A shared lock, so jobs pinning it do not block us.
+        let shared = self.lock(digest, FlockArg::LockShared)?;
+        if self.contains(digest) {
+            touch(&final_path);
+            return Ok((Fetched::Hit, BlobPin { _lock: shared }));
+        }
+        drop(shared);
+        // Slow path: one fetcher per digest; the others wait here, then find it cached.
+        let lock = self.lock(digest, FlockArg::LockExclusive)?;
         let outcome = if self.contains(digest) {
             touch(&final_path);
             Fetched::Hit

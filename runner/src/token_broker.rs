@@ -32,6 +32,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::UnixListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 /// File name of the socket inside the job's broker directory.
 pub const SOCKET_NAME: &str = "oidc.sock";
@@ -244,7 +245,8 @@ impl TokenBroker {
             closed: closed.clone(),
             source,
         });
-        let task = tokio::spawn(accept_loop(listener, handler, stop_rx));
+        let span = tracing::info_span!("token_broker", job_id = %handler.policy.job_id);
+        let task = tokio::spawn(accept_loop(listener, handler, stop_rx).instrument(span));
         Ok(Self {
             dir,
             closed,
@@ -330,20 +332,24 @@ async fn accept_loop<S: TokenSource>(
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
         let handler = handler.clone();
-        connections.spawn(async move {
-            let _permit = permit;
-            let service = hyper::service::service_fn(move |req| {
-                let handler = handler.clone();
-                async move { Ok::<_, Infallible>(handler.respond(req).await) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .max_buf_size(MAX_HEAD_BYTES)
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
-        });
+        let span = tracing::Span::current();
+        connections.spawn(
+            async move {
+                let _permit = permit;
+                let service = hyper::service::service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler.respond(req).await) }
+                });
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .max_buf_size(MAX_HEAD_BYTES)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEAD_TIMEOUT);
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+            }
+            .instrument(span),
+        );
     }
     connections.abort_all();
     while connections.join_next().await.is_some() {}

@@ -13,6 +13,8 @@
 pub mod claims;
 pub mod discovery;
 pub mod http;
+pub mod issuer;
+pub mod job_context;
 pub mod jwks;
 pub mod key_dir;
 pub mod keys;
@@ -25,6 +27,8 @@ pub mod verify;
 pub use claims::BuildClaims;
 pub use discovery::DiscoveryDocument;
 pub use http::{OidcHttp, OidcResponse};
+pub use issuer::{IssuerError, OidcConfig, OidcIssuer};
+pub use job_context::JobFacts;
 pub use jwks::{Jwk, JwkSet};
 pub use key_dir::{KeyDir, KeyDirError};
 pub use keys::{KeyRing, KeyRingError, KeySchedule, TokenKey};
