@@ -20,6 +20,10 @@ step "PostgreSQL for the store, fleet and HA tests (loopback, throwaway cluster)
 eval "$(scripts/postgres.sh)"
 export AIRLOCK_TEST_POSTGRES_URL
 
+step "OCI registry on loopback with the base image pushed (docker-registry, skopeo)"
+eval "$(scripts/registry.sh)"
+export AIRLOCK_TEST_REGISTRY AIRLOCK_TEST_REGISTRY_STORAGE AIRLOCK_TEST_REGISTRY_IMAGE
+
 step "formatting"
 cargo fmt --all --check
 

@@ -13,8 +13,8 @@
 mod common;
 
 use airlock_attest::{
-    Bundle, Envelope, KeyAlgorithm, Policy, Sha256Digest, SigningKey, Statement,
-    verify_envelope, verify_provenance,
+    Bundle, Envelope, KeyAlgorithm, Policy, Sha256Digest, SigningKey, Statement, verify_envelope,
+    verify_provenance,
 };
 use common::{statement_for, statement_value};
 use proptest::prelude::*;

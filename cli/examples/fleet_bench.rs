@@ -64,10 +64,12 @@ async fn start_controller(backend: &str) -> InProcess {
             .expect("set AIRLOCK_TEST_POSTGRES_URL (eval \"$(scripts/postgres.sh)\")");
         let name = format!("bench_{}", std::process::id());
         let admin = sqlx::PgPool::connect(&base).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-            .execute(&admin)
-            .await
-            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)
             .await
@@ -77,10 +79,9 @@ async fn start_controller(backend: &str) -> InProcess {
         config.database_url = Some(DatabaseUrl::new(format!("{prefix}/{name}")));
         config.database_max_connections = 16;
     }
-    let controller =
-        Controller::open_with(&config, Arc::new(SystemClock), Arc::new(RandomIds))
-            .await
-            .unwrap();
+    let controller = Controller::open_with(&config, Arc::new(SystemClock), Arc::new(RandomIds))
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -105,7 +106,10 @@ async fn jobs(url: &str, token: &str) -> Jobs {
 }
 
 async fn runners(url: &str) -> Runners {
-    runner_client(connect(url).await.unwrap(), BearerAuth::new(RUNNER).unwrap())
+    runner_client(
+        connect(url).await.unwrap(),
+        BearerAuth::new(RUNNER).unwrap(),
+    )
 }
 
 /// A trivial spec over an uploaded source (the lightweight runner never reads it).

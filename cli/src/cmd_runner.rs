@@ -36,6 +36,14 @@ pub struct RunnerArgs {
     /// elsewhere are refused.
     #[arg(long = "allow-oci-layout")]
     allow_oci_layout: Vec<PathBuf>,
+    /// Docker-style config.json with registry logins (auths."HOST[:PORT]".auth)
+    /// [default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json, if present].
+    #[arg(long)]
+    registry_auth_file: Option<PathBuf>,
+    /// Size cap of the content-addressed blob cache (registry blobs, inputs, source
+    /// archives) in GiB; least recently used blobs no job holds are evicted.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    cache_max_gib: u64,
     /// As root: host uid/gid that container id 0 of the first job slot maps to (container
     /// uid 1000 is this + 1000); slot N starts at this + N*65536. The ranges must not overlap
     /// /etc/subuid or /etc/subgid. As another user, the slots come from its /etc/subuid range.
@@ -64,6 +72,8 @@ pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
     cfg.ephemeral = args.ephemeral;
     cfg.max_jobs = args.max_jobs;
     cfg.allowed_layout_roots = args.allow_oci_layout;
+    cfg.registry_auth_file = args.registry_auth_file;
+    cfg.cache_max_bytes = args.cache_max_gib.saturating_mul(1 << 30);
     cfg.id_base = args.id_base;
     cfg.id_slots = args.id_slots;
     cfg.id_lock_dir = args.id_lock_dir;

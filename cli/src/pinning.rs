@@ -15,8 +15,8 @@ pub struct CliResolver;
 impl Resolver for CliResolver {
     fn git_ref(&mut self, url: &str, git_ref: &str) -> Result<GitCommit, String> {
         // The user's own machine: local repositories are fine to read here.
-        let commit = resolve_ref(url, git_ref, GitTransports::NetworkAndFile)
-            .map_err(|e| e.to_string())?;
+        let commit =
+            resolve_ref(url, git_ref, GitTransports::NetworkAndFile).map_err(|e| e.to_string())?;
         eprintln!("pinned git ref `{git_ref}` of {url} to commit {commit}");
         Ok(commit)
     }

@@ -226,7 +226,10 @@ mod tests {
         assert_eq!(names, PROFILES);
         for k in &s.profile_keys {
             assert_eq!(mode(&k.private_key_path), 0o600);
-            assert_eq!(k.private_key_path, root.join(format!("keys/{}.key", k.profile)));
+            assert_eq!(
+                k.private_key_path,
+                root.join(format!("keys/{}.key", k.profile))
+            );
         }
         assert_eq!(mode(&s.runner_token_path), 0o600);
         assert_eq!(mode(&s.admin_token_path), 0o600);
@@ -235,7 +238,10 @@ mod tests {
         assert_eq!(c.signing.key, None, "every profile has its own key");
         let mut keyids = std::collections::BTreeSet::new();
         for k in &s.profile_keys {
-            assert_eq!(c.signing.key_for(k.profile), Some(k.private_key_path.as_path()));
+            assert_eq!(
+                c.signing.key_for(k.profile),
+                Some(k.private_key_path.as_path())
+            );
             let key = airlock_attest::load_signing_key(&k.private_key_path).unwrap();
             let public = airlock_attest::load_verifying_key(&k.public_key_path).unwrap();
             assert_eq!(key.verifying_key(), &public);

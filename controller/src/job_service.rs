@@ -17,6 +17,9 @@ use crate::status::ApiError;
 /// Events read from the store per query while replaying.
 const WATCH_PAGE: u32 = 256;
 
+/// How often a following watch re-queries the store without a local notification.
+const WATCH_REPOLL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The job service.
 #[derive(Debug, Clone)]
 pub struct JobApi {
@@ -92,6 +95,9 @@ async fn watch(
         }
         tokio::select! {
             () = subscription.changed() => {}
+            // Events written through another replica (shared PostgreSQL) reach no local
+            // subscription: re-query on a short timer too.
+            () = tokio::time::sleep(WATCH_REPOLL) => {}
             () = tx.closed() => return,
             () = scheduler.hub().shutting_down() => {
                 let _ = tx.send(Err(Status::unavailable(

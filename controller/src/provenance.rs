@@ -84,6 +84,9 @@ pub struct ProvenanceInputs<'a> {
     pub runner_version: &'a str,
     /// The image manifest digest the steps ran in.
     pub image_digest: &'a Sha256Digest,
+    /// The image's layer digests, base first, as the runner verified them (recorded as the
+    /// image dependency's `layers` annotation; omitted when empty).
+    pub image_layers: &'a [Sha256Digest],
     /// The outputs as the controller hashed them.
     pub outputs: &'a [OutputRecord],
     /// sha256 of the job's concatenated log bytes.
@@ -175,6 +178,18 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
             name: Some("image".to_owned()),
             uri: Some(spec.image.reference.to_string()),
             digest: sha256_set(inputs.image_digest),
+            annotations: (!inputs.image_layers.is_empty()).then(|| {
+                Map::from_iter([(
+                    "layers".to_owned(),
+                    Value::Array(
+                        inputs
+                            .image_layers
+                            .iter()
+                            .map(|l| Value::String(l.prefixed()))
+                            .collect(),
+                    ),
+                )])
+            }),
             ..Default::default()
         },
     ];

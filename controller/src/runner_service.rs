@@ -184,6 +184,7 @@ impl RunnerService for RunnerApi {
                     exit_code: r.exit_code,
                     outputs: r.outputs,
                     image_manifest_sha256: r.image_manifest_sha256,
+                    image_layers_sha256: r.image_layers_sha256,
                 },
             )
             .await?;

@@ -49,6 +49,8 @@ pub struct RunnerCompletion {
     pub outputs: Vec<pb::OutputFile>,
     /// The image manifest digest the runner ran (lowercase hex; may be empty).
     pub image_manifest_sha256: String,
+    /// The image's layer digests as the runner verified them (lowercase hex, base first).
+    pub image_layers_sha256: Vec<String>,
 }
 
 /// An output upload that passed its checks and may now stream bytes.
@@ -738,6 +740,19 @@ impl Scheduler {
                 pinned.prefixed()
             )));
         }
+        let image_layers = match report
+            .image_layers_sha256
+            .iter()
+            .map(|l| Sha256Digest::from_hex(l))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(layers) => layers,
+            Err(e) => {
+                return Ok(infra(format!(
+                    "the runner reports an image layer digest that is not sha256 hex: {e}"
+                )));
+            }
+        };
         let Some(runner_id) = record.runner_id else {
             return Ok(infra("the job has no runner on record".into()));
         };
@@ -756,6 +771,7 @@ impl Scheduler {
             runner_id: &runner_id,
             runner_version: &runner.version,
             image_digest: &pinned,
+            image_layers: &image_layers,
             outputs: &outputs,
             log_sha256: &log_sha256,
             started,

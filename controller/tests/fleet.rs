@@ -91,7 +91,11 @@ impl Fleet {
         Self::start_on(Backend::Sqlite, scheduling, clock).await
     }
 
-    async fn start_on(backend: Backend, scheduling: SchedulingConfig, clock: Arc<dyn Clock>) -> Self {
+    async fn start_on(
+        backend: Backend,
+        scheduling: SchedulingConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (key, _) = airlock_attest::write_keypair(dir.path(), "provenance").unwrap();
         let mut config =
@@ -228,7 +232,10 @@ fn built(job_id: &str) -> Vec<u8> {
 }
 
 /// What a lightweight runner does with a lease: report, upload, complete.
-async fn run_light(runners: &mut Runners, lease: &pb::Lease) -> Result<pb::JobState, tonic::Status> {
+async fn run_light(
+    runners: &mut Runners,
+    lease: &pb::Lease,
+) -> Result<pb::JobState, tonic::Status> {
     use pb::step_event::Phase;
     runners
         .report_events(pb::ReportEventsRequest {
@@ -286,7 +293,11 @@ async fn wait_for_state_saying(jobs: &mut Jobs, id: &str, state: pb::JobState, n
 
 fn verify_one(fleet: &Fleet, job_id: &str, docs: &pb::ProvenanceDocuments) {
     let envelope = Envelope::from_json(docs.envelope_json.as_bytes()).unwrap();
-    assert_eq!(docs.envelope_json.lines().count(), 1, "exactly one envelope");
+    assert_eq!(
+        docs.envelope_json.lines().count(),
+        1,
+        "exactly one envelope"
+    );
     verify_provenance(
         &envelope,
         &[fleet.public_key()],
@@ -366,7 +377,10 @@ async fn two_hundred_jobs(backend: Backend, replicas: usize) {
     let mut completions: BTreeMap<String, Vec<(u32, pb::JobState, usize)>> = BTreeMap::new();
     for w in workers {
         for (job, attempt, state, runner) in w.await.unwrap() {
-            completions.entry(job).or_default().push((attempt, state, runner));
+            completions
+                .entry(job)
+                .or_default()
+                .push((attempt, state, runner));
         }
     }
     assert_eq!(completions.len(), 200, "every job ran");
@@ -383,7 +397,9 @@ async fn two_hundred_jobs(backend: Backend, replicas: usize) {
         assert_eq!(record.state(), pb::JobState::Succeeded);
         assert_eq!(record.attempts.len(), 1);
         let docs = jobs
-            .get_provenance(pb::GetProvenanceRequest { job_id: job.clone() })
+            .get_provenance(pb::GetProvenanceRequest {
+                job_id: job.clone(),
+            })
             .await
             .unwrap()
             .into_inner();
@@ -417,12 +433,21 @@ async fn a_lost_runner_is_fenced_and_its_job_retried_on_another_runner() {
 
     // Runner A goes silent; its lease lapses and the sweeper re-queues the job.
     clock.advance(Duration::from_secs(4));
-    wait_for_state_saying(&mut jobs, &job_id, pb::JobState::Queued, "retrying as attempt 2").await;
+    wait_for_state_saying(
+        &mut jobs,
+        &job_id,
+        pb::JobState::Queued,
+        "retrying as attempt 2",
+    )
+    .await;
     clock.advance(Duration::from_secs(1)); // past the retry backoff
     let mut b = fleet.runners().await;
     let runner_b = register(&mut b, &[]).await;
     let lease_b = acquire(&mut b, &runner_b, 2_000).await.unwrap();
-    assert_eq!((lease_b.job_id.as_str(), lease_b.attempt), (job_id.as_str(), 2));
+    assert_eq!(
+        (lease_b.job_id.as_str(), lease_b.attempt),
+        (job_id.as_str(), 2)
+    );
 
     // A comes back: every call with its old lease token is refused.
     let stale = run_light(&mut a, &lease_a).await.unwrap_err();
@@ -442,7 +467,10 @@ async fn a_lost_runner_is_fenced_and_its_job_retried_on_another_runner() {
         .unwrap_err();
     assert_eq!(stale.code(), Code::FailedPrecondition);
 
-    assert_eq!(run_light(&mut b, &lease_b).await.unwrap(), pb::JobState::Succeeded);
+    assert_eq!(
+        run_light(&mut b, &lease_b).await.unwrap(),
+        pb::JobState::Succeeded
+    );
     let job = get(&mut jobs, &job_id).await;
     assert_eq!(job.state(), pb::JobState::Succeeded);
     let attempts: Vec<_> = job
@@ -491,7 +519,12 @@ async fn cancel_reaches_a_heartbeating_runner_within_two_seconds() {
         .unwrap()
         .into_inner();
     assert_eq!(resp.state(), pb::JobState::Cancelled);
-    assert!(get(&mut jobs, &running).await.message.contains("superseded"));
+    assert!(
+        get(&mut jobs, &running)
+            .await
+            .message
+            .contains("superseded")
+    );
 
     // The leased one: a long-polling heartbeat returns as soon as the cancel arrives.
     let mut hb_client = fleet.runners().await;
@@ -585,7 +618,10 @@ async fn submit_is_idempotent_per_key() {
     let first = submit(&mut jobs, &source, "pipeline-7/build").await;
     assert!(!first.existing);
     let again = submit(&mut jobs, &source, "pipeline-7/build").await;
-    assert_eq!((again.job_id.as_str(), again.existing), (first.job_id.as_str(), true));
+    assert_eq!(
+        (again.job_id.as_str(), again.existing),
+        (first.job_id.as_str(), true)
+    );
     let other = submit(&mut jobs, &source, "pipeline-8/build").await;
     assert_ne!(other.job_id, first.job_id);
     let mut spec: serde_json::Value = serde_json::from_slice(&spec_json(&source, &[])).unwrap();
@@ -665,7 +701,12 @@ async fn restart_mid_run(backend: Backend) {
     }
     for id in &ids {
         let job = get(&mut jobs, id).await;
-        assert_eq!(job.state(), pb::JobState::Succeeded, "{id}: {}", job.message);
+        assert_eq!(
+            job.state(),
+            pb::JobState::Succeeded,
+            "{id}: {}",
+            job.message
+        );
         assert_eq!(job.attempts.len(), 1);
         let docs = jobs
             .get_provenance(pb::GetProvenanceRequest { job_id: id.clone() })

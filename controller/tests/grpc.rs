@@ -484,7 +484,11 @@ async fn bad_specs_are_refused_with_the_field_named() {
     jobs.submit_job(submit(spec.clone())).await.unwrap();
     spec["source"] = serde_json::json!({"git": "https://git.example/x.git", "ref": "main"});
     let err = jobs.submit_job(submit(spec)).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "a ref alone is not a pin");
+    assert_eq!(
+        err.code(),
+        Code::InvalidArgument,
+        "a ref alone is not a pin"
+    );
     tc.stop().await;
 }
 

@@ -77,6 +77,7 @@ fn provenance_matches_golden_bytes() {
         runner_id: "00000000-0000-4000-8000-000000000002",
         runner_version: "1.2.3",
         image_digest: &image,
+        image_layers: &[],
         outputs: &outputs,
         log_sha256: &log,
         started: UNIX_EPOCH + Duration::from_millis(1_700_000_000_999),

@@ -58,7 +58,10 @@ async fn run_job(
     (job_id, done.state())
 }
 
-async fn provenance(tc: &TestController, job_id: &str) -> Result<pb::ProvenanceDocuments, tonic::Status> {
+async fn provenance(
+    tc: &TestController,
+    job_id: &str,
+) -> Result<pb::ProvenanceDocuments, tonic::Status> {
     tc.jobs()
         .await
         .get_provenance(pb::GetProvenanceRequest {
@@ -100,7 +103,11 @@ async fn each_trust_profile_signs_with_its_own_key_and_builder_id() {
         let docs = provenance(&tc, &job_id).await.unwrap();
         let builder_id = format!("https://ci.example/builders/{profile}");
         assert_eq!(docs.builder_id, builder_id);
-        assert_eq!(docs.keyid, public.keyid(), "{profile} signs with its own key");
+        assert_eq!(
+            docs.keyid,
+            public.keyid(),
+            "{profile} signs with its own key"
+        );
         assert_eq!(docs.public_key_pem, public.to_spki_pem().unwrap());
         let envelope = Envelope::from_json(docs.envelope_json.as_bytes()).unwrap();
         let artifacts = [("hello".to_owned(), Sha256Digest::of(HELLO))];
@@ -143,7 +150,11 @@ async fn assert_unsigned_failure(tc: &TestController, job_id: &str, state: pb::J
         .unwrap()
         .into_inner();
     assert_eq!(job.state(), pb::JobState::InfraFailed);
-    assert!(job.message.contains("cannot sign provenance"), "{}", job.message);
+    assert!(
+        job.message.contains("cannot sign provenance"),
+        "{}",
+        job.message
+    );
     assert_eq!(job.builder_id, "", "no builder id without a signature");
     let err = provenance(tc, job_id).await.unwrap_err();
     assert!(
@@ -173,8 +184,11 @@ async fn a_signing_failure_fails_the_job_and_nothing_unsigned_is_stored_or_retur
     // Corrupted.
     restore();
     let (job, state) = run_job(&tc, "trusted", || {
-        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-            .unwrap()
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap()
     })
     .await;
     assert_unsigned_failure(&tc, &job, state).await;

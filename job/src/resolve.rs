@@ -85,7 +85,8 @@ pub fn from_toml_file_resolving(
                 path,
                 "image.ref",
                 format!("cannot resolve image tag `{asked}`: {m}"),
-                "check the image name and tag, or pin it as NAME@sha256:<64 hex>",
+                "pin the image by digest (`NAME@sha256:<64 hex>`), or name a tag in an explicit \
+                 registry (`HOST[:PORT]/REPOSITORY:TAG`) to have it pinned at submit",
             )
         })?;
         image.insert("ref".into(), toml::Value::String(pinned));

@@ -97,7 +97,9 @@ impl TryFrom<RawSource> for SourceSpec {
         match (raw.path, raw.git, raw.archive) {
             (Some(path), None, None) => {
                 if raw.commit.is_some() || raw.git_ref.is_some() {
-                    return Err(format!("`commit` and `ref` only go with `git`{SOURCE_HINT}"));
+                    return Err(format!(
+                        "`commit` and `ref` only go with `git`{SOURCE_HINT}"
+                    ));
                 }
                 if path.is_empty() {
                     return Err(
@@ -115,9 +117,7 @@ impl TryFrom<RawSource> for SourceSpec {
                 if let Some(r) = &raw.git_ref
                     && !is_git_ref(r)
                 {
-                    return Err(format!(
-                        "ref `{r}` is not a branch or tag name git accepts"
-                    ));
+                    return Err(format!("ref `{r}` is not a branch or tag name git accepts"));
                 }
                 let commit = GitCommit::from_hex(&commit).map_err(|e| {
                     format!("commit `{commit}` is not a full 40-hex commit id ({e}); resolve refs before submitting")
@@ -133,7 +133,9 @@ impl TryFrom<RawSource> for SourceSpec {
             }
             (None, None, Some(url)) => {
                 if raw.commit.is_some() || raw.git_ref.is_some() {
-                    return Err(format!("`commit` and `ref` only go with `git`{SOURCE_HINT}"));
+                    return Err(format!(
+                        "`commit` and `ref` only go with `git`{SOURCE_HINT}"
+                    ));
                 }
                 let sha256 =
                     sha256.ok_or_else(|| "`archive` needs `sha256 = \"<64 hex>\"`".to_string())?;

@@ -26,8 +26,8 @@ use crate::config::RunnerConfig;
 use crate::events::{EventReporter, EventSink};
 use crate::identity::{IdAllocator, allocator_for};
 use crate::image::{ImageCache, ImageProgress};
-use crate::prepare::{Fetchers, PrepareFailure};
 use crate::outputs::{CollectedOutput, OutputLimits, collect_outputs};
+use crate::prepare::{Fetchers, ImageRecord, PrepareFailure};
 use crate::profile::{Profile, Profiles};
 use crate::sandbox::{FailureKind, Launcher, SandboxError, SandboxPlan, StepOutcome, Stream};
 use crate::source_archive::{unpack_verified, write_hashed};
@@ -66,7 +66,7 @@ pub enum RunnerError {
 enum JobEnd {
     Succeeded {
         outputs: Vec<CollectedOutput>,
-        image: Sha256Digest,
+        image: ImageRecord,
     },
     Failed {
         message: String,
@@ -134,7 +134,8 @@ impl Runner {
             .into_inner()
             .runner_id;
         let images = ImageCache::new(cfg.state_dir.join("images"));
-        let fetchers = Fetchers::from_config(&cfg).map_err(|e| RunnerError::Setup(e.to_string()))?;
+        let fetchers =
+            Fetchers::from_config(&cfg).map_err(|e| RunnerError::Setup(e.to_string()))?;
         let launcher = Launcher::new(&cfg.launcher_exe, cfg.state_dir.join("sandbox"))?;
         if let Err(e) = launcher.cleanup_stale() {
             warn!(error = %e, "could not clean stale sandbox state");
@@ -239,7 +240,10 @@ impl Runner {
             }
         };
         if !running.is_empty() {
-            info!(jobs = running.len(), "draining: waiting for running jobs to finish");
+            info!(
+                jobs = running.len(),
+                "draining: waiting for running jobs to finish"
+            );
         }
         while running.join_next().await.is_some() {}
         result
@@ -296,6 +300,8 @@ impl Runner {
                 lease.lease_token.clone(),
                 cancel_tx,
             );
+            // The runner's own credential must never reach a log either.
+            sink.add_secret(self.cfg.token.expose()).await;
             let end = self.run_job(&lease, &job_dir, &sink, cancel_rx).await;
             drop(sink);
             let report = reporter.finish().await;
@@ -367,7 +373,7 @@ impl Runner {
         message: String,
         exit_code: i32,
         outputs: Vec<OutputFile>,
-        image: Option<Sha256Digest>,
+        image: Option<ImageRecord>,
     ) -> JobEnd {
         let req = CompleteJobRequest {
             job_id: lease.job_id.clone(),
@@ -376,14 +382,20 @@ impl Runner {
             message: message.clone(),
             exit_code,
             outputs,
-            image_manifest_sha256: image.map(|d| d.hex()).unwrap_or_default(),
+            image_manifest_sha256: image.as_ref().map(|i| i.manifest.hex()).unwrap_or_default(),
+            image_layers_sha256: image
+                .map(|i| i.layers.iter().map(Sha256Digest::hex).collect())
+                .unwrap_or_default(),
         };
         match self.client.complete_job(req).await {
             Ok(resp) => {
                 info!(state = resp.into_inner().state, "completed");
                 JobEnd::Succeeded {
                     outputs: vec![],
-                    image: Sha256Digest::of(b""),
+                    image: ImageRecord {
+                        manifest: Sha256Digest::of(b""),
+                        layers: Vec::new(),
+                    },
                 }
             }
             Err(status) => {
@@ -507,8 +519,7 @@ impl Runner {
                 PATH_SOURCE_DATE_EPOCH
             }
             SourceSpec::Git { url, commit, .. } => {
-                match crate::prepare::git_source(&self.fetchers, url, commit, &work, events).await
-                {
+                match crate::prepare::git_source(&self.fetchers, url, commit, &work, events).await {
                     Ok(epoch) => epoch,
                     Err(f) => return prepare_failed(f),
                 }
@@ -668,7 +679,10 @@ impl Runner {
                 }
                 JobEnd::Succeeded {
                     outputs,
-                    image: image.manifest_digest,
+                    image: ImageRecord {
+                        manifest: image.manifest_digest,
+                        layers: image.layers.clone(),
+                    },
                 }
             }
             Ok(Err(e)) if e.is_build_failure() => JobEnd::Failed {

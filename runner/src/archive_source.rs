@@ -49,10 +49,18 @@ pub fn provide_archive_source(
     progress: &mut dyn FnMut(InputProgress),
 ) -> Result<(), ArchiveSourceError> {
     let mut unpacked = Ok(());
-    fetch_verified(cache, http, "source archive", url, sha256, progress, |blob| {
-        unpacked = unpack(blob, sha256, work, scratch);
-        Ok(())
-    })?;
+    fetch_verified(
+        cache,
+        http,
+        "source archive",
+        url,
+        sha256,
+        progress,
+        |blob| {
+            unpacked = unpack(blob, sha256, work, scratch);
+            Ok(())
+        },
+    )?;
     unpacked
 }
 

@@ -84,7 +84,9 @@ fn check_url(url: &str, transports: GitTransports) -> Result<(), GitError> {
         reason: reason.to_owned(),
     };
     if url.starts_with('-') || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(bad("it starts with `-` or contains spaces or control characters"));
+        return Err(bad(
+            "it starts with `-` or contains spaces or control characters",
+        ));
     }
     let scheme = url.split_once("://").map(|(s, _)| s);
     match (scheme, transports) {
@@ -259,10 +261,7 @@ pub fn resolve_ref(
             format!("refs/heads/{git_ref}"),
         ]
     };
-    let entries: Vec<(&str, &str)> = listing
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .collect();
+    let entries: Vec<(&str, &str)> = listing.lines().filter_map(|l| l.split_once('\t')).collect();
     for want in &wanted {
         if let Some((sha, _)) = entries.iter().find(|(_, name)| name == want) {
             return GitCommit::from_hex(sha).map_err(|_| GitError::Failed {

@@ -31,7 +31,11 @@ pub async fn keep_alive(
     cancel: Arc<watch::Sender<bool>>,
 ) {
     // An older controller sends no TTL: assume the default 30 s.
-    let ttl = if ttl.is_zero() { Duration::from_secs(30) } else { ttl };
+    let ttl = if ttl.is_zero() {
+        Duration::from_secs(30)
+    } else {
+        ttl
+    };
     let wait = heartbeat_wait(ttl);
     let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
     let mut backoff = Duration::from_millis(100);
@@ -73,7 +77,10 @@ mod tests {
 
     #[test]
     fn wait_is_a_third_of_the_ttl_within_bounds() {
-        assert_eq!(heartbeat_wait(Duration::from_secs(3)), Duration::from_secs(1));
+        assert_eq!(
+            heartbeat_wait(Duration::from_secs(3)),
+            Duration::from_secs(1)
+        );
         assert_eq!(heartbeat_wait(Duration::from_secs(60)), MAX_WAIT);
         assert_eq!(heartbeat_wait(Duration::ZERO), Duration::from_millis(50));
     }

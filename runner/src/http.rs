@@ -188,6 +188,8 @@ impl HttpClient {
                 .timeout_connect(Some(Duration::from_secs(30)))
                 .timeout_recv_response(Some(Duration::from_secs(120)))
                 .timeout_recv_body(None)
+                // A stalled transfer fails instead of holding the job until its timeout.
+                .timeout_per_read(Some(Duration::from_secs(60)))
                 .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")));
             if !proxy {
                 cfg = cfg.proxy(None);

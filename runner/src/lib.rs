@@ -19,6 +19,7 @@ pub mod inputs;
 pub mod outputs;
 pub mod prepare;
 pub mod profile;
+pub mod redact;
 pub mod sandbox;
 pub mod source_archive;
 pub mod token_broker;

@@ -46,6 +46,16 @@ impl PrepareFailure {
     }
 }
 
+/// The image a job ran in, as reported to the controller: the pinned manifest digest and
+/// the layer digests verified while unpacking (provenance records them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRecord {
+    /// The digest the job pinned.
+    pub manifest: Sha256Digest,
+    /// Layer blob digests, base first.
+    pub layers: Vec<Sha256Digest>,
+}
+
 /// The runner's fetchers: blob cache, HTTP client, registry client. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Fetchers {
@@ -91,10 +101,9 @@ async fn blocking<T: Send + 'static>(
 
 fn input_message(p: InputProgress) -> Option<String> {
     match p {
-        InputProgress::Downloading { what, transfer } if transfer.finished => Some(format!(
-            "downloaded {what}: {}",
-            transfer.describe()
-        )),
+        InputProgress::Downloading { what, transfer } if transfer.finished => {
+            Some(format!("downloaded {what}: {}", transfer.describe()))
+        }
         InputProgress::Downloading { what, transfer } if transfer.done > 0 => {
             Some(format!("downloading {what}: {}", transfer.describe()))
         }
@@ -116,7 +125,8 @@ pub async fn git_source(
     events
         .system(0, format!("fetching git source {url} at {commit}"))
         .await;
-    let (url, commit, work, transports) = (url.to_owned(), *commit, work.to_path_buf(), fetchers.git);
+    let (url, commit, work, transports) =
+        (url.to_owned(), *commit, work.to_path_buf(), fetchers.git);
     let epoch = blocking("git checkout", move || {
         checkout(&url, &commit, &work, transports).map_err(|e| {
             let message = format!("git source: {e}");
@@ -129,7 +139,10 @@ pub async fn git_source(
     })
     .await?;
     events
-        .system(0, format!("checked out commit {commit} (commit time {epoch})"))
+        .system(
+            0,
+            format!("checked out commit {commit} (commit time {epoch})"),
+        )
         .await;
     Ok(epoch)
 }
@@ -144,7 +157,10 @@ pub async fn archive_source(
     events: &EventSink,
 ) -> Result<(), PrepareFailure> {
     events
-        .system(0, format!("fetching source archive {url} (sha256:{sha256})"))
+        .system(
+            0,
+            format!("fetching source archive {url} (sha256:{sha256})"),
+        )
         .await;
     let f = fetchers.clone();
     let (url, sha256) = (url.to_owned(), *sha256);
@@ -156,14 +172,22 @@ pub async fn archive_source(
                 sink.system_blocking(0, m);
             }
         };
-        provide_archive_source(&f.blobs, &f.http, &url, &sha256, &work, &scratch, &mut progress)
-            .map_err(|e| {
-                if e.is_job_error() {
-                    PrepareFailure::job(e.to_string())
-                } else {
-                    PrepareFailure::infra(e.to_string())
-                }
-            })
+        provide_archive_source(
+            &f.blobs,
+            &f.http,
+            &url,
+            &sha256,
+            &work,
+            &scratch,
+            &mut progress,
+        )
+        .map_err(|e| {
+            if e.is_job_error() {
+                PrepareFailure::job(e.to_string())
+            } else {
+                PrepareFailure::infra(e.to_string())
+            }
+        })
     })
     .await
 }
@@ -249,7 +273,8 @@ pub async fn registry_image(
                 sink.system_blocking(0, m);
             }
         };
-        let pulled = pull(&f.registry, &f.blobs, &repo, &digest, &mut progress).map_err(classify)?;
+        let pulled =
+            pull(&f.registry, &f.blobs, &repo, &digest, &mut progress).map_err(classify)?;
         let mut unpack_progress = |p: ImageProgress| {
             let msg = match p {
                 ImageProgress::Verifying { blob, bytes } => format!(

@@ -59,7 +59,10 @@ impl Proc {
             {
                 return rest.chars().take(36).collect();
             }
-            assert!(Instant::now() < deadline, "runner did not register:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "runner did not register:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -227,7 +230,9 @@ async fn prepared_spec(jobs: &mut Jobs, job_file: &Path) -> Vec<u8> {
         .chunks(256 * 1024)
         .map(|c| pb::BlobChunk { data: c.to_vec() })
         .collect();
-    jobs.upload_source(tokio_stream::iter(chunks)).await.unwrap();
+    jobs.upload_source(tokio_stream::iter(chunks))
+        .await
+        .unwrap();
     *sha256 = Some(digest);
     spec.to_json()
 }

@@ -11,7 +11,9 @@
 mod bad_job_files;
 mod build_token_sandbox;
 mod common;
+mod escape_probe;
 mod fleet_processes;
+mod hermetic_inputs;
 mod local_run;
 mod provenance_fixtures;
 mod provenance_interop;

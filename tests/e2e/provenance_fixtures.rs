@@ -58,10 +58,16 @@ pub fn build_hello(algorithm: Option<&str>) -> HelloBuild {
     let keys = home.path().join("keys");
     if let Some(algorithm) = algorithm {
         let mut c = airlock();
-        c.args(["keys", "generate", "--name", "local-provenance", "--algorithm"])
-            .arg(algorithm)
-            .arg("--out")
-            .arg(&keys);
+        c.args([
+            "keys",
+            "generate",
+            "--name",
+            "local-provenance",
+            "--algorithm",
+        ])
+        .arg(algorithm)
+        .arg("--out")
+        .arg(&keys);
         let o = run(c);
         assert!(o.status.success(), "keys generate failed");
         assert!(text(&o).contains(&format!("algorithm:   {algorithm}")));
@@ -82,9 +88,17 @@ pub fn build_hello(algorithm: Option<&str>) -> HelloBuild {
 }
 
 /// `airlock verify ARTIFACT --provenance P --key K... EXTRA...`.
-pub fn airlock_verify(artifact: &Path, provenance: &Path, keys: &[&Path], extra: &[&str]) -> Output {
+pub fn airlock_verify(
+    artifact: &Path,
+    provenance: &Path,
+    keys: &[&Path],
+    extra: &[&str],
+) -> Output {
     let mut c = airlock();
-    c.arg("verify").arg(artifact).arg("--provenance").arg(provenance);
+    c.arg("verify")
+        .arg(artifact)
+        .arg("--provenance")
+        .arg(provenance);
     for k in keys {
         c.arg("--key").arg(k);
     }

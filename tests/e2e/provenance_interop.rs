@@ -14,10 +14,7 @@ const BUILDER_ID: &str = "https://localhost/builders/local/trusted";
 const BUILD_TYPE: &str = "https://airlock.dev/build-types/job/v1";
 
 fn accepted_by_all(b: &HelloBuild, jsonl: &Path, bundle: &Path) {
-    let source = format!(
-        "file://{}",
-        b.job.parent().unwrap().display()
-    );
+    let source = format!("file://{}", b.job.parent().unwrap().display());
     for provenance in [jsonl, bundle] {
         let o = airlock_verify(
             &b.artifact,
@@ -32,7 +29,11 @@ fn accepted_by_all(b: &HelloBuild, jsonl: &Path, bundle: &Path) {
                 &source,
             ],
         );
-        assert_eq!(o.status.code(), Some(0), "airlock verify refused good provenance");
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "airlock verify refused good provenance"
+        );
         let t = text(&o);
         for check in [
             "PASS signature",
@@ -46,13 +47,19 @@ fn accepted_by_all(b: &HelloBuild, jsonl: &Path, bundle: &Path) {
         }
         assert!(!t.contains("SKIP"), "every check was asked for: {t}");
         let o = third_party_verify(provenance, &b.public_key, &b.artifact);
-        assert!(o.status.success(), "securesystemslib/in-toto refused good provenance");
+        assert!(
+            o.status.success(),
+            "securesystemslib/in-toto refused good provenance"
+        );
         let t = text(&o);
         assert!(t.contains("securesystemslib verified"), "{t}");
         assert!(t.contains("in-toto-attestation validated"), "{t}");
     }
     let o = sigstore_js_verify(bundle, &b.public_key, &b.artifact);
-    assert!(o.status.success(), "@sigstore/verify refused the good bundle");
+    assert!(
+        o.status.success(),
+        "@sigstore/verify refused the good bundle"
+    );
     assert!(text(&o).contains("@sigstore/verify verified"));
 }
 
@@ -61,7 +68,11 @@ fn refused_by_all(b: &HelloBuild, jsonl: &Path, bundle: &Path, key: &Path, what:
         let o = airlock_verify(&b.artifact, provenance, &[key], &[]);
         assert_eq!(o.status.code(), Some(1), "airlock verify accepted {what}");
         let o = third_party_verify(provenance, key, &b.artifact);
-        assert_eq!(o.status.code(), Some(1), "securesystemslib/in-toto accepted {what}");
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "securesystemslib/in-toto accepted {what}"
+        );
     }
     let o = sigstore_js_verify(bundle, key, &b.artifact);
     assert_eq!(o.status.code(), Some(1), "@sigstore/verify accepted {what}");
@@ -81,7 +92,11 @@ fn check_build(algorithm: &str) {
     // The files airlock wrote, as they are.
     accepted_by_all(&b, &b.envelope, &b.bundle);
     let o = third_party_verify(&b.envelope, &b.public_key, &b.artifact);
-    let scheme = if algorithm == "ed25519" { "(ed25519," } else { "(ecdsa-sha2-nistp256," };
+    let scheme = if algorithm == "ed25519" {
+        "(ed25519,"
+    } else {
+        "(ecdsa-sha2-nistp256,"
+    };
     assert!(text(&o).contains(scheme), "verified with the wrong scheme");
 
     let dir = b.home.path();
@@ -101,7 +116,13 @@ fn check_build(algorithm: &str) {
     let other = SigningKey::generate_with(expected).unwrap();
     let other_pub = dir.join("other.pub");
     std::fs::write(&other_pub, other.verifying_key().to_spki_pem().unwrap()).unwrap();
-    refused_by_all(&b, &b.envelope, &b.bundle, &other_pub, "a signature by another key");
+    refused_by_all(
+        &b,
+        &b.envelope,
+        &b.bundle,
+        &other_pub,
+        "a signature by another key",
+    );
 
     // 4. A tampered artifact: not a subject.
     let evil = dir.join("hello-tampered");
@@ -111,8 +132,18 @@ fn check_build(algorithm: &str) {
     let o = airlock_verify(&evil, &b.envelope, &[&b.public_key], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("FAIL artifact"), "{}", text(&o));
-    assert_eq!(third_party_verify(&b.envelope, &b.public_key, &evil).status.code(), Some(1));
-    assert_eq!(sigstore_js_verify(&b.bundle, &b.public_key, &evil).status.code(), Some(1));
+    assert_eq!(
+        third_party_verify(&b.envelope, &b.public_key, &evil)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        sigstore_js_verify(&b.bundle, &b.public_key, &evil)
+            .status
+            .code(),
+        Some(1)
+    );
 
     // 5. Structurally broken provenance, validly signed by the real key: in-toto-attestation
     //    (and airlock verify) must refuse what the signature alone would let through.
@@ -123,10 +154,19 @@ fn check_build(algorithm: &str) {
         .remove("id");
     let (jsonl, _) = write_both(dir, "no-builder-id", &resign(&statement, &key));
     let o = third_party_verify(&jsonl, &b.public_key, &b.artifact);
-    assert_eq!(o.status.code(), Some(1), "a predicate without builder.id was accepted");
-    assert!(text(&o).contains("securesystemslib verified"), "the signature itself is fine");
     assert_eq!(
-        airlock_verify(&b.artifact, &jsonl, &[&b.public_key], &[]).status.code(),
+        o.status.code(),
+        Some(1),
+        "a predicate without builder.id was accepted"
+    );
+    assert!(
+        text(&o).contains("securesystemslib verified"),
+        "the signature itself is fine"
+    );
+    assert_eq!(
+        airlock_verify(&b.artifact, &jsonl, &[&b.public_key], &[])
+            .status
+            .code(),
         Some(1)
     );
     let mut statement = statement_json(&envelope);
@@ -134,19 +174,35 @@ fn check_build(algorithm: &str) {
     let (jsonl, _) = write_both(dir, "old-type", &resign(&statement, &key));
     let o = third_party_verify(&jsonl, &b.public_key, &b.artifact);
     assert_eq!(o.status.code(), Some(1), "a v0.1 statement was accepted");
-    assert!(text(&o).contains("in-toto-attestation rejects"), "{}", text(&o));
+    assert!(
+        text(&o).contains("in-toto-attestation rejects"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(
-        airlock_verify(&b.artifact, &jsonl, &[&b.public_key], &[]).status.code(),
+        airlock_verify(&b.artifact, &jsonl, &[&b.public_key], &[])
+            .status
+            .code(),
         Some(1)
     );
     let mut statement = statement_json(&envelope);
     statement["predicate"]["buildDefinition"]["surprise"] = 1.into();
     let (jsonl, _) = write_both(dir, "unknown-field", &resign(&statement, &key));
     let o = third_party_verify(&jsonl, &b.public_key, &b.artifact);
-    assert_eq!(o.status.code(), Some(1), "an unknown predicate field was accepted");
-    assert!(text(&o).contains("no field named \"surprise\""), "{}", text(&o));
     assert_eq!(
-        airlock_verify(&b.artifact, &jsonl, &[&b.public_key], &[]).status.code(),
+        o.status.code(),
+        Some(1),
+        "an unknown predicate field was accepted"
+    );
+    assert!(
+        text(&o).contains("no field named \"surprise\""),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        airlock_verify(&b.artifact, &jsonl, &[&b.public_key], &[])
+            .status
+            .code(),
         Some(1)
     );
 }
@@ -175,16 +231,27 @@ fn verify_refuses_unknown_external_parameters_unless_allowed_and_takes_several_k
     let (jsonl, bundle) = write_both(dir, "extra-param", &resign(&statement, &key));
     for provenance in [&jsonl, &bundle] {
         let o = airlock_verify(&b.artifact, provenance, &[&b.public_key], &[]);
-        assert_eq!(o.status.code(), Some(1), "an unknown external parameter was accepted");
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "an unknown external parameter was accepted"
+        );
         let t = text(&o);
-        assert!(t.contains("FAIL externalParameters has unexpected key(s) cacheFrom"), "{t}");
+        assert!(
+            t.contains("FAIL externalParameters has unexpected key(s) cacheFrom"),
+            "{t}"
+        );
         let o = airlock_verify(
             &b.artifact,
             provenance,
             &[&b.public_key],
             &["--allow-unknown-external-parameters"],
         );
-        assert_eq!(o.status.code(), Some(0), "--allow-unknown-external-parameters relaxes it");
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "--allow-unknown-external-parameters relaxes it"
+        );
         assert!(text(&o).contains("SKIP externalParameters"));
     }
 
@@ -195,9 +262,17 @@ fn verify_refuses_unknown_external_parameters_unless_allowed_and_takes_several_k
     let ed = SigningKey::generate_with(KeyAlgorithm::Ed25519).unwrap();
     let ed_pub = dir.join("ed.pub");
     std::fs::write(&ed_pub, ed.verifying_key().to_spki_pem().unwrap()).unwrap();
-    let o = airlock_verify(&b.artifact, &b.envelope, &[&old_pub, &ed_pub, &b.public_key], &[]);
+    let o = airlock_verify(
+        &b.artifact,
+        &b.envelope,
+        &[&old_pub, &ed_pub, &b.public_key],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(0));
-    assert!(text(&o).contains(key.keyid()), "names the key that verified");
+    assert!(
+        text(&o).contains(key.keyid()),
+        "names the key that verified"
+    );
     let o = airlock_verify(&b.artifact, &b.envelope, &[&old_pub, &ed_pub], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("none of them is trusted"), "{}", text(&o));

@@ -11,14 +11,21 @@ use crate::provenance_fixtures::*;
 fn two_runs_of_hello_produce_the_same_output_digest() {
     let first = build_hello(None);
     let second = build_hello(None);
-    assert_ne!(first.job, second.job, "the two sources live in different directories");
+    assert_ne!(
+        first.job, second.job,
+        "the two sources live in different directories"
+    );
 
     let digest = |b: &HelloBuild| {
         airlock_attest::hash_reader(std::fs::File::open(&b.artifact).unwrap())
             .unwrap()
             .0
     };
-    assert_eq!(digest(&first), digest(&second), "hello differs between runs");
+    assert_eq!(
+        digest(&first),
+        digest(&second),
+        "hello differs between runs"
+    );
 
     // The signed statements agree on the subject too, though they differ elsewhere (other
     // keys, invocation ids, times, source paths).

@@ -16,7 +16,8 @@
  *   --secret-sha256  a secret (runner token, key material) given only as its length and
  *                    SHA-256: no run of that many [A-Za-z0-9+/=_-] characters anywhere in the
  *                    scanned files or in any visible process environment may hash to it
- *   --scan           directories to scan for secrets and PEM private keys (default: /)
+ *   --scan           directories to scan for secrets and PEM private keys (default: /); PEM
+ *                    private keys count outside the read-only image only (images ship test keys)
  *
  * The network checks send no packet: a TCP connect to 127.0.0.1 inside the sandbox's own
  * network namespace, and a UDP connect (a route lookup only, nothing is sent) to 192.0.2.1
@@ -115,7 +116,7 @@ static int is_tok(unsigned char c) {
 }
 
 /* Checks every window of every secret's length inside each run of token characters. */
-static void scan_buffer(const char *where, const unsigned char *p, size_t n) {
+static void scan_buffer(const char *where, const unsigned char *p, size_t n, int pem) {
     size_t i = 0;
     while (i < n) {
         if (!is_tok(p[i])) { i++; continue; }
@@ -134,12 +135,20 @@ static void scan_buffer(const char *where, const unsigned char *p, size_t n) {
         }
         i = j;
     }
-    /* PEM private keys: "-----BEGIN <anything> PRIVATE KEY" */
+    /* PEM private keys: a line "-----BEGIN <label>PRIVATE KEY-----" followed by a line of
+       base64 (a real key, not a program's string constant such as gnutls's). */
     const unsigned char *q = p, *end = p + n;
-    while ((q = memmem(q, end - q, "-----BEGIN ", 11)) != NULL) {
+    while (pem && (q = memmem(q, end - q, "-----BEGIN ", 11)) != NULL) {
         const unsigned char *eol = memchr(q, '\n', end - q);
         size_t span = (eol ? eol : end) - q;
-        if (span < 100 && memmem(q, span, "PRIVATE KEY", 11)) {
+        if (span > 0 && q[span - 1] == '\r') span--;
+        int header = span >= 27 && span < 100 && !memcmp(q + span - 16, "PRIVATE KEY-----", 16);
+        size_t body = 0;
+        if (header && eol) {
+            const unsigned char *b = eol + 1;
+            while (b + body < end && is_tok(b[body])) body++;
+        }
+        if (header && body >= 16) {
             if (!pem_hits) snprintf(first_hit + strlen(first_hit), sizeof first_hit - strlen(first_hit), " PEM private key in %s", where);
             pem_hits++;
         }
@@ -148,6 +157,12 @@ static void scan_buffer(const char *where, const unsigned char *p, size_t n) {
 }
 
 #define MAX_FILE (64L << 20)
+static uint64_t image_mnt; /* mount id of the read-only image at / */
+static uint64_t mnt_id(int dirfd, const char *path, int flags) {
+    struct statx stx;
+    if (statx(dirfd, path, flags, STATX_MNT_ID, &stx) != 0 || !(stx.stx_mask & STATX_MNT_ID)) return 0;
+    return stx.stx_mnt_id;
+}
 static void scan_fd(int fd, const char *where) {
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_FILE) return;
@@ -158,7 +173,10 @@ static void scan_fd(int fd, const char *where) {
     ssize_t r;
     while (n < cap && (r = read(fd, buf + n, cap - n)) > 0) n += (size_t)r;
     files_scanned++;
-    scan_buffer(where, buf, n);
+    /* The digest-pinned image is public content the job chose (gnutls, for one, embeds test
+       keys): PEM private keys count everywhere else; the secrets' hashes count everywhere. */
+    uint64_t mnt = mnt_id(fd, "", AT_EMPTY_PATH);
+    scan_buffer(where, buf, n, mnt == 0 || mnt != image_mnt);
     free(buf);
 }
 
@@ -348,10 +366,13 @@ static void check_nofile(unsigned long long want) {
     result(r.rlim_cur == want && r.rlim_max == want, "open-files-limit", "RLIMIT_NOFILE %llu:%llu, planned %llu",
            (unsigned long long)r.rlim_cur, (unsigned long long)r.rlim_max, want);
     struct rlimit up = {want + 1, want + 1};
-    result(setrlimit(RLIMIT_NOFILE, &up) != 0, "open-files-limit-fixed", "raising it %s", errno == EPERM ? "fails with EPERM" : "did not fail");
+    int raised = setrlimit(RLIMIT_NOFILE, &up) == 0;
+    int err = errno;
+    result(!raised && err == EPERM, "open-files-limit-fixed", "raising it: %s", raised ? "succeeded" : strerror(err));
 }
 
 static void check_secrets(int nscan, char **scan) {
+    image_mnt = mnt_id(AT_FDCWD, "/", 0);
     for (int i = 0; i < nscan; i++) {
         int fd = open(scan[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd >= 0) scan_tree(fd, scan[i], 0);
@@ -371,12 +392,12 @@ static void check_secrets(int nscan, char **scan) {
             unsigned char buf[1 << 16];
             ssize_t n = read(fd, buf, sizeof buf);
             close(fd);
-            if (n > 0) { scan_buffer(p, buf, (size_t)n); procs++; }
+            if (n > 0) { scan_buffer(p, buf, (size_t)n, 1); procs++; }
         }
     }
     if (d) closedir(d);
     extern char **environ;
-    for (char **v = environ; *v; v++) scan_buffer("environ", (const unsigned char *)*v, strlen(*v));
+    for (char **v = environ; *v; v++) scan_buffer("environ", (const unsigned char *)*v, strlen(*v), 1);
     result(!secret_hits && !pem_hits && files_scanned > 100, "no-secrets",
            "%ld files and %ld /proc entries scanned for %d secret hashes and PEM private keys: %ld secret hits, %ld PEM private keys%s%s",
            files_scanned, procs, nsecrets, secret_hits, pem_hits, first_hit[0] ? "; first: " : "", first_hit);

@@ -215,7 +215,11 @@ impl Store {
     }
 
     /// Whether the lease `token` is current and a cancel was requested.
-    pub async fn cancel_requested(&self, job: JobId, token: LeaseToken) -> Result<bool, StoreError> {
+    pub async fn cancel_requested(
+        &self,
+        job: JobId,
+        token: LeaseToken,
+    ) -> Result<bool, StoreError> {
         dispatch!(self, s => s.cancel_requested(job, token).await)
     }
 

@@ -148,7 +148,11 @@ async fn lease_respects_labels_and_order_and_fences(store: Store) {
 
     let linux = runner(&["linux"]);
     let token = LeaseToken::new(id(200));
-    let (job, seq) = store.lease_next(&linux, token, &terms(40)).await.unwrap().unwrap();
+    let (job, seq) = store
+        .lease_next(&linux, token, &terms(40))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.id, JobId::new(id(2)));
     assert_eq!((job.state, job.attempt, seq), (JobState::Leased, 1, 2));
     assert_eq!(job.lease_token, Some(token));
@@ -307,7 +311,10 @@ async fn expired_lease_requeues_as_new_attempt_and_fences_the_old_runner(store: 
     assert_eq!(attempts[0].state, Some(JobState::InfraFailed));
     assert!(attempts[0].reason.contains("lease expired"), "{attempts:?}");
     assert_eq!(attempts[0].runner_id, runner_n(1, &[]).id);
-    assert_eq!((attempts[1].state, attempts[1].runner_id), (None, runner_n(2, &[]).id));
+    assert_eq!(
+        (attempts[1].state, attempts[1].runner_id),
+        (None, runner_n(2, &[]).id)
+    );
     // Attempt 2 of 2 fails too: INFRA_FAILED for good, no third attempt.
     let (_, state) = store
         .complete(job.id, new, &infra(200), &RETRY)
@@ -316,7 +323,11 @@ async fn expired_lease_requeues_as_new_attempt_and_fences_the_old_runner(store: 
     assert_eq!(state, JobState::InfraFailed);
     let record = store.job(job.id).await.unwrap();
     assert_eq!(record.state, JobState::InfraFailed);
-    assert!(record.message.contains("no attempts left"), "{}", record.message);
+    assert!(
+        record.message.contains("no attempts left"),
+        "{}",
+        record.message
+    );
 }
 
 async fn runner_infra_failure_is_retried_but_build_failure_is_not(store: Store) {
@@ -350,7 +361,10 @@ async fn runner_infra_failure_is_retried_but_build_failure_is_not(store: Store) 
         .into_iter()
         .map(|a| a.state)
         .collect();
-    assert_eq!(states, [Some(JobState::InfraFailed), Some(JobState::Failed)]);
+    assert_eq!(
+        states,
+        [Some(JobState::InfraFailed), Some(JobState::Failed)]
+    );
 }
 
 async fn deadline_times_out_even_while_the_lease_is_renewed(store: Store) {
@@ -374,7 +388,16 @@ async fn deadline_times_out_even_while_the_lease_is_renewed(store: Store) {
         (JobState::TimedOut, ExpiryCause::Deadline)
     );
     let err = store.renew_lease(job.id, t, 1_060, 100).await.unwrap_err();
-    assert!(matches!(err, StoreError::StaleLease { state: JobState::TimedOut, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::StaleLease {
+                state: JobState::TimedOut,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 async fn cancel_queued_leased_and_terminal_jobs(store: Store) {
@@ -397,7 +420,13 @@ async fn cancel_queued_leased_and_terminal_jobs(store: Store) {
     let (state, seq) = store.request_cancel(job.id, 11, "stop").await.unwrap();
     assert_eq!((state, seq), (JobState::Leased, None));
     assert!(store.renew_lease(job.id, t, 12, 100).await.unwrap());
-    assert!(store.report(job.id, t, 13, vec![]).await.unwrap().cancel_requested);
+    assert!(
+        store
+            .report(job.id, t, 13, vec![])
+            .await
+            .unwrap()
+            .cancel_requested
+    );
     // The runner vanishes after the cancel: the lapse ends it CANCELLED, not re-queued.
     let ended = store.expire_leases(500, &RETRY).await.unwrap();
     assert_eq!(ended[0].state, JobState::Cancelled);
@@ -409,7 +438,10 @@ async fn idempotency_key_returns_the_same_job_or_conflicts(store: Store) {
     with_runners(&store).await;
     let mut a = new_job(1, &[], 0);
     a.idempotency_key = Some("ci-run-42".into());
-    assert!(matches!(store.insert_job(&a).await.unwrap(), Submitted::New(_)));
+    assert!(matches!(
+        store.insert_job(&a).await.unwrap(),
+        Submitted::New(_)
+    ));
     let mut again = new_job(2, &[], 5);
     again.idempotency_key = Some("ci-run-42".into());
     assert_eq!(
@@ -418,7 +450,10 @@ async fn idempotency_key_returns_the_same_job_or_conflicts(store: Store) {
     );
     again.spec_json = br#"{"job":{"name":"other"}}"#.to_vec();
     let err = store.insert_job(&again).await.unwrap_err();
-    assert!(matches!(err, StoreError::IdempotencyConflict { job } if job == a.id), "{err}");
+    assert!(
+        matches!(err, StoreError::IdempotencyConflict { job } if job == a.id),
+        "{err}"
+    );
     assert!(matches!(
         store.job(again.id).await.unwrap_err(),
         StoreError::JobNotFound(_)

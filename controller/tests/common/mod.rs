@@ -265,5 +265,6 @@ pub fn complete_request(
         exit_code: 0,
         outputs,
         image_manifest_sha256: IMAGE_DIGEST.into(),
+        image_layers_sha256: Vec::new(),
     }
 }

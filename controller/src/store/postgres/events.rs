@@ -4,7 +4,7 @@
 use airlock_attest::{Sha256Digest, Sha256Hasher};
 use airlock_proto::v1 as pb;
 use prost::Message;
-use sqlx::{Row, PgConnection};
+use sqlx::{PgConnection, Row};
 
 use super::PostgresStore;
 use crate::ids::JobId;

@@ -3,11 +3,13 @@
 use std::collections::HashMap;
 
 use sqlx::postgres::PgRow;
-use sqlx::{Row, PgConnection};
+use sqlx::{PgConnection, Row};
 
+use super::PostgresStore;
 use super::events;
 use super::leases;
-use super::PostgresStore;
+use crate::ids::{JobId, LeaseToken, RunnerId};
+use crate::state::JobState;
 use crate::store::codec::{
     EventKind, JOB_COLUMNS, carries_all, labels_from_json, labels_to_json, parse_digest,
     parse_uuid, state_event,
@@ -16,8 +18,6 @@ use crate::store::{
     Completion, JobRecord, LeaseTerms, NewJob, Reported, RetryPolicy, RunnerRecord, StoreError,
     StoredProvenance, Submitted,
 };
-use crate::ids::{JobId, LeaseToken, RunnerId};
-use crate::state::JobState;
 
 fn job_from_row(row: &PgRow) -> Result<JobRecord, StoreError> {
     let state: String = row.try_get("state")?;
@@ -84,10 +84,7 @@ fn job_from_row(row: &PgRow) -> Result<JobRecord, StoreError> {
     })
 }
 
-pub(super) async fn fetch_job(
-    conn: &mut PgConnection,
-    id: JobId,
-) -> Result<JobRecord, StoreError> {
+pub(super) async fn fetch_job(conn: &mut PgConnection, id: JobId) -> Result<JobRecord, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"));
     let row = sqlx::query(sql)
         .bind(id.to_string())

@@ -4,7 +4,7 @@
 //! Every function takes `now_ms` from the caller (the scheduler's injected clock), so expiry
 //! is tested by moving a manual clock, never by waiting.
 
-use sqlx::{Row, PgConnection};
+use sqlx::{PgConnection, Row};
 
 use super::PostgresStore;
 use super::events;

@@ -23,7 +23,7 @@ use super::StoreError;
 
 /// Advisory lock key held while migrating ("airlock" in ASCII), so replicas that start
 /// together migrate once.
-const MIGRATION_LOCK: i64 = 0x6169_726c_6f63_6b;
+const MIGRATION_LOCK: i64 = 0x0061_6972_6c6f_636b;
 
 /// The PostgreSQL database.
 #[derive(Debug, Clone)]

@@ -3,9 +3,9 @@
 use sqlx::Row;
 
 use super::PostgresStore;
+use crate::ids::RunnerId;
 use crate::store::codec::{labels_from_json, labels_to_json};
 use crate::store::{RunnerRecord, StoreError};
-use crate::ids::RunnerId;
 
 impl PostgresStore {
     /// Records a runner.

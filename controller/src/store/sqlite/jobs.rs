@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
+use super::SqliteStore;
 use super::events;
 use super::leases;
-use super::SqliteStore;
+use crate::ids::{JobId, LeaseToken, RunnerId};
+use crate::state::JobState;
 use crate::store::codec::{
     EventKind, JOB_COLUMNS, carries_all, labels_from_json, labels_to_json, parse_digest,
     parse_uuid, state_event,
@@ -16,8 +18,6 @@ use crate::store::{
     Completion, JobRecord, LeaseTerms, NewJob, Reported, RetryPolicy, RunnerRecord, StoreError,
     StoredProvenance, Submitted,
 };
-use crate::ids::{JobId, LeaseToken, RunnerId};
-use crate::state::JobState;
 
 fn job_from_row(row: &SqliteRow) -> Result<JobRecord, StoreError> {
     let state: String = row.try_get("state")?;

@@ -4,9 +4,9 @@ use sqlx::Row;
 
 use super::SqliteStore;
 use super::jobs::check_lease_in;
+use crate::ids::{JobId, LeaseToken};
 use crate::store::codec::parse_digest;
 use crate::store::{OutputRecord, StoreError};
-use crate::ids::{JobId, LeaseToken};
 
 fn output_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<OutputRecord, StoreError> {
     let size: i64 = row.try_get("size")?;
