@@ -30,11 +30,11 @@ if [[ "${1:-}" == "--stop" ]]; then
     exit 0
 fi
 
-if ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null; then
-    log "installing docker-registry and skopeo"
+if ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null || ! command -v curl >/dev/null; then
+    log "installing docker-registry, skopeo and curl"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends docker-registry skopeo >&2 ||
-        { apt-get update >&2 && apt-get install -y --no-install-recommends docker-registry skopeo >&2; }
+    apt-get install -y --no-install-recommends docker-registry skopeo curl >&2 ||
+        { apt-get update >&2 && apt-get install -y --no-install-recommends docker-registry skopeo curl >&2; }
 fi
 
 up() { curl -fsS -o /dev/null "http://$addr/v2/" 2>/dev/null; }

@@ -21,7 +21,8 @@ pub enum SignError {
 }
 
 /// Signs `body` as a DSSE envelope of `payload_type`: the signature covers
-/// `pae(payload_type, body)` (ECDSA P-256 with SHA-256, ASN.1 DER) and carries the key's keyid.
+/// `pae(payload_type, body)` (ECDSA P-256 with SHA-256 as ASN.1 DER, or Ed25519 directly over
+/// the PAE bytes) and carries the key's keyid.
 pub fn sign_envelope(
     payload_type: &str,
     body: &[u8],

@@ -10,6 +10,8 @@
 //!
 //! Set `PROPTEST_CASES` for a longer run (default 256 cases per property).
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use airlock_attest::{
@@ -97,7 +99,7 @@ fn verify_file(bytes: &[u8], trusted: &[airlock_attest::VerifyingKey]) -> Option
         ..Policy::default()
     };
     let report = verify_provenance(&envelope, trusted, &artifacts(), &policy).ok()?;
-    Some(serde_json::to_vec(&report.statement).ok()?)
+    serde_json::to_vec(&report.statement).ok()
 }
 
 proptest! {

@@ -4,6 +4,8 @@
 //! Runs only when `AIRLOCK_VENV_PYTHON` names a Python with those packages
 //! (`scripts/setup-test-env.sh` prints the value to use); otherwise it says so and passes.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use std::path::{Path, PathBuf};

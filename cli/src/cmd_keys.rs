@@ -1,4 +1,4 @@
-//! `airlock keys generate`.
+//! `airlock keys generate` and `airlock keys list`.
 
 use std::path::PathBuf;
 
@@ -17,7 +17,7 @@ pub struct KeysArgs {
 enum KeysCommand {
     /// Write a new signing key (PKCS#8 PEM, mode 0600) and its public key (SPKI PEM).
     Generate {
-        /// Directory to write `provenance.key` and `provenance.pub` into.
+        /// Directory to write `<name>.key` (mode 0600) and `<name>.pub` into; created if missing.
         #[arg(long)]
         out: PathBuf,
         /// Key file base name.
@@ -26,6 +26,17 @@ enum KeysCommand {
         /// Signature algorithm.
         #[arg(long, value_enum, default_value_t = Algorithm::EcdsaP256)]
         algorithm: Algorithm,
+    },
+    /// List the verification keys a controller publishes: each trust profile's signing key
+    /// (with the builder id it signs for) and the retired keys of `verification_keys`.
+    /// Loads the private keys as the controller does, so it also checks them.
+    List {
+        /// The controller's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the public keys as SPKI PEM (one block per key) instead of a table.
+        #[arg(long)]
+        pem: bool,
     },
 }
 
@@ -66,6 +77,31 @@ pub fn run(args: KeysArgs) -> Result<Exit, Failure> {
             println!("public key:  {}", public.display());
             println!("algorithm:   {}", key.algorithm());
             println!("keyid:       {}", key.keyid());
+            Ok(Exit::Ok)
+        }
+        KeysCommand::List { config, pem } => {
+            let config = airlock_controller::ControllerConfig::load(&config).usage()?;
+            let signer = airlock_controller::signer::Signer::load(&config.signing).usage()?;
+            for published in signer.published_keys() {
+                let key = &published.key;
+                if pem {
+                    print!("{}", key.to_spki_pem().infra()?);
+                    continue;
+                }
+                let role = match (&published.profile, published.active) {
+                    (Some(profile), _) => format!(
+                        "signs {}",
+                        airlock_controller::provenance::builder_id(
+                            config.issuer(),
+                            config.mode,
+                            profile
+                        )
+                    ),
+                    (None, true) => "signs every profile without its own key".to_owned(),
+                    (None, false) => "retired (verification only)".to_owned(),
+                };
+                println!("{}  {:<10}  {role}", key.keyid(), key.algorithm().name());
+            }
             Ok(Exit::Ok)
         }
     }

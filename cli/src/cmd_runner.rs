@@ -44,6 +44,10 @@ pub struct RunnerArgs {
     /// archives) in GiB; least recently used blobs no job holds are evicted.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     cache_max_gib: u64,
+    /// Size cap of the unpacked image root filesystems in GiB; least recently used trees no
+    /// running job holds are evicted.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    rootfs_cache_max_gib: u64,
     /// As root: host uid/gid that container id 0 of the first job slot maps to (container
     /// uid 1000 is this + 1000); slot N starts at this + N*65536. The ranges must not overlap
     /// /etc/subuid or /etc/subgid. As another user, the slots come from its /etc/subuid range.
@@ -74,6 +78,7 @@ pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
     cfg.allowed_layout_roots = args.allow_oci_layout;
     cfg.registry_auth_file = args.registry_auth_file;
     cfg.cache_max_bytes = args.cache_max_gib.saturating_mul(1 << 30);
+    cfg.rootfs_cache_max_bytes = args.rootfs_cache_max_gib.saturating_mul(1 << 30);
     cfg.id_base = args.id_base;
     cfg.id_slots = args.id_slots;
     cfg.id_lock_dir = args.id_lock_dir;

@@ -76,8 +76,8 @@ pub enum SignerError {
 enum KeySource {
     /// A key file, re-read for each signature; `keyid` is what it held at startup.
     File { path: PathBuf, keyid: String },
-    /// A key held in memory (tests, golden files).
-    Memory(SigningKey),
+    /// A key held in memory (tests, golden files); boxed, as keys are large.
+    Memory(Box<SigningKey>),
 }
 
 impl KeySource {
@@ -93,7 +93,7 @@ impl KeySource {
     /// The key to sign with now.
     fn current(&self) -> Result<SigningKey, SignerError> {
         match self {
-            Self::Memory(key) => Ok(key.clone()),
+            Self::Memory(key) => Ok(SigningKey::clone(key)),
             Self::File { path, keyid } => {
                 let key = load_signing_key(path)?;
                 if key.keyid() != keyid {
@@ -181,7 +181,7 @@ impl Signer {
             key: key.verifying_key().clone(),
         }];
         Ok(Self {
-            default: Some(KeySource::Memory(key)),
+            default: Some(KeySource::Memory(Box::new(key))),
             profiles: BTreeMap::new(),
             published,
         })

@@ -133,7 +133,8 @@ impl Runner {
             })?
             .into_inner()
             .runner_id;
-        let images = ImageCache::new(cfg.state_dir.join("images"));
+        let images = ImageCache::new(cfg.state_dir.join("images"))
+            .with_max_bytes(cfg.rootfs_cache_max_bytes);
         let fetchers =
             Fetchers::from_config(&cfg).map_err(|e| RunnerError::Setup(e.to_string()))?;
         let launcher = Launcher::new(&cfg.launcher_exe, cfg.state_dir.join("sandbox"))?;
@@ -559,7 +560,17 @@ impl Runner {
         {
             return JobEnd::Infra(m);
         }
-        let image = match self.prepare_image(spec, events).await {
+        // A cancel (or a lost lease) during image preparation ends the job at once; an
+        // unpacking already under way finishes in the background and stays cached.
+        let mut cancelled = cancel.clone();
+        let prepared = tokio::select! {
+            prepared = self.prepare_image(spec, events) => prepared,
+            _ = cancelled.wait_for(|c| *c) => {
+                return JobEnd::Cancelled("cancelled before the steps started".into());
+            }
+        };
+        // The pin keeps the rootfs out of eviction until this job's last step has ended.
+        let (image, _rootfs_pin) = match prepared {
             Ok(i) => i,
             Err(end) => return end,
         };
@@ -732,7 +743,7 @@ impl Runner {
         &self,
         spec: &JobSpec,
         events: &EventSink,
-    ) -> Result<crate::image::PreparedImage, JobEnd> {
+    ) -> Result<(crate::image::PreparedImage, crate::image::RootfsPin), JobEnd> {
         let (dir, digest) = match &spec.image.reference {
             ImageRef::OciLayout { dir, digest } => (PathBuf::from(dir), *digest),
             ImageRef::Registry { repository, digest } => {
@@ -795,7 +806,7 @@ impl Runner {
                 };
                 sink.system_blocking(0, msg);
             };
-            images.prepare_from_layout(&canonical, &digest, &mut progress)
+            images.prepare_pinned_from_layout(&canonical, &digest, &mut progress)
         })
         .await
         .map_err(|e| JobEnd::Infra(format!("image preparation panicked: {e}")))?;

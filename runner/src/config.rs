@@ -59,6 +59,9 @@ pub struct RunnerConfig {
     /// Size cap of the content-addressed blob cache (registry blobs, inputs, source
     /// archives) under `<state_dir>/cache`; least recently used blobs go first.
     pub cache_max_bytes: u64,
+    /// Size cap of the unpacked rootfs cache under `<state_dir>/images`; least recently used
+    /// trees no running job holds are evicted after each unpack.
+    pub rootfs_cache_max_bytes: u64,
     /// Docker-style `config.json` with registry logins; default `$DOCKER_CONFIG/config.json`
     /// or `~/.docker/config.json` if present.
     pub registry_auth_file: Option<PathBuf>,
@@ -94,6 +97,7 @@ impl RunnerConfig {
             id_lock_dir: None,
             profiles_dir: None,
             cache_max_bytes: 20 << 30,
+            rootfs_cache_max_bytes: 40 << 30,
             registry_auth_file: None,
             allow_file_git: false,
             ephemeral: false,

@@ -18,7 +18,7 @@ use crate::http::HttpClient;
 use crate::image::registry::{
     PullProgress, RegistryAuth, RegistryClient, RegistryError, RegistryRepo, pull,
 };
-use crate::image::{ImageCache, ImageProgress, PreparedImage};
+use crate::image::{ImageCache, ImageProgress, PreparedImage, RootfsPin};
 use crate::inputs::{InputProgress, provide_inputs};
 
 /// A preparation failure: whose fault, and what to tell the user.
@@ -250,7 +250,7 @@ pub async fn registry_image(
     repository: &str,
     digest: &Sha256Digest,
     events: &EventSink,
-) -> Result<PreparedImage, PrepareFailure> {
+) -> Result<(PreparedImage, RootfsPin), PrepareFailure> {
     let repo = RegistryRepo::parse(repository).map_err(|e| PrepareFailure::job(e.to_string()))?;
     events
         .system(0, format!("pulling image {repo}@sha256:{digest}"))
@@ -262,7 +262,7 @@ pub async fn registry_image(
     blocking("image pull", move || {
         let classify = |e: RegistryError| {
             let message = format!("image {repo}@sha256:{digest}: {e}");
-            if e.is_content_error() || matches!(e, RegistryError::Status { status: 404, .. }) {
+            if e.is_job_error() {
                 PrepareFailure::job(message)
             } else {
                 PrepareFailure::infra(message)
@@ -287,13 +287,13 @@ pub async fn registry_image(
             sink.system_blocking(0, msg);
         };
         let layout: PathBuf = f.blobs.root().to_path_buf();
-        let mut prepared = images
-            .prepare_from_layout(&layout, &pulled.manifest, &mut unpack_progress)
+        let (mut prepared, pin) = images
+            .prepare_pinned_from_layout(&layout, &pulled.manifest, &mut unpack_progress)
             .map_err(|e| classify(RegistryError::Image(e)))?;
         // Provenance records the digest the job pinned (an index or a manifest).
         prepared.manifest_digest = pulled.pinned;
         drop(pulled);
-        Ok(prepared)
+        Ok((prepared, pin))
     })
     .await
 }

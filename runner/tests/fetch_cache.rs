@@ -388,3 +388,105 @@ fn archive_sources_unpack_verified_and_refuse_escapes() {
     assert!(err.is_job_error(), "{err}");
     assert!(!dir.path().join("outside").exists());
 }
+
+/// Kills a spawned process on drop.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// bcrypt of `s3cret-test-pw` (cost 4), for the registry's htpasswd file.
+const HTPASSWD: &str = "tester:$2b$04$S1pIkEP2DQPXP4l3m3DbAevw3HbCKjyY4ljAfZ21MUeL3C5Rl0opO\n";
+
+#[test]
+#[ignore = "needs docker-registry and skopeo (scripts/registry.sh installs them): run scripts/test.sh"]
+fn registry_logins_come_from_a_docker_config_and_never_leak() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
+    let config = format!(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+         auth:\n  htpasswd:\n    realm: airlock-test\n    path: {}\nhttp:\n  addr: {addr}\n",
+        dir.path().join("storage").display(),
+        dir.path().join("htpasswd").display()
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let _registry = Kill(
+        std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Ready when the API answers (401 without credentials); polled, bounded.
+    let http = HttpClient::new();
+    let v2 = airlock_runner::http::HttpUrl::parse(&format!("http://{addr}/v2/")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while http.get(&v2, &[]).map(|r| r.status().as_u16()).ok() != Some(401) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "registry did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // Push a tiny image with skopeo, logged in.
+    let layer_tar = layer(&[("hello", tar::EntryType::Regular, None, b"hi")]);
+    // Builds the layout (and pushes it to the open test registry too).
+    let (_, digest) = push_image(dir.path(), "authed", &[layer_tar]);
+    let layout = dir.path().join("authed");
+    let repo = RegistryRepo::parse(&format!("{addr}/airlock/authed")).unwrap();
+    let ok = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "tester:s3cret-test-pw",
+        ])
+        .arg(format!("oci:{}", layout.display()))
+        .arg(format!("docker://{repo}:t"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "skopeo push with credentials");
+
+    // Anonymous: refused, with advice and without anything secret.
+    let cache = BlobCache::new(dir.path().join("cache"), 1 << 30);
+    let anon = RegistryClient::new(http.clone(), RegistryAuth::anonymous());
+    let err = pull(&anon, &cache, &repo, &digest, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("requires authentication"), "{err}");
+
+    // With a docker-style config.json: pulled. Neither Debug nor errors show the password.
+    let docker_config = dir.path().join("config.json");
+    let auth = base64::engine::general_purpose::STANDARD.encode("tester:s3cret-test-pw");
+    std::fs::write(
+        &docker_config,
+        format!(r#"{{"auths":{{"{addr}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let client = RegistryClient::new(http, RegistryAuth::from_file(&docker_config).unwrap());
+    assert!(!format!("{client:?}").contains("s3cret"));
+    let pulled = pull(&client, &cache, &repo, &digest, &mut |_| {}).unwrap();
+    assert_eq!(pulled.layers.len(), 1);
+    let missing = Sha256Digest::of(b"no such manifest");
+    let err = pull(&client, &cache, &repo, &missing, &mut |_| {}).unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(
+        !shown.contains("s3cret") && !shown.contains(&auth),
+        "{shown}"
+    );
+}

@@ -312,6 +312,27 @@ async fn running_on(jobs: &mut Jobs, id: &str) -> String {
     panic!("job {id} ended before it ran");
 }
 
+/// Waits until the job's first step has started (its processes run in the sandbox).
+async fn step_started(jobs: &mut Jobs, id: &str) {
+    let mut stream = jobs
+        .watch_job(pb::WatchJobRequest {
+            job_id: id.into(),
+            after_seq: 0,
+            follow: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(event) = stream.next().await {
+        if let Some(pb::job_event::Kind::Step(step)) = event.unwrap().kind
+            && step.phase == pb::step_event::Phase::Started as i32
+        {
+            return;
+        }
+    }
+    panic!("job {id} ended before a step started");
+}
+
 /// The job succeeded once: one provenance envelope, which verifies with the profile's key
 /// and builder id, for the output the job wrote.
 async fn assert_one_verified_provenance(fleet: &Fleet, jobs: &mut Jobs, job: &pb::Job) {
@@ -485,7 +506,11 @@ fn a_killed_runners_job_is_retried_elsewhere_and_a_frozen_runner_is_fenced() {
         assert_one_verified_provenance(&fleet, &mut jobs, &job).await;
         // The woken runner notices its lease is gone and gives the job up.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !frozen.log_text().contains("the lease is gone") {
+        let noticed = |log: &str| {
+            log.lines()
+                .any(|l| l.contains("the lease is gone") && l.contains(y.as_str()))
+        };
+        while !noticed(&frozen.log_text()) {
             assert!(
                 Instant::now() < deadline,
                 "the frozen runner never noticed:\n{}",
@@ -545,4 +570,47 @@ fn a_controller_restart_mid_run_loses_nothing_sqlite() {
 #[ignore = "needs root, the base image and PostgreSQL: run scripts/test.sh"]
 fn a_controller_restart_mid_run_loses_nothing_postgres() {
     restart_loses_nothing(Some(postgres_database()));
+}
+
+#[test]
+#[ignore = "needs root and the base image: run scripts/test.sh"]
+fn airlock_cancel_stops_a_running_job_within_two_seconds() {
+    let mut fleet = Fleet::start(None);
+    let runner = fleet.spawn_runner("runner-a", 0, 1);
+    let job_file = fleet.job_file(
+        "endless",
+        "[[steps]]\nrun = \"sleep 600; echo never > /out/result.txt\"",
+    );
+    let rt = runtime();
+    let id = rt.block_on(async {
+        let mut jobs = fleet.jobs(0).await;
+        let spec = prepared_spec(&mut jobs, &job_file).await;
+        let id = submit(&mut jobs, &spec).await;
+        step_started(&mut jobs, &id).await;
+        id
+    });
+    let asked = Instant::now();
+    let mut cancel = airlock();
+    cancel
+        .args([
+            "cancel",
+            &id,
+            "--reason",
+            "e2e",
+            "--controller",
+            &fleet.url(0),
+        ])
+        .arg("--token-file")
+        .arg(fleet.dir.join("admin.token"));
+    let o = run(cancel);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let job = rt.block_on(finished(&fleet, 0, &id));
+    let took = asked.elapsed();
+    assert_eq!(job.state(), pb::JobState::Cancelled, "{}", job.message);
+    assert!(
+        took < Duration::from_secs(2),
+        "the job's processes were stopped only after {took:?}; runner log:\n{}",
+        runner.log_text()
+    );
+    assert!(job.cancel_requested);
 }

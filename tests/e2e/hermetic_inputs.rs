@@ -481,4 +481,101 @@ fn two_concurrent_jobs_needing_one_registry_image_download_it_once() {
         "exactly one of the two jobs downloads the layer: {logs}"
     );
     assert!(logs.contains("already cached"), "{logs}");
+    assert_eq!(
+        logs.matches("unpacking layer 1/").count(),
+        1,
+        "and exactly one unpacks it: {logs}"
+    );
+    assert!(logs.contains("cache hit"), "{logs}");
+}
+
+#[test]
+#[ignore = "needs root, the loopback registry and the base image: run scripts/test.sh"]
+fn examples_hello_runs_with_its_image_from_the_registry_by_digest() {
+    let (name, digest) = registry_image();
+    let home = scratch();
+    let example = home.path().join("hello");
+    std::fs::create_dir_all(&example).unwrap();
+    std::fs::copy(
+        repo().join("examples/hello/hello.c"),
+        example.join("hello.c"),
+    )
+    .unwrap();
+    let toml = std::fs::read_to_string(repo().join("examples/hello/airlock.toml")).unwrap();
+    let pinned: Vec<String> = toml
+        .lines()
+        .map(|l| {
+            if l.starts_with("ref = ") {
+                format!("ref = \"{name}@{digest}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(example.join("airlock.toml"), pinned.join("\n")).unwrap();
+    let out = home.path().join("out");
+    let o = airlock_run(&example.join("airlock.toml"), home.path(), &out);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("pulled layer 1"), "{t}");
+    let greeting = Command::new(out.join("hello")).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&greeting.stdout),
+        "Hello from a hermetic airlock build!\n"
+    );
+    let st = statement(&out, "hello");
+    let image = dependency(&st, "image");
+    assert_eq!(image["uri"], format!("{name}@{digest}"));
+    assert_eq!(
+        image["digest"]["sha256"],
+        digest.trim_start_matches("sha256:")
+    );
+    assert!(
+        image["annotations"]["layers"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    );
+}
+
+#[test]
+#[ignore = "needs root and the base image: run scripts/test.sh"]
+fn archive_source_is_downloaded_verified_unpacked_and_recorded() {
+    let (layout, digest) = base_image();
+    let image = format!("oci-layout:{}@{digest}", layout.display());
+    let home = scratch();
+    let tree = home.path().join("tree");
+    std::fs::create_dir_all(tree.join("src")).unwrap();
+    std::fs::write(tree.join("src/msg.txt"), "from the archive\n").unwrap();
+    let archive = home.path().join("src.tar.gz");
+    let ok = Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&tree)
+        .arg("src")
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let bytes = std::fs::read(&archive).unwrap();
+    let sha = Sha256Digest::of(&bytes);
+    let url = format!("{}/src.tar.gz", serve(bytes));
+    let file = job(
+        home.path(),
+        "from-archive",
+        &format!("archive = \"{url}\"\nsha256 = \"{sha}\""),
+        &image,
+        "[[steps]]\nrun = \"cp src/msg.txt /out/msg.txt\"\n\n[outputs]\npaths = [\"msg.txt\"]",
+    );
+    let out = home.path().join("out");
+    let o = airlock_run(&file, home.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(out.join("msg.txt")).unwrap(),
+        "from the archive\n"
+    );
+    let st = statement(&out, "from-archive");
+    let source = dependency(&st, "source");
+    assert_eq!(source["uri"], url);
+    assert_eq!(source["digest"]["sha256"], sha.hex());
 }

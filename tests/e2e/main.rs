@@ -18,6 +18,7 @@ mod local_run;
 mod provenance_fixtures;
 mod provenance_interop;
 mod provenance_key_isolation;
+mod provenance_keys_cli;
 mod provenance_reproducible;
 mod sandbox_escape;
 mod three_processes;

@@ -3,7 +3,6 @@
 //! keys, workspaces and image caches), produce byte-identical outputs. The sandbox fixes what
 //! would otherwise leak into them: SOURCE_DATE_EPOCH, TZ, the locale and the paths.
 
-use crate::common::*;
 use crate::provenance_fixtures::*;
 
 #[test]

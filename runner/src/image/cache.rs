@@ -13,6 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::{RenameFlags, renameat2};
 
 use super::error::ImageError;
+use super::eviction::{self, RootfsPin};
 use super::layer::unpack_layer;
 use super::manifest::{self, ImageSpec};
 use super::prepared::PreparedImage;
@@ -24,12 +25,42 @@ use super::rootfs;
 #[derive(Debug, Clone)]
 pub struct ImageCache {
     root: PathBuf,
+    max_bytes: u64,
 }
 
 impl ImageCache {
     /// A cache rooted at `root`; directories are created on first use.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            max_bytes: u64::MAX,
+        }
+    }
+
+    /// Caps the total size of the cached rootfs trees: after each unpack, the least
+    /// recently used trees no job pins are evicted until the total fits.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// [`ImageCache::prepare_from_layout`], returning a pin that keeps the rootfs from
+    /// eviction for as long as the caller holds it (a job: until its last step ended).
+    pub fn prepare_pinned_from_layout(
+        &self,
+        layout_dir: &Path,
+        manifest_digest: &Sha256Digest,
+        progress: &mut dyn FnMut(ImageProgress),
+    ) -> Result<(PreparedImage, RootfsPin), ImageError> {
+        let pin = eviction::pin(&self.root, manifest_digest)?;
+        let unpacking = eviction::unpack_lock(&self.root, manifest_digest)?;
+        let prepared = self.prepare_from_layout(layout_dir, manifest_digest, progress)?;
+        drop(unpacking);
+        eviction::touch(&self.root, manifest_digest);
+        if self.max_bytes != u64::MAX {
+            eviction::evict(&self.root, self.max_bytes)?;
+        }
+        Ok((prepared, pin))
     }
 
     /// The cache's root directory.
@@ -84,6 +115,7 @@ impl ImageCache {
             unpack_layer(layout_dir, staging.path(), i + 1, layer)?;
         }
         rootfs::finish(staging.path())?;
+        eviction::record_size(&self.root, manifest_digest, staging.path())?;
 
         let staged = staging.keep();
         match renameat2(

@@ -10,6 +10,7 @@ pub(crate) mod blob;
 mod cache;
 mod entry_error;
 mod error;
+mod eviction;
 mod layer;
 pub(crate) mod manifest;
 mod prepared;
@@ -22,5 +23,6 @@ mod whiteout;
 
 pub use cache::ImageCache;
 pub use error::ImageError;
+pub use eviction::RootfsPin;
 pub use prepared::PreparedImage;
 pub use progress::ImageProgress;

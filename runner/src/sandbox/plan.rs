@@ -695,6 +695,39 @@ mod tests {
     }
 
     #[test]
+    fn open_files_is_the_only_rlimit_and_limits_are_checked() {
+        let mut p = plan();
+        p.open_files = Some(4096);
+        let spec = p.to_oci_spec().expect("spec");
+        let rlimits = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.rlimits().clone())
+            .expect("rlimits");
+        assert_eq!(rlimits.len(), 1);
+        assert_eq!(rlimits[0].typ(), PosixRlimitType::RlimitNofile);
+        assert_eq!((rlimits[0].soft(), rlimits[0].hard()), (4096, 4096));
+        for (field, mutate) in [
+            (
+                "open_files",
+                Box::new(|p: &mut SandboxPlan| p.open_files = Some(3))
+                    as Box<dyn Fn(&mut SandboxPlan)>,
+            ),
+            (
+                "cpu_millis",
+                Box::new(|p: &mut SandboxPlan| p.cpu_millis = Some(1)),
+            ),
+        ] {
+            let mut p = plan();
+            mutate(&mut p);
+            match p.to_oci_spec() {
+                Err(SandboxError::InvalidPlan { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn environment_is_fixed_where_it_must_be() {
         let mut p = plan();
         p.env = vec![

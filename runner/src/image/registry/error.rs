@@ -93,6 +93,23 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// True if the job's image is at fault rather than the runner or the network: a bad
+    /// name, a digest the registry does not have, corrupt or hostile content, an index
+    /// without this platform, a malformed or unsupported document. Such jobs fail; other
+    /// errors are infrastructure failures.
+    pub fn is_job_error(&self) -> bool {
+        match self {
+            Self::BadName { .. }
+            | Self::DigestMismatch { .. }
+            | Self::Manifest { .. }
+            | Self::NoPlatform { .. }
+            | Self::Status { status: 404, .. } => true,
+            Self::Cache(c) => c.is_content_error(),
+            Self::Image(e) => !matches!(e, ImageError::Io { .. } | ImageError::BlobMissing { .. }),
+            _ => false,
+        }
+    }
+
     /// True if the registry served content that does not match its digest (a corrupt or
     /// tampered image): the job fails rather than being retried as an infrastructure fault.
     pub fn is_content_error(&self) -> bool {
