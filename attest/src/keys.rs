@@ -71,6 +71,9 @@ pub enum KeyError {
     /// that does not match the private one, or a point that is not on the curve).
     #[error("invalid Ed25519 key: {0}")]
     Ed25519(#[source] ed25519_dalek::pkcs8::Error),
+    /// An Ed25519 public key of small order: signatures under it can be forged by anyone.
+    #[error("the Ed25519 public key is a small-order (weak) point; it cannot be trusted")]
+    WeakEd25519Key,
     /// Signing failed inside the ECDSA implementation.
     #[error("signing failed: {0}")]
     Sign(#[source] ecdsa::Error),
@@ -346,7 +349,7 @@ impl VerifyingKey {
                 ed25519_dalek::VerifyingKey::from_public_key_der(&der).map_err(KeyError::Spki)?;
             // A small-order ("weak") key lets anyone forge signatures that verify under it.
             if key.is_weak() {
-                return Err(KeyError::Spki(p256::pkcs8::spki::Error::KeyMalformed));
+                return Err(KeyError::WeakEd25519Key);
             }
             Ok(Self::from_ed25519(key))
         } else {
@@ -658,7 +661,10 @@ mod tests {
         der.push(1);
         der.extend_from_slice(&[0; 31]);
         let pem = pem::encode_string(PUBLIC_KEY_LABEL, LineEnding::LF, &der).unwrap();
-        assert!(VerifyingKey::from_spki_pem(&pem).is_err());
+        assert!(matches!(
+            VerifyingKey::from_spki_pem(&pem),
+            Err(KeyError::WeakEd25519Key)
+        ));
     }
 
     #[test]

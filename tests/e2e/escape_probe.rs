@@ -80,8 +80,9 @@ fn the_probe_passes_in_every_profile() {
             .spawn()
             .unwrap(),
     );
-    // Its own id base and lock directory: the probe knows the exact map to expect.
-    let id_base = 3_000_000u32;
+    // Its own id base (far from every other runner's, different per run) and lock
+    // directory: the probe knows the exact map to expect.
+    let id_base = 100_000_000u32 + (std::process::id() % 5000) * 65536;
     let (layout, _) = base_image();
     let _runner = Kill(
         airlock()

@@ -192,6 +192,27 @@ static int do_setuid(void) {
     return BLOCKED;
 }
 
+/* A system call through the i386 ABI (int 0x80) bypasses an x86_64-only filter unless the
+   filter kills other ABIs: the child must die of SIGSYS (or SIGSEGV without IA32 emulation). */
+static int do_i386(void) {
+    pid_t p = fork();
+    if (p == 0) {
+        long ret;
+        __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) /* i386 getpid */ : "memory");
+        printf("ESCAPED i386 getpid returned %ld\n", ret);
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(p, &st, 0);
+    if (WIFSIGNALED(st) && (WTERMSIG(st) == SIGSYS || WTERMSIG(st) == SIGSEGV)) {
+        printf("blocked i386 ABI system call: child killed by signal %d\n", WTERMSIG(st));
+        return BLOCKED;
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return ESCAPED;
+    printf("ODD i386 child status %d\n", st);
+    return ODD;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: attempts NAME [ARG]\n"); return 2; }
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -206,6 +227,7 @@ int main(int argc, char **argv) {
     if (!strcmp(n, "kill")) return do_kill(arg);
     if (!strcmp(n, "devices")) return do_devices();
     if (!strcmp(n, "setuid")) return do_setuid();
+    if (!strcmp(n, "i386")) return do_i386();
     fprintf(stderr, "attempts: unknown attempt %s\n", n);
     return 2;
 }

@@ -193,29 +193,17 @@ fn start_and_wait(
 }
 
 /// An `O_PATH` handle on the `/tmp` of the created container `init`, if it can be had.
-fn open_tmp(init: Pid) -> Option<std::os::fd::OwnedFd> {
-    use nix::fcntl::{OFlag, open};
-    use nix::sys::stat::Mode;
-    let path = format!("/proc/{init}/root/tmp");
-    open(
-        path.as_str(),
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()
-    .map(owned)
-}
-
-/// Takes ownership of a raw fd returned by nix 0.29's `open`.
-#[allow(unsafe_code)]
-fn owned(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
-    use std::os::fd::FromRawFd as _;
-    // SAFETY: `fd` was just returned by a successful `open` and is owned by nobody else.
-    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+fn open_tmp(init: Pid) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_PATH | nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(format!("/proc/{init}/root/tmp"))
+        .ok()
 }
 
 /// Whether the file system of `fd` has no free block or no free inode left.
-fn is_full(fd: &std::os::fd::OwnedFd) -> bool {
+fn is_full(fd: &std::fs::File) -> bool {
     nix::sys::statvfs::fstatvfs(fd).is_ok_and(|s| s.blocks_free() == 0 || s.files_free() == 0)
 }
 
