@@ -46,7 +46,7 @@ timeout = "1m"
 path = "."
 
 [image]
-ref = "oci-layout:$layout@sha256:$(cat "$layout/MANIFEST_DIGEST")"
+ref = "oci-layout:$layout@$(tr -d "[:space:]" <"$layout/MANIFEST_DIGEST")"
 
 [[steps]]
 run = "echo ok > /out/result.txt"

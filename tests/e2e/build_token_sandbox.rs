@@ -181,7 +181,7 @@ async fn scenario() {
 
     // The sandbox's step uid, and its work/out directories.
     let id_map = IdMap {
-        host_base: 1_900_000,
+        host_base: 5_111_808,
         size: 65_536,
     };
     let (work, out) = (home.path().join("work"), home.path().join("out"));

@@ -136,6 +136,9 @@ pub(super) async fn check_lease_in(
 /// Queued jobs examined per lease attempt (in queue order) for label and tenant fit.
 const CANDIDATES: u32 = 512;
 
+/// The short first page of candidates.
+const FIRST_PAGE: u32 = 16;
+
 impl PostgresStore {
     /// Stores a new job as QUEUED with its first event, unless its idempotency key names an
     /// earlier job: then that job is returned when its spec is byte-identical, and
@@ -231,58 +234,65 @@ impl PostgresStore {
     ) -> Result<Option<(JobRecord, u64)>, StoreError> {
         let now_ms = terms.now_ms;
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT id, labels, tenant FROM jobs WHERE state = 'QUEUED' AND not_before_ms <= $1 \
-             ORDER BY queue_key, created_ms, id LIMIT $2",
-        )
-        .bind(now_ms)
-        .bind(i64::from(CANDIDATES))
-        .fetch_all(&mut *tx)
-        .await?;
         let mut running: HashMap<String, i64> = HashMap::new();
         let mut chosen = None;
-        for row in &rows {
-            let labels = labels_from_json(&row.try_get::<String, _>(1)?)?;
-            if !carries_all(&runner.labels, &labels) {
-                continue;
-            }
-            if terms.tenant_limit > 0 {
-                let tenant: String = row.try_get(2)?;
-                let count = match running.get(&tenant) {
-                    Some(n) => *n,
-                    None => {
-                        // Serializes leasers of one tenant across replicas until commit, so
-                        // the limit holds exactly.
-                        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                            .bind(&tenant)
-                            .execute(&mut *tx)
-                            .await?;
-                        let n: i64 = sqlx::query(
-                            "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND \
-                             state IN ('LEASED', 'RUNNING')",
-                        )
-                        .bind(&tenant)
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get(0)?;
-                        running.insert(tenant.clone(), n);
-                        n
-                    }
-                };
-                if count >= i64::from(terms.tenant_limit) {
+        // Usually the first few queued jobs fit: look at a short page first, and at a long
+        // one only when none of those does (labels, tenant limits).
+        for limit in [FIRST_PAGE, CANDIDATES] {
+            let rows = sqlx::query(
+                "SELECT id, labels, tenant FROM jobs WHERE state = 'QUEUED' \
+                 AND not_before_ms <= $1 ORDER BY queue_key, id LIMIT $2",
+            )
+            .bind(now_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                let labels = labels_from_json(&row.try_get::<String, _>(1)?)?;
+                if !carries_all(&runner.labels, &labels) {
                     continue;
                 }
+                if terms.tenant_limit > 0 {
+                    let tenant: String = row.try_get(2)?;
+                    let count = match running.get(&tenant) {
+                        Some(n) => *n,
+                        None => {
+                            // Serializes leasers of one tenant across replicas until commit, so
+                            // the limit holds exactly.
+                            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                                .bind(&tenant)
+                                .execute(&mut *tx)
+                                .await?;
+                            let n: i64 = sqlx::query(
+                                "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND \
+                                 state IN ('LEASED', 'RUNNING')",
+                            )
+                            .bind(&tenant)
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get(0)?;
+                            running.insert(tenant.clone(), n);
+                            n
+                        }
+                    };
+                    if count >= i64::from(terms.tenant_limit) {
+                        continue;
+                    }
+                }
+                let id: String = row.try_get(0)?;
+                // Another replica may be leasing this very row: skip it rather than wait.
+                let locked = sqlx::query(
+                    "SELECT id FROM jobs WHERE id = $1 AND state = 'QUEUED' FOR UPDATE SKIP LOCKED",
+                )
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if locked.is_some() {
+                    chosen = Some(JobId::new(parse_uuid("id", &id)?));
+                    break;
+                }
             }
-            let id: String = row.try_get(0)?;
-            // Another replica may be leasing this very row: skip it rather than wait.
-            let locked = sqlx::query(
-                "SELECT id FROM jobs WHERE id = $1 AND state = 'QUEUED' FOR UPDATE SKIP LOCKED",
-            )
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if locked.is_some() {
-                chosen = Some(JobId::new(parse_uuid("id", &id)?));
+            if chosen.is_some() || rows.len() < usize::try_from(limit).unwrap_or(usize::MAX) {
                 break;
             }
         }

@@ -122,11 +122,15 @@ pub(super) async fn check_lease_in(
 /// Queued jobs examined per lease attempt (in queue order) for label and tenant fit.
 const CANDIDATES: u32 = 512;
 
+/// The short first page of candidates.
+const FIRST_PAGE: u32 = 16;
+
 impl SqliteStore {
     /// Stores a new job as QUEUED with its first event, unless its idempotency key names an
     /// earlier job: then that job is returned when its spec is byte-identical, and
     /// [`StoreError::IdempotencyConflict`] otherwise.
     pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
+        let _writer = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(key) = &job.idempotency_key {
             let existing = sqlx::query("SELECT id, spec_json FROM jobs WHERE idempotency_key = ?")
@@ -200,45 +204,53 @@ impl SqliteStore {
         terms: &LeaseTerms,
     ) -> Result<Option<(JobRecord, u64)>, StoreError> {
         let now_ms = terms.now_ms;
+        let _writer = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(
-            "SELECT id, labels, tenant FROM jobs WHERE state = 'QUEUED' AND not_before_ms <= ? \
-             ORDER BY queue_key, created_ms, rowid LIMIT ?",
-        )
-        .bind(now_ms)
-        .bind(i64::from(CANDIDATES))
-        .fetch_all(&mut *tx)
-        .await?;
         let mut running: HashMap<String, i64> = HashMap::new();
         let mut chosen = None;
-        for row in &rows {
-            let labels = labels_from_json(&row.try_get::<String, _>(1)?)?;
-            if !carries_all(&runner.labels, &labels) {
-                continue;
-            }
-            if terms.tenant_limit > 0 {
-                let tenant: String = row.try_get(2)?;
-                let count = match running.get(&tenant) {
-                    Some(n) => *n,
-                    None => {
-                        let n: i64 = sqlx::query(
-                            "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND \
-                             state IN ('LEASED', 'RUNNING')",
-                        )
-                        .bind(&tenant)
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get(0)?;
-                        running.insert(tenant.clone(), n);
-                        n
-                    }
-                };
-                if count >= i64::from(terms.tenant_limit) {
+        // Usually the first few queued jobs fit: look at a short page first, and at a long
+        // one only when none of those does (labels, tenant limits).
+        for limit in [FIRST_PAGE, CANDIDATES] {
+            let rows = sqlx::query(
+                "SELECT id, labels, tenant FROM jobs WHERE state = 'QUEUED' \
+                 AND not_before_ms <= ? ORDER BY queue_key, rowid LIMIT ?",
+            )
+            .bind(now_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                let labels = labels_from_json(&row.try_get::<String, _>(1)?)?;
+                if !carries_all(&runner.labels, &labels) {
                     continue;
                 }
+                if terms.tenant_limit > 0 {
+                    let tenant: String = row.try_get(2)?;
+                    let count = match running.get(&tenant) {
+                        Some(n) => *n,
+                        None => {
+                            let n: i64 = sqlx::query(
+                                "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND \
+                                 state IN ('LEASED', 'RUNNING')",
+                            )
+                            .bind(&tenant)
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get(0)?;
+                            running.insert(tenant.clone(), n);
+                            n
+                        }
+                    };
+                    if count >= i64::from(terms.tenant_limit) {
+                        continue;
+                    }
+                }
+                chosen = Some(JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?));
+                break;
             }
-            chosen = Some(JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?));
-            break;
+            if chosen.is_some() || rows.len() < usize::try_from(limit).unwrap_or(usize::MAX) {
+                break;
+            }
         }
         let Some(id) = chosen else {
             return Ok(None);
@@ -296,6 +308,7 @@ impl SqliteStore {
         now_ms: i64,
         kinds: Vec<EventKind>,
     ) -> Result<Reported, StoreError> {
+        let _writer = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let state = check_lease_in(&mut tx, job, token).await?;
         let mut all = Vec::with_capacity(kinds.len() + 1);
@@ -340,6 +353,7 @@ impl SqliteStore {
         completion: &Completion,
         retry: &RetryPolicy,
     ) -> Result<(u64, JobState), StoreError> {
+        let _writer = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         check_lease_in(&mut tx, job, token).await?;
         if completion.state == JobState::InfraFailed && completion.retryable {

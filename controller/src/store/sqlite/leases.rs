@@ -120,6 +120,7 @@ impl SqliteStore {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
+        let _writer = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         check_lease_in(&mut tx, job, token).await?;
         let row = sqlx::query(
@@ -159,6 +160,7 @@ impl SqliteStore {
         now_ms: i64,
         reason: &str,
     ) -> Result<(JobState, Option<u64>), StoreError> {
+        let _writer = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let record = fetch_job(&mut tx, job).await?;
         let result = match record.state {
@@ -188,6 +190,7 @@ impl SqliteStore {
         now_ms: i64,
         retry: &RetryPolicy,
     ) -> Result<Vec<Expired>, StoreError> {
+        let _writer = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(
             "SELECT id FROM jobs WHERE state IN ('LEASED', 'RUNNING') \

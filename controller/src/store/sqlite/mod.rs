@@ -10,6 +10,7 @@ mod outputs;
 mod runners;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
@@ -21,6 +22,9 @@ use super::StoreError;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// Write transactions of this process queue here instead of inside SQLite: SQLite's
+    /// busy handler backs off in sleeps of milliseconds, which would cap the lease rate.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -48,7 +52,10 @@ impl SqliteStore {
                 path: path.to_owned(),
                 source,
             })?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -62,6 +69,7 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        let _writer = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query("PRAGMA user_version")
             .fetch_one(&mut *tx)

@@ -44,6 +44,7 @@ impl SqliteStore {
         token: LeaseToken,
         output: &OutputRecord,
     ) -> Result<(), StoreError> {
+        let _writer = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         check_lease_in(&mut tx, job, token).await?;
         let inserted = sqlx::query(
