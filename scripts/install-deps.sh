@@ -7,9 +7,10 @@
 #   mmdebstrap                 builds the example base image from Debian packages
 #   python3-venv               the venv for third-party verifiers (tests only)
 #   git                        the runner fetches git sources with the system git
+#   uidmap                     newuidmap/newgidmap: id mappings of a rootless runner
 set -euo pipefail
 
-packages=(libseccomp-dev pkg-config mmdebstrap python3-venv ca-certificates git)
+packages=(libseccomp-dev pkg-config mmdebstrap python3-venv ca-certificates git uidmap)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -466,11 +466,22 @@ impl Runner {
                 ),
             )
             .await;
+        if crate::sandbox::is_rootless() {
+            events
+                .system(0, crate::sandbox::ROOTLESS_LIMITS_NOTICE.to_owned())
+                .await;
+        }
         let end = self
             .run_job_as(
                 lease, job_dir, events, cancel, &spec, &profile, id_map, started,
             )
             .await;
+        // Rootless: give the workspace back to the runner so it can be removed.
+        let trees = [job_dir.join("work"), job_dir.join("out")];
+        let trees: Vec<_> = trees.into_iter().filter(|p| p.exists()).collect();
+        if let Err(e) = self.launcher.chown_rootless(&trees, id_map, false).await {
+            warn!(error = %e, "could not give the job workspace back to the runner");
+        }
         if let Err(pid) = ids.release() {
             warn!(
                 pid,
@@ -560,6 +571,14 @@ impl Runner {
         {
             return JobEnd::Infra(m);
         }
+        // Rootless: the runner cannot chown to the job's ids; a user namespace does it.
+        if let Err(e) = self
+            .launcher
+            .chown_rootless(&[work.clone(), out.clone()], id_map, true)
+            .await
+        {
+            return JobEnd::Infra(format!("giving the workspace to the sandbox: {e}"));
+        }
         // A cancel (or a lost lease) during image preparation ends the job at once; an
         // unpacking already under way finishes in the background and stays cached.
         let mut cancelled = cancel.clone();
@@ -605,6 +624,7 @@ impl Runner {
             plan.pids = Some(spec.resources.pids);
             plan.cpu_millis = Some(profile.cpu_millis());
             plan.open_files = Some(open_files_limit(profile.ceilings.open_files));
+            plan.file_size_bytes = Some(profile.ceilings.output_bytes.0);
             plan.seccomp = profile.seccomp.clone();
             events
                 .step(StepEvent {
@@ -669,6 +689,14 @@ impl Runner {
         }
 
         // Phase 3: collect outputs; every sandbox process is dead now.
+        // Rootless: take /out back first, so that the runner can read every file.
+        if let Err(e) = self
+            .launcher
+            .chown_rootless(std::slice::from_ref(&out), id_map, false)
+            .await
+        {
+            return JobEnd::Infra(format!("taking /out back from the sandbox: {e}"));
+        }
         let patterns = spec.outputs.paths.clone();
         let out_dir = out.clone();
         let limits = OutputLimits {

@@ -23,9 +23,70 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The parent of every sandbox cgroup, below each controller's root.
 const PARENT: &str = "airlock";
 
-/// The cgroup of container `id`, relative to each controller's mount point.
+/// The v1 controllers libcontainer 0.7 puts a container into (where they are mounted).
+const V1_CONTROLLERS: [&str; 12] = [
+    "blkio",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "freezer",
+    "hugetlb",
+    "memory",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "pids",
+];
+
+/// The cgroup of container `id`, relative to each controller's mount point: below
+/// `airlock/` as root, below the delegated `airlock-user-<uid>/` when rootless.
 pub(crate) fn relative_path(container_id: &str) -> PathBuf {
-    Path::new(PARENT).join(container_id)
+    if super::rootless::is_rootless() {
+        Path::new(&rootless_parent()).join(container_id)
+    } else {
+        Path::new(PARENT).join(container_id)
+    }
+}
+
+/// The cgroup a rootless runner's containers go below; root creates it once per controller
+/// and chowns it to the runner user (`scripts/rootless-cgroups.sh USER`).
+pub(crate) fn rootless_parent() -> String {
+    format!("{PARENT}-user-{}", nix::unistd::geteuid())
+}
+
+/// Rootless: checks that the delegated parent exists and is writable in every mounted
+/// controller (libcontainer 0.7 cannot create a container outside a cgroup it may write).
+pub(crate) fn check_delegated() -> Result<(), String> {
+    let parent = rootless_parent();
+    let dirs: Vec<PathBuf> = if is_v2() {
+        vec![Path::new(CGROUP_ROOT).join(&parent)]
+    } else {
+        V1_CONTROLLERS
+            .iter()
+            .map(|c| Path::new(CGROUP_ROOT).join(c))
+            .filter(|mount| mount.join("cgroup.procs").exists())
+            .map(|mount| mount.join(&parent))
+            .collect()
+    };
+    let missing: Vec<String> = dirs
+        .iter()
+        .filter(|d| nix::unistd::access(d.as_path(), nix::unistd::AccessFlags::W_OK).is_err())
+        .map(|d| d.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "a rootless runner needs a delegated cgroup; {} missing or not writable: as root, \
+             run `scripts/rootless-cgroups.sh {}` once",
+            missing.join(" "),
+            nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map_or_else(|| nix::unistd::geteuid().to_string(), |u| u.name)
+        ))
+    }
 }
 
 /// The CFS period written with a CPU quota, in microseconds.

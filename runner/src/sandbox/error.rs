@@ -70,6 +70,9 @@ pub enum SandboxError {
     /// still be alive, so its outputs must not be trusted.
     #[error("cleaning up after the sandbox: {0}")]
     Cleanup(String),
+    /// A rootless runner has no delegated cgroup to put its containers in.
+    #[error("{0}")]
+    NoDelegatedCgroup(String),
 
     /// The helper's report could not be read or parsed.
     #[error("reading the sandbox helper report {path}: {reason}")]

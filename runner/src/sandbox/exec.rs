@@ -57,6 +57,10 @@ const TERMINATE: [Signal; 4] = [
 /// Runs the container described by `bundle` to completion; the body of `airlock
 /// sandbox-exec BUNDLE`. Returns the process exit code (see the module documentation).
 pub fn sandbox_exec_main(bundle: &Path) -> i32 {
+    // A rootless runner also uses the helper to chown workspaces through a user namespace.
+    if bundle.join(super::rootless::CHOWN_FILE).exists() {
+        return super::rootless::chown_main(bundle);
+    }
     let report = run(bundle).unwrap_or_else(|message| HelperReport {
         error: Some(message),
         ..HelperReport::default()

@@ -26,10 +26,16 @@ use super::output::pump;
 use super::protocol::{
     HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json, write_json,
 };
-use super::{OutputChunk, SandboxError, SandboxPlan, StepOutcome, Stream, cgroup};
+use super::rootless::{self, ChownRequest, Owner};
+use super::{IdMap, OutputChunk, SandboxError, SandboxPlan, StepOutcome, Stream, cgroup};
 
 /// The hidden CLI subcommand that runs [`super::sandbox_exec_main`].
 pub const SANDBOX_EXEC_SUBCOMMAND: &str = "sandbox-exec";
+
+/// `PATH` of the helper: where `newuidmap`/`newgidmap` are looked up.
+const HELPER_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+/// Distinguishes the chown helper runs of one runner process.
+static CHOWN_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How long the helper gets to kill and delete the container after SIGTERM.
 const GRACE: Duration = Duration::from_secs(5);
@@ -75,6 +81,9 @@ impl Launcher {
                 "state_dir",
                 format!("{} is not absolute", state_dir.display()),
             ));
+        }
+        if rootless::is_rootless() {
+            cgroup::check_delegated().map_err(SandboxError::NoDelegatedCgroup)?;
         }
         let launcher = Self { exe, state_dir };
         for dir in [
@@ -149,6 +158,9 @@ impl Launcher {
         if let Some(linux) = spec.linux_mut() {
             linux.set_cgroups_path(Some(Path::new("/").join(&rel_cgroup)));
         }
+        if rootless::is_rootless() {
+            rootless::adapt_spec(&mut spec, plan)?;
+        }
         let bundle = self.bundles_root().join(container_id);
         if self.containers_root().join(container_id).exists() {
             return Err(SandboxError::ContainerExists(container_id.to_owned()));
@@ -206,13 +218,15 @@ impl Launcher {
     ) -> Result<StepOutcome, SandboxError> {
         let config = bundle.join("config.json");
         spec.save(&config)?;
+        // Rootless: no writable cgroup; the rlimits in the spec stand in for these.
+        let cgroup_limits = !rootless::is_rootless();
         let request = HelperRequest {
             container_id: container_id.to_owned(),
             state_root: self.containers_root(),
             cgroup: cgroup::relative_path(container_id),
-            memory_bytes: plan.memory_bytes,
-            pids: plan.pids,
-            cpu_millis: plan.cpu_millis,
+            memory_bytes: plan.memory_bytes.filter(|_| cgroup_limits),
+            pids: plan.pids.filter(|_| cgroup_limits),
+            cpu_millis: plan.cpu_millis.filter(|_| cgroup_limits),
             loopback_up: plan.loopback_up,
         };
         write_json(&bundle.join(REQUEST_FILE), &request)?;
@@ -223,6 +237,8 @@ impl Launcher {
             .arg(bundle)
             .env_clear()
             .env(PARENT_PID_ENV, std::process::id().to_string())
+            // libcontainer looks newuidmap/newgidmap up in PATH (rootless id mappings).
+            .env("PATH", HELPER_PATH)
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -335,6 +351,68 @@ impl Launcher {
                 status: status.to_string(),
             }),
         }
+    }
+
+    /// Rootless only (a no-op as root, where the runner chowns itself): gives the trees
+    /// `paths` to the step of the job with ids `id_map` (`to_step`), or back to the runner,
+    /// through a user namespace that maps the runner's uid/gid to 0 and the step's host
+    /// uid/gid to 1000 (see `rootless.rs`). Symlinks are never followed. Every process of
+    /// the job must be dead when the trees go back to the runner.
+    pub async fn chown_rootless(
+        &self,
+        paths: &[PathBuf],
+        id_map: IdMap,
+        to_step: bool,
+    ) -> Result<(), SandboxError> {
+        if !rootless::is_rootless() {
+            return Ok(());
+        }
+        let n = CHOWN_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self
+            .bundles_root()
+            .join(format!("chown-{}-{n}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| SandboxError::io("creating", &dir, e))?;
+        let to = if to_step { Owner::Step } else { Owner::Runner };
+        let result = async {
+            write_json(
+                &dir.join(rootless::CHOWN_FILE),
+                &ChownRequest::new(paths.to_vec(), id_map, to),
+            )?;
+            let output = tokio::process::Command::new(&self.exe)
+                .arg(SANDBOX_EXEC_SUBCOMMAND)
+                .arg(&dir)
+                .env_clear()
+                .env("PATH", HELPER_PATH)
+                .current_dir("/")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .await
+                .map_err(|source| SandboxError::SpawnHelper {
+                    exe: self.exe.clone(),
+                    source,
+                })?;
+            match read_json::<HelperReport>(&dir.join(REPORT_FILE))? {
+                Some(HelperReport { error: None, .. }) => Ok(()),
+                Some(HelperReport { error: Some(e), .. }) => Err(SandboxError::Container(e)),
+                None => Err(SandboxError::Container(format!(
+                    "the chown helper wrote no report ({}): {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ))),
+            }
+        }
+        .await;
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a chown request");
+        }
+        result
     }
 
     /// Kills and removes every container, cgroup and bundle left in the state directory by

@@ -6,7 +6,8 @@
 //! - [`sandbox_exec_main`] is that helper (the CLI dispatches the hidden subcommand
 //!   [`SANDBOX_EXEC_SUBCOMMAND`] to it).
 //!
-//! Requires root on the host (libcontainer writes the id mappings and cgroups).
+//! Runs as root (cgroup limits) or as an unprivileged user with a `/etc/subuid` range
+//! (user namespaces only, rlimits instead of cgroup limits; see `rootless.rs`).
 
 mod cgroup;
 mod error;
@@ -17,6 +18,7 @@ mod outcome;
 mod output;
 mod plan;
 mod protocol;
+mod rootless;
 mod seccomp;
 
 pub use error::SandboxError;
@@ -27,6 +29,7 @@ pub use output::{OutputChunk, Stream};
 pub use plan::{
     INPUTS_MOUNT, IdMap, MIN_HOST_BASE, OIDC_SOCKET_MOUNT, STEP_GID, STEP_UID, SandboxPlan,
 };
+pub use rootless::{ROOTLESS_LIMITS_NOTICE, is_rootless};
 pub use seccomp::{
     BASELINE_FILE as SECCOMP_BASELINE_FILE, BASELINE_JSON as SECCOMP_BASELINE_JSON,
     MANDATORY_DENIALS, SeccompPolicy,

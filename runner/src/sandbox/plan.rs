@@ -99,6 +99,9 @@ pub struct SandboxPlan {
     pub cpu_millis: Option<u64>,
     /// `RLIMIT_NOFILE` (soft and hard) of the step; `None` inherits the runner's.
     pub open_files: Option<u64>,
+    /// Largest file the step may write (`RLIMIT_FSIZE`), applied only by a rootless runner
+    /// (with the other rlimits that stand in for the cgroup limits); `None`: no limit.
+    pub file_size_bytes: Option<u64>,
     /// Whether `lo` is up in the sandbox's network namespace (it is the only interface
     /// either way; with it down even `127.0.0.1` is unreachable). Default `true`.
     pub loopback_up: bool,
@@ -133,6 +136,7 @@ impl SandboxPlan {
             pids: None,
             cpu_millis: None,
             open_files: None,
+            file_size_bytes: None,
             loopback_up: true,
             seccomp: SeccompPolicy::baseline(),
         }
