@@ -614,3 +614,37 @@ fn airlock_cancel_stops_a_running_job_within_two_seconds() {
     );
     assert!(job.cancel_requested);
 }
+
+#[test]
+#[ignore = "needs root and the base image: run scripts/test.sh"]
+fn sigterm_drains_a_runner_its_running_job_finishes_then_it_exits() {
+    let mut fleet = Fleet::start(None);
+    let mut runner = fleet.spawn_runner("runner-a", 0, 1);
+    let job_file = fleet.job_file(
+        "drain",
+        "[[steps]]\nrun = \"sleep 1; echo drained > /out/result.txt\"",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut jobs = fleet.jobs(0).await;
+        let spec = prepared_spec(&mut jobs, &job_file).await;
+        let id = submit(&mut jobs, &spec).await;
+        let queued_after = submit(&mut jobs, &spec).await;
+        step_started(&mut jobs, &id).await;
+        runner.signal(nix::sys::signal::Signal::SIGTERM);
+        let job = finished(&fleet, 0, &id).await;
+        assert_one_verified_provenance(&fleet, &mut jobs, &job).await;
+        // The draining runner took no new work: the second job is still queued.
+        assert_eq!(
+            get(&mut jobs, &queued_after).await.state(),
+            pb::JobState::Queued
+        );
+    });
+    let status = runner.child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", runner.log_text());
+    assert!(
+        runner.log_text().contains("draining"),
+        "{}",
+        runner.log_text()
+    );
+}
