@@ -33,4 +33,5 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "tests (unit, integration, end-to-end in the real sandbox)"
 # The e2e tests each start a controller, a runner and containers: two at a time
 # keeps a 2-core machine responsive.
-cargo test --locked --workspace -- --include-ignored --test-threads 2
+# A backstop: a hung test fails the run instead of stalling CI.
+timeout --signal=TERM 50m cargo test --locked --workspace -- --include-ignored --test-threads 2

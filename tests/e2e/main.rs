@@ -20,5 +20,6 @@ mod provenance_interop;
 mod provenance_key_isolation;
 mod provenance_keys_cli;
 mod provenance_reproducible;
+mod rootless;
 mod sandbox_escape;
 mod three_processes;

@@ -227,7 +227,10 @@ impl Launcher {
             memory_bytes: plan.memory_bytes.filter(|_| cgroup_limits),
             pids: plan.pids.filter(|_| cgroup_limits),
             cpu_millis: plan.cpu_millis.filter(|_| cgroup_limits),
-            loopback_up: plan.loopback_up,
+            // Rootless, the helper cannot enter the container's network namespace (the init
+            // is not dumpable once it changed uid, and joining needs CAP_SYS_ADMIN on the
+            // host): `lo` stays down, so not even 127.0.0.1 is reachable.
+            loopback_up: plan.loopback_up && cgroup_limits,
         };
         write_json(&bundle.join(REQUEST_FILE), &request)?;
 

@@ -33,8 +33,7 @@ use super::{IdMap, STEP_GID, STEP_UID, SandboxError, SandboxPlan};
 pub(crate) const CHOWN_FILE: &str = "airlock-chown.json";
 
 /// The line a rootless runner writes to every job's log.
-pub const ROOTLESS_LIMITS_NOTICE: &str =
-    "rootless: cgroup limits unavailable; using rlimits (RLIMIT_AS for memory, RLIMIT_NPROC \
+pub const ROOTLESS_LIMITS_NOTICE: &str = "rootless: cgroup limits unavailable; using rlimits (RLIMIT_AS for memory, RLIMIT_NPROC \
      for processes, RLIMIT_FSIZE for file size; no CPU limit, no out-of-memory or pids-limit \
      reporting)";
 

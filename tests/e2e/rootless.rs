@@ -1,0 +1,166 @@
+//! The rootless runner: `airlock run` started by an unprivileged user (user namespaces
+//! only, ids from its `/etc/subuid` range, rlimits instead of cgroup limits).
+//!
+//! The test, as root, creates the user `airlock-rootless` idempotently with the subordinate
+//! range 3000000..3131072 (two slots of 65536; disjoint from the root runner's default slots
+//! 1000000 + n*65536, n < 16, which end at 2048576), delegates its cgroup
+//! (`scripts/rootless-cgroups.sh`), and runs `airlock run` as that user.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::{job_dir, run, scratch, text};
+
+const USER: &str = "airlock-rootless";
+const SUB_START: u64 = 3_000_000;
+const SUB_COUNT: u64 = 131_072;
+
+/// Creates the user, its subordinate ranges and its delegated cgroup (idempotent).
+fn setup_user() -> u32 {
+    let exists = Command::new("id").args(["-u", USER]).output().unwrap();
+    if !exists.status.success() {
+        let o = run({
+            let mut c = Command::new("useradd");
+            c.args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                USER,
+            ]);
+            c
+        });
+        assert!(o.status.success(), "useradd: {}", text(&o));
+    }
+    let has_range = |file: &str| {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with(&format!("{USER}:")))
+    };
+    if !has_range("/etc/subuid") || !has_range("/etc/subgid") {
+        let range = format!("{SUB_START}-{}", SUB_START + SUB_COUNT - 1);
+        let o = run({
+            let mut c = Command::new("usermod");
+            c.args(["--add-subuids", &range, "--add-subgids", &range, USER]);
+            c
+        });
+        assert!(o.status.success(), "usermod: {}", text(&o));
+    }
+    let o = run({
+        let mut c = Command::new(crate::common::repo().join("scripts/rootless-cgroups.sh"));
+        c.arg(USER);
+        c
+    });
+    assert!(o.status.success(), "rootless-cgroups.sh: {}", text(&o));
+    let uid = Command::new("id").args(["-u", USER]).output().unwrap();
+    String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap()
+}
+
+/// `chown -R USER` of `path`.
+fn give(path: &Path) {
+    let o = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{USER}:"))
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "chown: {}", text(&o));
+}
+
+#[test]
+#[ignore = "needs root (to create the user) and the base image: run scripts/test.sh"]
+fn rootless_run_keeps_the_sandbox_guarantees() {
+    let uid = setup_user();
+    let tmp = scratch();
+    let root = tmp.path();
+    // The binary under target/ may not be readable by the user: give it its own copy.
+    let exe = root.join("airlock");
+    std::fs::copy(env!("CARGO_BIN_EXE_airlock"), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let job = job_dir(
+        root,
+        "rootless",
+        r#"[[steps]]
+name = "probe"
+run = """
+cat /proc/self/uid_map > /out/uid_map
+id -u > /out/uid
+grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status > /out/status
+if touch /rootfs-probe 2>/dev/null; then echo writable; else echo read-only; fi > /out/root
+tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > /out/ifaces
+grep -E '^Max (processes|address space|file size) ' /proc/self/limits | awk '{print $(NF-1)}' > /out/rlimits
+"""
+"#,
+        r#""uid_map", "uid", "status", "root", "ifaces", "rlimits""#,
+    );
+    let home = root.join("home");
+    let out = root.join("out");
+    std::fs::create_dir_all(&home).unwrap();
+    give(root);
+    let o = run({
+        let mut c = Command::new("runuser");
+        c.args(["-u", USER, "--", "env"])
+            .arg(format!("AIRLOCK_HOME={}", home.display()))
+            .arg(&exe)
+            .arg("run")
+            .arg(&job)
+            .arg("--out")
+            .arg(&out);
+        c
+    });
+    let log = text(&o);
+    assert!(o.status.success(), "rootless airlock run failed:\n{log}");
+    assert!(
+        log.contains("rootless: cgroup limits unavailable; using rlimits"),
+        "the job log must state the fallback:\n{log}"
+    );
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+
+    // uid 1000 inside, mapped into the user's subordinate range.
+    assert_eq!(read("uid").trim(), "1000");
+    let maps: Vec<Vec<u64>> = read("uid_map")
+        .lines()
+        .map(|l| l.split_whitespace().map(|n| n.parse().unwrap()).collect())
+        .collect();
+    let step = maps
+        .iter()
+        .find(|m| m[0] <= 1000 && 1000 < m[0] + m[2])
+        .expect("uid 1000 is mapped");
+    let host = step[1] + (1000 - step[0]);
+    let base = host - 1000;
+    assert!(
+        (SUB_START..SUB_START + SUB_COUNT).contains(&host)
+            && (base - SUB_START).is_multiple_of(65_536),
+        "uid 1000 maps to {host}, not to a slot of {USER}'s range: {maps:?}"
+    );
+    let mapped: u64 = maps.iter().map(|m| m[2]).sum();
+    assert_eq!(mapped, 65_536, "one slot of 65536 ids: {maps:?}");
+    assert!(
+        maps.iter()
+            .all(|m| m[1] >= SUB_START && m[1] + m[2] <= SUB_START + SUB_COUNT),
+        "nothing outside the subordinate range (in particular not uid {uid}): {maps:?}"
+    );
+
+    // The fallback for the cgroup limits: processes, memory, file size are all bounded.
+    let rlimits = read("rlimits");
+    assert!(
+        rlimits
+            .split_whitespace()
+            .all(|v| v.parse::<u64>().is_ok_and(|n| n > 0)),
+        "RLIMIT_NPROC, RLIMIT_AS and RLIMIT_FSIZE must be set: {rlimits}"
+    );
+    assert_eq!(rlimits.split_whitespace().count(), 3, "{rlimits}");
+    assert_eq!(read("root").trim(), "read-only");
+    assert_eq!(read("ifaces").trim(), "lo", "no interface but lo");
+    let status = read("status");
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert!(
+            status.contains(&format!("{cap}:\t0000000000000000")),
+            "{cap} not empty:\n{status}"
+        );
+    }
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    assert!(status.contains("Seccomp:\t2"), "{status}");
+}
