@@ -71,6 +71,9 @@ pub struct ControllerConfig {
     /// `[scheduling]`: leases, retries, deadlines, fairness (all optional).
     #[serde(default)]
     pub scheduling: crate::scheduling::SchedulingConfig,
+    /// `[oidc]`: the build-token issuer (optional; without it no build tokens are minted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 /// `[signing]`: the provenance signing keys, one per trust profile.
@@ -262,7 +265,8 @@ impl ControllerConfig {
     }
 
     /// The configuration of the controller that `airlock run` embeds: listens on
-    /// `127.0.0.1:0`, `mode = "local"`, issuer [`LOCAL_ISSUER`], state under `state_dir`.
+    /// `127.0.0.1:0`, `mode = "local"`, issuer [`LOCAL_ISSUER`], state under `state_dir`,
+    /// build tokens signed with keys in `<state_dir>/token-keys` (created on first open).
     /// The tokens are hashed here and not kept.
     pub fn local(
         state_dir: impl Into<PathBuf>,
@@ -270,9 +274,11 @@ impl ControllerConfig {
         api_token: &str,
         runner_token: &str,
     ) -> Self {
+        let state_dir = state_dir.into();
+        let state_dir_token_keys = state_dir.join("token-keys");
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            state_dir: state_dir.into(),
+            state_dir,
             database: None,
             database_url: None,
             database_url_file: None,
@@ -287,6 +293,7 @@ impl ControllerConfig {
                 runner_token_sha256: TokenDigest::of(runner_token),
             },
             scheduling: crate::scheduling::SchedulingConfig::default(),
+            oidc: Some(crate::oidc::OidcConfig::new(state_dir_token_keys)),
         }
     }
 
@@ -384,6 +391,9 @@ impl ControllerConfig {
             resolve(p);
         }
         self.signing.resolve_relative_paths(base);
+        if let Some(oidc) = &mut self.oidc {
+            resolve(&mut oidc.token_keys);
+        }
     }
 }
 
@@ -424,6 +434,25 @@ mod tests {
         assert_eq!(c.blob_dir_path(), dir.path().join("state/blobs"));
         assert_eq!(c.mode, Mode::Server);
         assert_eq!(c.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
+    }
+
+    #[test]
+    fn oidc_token_keys_resolve_against_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            &format!("{}\n[oidc]\ntoken_keys = \"token-keys\"\n", valid("")),
+        );
+        let c = ControllerConfig::load(&path).unwrap();
+        assert_eq!(
+            c.oidc,
+            Some(crate::oidc::OidcConfig::new(dir.path().join("token-keys")))
+        );
+        let local = ControllerConfig::local("/tmp/s", "/tmp/k.key", "a", "r");
+        assert_eq!(
+            local.oidc.map(|o| o.token_keys),
+            Some(PathBuf::from("/tmp/s/token-keys"))
+        );
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub enum ControllerError {
     /// The blob store cannot be opened.
     #[error(transparent)]
     Blob(#[from] BlobError),
+    /// The build-token issuer (`[oidc]`) cannot start.
+    #[error(transparent)]
+    Oidc(#[from] crate::oidc::IssuerError),
     /// The reflection service cannot be built from the descriptor set.
     #[error("cannot build the gRPC reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),

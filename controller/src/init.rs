@@ -31,6 +31,11 @@ pub struct InitSummary {
     pub admin_token_path: PathBuf,
     /// `DIR/state`: database and blobs.
     pub state_dir: PathBuf,
+    /// `DIR/token-keys`: the build-token (OIDC) signing keys, distinct from provenance keys.
+    pub token_keys_dir: PathBuf,
+    /// Whether `[oidc]` is enabled in the written configuration (only when the issuer URL
+    /// qualifies: https, or http on a loopback address).
+    pub oidc_enabled: bool,
 }
 
 /// The key pair of one trust profile.
@@ -68,6 +73,9 @@ pub enum InitError {
     /// The signing key pair could not be generated or written.
     #[error("cannot create the provenance signing key: {0}")]
     Key(#[from] KeyError),
+    /// The build-token key directory could not be created.
+    #[error("cannot create the build-token keys: {0}")]
+    TokenKeys(#[from] crate::oidc::IssuerError),
     /// The system random number generator failed.
     #[error("cannot generate a token: the system random number generator failed: {0}")]
     Random(getrandom::Error),
@@ -75,7 +83,9 @@ pub enum InitError {
 
 /// Creates `dir/controller.toml`, `dir/keys/<profile>.{key,pub}` for each of [`PROFILES`]
 /// (ECDSA P-256), `dir/runner.token`,
-/// `dir/admin.token` and `dir/state/`, for a controller listening on `listen`. Refuses to touch
+/// `dir/admin.token`, `dir/state/` and `dir/token-keys/` (build-token keys; `[oidc]` is enabled
+/// when the issuer `http://<listen>` is a loopback address, else left for the operator to
+/// enable once `issuer` is the public https URL), for a controller listening on `listen`. Refuses to touch
 /// a directory that already has a `controller.toml`.
 pub fn init(dir: &Path, listen: SocketAddr) -> Result<InitSummary, InitError> {
     let config = dir.join(CONFIG_FILE);
@@ -112,12 +122,23 @@ pub fn init(dir: &Path, listen: SocketAddr) -> Result<InitSummary, InitError> {
     write_secret(&admin_token, &admin_secret)?;
 
     let url = format!("http://{listen}");
-    let text = config_text(
+    let token_keys_dir = dir.join("token-keys");
+    let oidc = crate::oidc::OidcConfig::new(&token_keys_dir);
+    let oidc_enabled = crate::oidc::OidcSettings::new(&url).is_ok();
+    // The key directory does not depend on the issuer: create it either way.
+    let key_issuer = if oidc_enabled {
+        url.as_str()
+    } else {
+        crate::config::LOCAL_ISSUER
+    };
+    crate::oidc::OidcIssuer::init(&oidc, key_issuer, &crate::clock::SystemClock)?;
+    let mut text = config_text(
         listen,
         &url,
         &TokenDigest::of(&admin_secret),
         &TokenDigest::of(&runner_secret),
     );
+    text.push_str(&oidc_text(oidc_enabled));
     write_new(&config, 0o644, text.as_bytes())?;
     Ok(InitSummary {
         url,
@@ -126,6 +147,8 @@ pub fn init(dir: &Path, listen: SocketAddr) -> Result<InitSummary, InitError> {
         runner_token_path: runner_token,
         admin_token_path: admin_token,
         state_dir,
+        token_keys_dir,
+        oidc_enabled,
     })
 }
 
@@ -154,6 +177,24 @@ fn write_new(path: &Path, mode: u32, contents: &[u8]) -> Result<(), InitError> {
         .map_err(io)?;
     f.write_all(contents).map_err(io)?;
     f.sync_all().map_err(io)
+}
+
+/// The `[oidc]` section: active, or commented out when the issuer is not usable for OIDC.
+fn oidc_text(enabled: bool) -> String {
+    let prefix = if enabled { "" } else { "# " };
+    let note = if enabled {
+        ""
+    } else {
+        "# Enable once `issuer` is this controller's public https:// URL.\n"
+    };
+    format!(
+        "\n\
+         # Build tokens (OIDC): ES256 keys distinct from the provenance keys; see docs/identity.md.\n\
+         {note}\
+         {prefix}[oidc]\n\
+         {prefix}token_keys = \"token-keys\"\n\
+         {prefix}max_token_lifetime_secs = 300\n"
+    )
 }
 
 fn toml_str(s: &str) -> String {
@@ -216,6 +257,19 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
+    fn init_leaves_oidc_commented_out_for_a_non_loopback_http_issuer() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ctl");
+        let s = init(&root, "0.0.0.0:7070".parse().unwrap()).unwrap();
+        assert!(!s.oidc_enabled);
+        assert!(s.token_keys_dir.is_dir());
+        let c = ControllerConfig::load(&s.config_path).unwrap();
+        assert_eq!(c.oidc, None);
+        let text = fs::read_to_string(&s.config_path).unwrap();
+        assert!(text.contains("# [oidc]"), "{text}");
+    }
+
+    #[test]
     fn init_writes_a_loadable_config_and_refuses_twice() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("ctl");
@@ -250,6 +304,13 @@ mod tests {
         assert_eq!(keyids.len(), PROFILES.len(), "distinct keys per profile");
         assert_eq!(c.state_dir, s.state_dir);
         assert_eq!(c.issuer, "http://127.0.0.1:7070");
+        assert!(s.oidc_enabled);
+        assert_eq!(
+            c.oidc.as_ref().map(|o| o.token_keys.clone()),
+            Some(root.join("token-keys"))
+        );
+        assert_eq!(s.token_keys_dir, root.join("token-keys"));
+        assert!(s.token_keys_dir.join("token-keys.json").is_file());
         let admin = read_token_file(&s.admin_token_path).unwrap();
         let runner = read_token_file(&s.runner_token_path).unwrap();
         assert_eq!(admin.len(), 64);

@@ -83,6 +83,31 @@ impl RunnerService for RunnerApi {
         }))
     }
 
+    async fn mint_build_token(
+        &self,
+        request: Request<pb::MintBuildTokenRequest>,
+    ) -> Result<Response<pb::MintBuildTokenResponse>, Status> {
+        let r = request.into_inner();
+        let (job, token) = lease(&r.job_id, &r.lease_token)?;
+        let lifetime =
+            (r.lifetime_seconds > 0).then(|| Duration::from_secs(u64::from(r.lifetime_seconds)));
+        let minted = self
+            .scheduler
+            .mint_build_token(
+                job,
+                token,
+                crate::oidc::MintRequest {
+                    audience: r.audience,
+                    lifetime,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::MintBuildTokenResponse {
+            token: minted.value().to_owned(),
+            expires_at_unix: minted.expires_at(),
+        }))
+    }
+
     type DownloadSourceStream = ChunkStream;
 
     async fn download_source(

@@ -56,6 +56,24 @@ impl Controller {
             issuer = config.issuer(),
             "controller state opened"
         );
+        let issuer = match &config.oidc {
+            Some(oidc) => {
+                if config.mode == crate::config::Mode::Local && !oidc.token_keys.exists() {
+                    crate::oidc::OidcIssuer::init(oidc, config.issuer(), clock.as_ref())?;
+                }
+                let issuer = crate::oidc::OidcIssuer::open(
+                    oidc,
+                    config.issuer(),
+                    clock.clone(),
+                    ids.clone(),
+                )?;
+                issuer
+                    .ensure_distinct_from(signer.published_keys().iter().map(|k| k.key.keyid()))?;
+                tracing::info!(token_keys = %oidc.token_keys.display(), "build-token issuer opened");
+                Some(issuer)
+            }
+            None => None,
+        };
         let scheduler = Scheduler::new(SchedulerParts {
             store,
             blobs,
@@ -66,11 +84,12 @@ impl Controller {
             mode: config.mode,
             max_upload: config.max_upload_bytes,
             scheduling: config.scheduling,
+            minter: issuer.as_ref().map(crate::oidc::OidcIssuer::minter),
         });
         Ok(Self {
             scheduler: Arc::new(scheduler),
             auth: config.auth.clone(),
-            oidc: None,
+            oidc: issuer.as_ref().map(crate::oidc::OidcIssuer::http),
         })
     }
 

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// Uploaded bytes do not match what the sender claimed.
     #[error("{0}")]
     DataLoss(String),
+    /// The caller may not have what it asked for (e.g. a build token its job may not get).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// An upload exceeds a configured limit.
     #[error("{0}")]
     ResourceExhausted(String),
@@ -56,6 +59,7 @@ impl ApiError {
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
             ApiError::AlreadyExists(_) => Code::AlreadyExists,
             ApiError::DataLoss(_) => Code::DataLoss,
+            ApiError::PermissionDenied(_) => Code::PermissionDenied,
             ApiError::ResourceExhausted(_) => Code::ResourceExhausted,
             ApiError::Blob(BlobError::TooLarge { .. }) => Code::ResourceExhausted,
             ApiError::Store(_) | ApiError::Blob(_) => Code::Internal,

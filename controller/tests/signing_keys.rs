@@ -89,6 +89,8 @@ async fn each_trust_profile_signs_with_its_own_key_and_builder_id() {
         ControllerConfig::local(dir.path().join("state"), "unused", API_TOKEN, RUNNER_TOKEN);
     config.mode = Mode::Server;
     config.issuer = "https://ci.example".into();
+    // A server controller never creates token keys itself; this test is about provenance keys.
+    config.oidc = None;
     config.signing = SigningConfig {
         key: None,
         keys,

@@ -476,6 +476,14 @@ impl Runner {
                 lease, job_dir, events, cancel, &spec, &profile, id_map, started,
             )
             .await;
+        // A broker dropped on an early end (closed, not removed) leaves its directory.
+        let broker_dir = self.cfg.state_dir.join("oidc").join(&lease.job_id);
+        match std::fs::remove_dir_all(&broker_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                warn!(error = %e, "could not remove the token broker directory");
+            }
+            _ => {}
+        }
         // Rootless: give the workspace back to the runner so it can be removed.
         let trees = [job_dir.join("work"), job_dir.join("out")];
         let trees: Vec<_> = trees.into_iter().filter(|p| p.exists()).collect();
@@ -490,6 +498,72 @@ impl Runner {
             );
         }
         end
+    }
+
+    /// Starts the job's token broker under `<state_dir>/oidc` when the job declares `[oidc]
+    /// audiences` and its profile allows build tokens; `None` otherwise (no socket is mounted,
+    /// so an `untrusted-pr` step finds no `/run/airlock/oidc.sock`).
+    #[allow(clippy::too_many_arguments)]
+    async fn start_token_broker(
+        &self,
+        lease: &Lease,
+        events: &EventSink,
+        spec: &JobSpec,
+        profile: &Profile,
+        host_uid: u32,
+        host_gid: u32,
+    ) -> Result<Option<crate::token_broker::TokenBroker>, crate::token_broker::BrokerError> {
+        use crate::token_broker::{BrokerPolicy, SocketOwner, TokenBroker};
+        let audiences = match &spec.oidc {
+            Some(oidc) if !oidc.audiences.is_empty() => oidc.audiences.clone(),
+            _ => return Ok(None),
+        };
+        let untrusted = crate::build_tokens::UNTRUSTED_PR_PROFILE;
+        if !profile.build_tokens || profile.name == untrusted || spec.job.profile == untrusted {
+            return Ok(None);
+        }
+        let policy = BrokerPolicy {
+            job_id: lease.job_id.clone(),
+            tokens_allowed: true,
+            audiences,
+            max_lifetime: crate::build_tokens::BROKER_MAX_LIFETIME,
+        };
+        let source = crate::build_tokens::ControllerTokenSource::new(
+            self.client.clone(),
+            lease.job_id.clone(),
+            lease.lease_token.clone(),
+            events.clone(),
+        );
+        // A short parent: the socket path must fit in `sun_path` (108 bytes), which a path
+        // under the job directory may not.
+        let parent = self.cfg.state_dir.join("oidc");
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |e: std::io::Error| crate::token_broker::BrokerError::Io { path, source: e }
+        };
+        mkdir_searchable(&parent).map_err(|e| crate::token_broker::BrokerError::Io {
+            path: parent.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        // A previous attempt of this job that ended early (its broker dropped) leaves its
+        // directory behind.
+        let stale = parent.join(&lease.job_id);
+        match std::fs::remove_dir_all(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&stale)(e)),
+            _ => {}
+        }
+        let owner = SocketOwner {
+            uid: host_uid,
+            gid: host_gid,
+        };
+        let broker = TokenBroker::start(&parent, policy, Some(owner), source).await?;
+        events
+            .system(
+                0,
+                "build tokens: /run/airlock/oidc.sock is available to the steps",
+            )
+            .await;
+        Ok(Some(broker))
     }
 
     /// [`Runner::run_job`] with the profile admitted and the id range held.
@@ -594,6 +668,18 @@ impl Runner {
             Err(end) => return end,
         };
 
+        // The token broker, for a job that declares `[oidc] audiences` under a profile with
+        // build tokens (never `untrusted-pr`). Dropping it (any early return) closes it: later
+        // requests get 410, and `run_job` removes its directory; the normal path shuts it down
+        // after the last step.
+        let broker = match self
+            .start_token_broker(lease, events, spec, profile, host_uid, host_gid)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => return JobEnd::Infra(format!("starting the token broker: {e}")),
+        };
+
         // Phase 2: run each step in a fresh sandbox.
         for (i, step) in spec.steps.iter().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
@@ -626,6 +712,14 @@ impl Runner {
             plan.open_files = Some(open_files_limit(profile.ceilings.open_files));
             plan.file_size_bytes = Some(profile.ceilings.output_bytes.0);
             plan.seccomp = profile.seccomp.clone();
+            if let Some(broker) = &broker {
+                plan.oidc_socket_dir = Some(broker.socket_dir().to_owned());
+                plan.env.extend(
+                    crate::token_broker::step_env()
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+                );
+            }
             events
                 .step(StepEvent {
                     step_index: index,
@@ -685,6 +779,14 @@ impl Runner {
                         exit_code: code,
                     };
                 }
+            }
+        }
+
+        // The steps are over: no more tokens for this job.
+        if let Some(broker) = broker {
+            broker.close();
+            if let Err(e) = broker.shutdown().await {
+                warn!(error = %e, "could not remove the token broker directory");
             }
         }
 

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod archive_source;
+pub mod build_tokens;
 pub mod cache;
 pub mod config;
 pub mod events;

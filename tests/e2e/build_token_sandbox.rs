@@ -33,7 +33,7 @@ const JOB_ID: &str = "00000000-0000-4000-8000-0000000000b7";
 
 /// A C client for the broker: connects to `$AIRLOCK_ID_TOKEN_SOCKET`, sends `GET argv[1]`,
 /// prints the raw HTTP response (the base image has gcc, not curl or python).
-const CLIENT_C: &str = r#"
+pub(crate) const CLIENT_C: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +83,7 @@ impl TokenSource for InProcessMinter {
 }
 
 /// (status code, body) of a raw HTTP response the client printed.
-fn parse_response(raw: &str) -> (u16, serde_json::Value) {
+pub(crate) fn parse_response(raw: &str) -> (u16, serde_json::Value) {
     let status = raw
         .split_whitespace()
         .nth(1)

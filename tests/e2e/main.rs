@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 mod bad_job_files;
+mod build_token_job;
 mod build_token_sandbox;
 mod common;
 mod escape_probe;

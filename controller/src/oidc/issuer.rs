@@ -1,12 +1,13 @@
 //! The issuer as the controller runs it: `[oidc]` in `controller.toml`, the token key
 //! directory loaded into a shared ring, and the minter, verifier and HTTP routes built on it.
 //!
-//! Wiring (next round): `ControllerConfig` gets `oidc: Option<OidcConfig>` (paths resolved
-//! against the config file like the others), `Controller::open_with` calls
-//! [`OidcIssuer::open`] with `config.issuer()` and the injected clock and ids, checks
-//! [`OidcIssuer::ensure_distinct_from`] against every provenance keyid, and passes
-//! [`OidcIssuer::http`] to [`crate::Controller::with_oidc`]; `airlock controller init` calls
-//! [`OidcIssuer::init`] on `<dir>/token-keys`.
+//! Wiring: `ControllerConfig::oidc` (paths resolved against the config file like the others);
+//! `Controller::open_with` calls [`OidcIssuer::open`] with `config.issuer()` and the injected
+//! clock and ids (a local-mode controller first creates a missing key directory), checks
+//! [`OidcIssuer::ensure_distinct_from`] against every provenance keyid, serves
+//! [`OidcIssuer::http`] and hands [`OidcIssuer::minter`] to the scheduler for
+//! `RunnerService.MintBuildToken`; `airlock controller init` calls [`OidcIssuer::init`] on
+//! `<dir>/token-keys`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
