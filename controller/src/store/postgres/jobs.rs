@@ -2,87 +2,21 @@
 
 use std::collections::HashMap;
 
-use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::PostgresStore;
 use super::events;
 use super::leases;
-use crate::ids::{JobId, LeaseToken, RunnerId};
+use crate::ids::{JobId, LeaseToken};
 use crate::state::JobState;
 use crate::store::codec::{
-    EventKind, JOB_COLUMNS, carries_all, labels_from_json, labels_to_json, parse_digest,
+    EventKind, JOB_COLUMNS, carries_all, job_from_row, labels_from_json, labels_to_json,
     parse_uuid, state_event,
 };
 use crate::store::{
     Completion, JobRecord, LeaseTerms, NewJob, Reported, RetryPolicy, RunnerRecord, StoreError,
-    StoredProvenance, Submitted,
+    Submitted,
 };
-
-fn job_from_row(row: &PgRow) -> Result<JobRecord, StoreError> {
-    let state: String = row.try_get("state")?;
-    let state = JobState::parse(&state)
-        .ok_or_else(|| StoreError::Corrupt(format!("job state {state:?}")))?;
-    let opt_digest = |col: &str| -> Result<_, StoreError> {
-        row.try_get::<Option<String>, _>(col)?
-            .map(|h| parse_digest(col, &h))
-            .transpose()
-    };
-    let envelope: Option<String> = row.try_get("envelope_json")?;
-    let provenance = match envelope {
-        Some(envelope_json) => Some(StoredProvenance {
-            envelope_json,
-            bundle_json: row
-                .try_get::<Option<String>, _>("bundle_json")?
-                .unwrap_or_default(),
-            keyid: row
-                .try_get::<Option<String>, _>("keyid")?
-                .unwrap_or_default(),
-            public_key_pem: row
-                .try_get::<Option<String>, _>("public_key_pem")?
-                .unwrap_or_default(),
-        }),
-        None => None,
-    };
-    let attempt: i64 = row.try_get("attempt")?;
-    let max_attempts: i64 = row.try_get("max_attempts")?;
-    Ok(JobRecord {
-        id: JobId::new(parse_uuid("id", &row.try_get::<String, _>("id")?)?),
-        name: row.try_get("name")?,
-        spec_json: row.try_get("spec_json")?,
-        profile: row.try_get("profile")?,
-        labels: labels_from_json(&row.try_get::<String, _>("labels")?)?,
-        source_sha256: opt_digest("source_sha256")?,
-        state,
-        message: row.try_get("message")?,
-        exit_code: row.try_get("exit_code")?,
-        attempt: u32::try_from(attempt)
-            .map_err(|_| StoreError::Corrupt(format!("attempt {attempt}")))?,
-        runner_id: row
-            .try_get::<Option<String>, _>("runner_id")?
-            .map(|s| parse_uuid("runner_id", &s).map(RunnerId::new))
-            .transpose()?,
-        lease_token: row
-            .try_get::<Option<String>, _>("lease_token")?
-            .map(|s| parse_uuid("lease_token", &s).map(LeaseToken::new))
-            .transpose()?,
-        created_ms: row.try_get("created_ms")?,
-        leased_ms: row.try_get("leased_ms")?,
-        started_ms: row.try_get("started_ms")?,
-        finished_ms: row.try_get("finished_ms")?,
-        log_sha256: opt_digest("log_sha256")?,
-        builder_id: row.try_get("builder_id")?,
-        provenance,
-        priority: row.try_get("priority")?,
-        tenant: row.try_get("tenant")?,
-        timeout_ms: row.try_get("timeout_ms")?,
-        max_attempts: u32::try_from(max_attempts)
-            .map_err(|_| StoreError::Corrupt(format!("max_attempts {max_attempts}")))?,
-        lease_expires_ms: row.try_get("lease_expires_ms")?,
-        deadline_ms: row.try_get("deadline_ms")?,
-        cancel_requested: row.try_get("cancel_requested")?,
-    })
-}
 
 pub(super) async fn fetch_job(conn: &mut PgConnection, id: JobId) -> Result<JobRecord, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"));
