@@ -74,6 +74,10 @@ pub struct ControllerConfig {
     /// `[oidc]`: the build-token issuer (optional; without it no build tokens are minted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<crate::oidc::OidcConfig>,
+    /// `[tls]`: certificate files; without it the controller serves plain HTTP/2 (keep it on
+    /// loopback or behind a TLS-terminating proxy then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 /// `[signing]`: the provenance signing keys, one per trust profile.
@@ -164,15 +168,148 @@ impl SigningConfig {
     }
 }
 
-/// `[auth]`: SHA-256 digests (lowercase hex) of the bearer tokens. The tokens themselves are
-/// never stored by the controller.
+/// `[auth]`: who may call the controller. Only SHA-256 digests (lowercase hex) of secrets are
+/// stored; the secrets themselves never are. See docs/identity.md.
+///
+/// ```toml
+/// [auth]
+/// runner_token_ttl_seconds = 600     # runner tokens live this long (at most 900)
+/// job_token_grace_seconds = 300      # job tokens outlive the job's deadline by this much
+///
+/// [[auth.clients]]                    # job-API clients and the role each has
+/// name = "release-bot"
+/// token_sha256 = "<sha256 of the client's bearer token>"
+/// role = "submit-release"
+///
+/// [[auth.runners]]                    # runner registrations (more: `airlock controller
+/// name = "pool-a"                     # registration create`; revoke with `... revoke`)
+/// secret_sha256 = "<sha256 of the registration secret>"
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Digest of the API token that job-service clients send.
-    pub api_token_sha256: TokenDigest,
-    /// Digest of the runner token that runners send.
-    pub runner_token_sha256: TokenDigest,
+    /// Digest of an API token with the `admin` role (the client named `admin`); what
+    /// `controller init` writes for `admin.token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token_sha256: Option<TokenDigest>,
+    /// Digest of the registration secret of the runner registration named `default`; what
+    /// `controller init` writes for `runner.secret`. (`runner_token_sha256` is accepted as an
+    /// older name.)
+    #[serde(
+        default,
+        alias = "runner_token_sha256",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub runner_secret_sha256: Option<TokenDigest>,
+    /// Job-API clients: a name, the digest of the bearer token, a role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientEntry>,
+    /// Runner registrations declared here (synced into the database at start-up; more can
+    /// be created and any revoked with `airlock controller registration`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runners: Vec<RunnerRegistrationEntry>,
+    /// Lifetime of a runner token, in seconds (default 600, at most 900).
+    #[serde(default = "default_runner_token_ttl")]
+    pub runner_token_ttl_seconds: u32,
+    /// How long a job token stays valid after the job's deadline, in seconds (default 300):
+    /// time to upload outputs and complete after a timeout.
+    #[serde(default = "default_job_token_grace")]
+    pub job_token_grace_seconds: u32,
+}
+
+/// The longest a runner token may live: 15 minutes.
+pub const MAX_RUNNER_TOKEN_TTL_SECONDS: u32 = 900;
+
+fn default_runner_token_ttl() -> u32 {
+    600
+}
+
+fn default_job_token_grace() -> u32 {
+    300
+}
+
+impl AuthConfig {
+    /// An `[auth]` with an admin API token and a `default` runner registration (digests of
+    /// `api_token` and `runner_secret`) and default lifetimes.
+    pub fn with_tokens(api_token: &str, runner_secret: &str) -> Self {
+        Self {
+            api_token_sha256: Some(TokenDigest::of(api_token)),
+            runner_secret_sha256: Some(TokenDigest::of(runner_secret)),
+            clients: Vec::new(),
+            runners: Vec::new(),
+            runner_token_ttl_seconds: default_runner_token_ttl(),
+            job_token_grace_seconds: default_job_token_grace(),
+        }
+    }
+}
+
+/// `[[auth.clients]]`: one job-API client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientEntry {
+    /// A name for logs and errors (unique).
+    pub name: String,
+    /// SHA-256 of the client's bearer token.
+    pub token_sha256: TokenDigest,
+    /// What the client may do.
+    pub role: Role,
+    /// Profiles the client may submit to, narrowing (never widening beyond `admin`) the
+    /// role's default set; see [`Role::default_profiles`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Vec<String>>,
+}
+
+/// A client's role: which calls it may make and which profiles it may submit to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Read jobs, logs, outputs and provenance.
+    Read,
+    /// Read, and submit and cancel `untrusted-pr` jobs.
+    SubmitUntrusted,
+    /// Read, and submit and cancel `untrusted-pr` and `trusted` jobs.
+    SubmitTrusted,
+    /// Read, and submit and cancel `untrusted-pr`, `trusted` and `release` jobs.
+    SubmitRelease,
+    /// Everything, any profile.
+    Admin,
+}
+
+impl Role {
+    /// The profiles this role may submit to by default (`None`: any, for `admin`).
+    pub fn default_profiles(self) -> Option<&'static [&'static str]> {
+        match self {
+            Role::Read => Some(&[]),
+            Role::SubmitUntrusted => Some(&["untrusted-pr"]),
+            Role::SubmitTrusted => Some(&["untrusted-pr", "trusted"]),
+            Role::SubmitRelease => Some(&["untrusted-pr", "trusted", "release"]),
+            Role::Admin => None,
+        }
+    }
+}
+
+/// `[[auth.runners]]`: one runner registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerRegistrationEntry {
+    /// The registration's name (unique), recorded on each runner that registers with it.
+    pub name: String,
+    /// SHA-256 of the registration secret.
+    pub secret_sha256: TokenDigest,
+}
+
+/// `[tls]`: serve gRPC and HTTP over TLS (rustls). Paths relative to the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the controller.
+    pub cert: PathBuf,
+    /// PEM private key of the controller (mode 0600 or stricter).
+    pub key: PathBuf,
+    /// PEM CA certificates that sign runner client certificates; when set, runner calls
+    /// must present a client certificate it signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_client_ca: Option<PathBuf>,
 }
 
 fn default_pg_connections() -> u32 {
@@ -288,12 +425,10 @@ impl ControllerConfig {
             issuer: LOCAL_ISSUER.to_owned(),
             mode: Mode::Local,
             signing: SigningConfig::single(signing_key),
-            auth: AuthConfig {
-                api_token_sha256: TokenDigest::of(api_token),
-                runner_token_sha256: TokenDigest::of(runner_token),
-            },
+            auth: AuthConfig::with_tokens(api_token, runner_token),
             scheduling: crate::scheduling::SchedulingConfig::default(),
             oidc: Some(crate::oidc::OidcConfig::new(state_dir_token_keys)),
+            tls: None,
         }
     }
 
@@ -529,7 +664,7 @@ mod tests {
         let c = ControllerConfig::local("/tmp/s", "/tmp/k.key", "a", "r");
         c.validate().unwrap();
         assert_eq!(c.mode, Mode::Local);
-        assert!(c.auth.api_token_sha256.matches("a"));
-        assert!(c.auth.runner_token_sha256.matches("r"));
+        assert!(c.auth.api_token_sha256.unwrap().matches("a"));
+        assert!(c.auth.runner_secret_sha256.unwrap().matches("r"));
     }
 }

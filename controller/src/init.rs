@@ -315,8 +315,8 @@ mod tests {
         let runner = read_token_file(&s.runner_token_path).unwrap();
         assert_eq!(admin.len(), 64);
         assert_ne!(admin, runner);
-        assert!(c.auth.api_token_sha256.matches(&admin));
-        assert!(c.auth.runner_token_sha256.matches(&runner));
+        assert!(c.auth.api_token_sha256.unwrap().matches(&admin));
+        assert!(c.auth.runner_secret_sha256.unwrap().matches(&runner));
 
         let before = fs::read(&s.config_path).unwrap();
         let err = init(&root, "127.0.0.1:9".parse().unwrap()).unwrap_err();

@@ -45,7 +45,18 @@ impl RunnerService for RunnerApi {
             .await?;
         Ok(Response::new(pb::RegisterRunnerResponse {
             runner_id: id.to_string(),
+            runner_token: String::new(),
+            runner_token_expires_at_unix: 0,
         }))
+    }
+
+    async fn renew_runner_token(
+        &self,
+        _request: Request<pb::RenewRunnerTokenRequest>,
+    ) -> Result<Response<pb::RenewRunnerTokenResponse>, Status> {
+        Err(Status::unimplemented(
+            "runner tokens are not implemented yet",
+        ))
     }
 
     async fn acquire_job(

@@ -519,6 +519,8 @@ impl Scheduler {
                     spec_json: job.spec_json,
                     lease_ttl_ms: u32::try_from(self.scheduling.lease_ttl.0.as_millis())
                         .unwrap_or(u32::MAX),
+                    job_token: String::new(),
+                    job_token_expires_at_unix: 0,
                 }));
             }
             if tokio::time::Instant::now() >= deadline {

@@ -125,11 +125,21 @@ impl Controller {
 
         let jobs = JobServiceServer::with_interceptor(
             JobApi::new(Arc::clone(&self.scheduler)),
-            BearerAuth::new(self.auth.api_token_sha256, "API token (admin.token)"),
+            BearerAuth::new(
+                self.auth.api_token_sha256.unwrap_or_else(|| {
+                    crate::auth::TokenDigest::of(&uuid::Uuid::new_v4().to_string())
+                }),
+                "API token (admin.token)",
+            ),
         );
         let runners = RunnerServiceServer::with_interceptor(
             RunnerApi::new(Arc::clone(&self.scheduler)),
-            BearerAuth::new(self.auth.runner_token_sha256, "runner token (runner.token)"),
+            BearerAuth::new(
+                self.auth.runner_secret_sha256.unwrap_or_else(|| {
+                    crate::auth::TokenDigest::of(&uuid::Uuid::new_v4().to_string())
+                }),
+                "runner token (runner.token)",
+            ),
         );
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "controller listening");

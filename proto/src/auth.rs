@@ -1,6 +1,7 @@
 //! Bearer-token client plumbing shared by the CLI and the runner.
 
 use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tonic::metadata::{Ascii, MetadataValue};
@@ -9,9 +10,17 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
-/// Adds `authorization: Bearer <token>` to every call. Debug never shows the token.
+/// The metadata key that carries a job token on runner calls about a job.
+pub const JOB_TOKEN_HEADER: &str = "x-airlock-job-token";
+
+/// Adds `authorization: Bearer <token>` to every call, and `x-airlock-job-token` when it is
+/// scoped to a job. The bearer token can be replaced while clients are in use (a runner
+/// renews its short-lived token): clones share it. Debug never shows a token.
 #[derive(Clone)]
-pub struct BearerAuth(MetadataValue<Ascii>);
+pub struct BearerAuth {
+    token: Arc<RwLock<MetadataValue<Ascii>>>,
+    job_token: Option<MetadataValue<Ascii>>,
+}
 
 impl fmt::Debug for BearerAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -45,23 +54,55 @@ pub enum ClientError {
     },
 }
 
+/// `value` as a sensitive header value (never printed by `http`'s Debug).
+fn sensitive(value: &str) -> Result<MetadataValue<Ascii>, ClientError> {
+    value
+        .parse::<MetadataValue<Ascii>>()
+        .map(|mut v| {
+            v.set_sensitive(true);
+            v
+        })
+        .map_err(|_| ClientError::BadToken)
+}
+
 impl BearerAuth {
     /// A bearer token; surrounding whitespace (a trailing newline in a file) is dropped.
     pub fn new(token: &str) -> Result<Self, ClientError> {
-        let value = format!("Bearer {}", token.trim());
-        value
-            .parse::<MetadataValue<Ascii>>()
-            .map(|mut v| {
-                v.set_sensitive(true);
-                BearerAuth(v)
-            })
-            .map_err(|_| ClientError::BadToken)
+        Ok(Self {
+            token: Arc::new(RwLock::new(sensitive(&format!("Bearer {}", token.trim()))?)),
+            job_token: None,
+        })
+    }
+
+    /// Replaces the bearer token for this value and every clone of it (token renewal).
+    pub fn set_token(&self, token: &str) -> Result<(), ClientError> {
+        let value = sensitive(&format!("Bearer {}", token.trim()))?;
+        // A poisoned lock only means a writer panicked mid-assignment of a whole value.
+        *self.token.write().unwrap_or_else(PoisonError::into_inner) = value;
+        Ok(())
+    }
+
+    /// The same bearer token (shared, renewed together) plus `x-airlock-job-token`.
+    pub fn with_job_token(&self, job_token: &str) -> Result<Self, ClientError> {
+        Ok(Self {
+            token: Arc::clone(&self.token),
+            job_token: Some(sensitive(job_token.trim())?),
+        })
     }
 }
 
 impl Interceptor for BearerAuth {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
+        let token = self
+            .token
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        req.metadata_mut().insert("authorization", token);
+        if let Some(job_token) = &self.job_token {
+            req.metadata_mut()
+                .insert(JOB_TOKEN_HEADER, job_token.clone());
+        }
         Ok(req)
     }
 }
