@@ -132,15 +132,9 @@ impl Controller {
                 "API token (admin.token)",
             ),
         );
-        let runners = RunnerServiceServer::with_interceptor(
-            RunnerApi::new(Arc::clone(&self.scheduler)),
-            BearerAuth::new(
-                self.auth.runner_secret_sha256.unwrap_or_else(|| {
-                    crate::auth::TokenDigest::of(&uuid::Uuid::new_v4().to_string())
-                }),
-                "runner token (runner.token)",
-            ),
-        );
+        // Runner calls authenticate inside RunnerApi (registration secret, runner token, job
+        // token: they need the database, which an interceptor cannot await).
+        let runners = RunnerServiceServer::new(RunnerApi::new(Arc::clone(&self.scheduler)));
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "controller listening");
         }
