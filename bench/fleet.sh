@@ -32,7 +32,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 RUST_LOG=warn "$airlock" controller --config "$work/ctl/controller.toml" 2>"$work/controller.log" &
 layout=$PWD/examples/base-image/oci
 RUST_LOG=warn "$airlock" runner --controller "http://127.0.0.1:$port" \
-    --token-file "$work/ctl/runner.token" --state-dir "$work/runner" \
+    --registration-secret-file "$work/ctl/runner.secret" --state-dir "$work/runner" \
     --allow-oci-layout "$layout" 2>"$work/runner.log" &
 until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.05; done
 mkdir -p "$work/job"

@@ -8,9 +8,11 @@
 #   python3-venv               the venv for third-party verifiers (tests only)
 #   git                        the runner fetches git sources with the system git
 #   uidmap                     newuidmap/newgidmap: id mappings of a rootless runner
+#   openssl curl               the TLS tests make certificates with openssl and fetch the
+#                              controller's https endpoints with curl (tests only)
 set -euo pipefail
 
-packages=(libseccomp-dev pkg-config mmdebstrap python3-venv ca-certificates git uidmap)
+packages=(libseccomp-dev pkg-config mmdebstrap python3-venv ca-certificates git uidmap openssl curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -38,7 +38,8 @@ type Jobs = JobServiceClient<AuthedChannel>;
 type Runners = RunnerServiceClient<AuthedChannel>;
 
 const API: &str = "bench-api-token";
-const RUNNER: &str = "bench-runner-token";
+/// The registration secret of the in-process controller's `default` runner registration.
+const RUNNER: &str = "bench-runner-secret";
 const IMAGE: &str = "d25532a1161d70c830d6254870e0173f8495a4a3dd166ea5ad7ec62a816db802";
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -105,11 +106,23 @@ async fn jobs(url: &str, token: &str) -> Jobs {
     job_client(connect(url).await.unwrap(), BearerAuth::new(token).unwrap())
 }
 
-async fn runners(url: &str) -> Runners {
-    runner_client(
-        connect(url).await.unwrap(),
-        BearerAuth::new(RUNNER).unwrap(),
-    )
+/// A lightweight runner: registered with the registration secret; calls with its runner
+/// token, and with the lease's job token for calls about a job.
+struct LightRunner {
+    channel: tonic::transport::Channel,
+    auth: BearerAuth,
+    id: String,
+    client: Runners,
+}
+
+impl LightRunner {
+    /// A client for calls about `lease`'s job.
+    fn for_job(&self, lease: &pb::Lease) -> Runners {
+        runner_client(
+            self.channel.clone(),
+            self.auth.with_job_token(&lease.job_token).unwrap(),
+        )
+    }
 }
 
 /// A trivial spec over an uploaded source (the lightweight runner never reads it).
@@ -130,8 +143,9 @@ async fn light_spec(jobs: &mut Jobs) -> Vec<u8> {
     .unwrap()
 }
 
-async fn register(runners: &mut Runners, name: &str) -> String {
-    runners
+async fn register(url: &str, name: &str) -> LightRunner {
+    let channel = connect(url).await.unwrap();
+    let resp = runner_client(channel.clone(), BearerAuth::new(RUNNER).unwrap())
         .register_runner(pb::RegisterRunnerRequest {
             name: name.into(),
             labels: vec![],
@@ -139,8 +153,14 @@ async fn register(runners: &mut Runners, name: &str) -> String {
         })
         .await
         .unwrap()
-        .into_inner()
-        .runner_id
+        .into_inner();
+    let auth = BearerAuth::new(&resp.runner_token).unwrap();
+    LightRunner {
+        client: runner_client(channel.clone(), auth.clone()),
+        channel,
+        auth,
+        id: resp.runner_id,
+    }
 }
 
 /// A lightweight runner's whole job: report, upload one output, complete successfully.
@@ -234,13 +254,14 @@ async fn throughput(args: &[String]) {
     let start = Instant::now();
     let mut workers = Vec::new();
     for w in 0..k {
-        let mut r = runners(&ctl.url).await;
-        let id = register(&mut r, &format!("bench-{w}")).await;
+        let mut r = register(&ctl.url, &format!("bench-{w}")).await;
+        let id = r.id.clone();
         let cycle = cycle.clone();
         workers.push(tokio::spawn(async move {
             let mut done = 0usize;
             loop {
                 let lease = r
+                    .client
                     .acquire_job(pb::AcquireJobRequest {
                         runner_id: id.clone(),
                         wait_ms: 0,
@@ -251,18 +272,19 @@ async fn throughput(args: &[String]) {
                     .lease;
                 let Some(lease) = lease else { break };
                 if cycle == "full" {
-                    full_cycle(&mut r, &lease).await;
+                    full_cycle(&mut r.for_job(&lease), &lease).await;
                 } else {
-                    r.complete_job(pb::CompleteJobRequest {
-                        job_id: lease.job_id.clone(),
-                        lease_token: lease.lease_token.clone(),
-                        outcome: pb::Outcome::Failed as i32,
-                        message: "bench".into(),
-                        exit_code: 1,
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap();
+                    r.for_job(&lease)
+                        .complete_job(pb::CompleteJobRequest {
+                            job_id: lease.job_id.clone(),
+                            lease_token: lease.lease_token.clone(),
+                            outcome: pb::Outcome::Failed as i32,
+                            message: "bench".into(),
+                            exit_code: 1,
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap();
                 }
                 done += 1;
             }
@@ -358,18 +380,19 @@ async fn latency(args: &[String]) {
         let ctl = start_controller("sqlite").await;
         let mut client = jobs(&ctl.url, API).await;
         let spec = light_spec(&mut client).await;
-        let mut r = runners(&ctl.url).await;
-        let id = register(&mut r, "bench").await;
+        let mut r = register(&ctl.url, "bench").await;
+        let id = r.id.clone();
         let worker = tokio::spawn(async move {
             loop {
                 let lease = r
+                    .client
                     .acquire_job(pb::AcquireJobRequest {
                         runner_id: id.clone(),
                         wait_ms: 30_000,
                     })
                     .await;
                 match lease.map(|l| l.into_inner().lease) {
-                    Ok(Some(lease)) => full_cycle(&mut r, &lease).await,
+                    Ok(Some(lease)) => full_cycle(&mut r.for_job(&lease), &lease).await,
                     Ok(None) => {}
                     Err(_) => return,
                 }

@@ -22,7 +22,7 @@ pub struct ControllerArgs {
 #[derive(Debug, Subcommand)]
 enum ControllerCommand {
     /// Create a controller directory: controller.toml, a provenance signing key,
-    /// runner.token (the runner registration secret) and admin.token (the API token).
+    /// runner.secret (the runner registration secret) and admin.token (the API token).
     Init {
         /// Directory to create (must not hold a controller.toml yet).
         #[arg(long)]
@@ -30,6 +30,19 @@ enum ControllerCommand {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7070")]
         listen: SocketAddr,
+    },
+    /// Add a new build-token signing key: published in the JWKS now, signing after the
+    /// rotation lead time; removes keys whose tokens have all expired. Safe while the
+    /// controller runs.
+    RotateTokenKey {
+        /// The controller's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Manage runner registrations (create prints a new secret once; revoke; list).
+    Registration {
+        #[command(subcommand)]
+        command: crate::cmd_registration::RegistrationCommand,
     },
 }
 
@@ -40,7 +53,7 @@ pub async fn run(args: ControllerArgs) -> Result<Exit, Failure> {
             let summary = airlock_controller::init(&dir, listen).usage()?;
             println!("controller URL: {}", summary.url);
             println!("config:         {}", summary.config_path.display());
-            println!("runner token:   {}", summary.runner_token_path.display());
+            println!("runner secret:  {}", summary.runner_secret_path.display());
             println!("admin token:    {}", summary.admin_token_path.display());
             for key in &summary.profile_keys {
                 println!(
@@ -55,6 +68,12 @@ pub async fn run(args: ControllerArgs) -> Result<Exit, Failure> {
                 summary.config_path.display()
             );
             Ok(Exit::Ok)
+        }
+        (Some(ControllerCommand::RotateTokenKey { config }), _) => {
+            crate::cmd_token_key::rotate(&config)
+        }
+        (Some(ControllerCommand::Registration { command }), _) => {
+            crate::cmd_registration::run(command).await
         }
         (None, Some(config)) => {
             let config = airlock_controller::ControllerConfig::load(&config).usage()?;

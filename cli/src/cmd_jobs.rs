@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use airlock_proto::auth::{BearerAuth, connect, job_client};
+use airlock_proto::auth::{BearerAuth, connect_with, job_client};
 use airlock_proto::v1::JobState;
 use clap::Args;
 
@@ -12,9 +12,13 @@ use crate::submit_ops::{self, Client, EventPrinter};
 /// Where the controller is and how to authenticate.
 #[derive(Debug, Args)]
 pub struct Conn {
-    /// Controller URL, e.g. http://127.0.0.1:7070.
+    /// Controller URL, e.g. http://127.0.0.1:7070 or https://airlock.example.com.
     #[arg(long, env = "AIRLOCK_CONTROLLER")]
     controller: String,
+    /// CA certificate (PEM) that signed an https:// controller's certificate
+    /// [default: the public web roots].
+    #[arg(long, env = "AIRLOCK_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// File holding the API token (admin.token from `controller init`).
     #[arg(long, env = "AIRLOCK_TOKEN_FILE")]
     token_file: PathBuf,
@@ -25,7 +29,16 @@ impl Conn {
         let token = std::fs::read_to_string(&self.token_file)
             .map_err(|e| usage(format!("--token-file {}: {e}", self.token_file.display())))?;
         let auth = BearerAuth::new(&token).usage()?;
-        let channel = connect(&self.controller).await.infra()?;
+        let tls = airlock_proto::tls::ClientTlsOptions {
+            ca_cert: self.ca_cert.clone(),
+            identity: None,
+        };
+        let channel = match connect_with(&self.controller, &tls).await {
+            Ok(channel) => channel,
+            // Bad files or a URL that does not match them: the caller's to fix.
+            Err(e @ airlock_proto::auth::ClientError::Tls(_)) => return Err(e).usage(),
+            Err(e) => return Err(e).infra(),
+        };
         Ok(job_client(channel, auth))
     }
 }

@@ -52,12 +52,14 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
         eprintln!("created a local signing key: {}", key_path.display());
     }
     let api_token = random_token()?;
-    let runner_token = random_token()?;
+    // The embedded runner's registration secret (registration `default`): it registers with
+    // it and gets a runner token, like any deployed runner.
+    let runner_secret = random_token()?;
     let config = airlock_controller::ControllerConfig::local(
         home.join("controller"),
         key_path,
         &api_token,
-        &runner_token,
+        &runner_secret,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.infra()?;
     let url = format!("http://{}", listener.local_addr().infra()?);
@@ -74,7 +76,7 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
 
     let mut runner_cfg = RunnerConfig::new(
         &url,
-        Secret::new(&runner_token),
+        Secret::new(&runner_secret),
         home.join("runner"),
         std::env::current_exe().infra()?,
     );

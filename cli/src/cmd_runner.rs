@@ -15,9 +15,39 @@ pub struct RunnerArgs {
     /// Controller URL, e.g. http://127.0.0.1:7070.
     #[arg(long, env = "AIRLOCK_CONTROLLER")]
     controller: String,
-    /// File holding the runner registration token.
-    #[arg(long, env = "AIRLOCK_TOKEN_FILE")]
-    token_file: PathBuf,
+    /// File holding the runner's registration secret (`runner.secret` from `airlock
+    /// controller init`, or one from `airlock controller registration create`). The runner
+    /// sends it only to register, and gets a runner token (at most 15 minutes, renewed in
+    /// the background) for every other call. If the controller refuses the secret (the
+    /// registration was revoked), the runner aborts its jobs and exits with code 3.
+    #[arg(
+        long,
+        env = "AIRLOCK_REGISTRATION_SECRET_FILE",
+        alias = "token-file",
+        value_name = "FILE"
+    )]
+    registration_secret_file: PathBuf,
+    /// CA certificate (PEM) that signed an https:// controller's certificate
+    /// [default: the public web roots].
+    #[arg(long, env = "AIRLOCK_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM chain) to present to a controller whose [tls] sets
+    /// runner_client_ca.
+    #[arg(
+        long,
+        env = "AIRLOCK_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    client_cert: Option<PathBuf>,
+    /// Private key (PEM, mode 0600 or stricter) of --client-cert.
+    #[arg(
+        long,
+        env = "AIRLOCK_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    client_key: Option<PathBuf>,
     /// Labels that jobs can select, comma-separated.
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
@@ -68,10 +98,27 @@ pub struct RunnerArgs {
 
 /// Runs `runner`.
 pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
-    let token = std::fs::read_to_string(&args.token_file)
-        .map_err(|e| usage(format!("--token-file {}: {e}", args.token_file.display())))?;
+    let secret = std::fs::read_to_string(&args.registration_secret_file).map_err(|e| {
+        usage(format!(
+            "--registration-secret-file {}: {e}",
+            args.registration_secret_file.display()
+        ))
+    })?;
+    if secret.trim().is_empty() {
+        return Err(usage(format!(
+            "--registration-secret-file {} is empty; give the file `airlock controller init` wrote (runner.secret)",
+            args.registration_secret_file.display()
+        )));
+    }
     let exe = std::env::current_exe().infra()?;
-    let mut cfg = RunnerConfig::new(args.controller, Secret::new(token), args.state_dir, exe);
+    let mut cfg = RunnerConfig::new(args.controller, Secret::new(secret), args.state_dir, exe);
+    cfg.tls = airlock_proto::tls::ClientTlsOptions {
+        ca_cert: args.ca_cert,
+        identity: args
+            .client_cert
+            .zip(args.client_key)
+            .map(|(cert, key)| airlock_proto::tls::ClientIdentity { cert, key }),
+    };
     cfg.labels = args.labels;
     cfg.ephemeral = args.ephemeral;
     cfg.max_jobs = args.max_jobs;

@@ -6,8 +6,10 @@
 mod cmd_controller;
 mod cmd_jobs;
 mod cmd_keys;
+mod cmd_registration;
 mod cmd_run;
 mod cmd_runner;
+mod cmd_token_key;
 mod cmd_verify;
 mod exit;
 mod home;

@@ -140,11 +140,7 @@ impl SigningConfig {
             ));
         }
         for profile in self.keys.keys() {
-            let ok = !profile.is_empty()
-                && profile
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !ok {
+            if !is_profile_name(profile) {
                 return Err((
                     "signing.keys",
                     format!("`{profile}` is not a profile name (lowercase letters, digits, `-`)"),
@@ -166,6 +162,14 @@ impl SigningConfig {
         self.keys.values_mut().for_each(resolve);
         self.verification_keys.iter_mut().for_each(resolve);
     }
+}
+
+/// Whether `name` is a plausible profile name: lowercase letters, digits and `-`.
+pub fn is_profile_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// `[auth]`: who may call the controller. Only SHA-256 digests (lowercase hex) of secrets are
@@ -229,6 +233,106 @@ fn default_job_token_grace() -> u32 {
 }
 
 impl AuthConfig {
+    /// Checks what serde cannot: some client exists, client names and tokens are unique, and
+    /// each `profiles` list only narrows its role's default set.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.api_token_sha256.is_none() && self.clients.is_empty() {
+            return Err((
+                "auth",
+                "no job-API client is configured, so nobody could submit or read jobs; add a \
+                 client: create a token with `head -c32 /dev/urandom | base64 | tr -d '\\n' > \
+                 client.token`, hash it with `sha256sum client.token`, and add \
+                 [[auth.clients]] with name, token_sha256 and role (or set api_token_sha256 \
+                 for an admin token)"
+                    .into(),
+            ));
+        }
+        let mut names: Vec<&str> = Vec::new();
+        let mut digests: Vec<TokenDigest> = Vec::new();
+        if let Some(admin) = self.api_token_sha256 {
+            names.push(crate::client_auth::ADMIN_CLIENT);
+            digests.push(admin);
+        }
+        for client in &self.clients {
+            let name = client.name.as_str();
+            let plausible = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !plausible {
+                return Err((
+                    "auth.clients.name",
+                    format!(
+                        "{name:?} is not a client name (1-64 of letters, digits, `-`, `_`, `.`)"
+                    ),
+                ));
+            }
+            if names.contains(&name) {
+                let why = if name == crate::client_auth::ADMIN_CLIENT {
+                    " (`admin` is the client of api_token_sha256)"
+                } else {
+                    ""
+                };
+                return Err((
+                    "auth.clients.name",
+                    format!("client `{name}` is configured twice{why}; give each a unique name"),
+                ));
+            }
+            if digests.iter().any(|d| d.ct_eq(&client.token_sha256)) {
+                return Err((
+                    "auth.clients.token_sha256",
+                    format!(
+                        "client `{name}` has the same token as another client; give each \
+                         client its own token"
+                    ),
+                ));
+            }
+            names.push(name);
+            digests.push(client.token_sha256);
+            let Some(profiles) = &client.profiles else {
+                continue;
+            };
+            let role = client.role.as_str();
+            match client.role.default_profiles() {
+                Some([]) if !profiles.is_empty() => {
+                    return Err((
+                        "auth.clients.profiles",
+                        format!(
+                            "client `{name}` has role `{role}`, which submits nothing; remove \
+                             its profiles list or give it a submit role"
+                        ),
+                    ));
+                }
+                Some(defaults) => {
+                    if let Some(extra) = profiles.iter().find(|p| !defaults.contains(&p.as_str())) {
+                        return Err((
+                            "auth.clients.profiles",
+                            format!(
+                                "client `{name}`: profiles may only narrow what role `{role}` \
+                                 allows ({}), and `{extra}` is not in it; remove it or choose \
+                                 a role that allows it",
+                                defaults.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                None => {
+                    if let Some(bad) = profiles.iter().find(|p| !is_profile_name(p)) {
+                        return Err((
+                            "auth.clients.profiles",
+                            format!(
+                                "client `{name}`: `{bad}` is not a profile name (lowercase \
+                                 letters, digits, `-`)"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// An `[auth]` with an admin API token and a `default` runner registration (digests of
     /// `api_token` and `runner_secret`) and default lifetimes.
     pub fn with_tokens(api_token: &str, runner_secret: &str) -> Self {
@@ -284,6 +388,17 @@ impl Role {
             Role::SubmitTrusted => Some(&["untrusted-pr", "trusted"]),
             Role::SubmitRelease => Some(&["untrusted-pr", "trusted", "release"]),
             Role::Admin => None,
+        }
+    }
+
+    /// The name used in `controller.toml` (e.g. `submit-trusted`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::SubmitUntrusted => "submit-untrusted",
+            Role::SubmitTrusted => "submit-trusted",
+            Role::SubmitRelease => "submit-release",
+            Role::Admin => "admin",
         }
     }
 }
@@ -506,6 +621,17 @@ impl ControllerConfig {
         if let Err((name, message)) = self.signing.check() {
             return Err(field(name, message));
         }
+        if let Err((name, message)) = self.auth.check() {
+            return Err(field(name, message));
+        }
+        if let Err((name, message)) = self.auth.check_runners() {
+            return Err(field(name, message));
+        }
+        if let Some(oidc) = &self.oidc
+            && let Err((name, message)) = oidc.check()
+        {
+            return Err(field(name, message));
+        }
         Ok(())
     }
 
@@ -528,6 +654,13 @@ impl ControllerConfig {
         self.signing.resolve_relative_paths(base);
         if let Some(oidc) = &mut self.oidc {
             resolve(&mut oidc.token_keys);
+        }
+        if let Some(tls) = &mut self.tls {
+            resolve(&mut tls.cert);
+            resolve(&mut tls.key);
+            if let Some(ca) = &mut tls.runner_client_ca {
+                resolve(ca);
+            }
         }
     }
 }
@@ -587,6 +720,25 @@ mod tests {
         assert_eq!(
             local.oidc.map(|o| o.token_keys),
             Some(PathBuf::from("/tmp/s/token-keys"))
+        );
+    }
+
+    #[test]
+    fn tls_paths_resolve_against_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{}\n[tls]\ncert = \"tls/server.pem\"\nkey = \"/abs/server.key\"\n\
+             runner_client_ca = \"tls/runner-ca.pem\"\n",
+            valid("")
+        );
+        let c = ControllerConfig::load(&write(dir.path(), &text)).unwrap();
+        assert_eq!(
+            c.tls,
+            Some(TlsConfig {
+                cert: dir.path().join("tls/server.pem"),
+                key: PathBuf::from("/abs/server.key"),
+                runner_client_ca: Some(dir.path().join("tls/runner-ca.pem")),
+            })
         );
     }
 
@@ -657,6 +809,117 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("signing.keys") && e.contains("`Release`"), "{e}");
+    }
+
+    #[test]
+    fn clients_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = |t: &str| TokenDigest::of(t).hex();
+        let client = |name: &str, token: &str, role: &str, profiles: &str| {
+            format!(
+                "[[auth.clients]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nrole = \"{role}\"\n{profiles}\n",
+                d(token)
+            )
+        };
+        let load = |clients: &str| {
+            let text = format!("{}{clients}", valid(""));
+            ControllerConfig::load(&write(dir.path(), &text))
+        };
+        let ok = load(&format!(
+            "{}{}{}",
+            client(
+                "ci",
+                "t1",
+                "submit-trusted",
+                "profiles = [\"untrusted-pr\"]"
+            ),
+            client("ops", "t2", "admin", "profiles = [\"release\"]"),
+            client("dash", "t3", "read", "profiles = []"),
+        ))
+        .unwrap();
+        assert_eq!(ok.auth.clients.len(), 3);
+        assert_eq!(ok.auth.clients[0].role, Role::SubmitTrusted);
+
+        let cases = [
+            (
+                format!(
+                    "{}{}",
+                    client("ci", "t1", "read", ""),
+                    client("ci", "t2", "read", "")
+                ),
+                "configured twice",
+            ),
+            (
+                client("admin", "t1", "read", ""),
+                "`admin` is the client of api_token_sha256",
+            ),
+            (
+                client("ci", "x", "read", ""),
+                "same token as another client",
+            ),
+            (
+                client("ci", "t1", "submit-trusted", "profiles = [\"release\"]"),
+                "may only narrow",
+            ),
+            (
+                client("ci", "t1", "read", "profiles = [\"untrusted-pr\"]"),
+                "submits nothing",
+            ),
+            (client("ci bot", "t1", "read", ""), "is not a client name"),
+            (
+                client("ops", "t1", "admin", "profiles = [\"Rel\"]"),
+                "not a profile name",
+            ),
+        ];
+        for (clients, want) in cases {
+            let e = load(&clients).unwrap_err().to_string();
+            assert!(
+                e.contains("controller.toml") && e.contains(want),
+                "{want}: {e}"
+            );
+        }
+        let e = load(&client("ci", "t1", "owner", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.clients") && e.contains("owner"), "{e}");
+
+        // No client at all: the error says how to add one.
+        let none = valid("").replace(&format!("api_token_sha256 = \"{}\"\n", d("x")), "");
+        let e = ControllerConfig::load(&write(dir.path(), &none))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no job-API client")
+                && e.contains("sha256sum")
+                && e.contains("[[auth.clients]]"),
+            "{e}"
+        );
+        let only_client = format!("{none}{}", client("ci", "t1", "submit-release", ""));
+        ControllerConfig::load(&write(dir.path(), &only_client)).unwrap();
+    }
+
+    #[test]
+    fn build_token_profiles_refuse_untrusted_pr_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |profiles: &str| {
+            format!(
+                "{}\n[oidc]\ntoken_keys = \"token-keys\"\nbuild_token_profiles = {profiles}\n",
+                valid("")
+            )
+        };
+        let c = ControllerConfig::load(&write(dir.path(), &with("[\"release\"]"))).unwrap();
+        assert_eq!(
+            c.oidc.unwrap().build_token_profiles,
+            vec!["release".to_owned()]
+        );
+        let e =
+            ControllerConfig::load(&write(dir.path(), &with("[\"trusted\", \"untrusted-pr\"]")))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("oidc.build_token_profiles") && e.contains("`untrusted-pr` may never"),
+            "{e}"
+        );
     }
 
     #[test]

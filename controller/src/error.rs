@@ -23,6 +23,9 @@ pub enum ControllerError {
     /// The build-token issuer (`[oidc]`) cannot start.
     #[error(transparent)]
     Oidc(#[from] crate::oidc::IssuerError),
+    /// The TLS certificate or key (`[tls]`) cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The reflection service cannot be built from the descriptor set.
     #[error("cannot build the gRPC reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),

@@ -25,8 +25,9 @@ pub struct InitSummary {
     pub config_path: PathBuf,
     /// One signing key per trust profile of [`PROFILES`], in that order.
     pub profile_keys: Vec<ProfileKey>,
-    /// `DIR/runner.token` (0600): the secret runners present.
-    pub runner_token_path: PathBuf,
+    /// `DIR/runner.secret` (0600): the secret of the runner registration `default`, which
+    /// runners exchange for short-lived runner tokens.
+    pub runner_secret_path: PathBuf,
     /// `DIR/admin.token` (0600): the API token clients present.
     pub admin_token_path: PathBuf,
     /// `DIR/state`: database and blobs.
@@ -79,10 +80,13 @@ pub enum InitError {
     /// The system random number generator failed.
     #[error("cannot generate a token: the system random number generator failed: {0}")]
     Random(getrandom::Error),
+    /// The registration secret could not be generated.
+    #[error(transparent)]
+    Secret(#[from] crate::secret::RandomError),
 }
 
 /// Creates `dir/controller.toml`, `dir/keys/<profile>.{key,pub}` for each of [`PROFILES`]
-/// (ECDSA P-256), `dir/runner.token`,
+/// (ECDSA P-256), `dir/runner.secret` (the secret of the runner registration `default`),
 /// `dir/admin.token`, `dir/state/` and `dir/token-keys/` (build-token keys; `[oidc]` is enabled
 /// when the issuer `http://<listen>` is a loopback address, else left for the operator to
 /// enable once `issuer` is the public https URL), for a controller listening on `listen`. Refuses to touch
@@ -114,11 +118,11 @@ pub fn init(dir: &Path, listen: SocketAddr) -> Result<InitSummary, InitError> {
         });
     }
 
-    let runner_token = dir.join("runner.token");
+    let runner_secret_path = dir.join("runner.secret");
     let admin_token = dir.join("admin.token");
-    let runner_secret = new_token()?;
+    let runner_secret = crate::secret::Secret::generate(crate::secret::REGISTRATION_SECRET_PREFIX)?;
     let admin_secret = new_token()?;
-    write_secret(&runner_token, &runner_secret)?;
+    write_secret(&runner_secret_path, runner_secret.expose())?;
     write_secret(&admin_token, &admin_secret)?;
 
     let url = format!("http://{listen}");
@@ -136,7 +140,7 @@ pub fn init(dir: &Path, listen: SocketAddr) -> Result<InitSummary, InitError> {
         listen,
         &url,
         &TokenDigest::of(&admin_secret),
-        &TokenDigest::of(&runner_secret),
+        &runner_secret.digest(),
     );
     text.push_str(&oidc_text(oidc_enabled));
     write_new(&config, 0o644, text.as_bytes())?;
@@ -144,7 +148,7 @@ pub fn init(dir: &Path, listen: SocketAddr) -> Result<InitSummary, InitError> {
         url,
         config_path: config,
         profile_keys,
-        runner_token_path: runner_token,
+        runner_secret_path,
         admin_token_path: admin_token,
         state_dir,
         token_keys_dir,
@@ -230,9 +234,11 @@ fn config_text(listen: SocketAddr, url: &str, api: &TokenDigest, runner: &TokenD
          release = \"keys/release.key\"\n\
          \n\
          [auth]\n\
-         # sha256 (hex) of the tokens in admin.token and runner.token; the tokens are not stored.\n\
+         # sha256 (hex) of admin.token and of runner.secret (the secret of the runner\n\
+         # registration `default`); the secrets themselves are not stored. More runner\n\
+         # registrations: `airlock controller registration create NAME --config FILE`.\n\
          api_token_sha256 = \"{api}\"\n\
-         runner_token_sha256 = \"{runner}\"\n",
+         runner_secret_sha256 = \"{runner}\"\n",
         listen = toml_str(&listen.to_string()),
         issuer = toml_str(url),
         max = crate::config::DEFAULT_MAX_UPLOAD_BYTES,
@@ -285,7 +291,8 @@ mod tests {
                 root.join(format!("keys/{}.key", k.profile))
             );
         }
-        assert_eq!(mode(&s.runner_token_path), 0o600);
+        assert_eq!(mode(&s.runner_secret_path), 0o600);
+        assert_eq!(s.runner_secret_path, root.join("runner.secret"));
         assert_eq!(mode(&s.admin_token_path), 0o600);
 
         let c = ControllerConfig::load(&s.config_path).unwrap();
@@ -312,9 +319,12 @@ mod tests {
         assert_eq!(s.token_keys_dir, root.join("token-keys"));
         assert!(s.token_keys_dir.join("token-keys.json").is_file());
         let admin = read_token_file(&s.admin_token_path).unwrap();
-        let runner = read_token_file(&s.runner_token_path).unwrap();
+        let runner = read_token_file(&s.runner_secret_path).unwrap();
         assert_eq!(admin.len(), 64);
-        assert_ne!(admin, runner);
+        assert!(runner.starts_with("airlock-reg_"), "a greppable secret");
+        let text = fs::read_to_string(&s.config_path).unwrap();
+        assert!(text.contains("runner_secret_sha256 = "), "{text}");
+        assert!(!text.contains(&runner), "only the digest is written");
         assert!(c.auth.api_token_sha256.unwrap().matches(&admin));
         assert!(c.auth.runner_secret_sha256.unwrap().matches(&runner));
 

@@ -1,4 +1,7 @@
-//! `airlock.v1.JobService`: what clients call. A thin adapter over [`Scheduler`].
+//! `airlock.v1.JobService`: what clients call. A thin adapter over [`Scheduler`] that
+//! authorizes each call by the client [`crate::client_auth::ClientAuth`] attached: reads need
+//! any role; uploads, submissions and cancellations a submit role (or `admin`) whose profiles
+//! include the job's.
 
 use std::sync::Arc;
 
@@ -10,6 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use crate::blob_stream::{ChunkStream, receive_blob, send_blob};
+use crate::client_auth::client_of;
 use crate::ids::JobId;
 use crate::scheduler::Scheduler;
 use crate::status::ApiError;
@@ -116,9 +120,11 @@ impl JobService for JobApi {
         &self,
         request: Request<Streaming<pb::BlobChunk>>,
     ) -> Result<Response<pb::UploadSourceResponse>, Status> {
+        let client = client_of(&request)?;
+        client.require_submit_role("UploadSource")?;
         let mut stream = request.into_inner();
         let (digest, size) = receive_blob(self.scheduler.blobs(), &mut stream).await?;
-        tracing::info!(sha256 = %digest, size, "source uploaded");
+        tracing::info!(sha256 = %digest, size, client = %client.name, "source uploaded");
         Ok(Response::new(pb::UploadSourceResponse {
             sha256: digest.hex(),
             size,
@@ -129,11 +135,19 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let client = client_of(&request)?;
+        client.require_submit_role("SubmitJob")?;
         let r = request.into_inner();
+        // The profile decides who may submit; parsing here is cheap and the scheduler
+        // parses (and reports errors) the same way.
+        let spec = airlock_job::JobSpec::from_json(&r.spec_json)
+            .map_err(|e| ApiError::invalid("spec_json", e.to_string()))?;
+        client.require_submit(&spec.job.profile)?;
         let (id, existing) = self
             .scheduler
             .submit(r.spec_json, &r.idempotency_key, r.priority)
             .await?;
+        tracing::info!(job_id = %id, client = %client.name, profile = %spec.job.profile, existing, "job submitted");
         Ok(Response::new(pb::SubmitJobResponse {
             job_id: id.to_string(),
             existing,
@@ -144,9 +158,15 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::CancelJobRequest>,
     ) -> Result<Response<pb::CancelJobResponse>, Status> {
+        let client = client_of(&request)?;
+        // A read-only client learns nothing about the job, not even whether it exists.
+        client.require_submit_role("CancelJob")?;
         let r = request.into_inner();
         let id = JobId::parse("job_id", &r.job_id)?;
+        let profile = self.scheduler.job(id).await?.profile;
+        client.require_cancel(&profile)?;
         let state = self.scheduler.cancel(id, &r.reason).await?;
+        tracing::info!(job_id = %id, client = %client.name, "cancel requested by client");
         Ok(Response::new(pb::CancelJobResponse {
             state: state.to_proto_i32(),
         }))
@@ -156,6 +176,7 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        client_of(&request)?;
         let id = JobId::parse("job_id", &request.into_inner().job_id)?;
         Ok(Response::new(self.scheduler.job_view(id).await?))
     }
@@ -166,6 +187,7 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
+        client_of(&request)?;
         let request = request.into_inner();
         let id = JobId::parse("job_id", &request.job_id)?;
         self.scheduler.job(id).await?;
@@ -190,6 +212,7 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::GetOutputRequest>,
     ) -> Result<Response<Self::GetOutputStream>, Status> {
+        client_of(&request)?;
         let request = request.into_inner();
         let id = JobId::parse("job_id", &request.job_id)?;
         let output = self.scheduler.output(id, &request.path).await?;
@@ -202,6 +225,7 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::GetProvenanceRequest>,
     ) -> Result<Response<pb::ProvenanceDocuments>, Status> {
+        client_of(&request)?;
         let id = JobId::parse("job_id", &request.into_inner().job_id)?;
         Ok(Response::new(self.scheduler.provenance(id).await?))
     }

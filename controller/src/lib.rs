@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod blob_stream;
 pub mod blobs;
+pub mod client_auth;
 pub mod clock;
 pub mod config;
 pub mod database;
@@ -27,15 +28,19 @@ pub mod job_service;
 pub mod metrics;
 pub mod oidc;
 pub mod provenance;
+pub mod registrations;
+pub mod runner_auth;
 pub mod runner_service;
 pub mod scheduler;
 pub mod scheduling;
+pub mod secret;
 pub mod server;
 pub mod signer;
 pub mod state;
 pub mod status;
 pub mod store;
 pub mod sweeper;
+pub mod tls;
 
 pub use clock::{Clock, IdGen, ManualClock, RandomIds, SequentialIds, SystemClock};
 pub use config::{ControllerConfig, LOCAL_ISSUER, Mode, SigningConfig};

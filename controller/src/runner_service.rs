@@ -1,14 +1,17 @@
-//! `airlock.v1.RunnerService`: what runners call. A thin adapter over [`Scheduler`].
+//! `airlock.v1.RunnerService`: what runners call. A thin adapter over [`Scheduler`]; every
+//! call first passes [`RunnerAuth`] (registration secret, runner token, job token).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::runner_service_server::RunnerService;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::blob_stream::{ChunkStream, send_blob};
 use crate::ids::{JobId, LeaseToken, RunnerId};
+use crate::runner_auth::RunnerAuth;
 use crate::scheduler::{RunnerCompletion, Scheduler};
 use crate::status::ApiError;
 
@@ -16,20 +19,33 @@ use crate::status::ApiError;
 #[derive(Debug, Clone)]
 pub struct RunnerApi {
     scheduler: Arc<Scheduler>,
+    auth: RunnerAuth,
 }
 
 impl RunnerApi {
-    /// A runner service over `scheduler`.
-    pub fn new(scheduler: Arc<Scheduler>) -> Self {
-        Self { scheduler }
+    /// A runner service over `scheduler`, admitting callers that `auth` accepts.
+    pub fn new(scheduler: Arc<Scheduler>, auth: RunnerAuth) -> Self {
+        Self { scheduler, auth }
+    }
+
+    /// Authenticates a call about `job_id`: the runner token, then the job token for that
+    /// job. Returns the parsed job id.
+    async fn job_call(
+        &self,
+        metadata: &MetadataMap,
+        job_id: &str,
+        field: &str,
+        call: &'static str,
+    ) -> Result<JobId, Status> {
+        let caller = self.auth.runner(metadata, call).await?;
+        let job = JobId::parse(field, job_id)?;
+        self.auth.job(metadata, &caller, job, call).await?;
+        Ok(job)
     }
 }
 
-fn lease(job_id: &str, lease_token: &str) -> Result<(JobId, LeaseToken), ApiError> {
-    Ok((
-        JobId::parse("job_id", job_id)?,
-        LeaseToken::parse("lease_token", lease_token)?,
-    ))
+fn lease_token(lease_token: &str) -> Result<LeaseToken, ApiError> {
+    LeaseToken::parse("lease_token", lease_token)
 }
 
 #[tonic::async_trait]
@@ -38,35 +54,53 @@ impl RunnerService for RunnerApi {
         &self,
         request: Request<pb::RegisterRunnerRequest>,
     ) -> Result<Response<pb::RegisterRunnerResponse>, Status> {
+        let registration = self.auth.registration(request.metadata()).await?;
         let r = request.into_inner();
         let id = self
             .scheduler
-            .register_runner(r.name, r.labels, r.version)
+            .register_runner(r.name, r.labels, r.version, registration.clone())
             .await?;
+        let issued = self.auth.issue_runner_token(id, &registration).await?;
         Ok(Response::new(pb::RegisterRunnerResponse {
             runner_id: id.to_string(),
-            runner_token: String::new(),
-            runner_token_expires_at_unix: 0,
+            runner_token: issued.token.expose().to_owned(),
+            runner_token_expires_at_unix: issued.expires_at_unix,
         }))
     }
 
     async fn renew_runner_token(
         &self,
-        _request: Request<pb::RenewRunnerTokenRequest>,
+        request: Request<pb::RenewRunnerTokenRequest>,
     ) -> Result<Response<pb::RenewRunnerTokenResponse>, Status> {
-        Err(Status::unimplemented(
-            "runner tokens are not implemented yet",
-        ))
+        const CALL: &str = "RenewRunnerToken";
+        let caller = self.auth.runner(request.metadata(), CALL).await?;
+        let runner = RunnerId::parse("runner_id", &request.get_ref().runner_id)?;
+        RunnerAuth::same_runner(&caller, runner, CALL)?;
+        let issued = self
+            .auth
+            .issue_runner_token(runner, &caller.registration)
+            .await?;
+        Ok(Response::new(pb::RenewRunnerTokenResponse {
+            runner_token: issued.token.expose().to_owned(),
+            runner_token_expires_at_unix: issued.expires_at_unix,
+        }))
     }
 
     async fn acquire_job(
         &self,
         request: Request<pb::AcquireJobRequest>,
     ) -> Result<Response<pb::AcquireJobResponse>, Status> {
+        const CALL: &str = "AcquireJob";
+        let caller = self.auth.runner(request.metadata(), CALL).await?;
         let r = request.into_inner();
         let runner = RunnerId::parse("runner_id", &r.runner_id)?;
+        RunnerAuth::same_runner(&caller, runner, CALL)?;
         let wait = Duration::from_millis(u64::from(r.wait_ms));
-        let lease = self.scheduler.acquire(runner, wait).await?;
+        let (job_token, grant) = self.auth.new_job_token()?;
+        let mut lease = self.scheduler.acquire(runner, wait, &grant).await?;
+        if let Some(lease) = &mut lease {
+            lease.job_token = job_token.expose().to_owned();
+        }
         Ok(Response::new(pb::AcquireJobResponse { lease }))
     }
 
@@ -74,8 +108,16 @@ impl RunnerService for RunnerApi {
         &self,
         request: Request<pb::ReportEventsRequest>,
     ) -> Result<Response<pb::ReportEventsResponse>, Status> {
+        let job = self
+            .job_call(
+                request.metadata(),
+                &request.get_ref().job_id,
+                "job_id",
+                "ReportEvents",
+            )
+            .await?;
         let r = request.into_inner();
-        let (job, token) = lease(&r.job_id, &r.lease_token)?;
+        let token = lease_token(&r.lease_token)?;
         let cancel_requested = self.scheduler.report(job, token, r.events).await?;
         Ok(Response::new(pb::ReportEventsResponse { cancel_requested }))
     }
@@ -84,8 +126,16 @@ impl RunnerService for RunnerApi {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let job = self
+            .job_call(
+                request.metadata(),
+                &request.get_ref().job_id,
+                "job_id",
+                "Heartbeat",
+            )
+            .await?;
         let r = request.into_inner();
-        let (job, token) = lease(&r.job_id, &r.lease_token)?;
+        let token = lease_token(&r.lease_token)?;
         let wait = Duration::from_millis(u64::from(r.wait_ms));
         let (cancel_requested, ttl) = self.scheduler.heartbeat(job, token, wait).await?;
         Ok(Response::new(pb::HeartbeatResponse {
@@ -98,8 +148,16 @@ impl RunnerService for RunnerApi {
         &self,
         request: Request<pb::MintBuildTokenRequest>,
     ) -> Result<Response<pb::MintBuildTokenResponse>, Status> {
+        let job = self
+            .job_call(
+                request.metadata(),
+                &request.get_ref().job_id,
+                "job_id",
+                "MintBuildToken",
+            )
+            .await?;
         let r = request.into_inner();
-        let (job, token) = lease(&r.job_id, &r.lease_token)?;
+        let token = lease_token(&r.lease_token)?;
         let lifetime =
             (r.lifetime_seconds > 0).then(|| Duration::from_secs(u64::from(r.lifetime_seconds)));
         let minted = self
@@ -125,8 +183,15 @@ impl RunnerService for RunnerApi {
         &self,
         request: Request<pb::DownloadSourceRequest>,
     ) -> Result<Response<Self::DownloadSourceStream>, Status> {
-        let r = request.into_inner();
-        let (job, token) = lease(&r.job_id, &r.lease_token)?;
+        let job = self
+            .job_call(
+                request.metadata(),
+                &request.get_ref().job_id,
+                "job_id",
+                "DownloadSource",
+            )
+            .await?;
+        let token = lease_token(&request.get_ref().lease_token)?;
         let digest = self.scheduler.source_of(job, token).await?;
         let span = tracing::info_span!("download_source", job_id = %job);
         let stream = send_blob(self.scheduler.blobs(), &digest, span).await?;
@@ -138,6 +203,11 @@ impl RunnerService for RunnerApi {
         request: Request<Streaming<pb::UploadOutputRequest>>,
     ) -> Result<Response<pb::UploadOutputResponse>, Status> {
         use pb::upload_output_request::Kind;
+        const CALL: &str = "UploadOutput";
+        // The runner token is checked before any message is read; the job token once the
+        // header names the job.
+        let caller = self.auth.runner(request.metadata(), CALL).await?;
+        let metadata = request.metadata().clone();
         let mut stream = request.into_inner();
         let header = match stream.message().await? {
             Some(pb::UploadOutputRequest {
@@ -151,6 +221,8 @@ impl RunnerService for RunnerApi {
                 .into());
             }
         };
+        let job = JobId::parse("header.job_id", &header.job_id)?;
+        self.auth.job(&metadata, &caller, job, CALL).await?;
         let claim = self.scheduler.claim_output(&header).await?;
         let mut writer = self
             .scheduler
@@ -205,8 +277,16 @@ impl RunnerService for RunnerApi {
         &self,
         request: Request<pb::CompleteJobRequest>,
     ) -> Result<Response<pb::CompleteJobResponse>, Status> {
+        let job = self
+            .job_call(
+                request.metadata(),
+                &request.get_ref().job_id,
+                "job_id",
+                "CompleteJob",
+            )
+            .await?;
         let r = request.into_inner();
-        let (job, token) = lease(&r.job_id, &r.lease_token)?;
+        let token = lease_token(&r.lease_token)?;
         let outcome = pb::Outcome::try_from(r.outcome)
             .map_err(|_| ApiError::invalid("outcome", format!("unknown value {}", r.outcome)))?;
         let state = self

@@ -23,8 +23,8 @@ use crate::signer::Signer;
 use crate::state::JobState;
 use crate::status::ApiError;
 use crate::store::{
-    Completion, EventKind, ExpiryCause, JobRecord, NewJob, OutputRecord, RunnerRecord, Store,
-    StoreError, Submitted,
+    Completion, EventKind, ExpiryCause, JobRecord, JobTokenGrant, NewJob, OutputRecord,
+    RunnerRecord, Store, StoreError, Submitted,
 };
 
 /// Longest idempotency key accepted.
@@ -340,10 +340,12 @@ impl Scheduler {
         }
     }
 
-    /// Ends lapsed leases and attempts past their deadline (see [`Store::expire_leases`]);
-    /// called periodically by the server. Returns how many leases were ended.
+    /// Ends lapsed leases and attempts past their deadline (see [`Store::expire_leases`]) and
+    /// deletes expired runner tokens; called periodically by the server. Returns how many
+    /// leases were ended.
     pub async fn sweep(&self) -> Result<usize, ApiError> {
         let now = now_ms(&*self.clock);
+        self.store.delete_expired_runner_tokens(now).await?;
         let ended = self
             .store
             .expire_leases(now, &self.scheduling.retry())
@@ -450,12 +452,13 @@ impl Scheduler {
         }
     }
 
-    /// Registers a runner.
+    /// Registers a runner that authenticated with the secret of `registration`.
     pub async fn register_runner(
         &self,
         name: String,
         labels: Vec<String>,
         version: String,
+        registration: String,
     ) -> Result<RunnerId, ApiError> {
         if name.trim().is_empty() {
             return Err(ApiError::invalid(
@@ -480,18 +483,21 @@ impl Scheduler {
                 labels,
                 version,
                 registered_ms: now_ms(&*self.clock),
+                registration: registration.clone(),
             })
             .await?;
-        tracing::info!(runner_id = %id, runner = %name, "runner registered");
+        tracing::info!(runner_id = %id, runner = %name, %registration, "runner registered");
         Ok(id)
     }
 
     /// Leases the oldest queued job `runner` can run, waiting up to `wait` (capped at
-    /// [`MAX_ACQUIRE_WAIT`]) for one to arrive.
+    /// [`MAX_ACQUIRE_WAIT`]) for one to arrive. The lease records `job_token` as the attempt's
+    /// job token; the returned lease carries its expiry but not the token (the caller has it).
     pub async fn acquire(
         &self,
         runner: RunnerId,
         wait: Duration,
+        job_token: &JobTokenGrant,
     ) -> Result<Option<pb::Lease>, ApiError> {
         let runner = self.store.runner(runner).await?;
         let deadline = tokio::time::Instant::now() + wait.min(MAX_ACQUIRE_WAIT);
@@ -502,7 +508,7 @@ impl Scheduler {
             let now = now_ms(&*self.clock);
             let leased = self
                 .store
-                .lease_next(&runner, token, &self.scheduling.lease_terms(now))
+                .lease_next(&runner, token, job_token, &self.scheduling.lease_terms(now))
                 .await?;
             if let Some((job, seq)) = leased {
                 tracing::info!(job_id = %job.id, runner_id = %runner.id, attempt = job.attempt, "job leased");
@@ -520,7 +526,9 @@ impl Scheduler {
                     lease_ttl_ms: u32::try_from(self.scheduling.lease_ttl.0.as_millis())
                         .unwrap_or(u32::MAX),
                     job_token: String::new(),
-                    job_token_expires_at_unix: 0,
+                    job_token_expires_at_unix: crate::runner_auth::job_token_expiry_unix(
+                        job.job_token_expires_ms,
+                    ),
                 }));
             }
             if tokio::time::Instant::now() >= deadline {
@@ -608,10 +616,9 @@ impl Scheduler {
             job_id: job.to_string(),
             runner_id: record.runner_id.map(|r| r.to_string()).unwrap_or_default(),
             builder_id: provenance::builder_id(&self.issuer, self.mode, &spec.job.profile),
-            // Profiles are files on the runners; the controller refuses `untrusted-pr` always
-            // (the minter does) and relies on the runner to start no broker for the others
-            // without `build_tokens`.
-            profile_allows_tokens: spec.job.profile != crate::oidc::mint::UNTRUSTED_PR_PROFILE,
+            // `[oidc] build_token_profiles` decides (never `untrusted-pr`; the minter refuses
+            // that again); the runner's profile file may still withhold its broker.
+            profile_allows_tokens: minter.settings().allows_build_tokens(&spec.job.profile),
             verified_ref: None,
             job_definition_sha256: Sha256Digest::of(&record.spec_json),
             ended: record.state.is_terminal(),

@@ -11,7 +11,6 @@ use airlock_proto::v1::runner_service_server::RunnerServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::auth::BearerAuth;
 use crate::blobs::BlobStore;
 use crate::clock::{Clock, IdGen, RandomIds, SystemClock};
 use crate::config::{AuthConfig, ControllerConfig};
@@ -26,7 +25,9 @@ use crate::signer::Signer;
 pub struct Controller {
     scheduler: Arc<Scheduler>,
     auth: AuthConfig,
+    runner_auth: crate::runner_auth::RunnerAuth,
     oidc: Option<crate::oidc::OidcHttp>,
+    tls: Option<crate::tls::ServerTls>,
 }
 
 impl Controller {
@@ -44,6 +45,12 @@ impl Controller {
         ids: Arc<dyn IdGen>,
     ) -> Result<Self, ControllerError> {
         config.validate()?;
+        crate::tls::warn_about_transport(config);
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::tls::ServerTls::load)
+            .transpose()?;
         let signer = Signer::load(&config.signing)?;
         let url = crate::database::postgres_url(config)?;
         let (store, database) = crate::database::open_store(config, url.as_ref()).await?;
@@ -74,6 +81,15 @@ impl Controller {
             }
             None => None,
         };
+        // Registrations declared in [auth] (more are made with `airlock controller registration`).
+        crate::runner_auth::sync_registrations(
+            &store,
+            &config.auth,
+            crate::clock::unix_ms(clock.now()),
+        )
+        .await?;
+        let runner_auth =
+            crate::runner_auth::RunnerAuth::new(store.clone(), clock.clone(), &config.auth);
         let scheduler = Scheduler::new(SchedulerParts {
             store,
             blobs,
@@ -89,7 +105,9 @@ impl Controller {
         Ok(Self {
             scheduler: Arc::new(scheduler),
             auth: config.auth.clone(),
+            runner_auth,
             oidc: issuer.as_ref().map(crate::oidc::OidcIssuer::http),
+            tls,
         })
     }
 
@@ -125,16 +143,15 @@ impl Controller {
 
         let jobs = JobServiceServer::with_interceptor(
             JobApi::new(Arc::clone(&self.scheduler)),
-            BearerAuth::new(
-                self.auth.api_token_sha256.unwrap_or_else(|| {
-                    crate::auth::TokenDigest::of(&uuid::Uuid::new_v4().to_string())
-                }),
-                "API token (admin.token)",
-            ),
+            crate::client_auth::ClientAuth::new(&self.auth),
         );
         // Runner calls authenticate inside RunnerApi (registration secret, runner token, job
         // token: they need the database, which an interceptor cannot await).
-        let runners = RunnerServiceServer::new(RunnerApi::new(Arc::clone(&self.scheduler)));
+        // With `runner_client_ca`, a runner call must also come with a client certificate.
+        let runners = RunnerServiceServer::with_interceptor(
+            RunnerApi::new(Arc::clone(&self.scheduler), self.runner_auth.clone()),
+            crate::tls::RunnerCertCheck::new(self.tls.as_ref()),
+        );
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "controller listening");
         }
@@ -159,11 +176,21 @@ impl Controller {
         let grpc = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = grpc.merge(http);
         let sweeper = tokio::spawn(crate::sweeper::run(Arc::clone(&self.scheduler)));
-        let served = tonic::transport::Server::builder()
+        let server = tonic::transport::Server::builder()
             .accept_http1(true)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(no_delay(listener), signal)
-            .await;
+            .add_routes(routes);
+        let served = match &self.tls {
+            Some(tls) => {
+                server
+                    .serve_with_incoming_shutdown(tls.incoming(listener), signal)
+                    .await
+            }
+            None => {
+                server
+                    .serve_with_incoming_shutdown(no_delay(listener), signal)
+                    .await
+            }
+        };
         sweeper.abort();
         let _ = sweeper.await;
         self.scheduler.store().close().await;

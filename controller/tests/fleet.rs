@@ -19,7 +19,6 @@ use airlock_controller::{
 };
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::job_service_client::JobServiceClient;
-use airlock_proto::v1::runner_service_client::RunnerServiceClient;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -187,10 +186,7 @@ impl Fleet {
     }
 
     async fn runners_at(&self, replica: usize) -> Runners {
-        RunnerServiceClient::with_interceptor(
-            self.channel_to(replica).await,
-            Bearer(Some(RUNNER_TOKEN.into())),
-        )
+        Runners::new(self.channel_to(replica).await, Some(RUNNER_TOKEN))
     }
 
     fn public_key(&self) -> airlock_attest::VerifyingKey {
@@ -353,11 +349,11 @@ async fn two_hundred_jobs(backend: Backend, replicas: usize) {
     // Two runners, each with 8 concurrent workers; each records what it completed.
     let mut workers = Vec::new();
     for r in 0..2 {
-        let mut runners = fleet.runners_at(r % replicas).await;
-        let runner_id = register(&mut runners, &[]).await;
+        let mut registered = fleet.runners_at(r % replicas).await;
+        let runner_id = register(&mut registered, &[]).await;
         for w in 0..8 {
-            // Each runner's workers talk to every replica in turn.
-            let mut runners = fleet.runners_at((r + w) % replicas).await;
+            // Each runner's workers talk to every replica in turn, with the runner's token.
+            let mut runners = registered.on(fleet.channel_to((r + w) % replicas).await);
             let runner_id = runner_id.clone();
             workers.push(tokio::spawn(async move {
                 let mut done = Vec::new();
@@ -449,20 +445,28 @@ async fn a_lost_runner_is_fenced_and_its_job_retried_on_another_runner() {
         (job_id.as_str(), 2)
     );
 
-    // A comes back: every call with its old lease token is refused.
+    // A comes back: every call about its old lease is refused. Its job token ended with
+    // the lease (PERMISSION_DENIED, before the lease token is even looked at).
     let stale = run_light(&mut a, &lease_a).await.unwrap_err();
-    assert_eq!(stale.code(), Code::FailedPrecondition, "{stale}");
+    assert_eq!(stale.code(), Code::PermissionDenied, "{stale}");
     let stale = a
         .complete_job(complete_request(&lease_a, pb::Outcome::Failed, vec![]))
         .await
         .unwrap_err();
-    assert_eq!(stale.code(), Code::FailedPrecondition);
+    assert_eq!(stale.code(), Code::PermissionDenied);
     let stale = a
         .heartbeat(pb::HeartbeatRequest {
             job_id: job_id.clone(),
             lease_token: lease_a.lease_token.clone(),
             wait_ms: 0,
         })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::PermissionDenied);
+    // Even with B's credentials, A's old lease token is fenced off.
+    let mut with_b_token = b.job(&lease_b);
+    let stale = with_b_token
+        .complete_job(complete_request(&lease_a, pb::Outcome::Failed, vec![]))
         .await
         .unwrap_err();
     assert_eq!(stale.code(), Code::FailedPrecondition);
@@ -527,7 +531,7 @@ async fn cancel_reaches_a_heartbeating_runner_within_two_seconds() {
     );
 
     // The leased one: a long-polling heartbeat returns as soon as the cancel arrives.
-    let mut hb_client = fleet.runners().await;
+    let mut hb_client = runners.on(fleet.channel().await);
     let hb_req = pb::HeartbeatRequest {
         job_id: lease.job_id.clone(),
         lease_token: lease.lease_token.clone(),
@@ -605,8 +609,9 @@ async fn the_controller_times_out_a_job_whose_runner_is_gone() {
     let job = get(&mut jobs, &job_id).await;
     assert!(job.message.contains("deadline"), "{}", job.message);
     assert_eq!(job.attempts[0].state(), pb::JobState::TimedOut);
+    // The job token ended with the attempt.
     let late = run_light(&mut runners, &lease).await.unwrap_err();
-    assert_eq!(late.code(), Code::FailedPrecondition);
+    assert_eq!(late.code(), Code::PermissionDenied);
     fleet.stop().await;
 }
 
@@ -690,7 +695,7 @@ async fn restart_mid_run(backend: Backend) {
 
     // Same runner id, same lease: the runner carries on against the new process.
     let mut jobs = fleet.jobs().await;
-    let mut runners = fleet.runners().await;
+    let mut runners = runners.on(fleet.channel().await);
     assert_eq!(
         run_light(&mut runners, &in_flight).await.unwrap(),
         pb::JobState::Succeeded

@@ -355,11 +355,12 @@ async fn stale_unknown_and_reused_lease_tokens_are_rejected() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("lease_token"));
+    // Another job id: this lease's job token does not cover it.
     let err = runners
         .report_events(report(&lease.lease_token, unknown))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(err.code(), Code::PermissionDenied);
     let err = runners
         .download_source(pb::DownloadSourceRequest {
             job_id: lease.job_id.clone(),
@@ -424,7 +425,11 @@ async fn bearer_tokens_are_required() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated, "{token:?}");
-        assert!(err.message().contains("runner token"), "{}", err.message());
+        assert!(
+            err.message().contains("registration secret"),
+            "{}",
+            err.message()
+        );
     }
     // The right token gets through to a readable NOT_FOUND.
     let err = tc.jobs().await.get_job(req()).await.unwrap_err();
@@ -616,7 +621,7 @@ async fn acquire_matches_labels_and_wakes_on_submit() {
     assert!(acquire(&mut runners, &linux, 0).await.is_none());
 
     // A long poll that is answered by a submission, well before its deadline.
-    let mut waiting = tc.runners().await;
+    let mut waiting = runners.clone();
     let linux2 = linux.clone();
     let poll = tokio::spawn(async move { acquire(&mut waiting, &linux2, 20_000).await });
     let started = std::time::Instant::now();
@@ -642,6 +647,7 @@ async fn acquire_matches_labels_and_wakes_on_submit() {
     .unwrap();
     assert!(acquire(&mut runners, &plain, 50).await.is_none());
     assert!(acquire(&mut runners, &linux, 0).await.is_some());
+    // Another runner's id with this runner's token.
     let err = runners
         .acquire_job(pb::AcquireJobRequest {
             runner_id: "00000000-0000-4000-8000-0000000000ff".into(),
@@ -649,7 +655,7 @@ async fn acquire_matches_labels_and_wakes_on_submit() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(err.code(), Code::PermissionDenied);
     tc.stop().await;
 }
 

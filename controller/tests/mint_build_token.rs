@@ -113,6 +113,49 @@ async fn untrusted_pr_jobs_get_no_token() {
     tc.stop().await;
 }
 
+#[tokio::test]
+async fn build_token_profiles_decide_which_profiles_get_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = airlock_attest::write_keypair(dir.path(), "provenance").unwrap();
+    let mut config = airlock_controller::ControllerConfig::local(
+        dir.path().join("state"),
+        key,
+        API_TOKEN,
+        RUNNER_TOKEN,
+    );
+    if let Some(oidc) = &mut config.oidc {
+        oidc.build_token_profiles = vec!["release".into()];
+    }
+    let public = airlock_attest::load_verifying_key(&public).unwrap();
+    let tc = TestController::start_with(dir, config, public).await;
+    let (mut runners, lease) = leased(&tc, "trusted").await;
+    let err = runners
+        .mint_build_token(request(&lease, "sts.example", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("`trusted`"), "{err:?}");
+    runners
+        .complete_job(pb::CompleteJobRequest {
+            job_id: lease.job_id.clone(),
+            lease_token: lease.lease_token.clone(),
+            outcome: pb::Outcome::Failed as i32,
+            message: "done".into(),
+            exit_code: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (mut runners, lease) = leased(&tc, "release").await;
+    let minted = runners
+        .mint_build_token(request(&lease, "sts.example", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(minted.token.split('.').count(), 3);
+    tc.stop().await;
+}
+
 fn base64_url_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -10,6 +10,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
+use crate::tls::{ClientTlsError, ClientTlsOptions};
+
 /// The metadata key that carries a job token on runner calls about a job.
 pub const JOB_TOKEN_HEADER: &str = "x-airlock-job-token";
 
@@ -43,15 +45,31 @@ pub enum ClientError {
         #[source]
         source: tonic::transport::Error,
     },
-    /// The controller did not answer.
-    #[error("cannot reach the controller at {url}: {source}")]
+    /// The controller did not answer (or the TLS handshake failed: `hint` says what to do).
+    #[error(
+        "cannot reach the controller at {url}: {source}{}",
+        hint.map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
     Connect {
         /// The URL given.
         url: String,
+        /// What to do, when TLS explains the failure.
+        hint: Option<&'static str>,
         /// The cause.
         #[source]
         source: tonic::transport::Error,
     },
+    /// The TLS options cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::ClientTlsError),
+}
+
+impl ClientError {
+    /// True if trying again later may help (the controller may not be up yet); false for
+    /// bad URLs, files and certificates.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClientError::Connect { hint: None, .. })
+    }
 }
 
 /// `value` as a sensitive header value (never printed by `http`'s Debug).
@@ -110,9 +128,16 @@ impl Interceptor for BearerAuth {
 /// A channel whose calls carry a bearer token.
 pub type AuthedChannel = InterceptedService<Channel, BearerAuth>;
 
-/// Connects to a controller URL (`http://host:port`).
+/// Connects to a controller URL (`http://host:port`, or `https://` trusting the public web
+/// roots).
 pub async fn connect(url: &str) -> Result<Channel, ClientError> {
-    let endpoint = Endpoint::from_shared(url.to_string())
+    connect_with(url, &ClientTlsOptions::default()).await
+}
+
+/// Connects to a controller URL; an `https://` URL uses `tls` (the CA to trust, a client
+/// certificate). TLS options with an `http://` URL are refused rather than ignored.
+pub async fn connect_with(url: &str, tls: &ClientTlsOptions) -> Result<Channel, ClientError> {
+    let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|source| ClientError::BadUrl {
             url: url.to_string(),
             source,
@@ -120,11 +145,25 @@ pub async fn connect(url: &str) -> Result<Channel, ClientError> {
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30));
+    if endpoint.uri().scheme_str() == Some("https") {
+        endpoint = endpoint
+            .tls_config(tls.client_config()?)
+            .map_err(|source| ClientTlsError::Setup {
+                url: url.to_string(),
+                source,
+            })?;
+    } else if !tls.is_empty() {
+        return Err(ClientTlsError::PlainUrl {
+            url: url.to_string(),
+        }
+        .into());
+    }
     endpoint
         .connect()
         .await
         .map_err(|source| ClientError::Connect {
             url: url.to_string(),
+            hint: crate::tls::connect_hint(&source),
             source,
         })
 }

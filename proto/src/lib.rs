@@ -12,3 +12,4 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("airlock_v1_descriptor");
 
 pub mod auth;
+pub mod tls;

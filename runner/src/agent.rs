@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use airlock_attest::Sha256Digest;
 use airlock_job::{ImageRef, JobSpec, SourceSpec};
-use airlock_proto::auth::{AuthedChannel, BearerAuth, ClientError, connect, runner_client};
+use airlock_proto::auth::{AuthedChannel, ClientError};
 use airlock_proto::v1::runner_service_client::RunnerServiceClient;
 use airlock_proto::v1::step_event::Phase;
 use airlock_proto::v1::upload_output_request::Kind as UploadKind;
@@ -23,6 +23,7 @@ use tokio_stream::StreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::RunnerConfig;
+use crate::credentials::{CredentialError, Credentials, needs_registration};
 use crate::events::{EventReporter, EventSink};
 use crate::identity::{IdAllocator, allocator_for};
 use crate::image::{ImageCache, ImageProgress};
@@ -31,6 +32,13 @@ use crate::prepare::{Fetchers, ImageRecord, PrepareFailure};
 use crate::profile::{Profile, Profiles};
 use crate::sandbox::{FailureKind, Launcher, SandboxError, SandboxPlan, StepOutcome, Stream};
 use crate::source_archive::{unpack_verified, write_hashed};
+
+/// The error `run` ends with when the registration secret was refused.
+fn revoked_error() -> RunnerError {
+    RunnerError::Credentials(CredentialError::Revoked {
+        message: "the runner token could not be renewed and registering again was refused".into(),
+    })
+}
 
 /// `SOURCE_DATE_EPOCH` for path sources, which have no commit time: 1980-01-01,
 /// the earliest time every archive format can store.
@@ -45,6 +53,10 @@ pub enum RunnerError {
     /// Client setup or connection failed.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// Registration or the runner token failed; [`CredentialError::Revoked`] means the
+    /// registration secret itself was refused (the runner stopped taking jobs).
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
     /// The controller refused a call.
     #[error("controller refused {call}: {status}")]
     Rpc {
@@ -78,12 +90,13 @@ enum JobEnd {
 }
 
 /// A connected, registered runner. Cloned once per concurrent job (the clones share the
-/// channel, the image cache and the id-range allocator).
+/// channel, the credentials, the image cache and the id-range allocator; a job's clone swaps
+/// `client` for one scoped to the job's token).
 #[derive(Debug, Clone)]
 pub struct Runner {
     cfg: RunnerConfig,
+    creds: Credentials,
     client: RunnerServiceClient<AuthedChannel>,
-    runner_id: String,
     images: ImageCache,
     fetchers: Fetchers,
     launcher: Launcher,
@@ -100,18 +113,17 @@ fn mkdir_searchable(path: &Path) -> Result<(), RunnerError> {
 }
 
 impl Runner {
-    /// Connects (retrying with backoff for up to `connect_for`), registers, and
-    /// prepares local state.
+    /// Connects (retrying with backoff for up to `connect_for`), registers with the
+    /// registration secret, and prepares local state.
     pub async fn connect(cfg: RunnerConfig, connect_for: Duration) -> Result<Self, RunnerError> {
         mkdir_searchable(&cfg.state_dir)?;
         mkdir_searchable(&cfg.state_dir.join("jobs"))?;
-        let auth = BearerAuth::new(cfg.token.expose())?;
         let started = Instant::now();
         let mut delay = Duration::from_millis(100);
         let channel = loop {
-            match connect(&cfg.controller_url).await {
+            match airlock_proto::auth::connect_with(&cfg.controller_url, &cfg.tls).await {
                 Ok(c) => break c,
-                Err(e) if started.elapsed() < connect_for => {
+                Err(e) if e.is_transient() && started.elapsed() < connect_for => {
                     warn!(error = %e, "controller not reachable yet; retrying in {delay:?}");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
@@ -119,20 +131,17 @@ impl Runner {
                 Err(e) => return Err(e.into()),
             }
         };
-        let mut client = runner_client(channel, auth);
-        let runner_id = client
-            .register_runner(RegisterRunnerRequest {
+        let creds = Credentials::register(
+            channel,
+            cfg.registration_secret.clone(),
+            RegisterRunnerRequest {
                 name: cfg.name.clone(),
                 labels: cfg.labels.clone(),
                 version: env!("CARGO_PKG_VERSION").into(),
-            })
-            .await
-            .map_err(|status| RunnerError::Rpc {
-                call: "RegisterRunner",
-                status,
-            })?
-            .into_inner()
-            .runner_id;
+            },
+        )
+        .await?;
+        let client = creds.client();
         let images = ImageCache::new(cfg.state_dir.join("images"))
             .with_max_bytes(cfg.rootfs_cache_max_bytes);
         let fetchers =
@@ -147,11 +156,11 @@ impl Runner {
         }
         .map_err(|e| RunnerError::Setup(e.to_string()))?;
         let ids = allocator_for(&cfg).map_err(|e| RunnerError::Setup(e.to_string()))?;
-        info!(runner_id = %runner_id, labels = ?cfg.labels, "registered with the controller");
+        info!(labels = ?cfg.labels, "runner ready");
         Ok(Self {
             cfg,
+            creds,
             client,
-            runner_id,
             images,
             fetchers,
             launcher,
@@ -160,16 +169,21 @@ impl Runner {
         })
     }
 
-    /// The id the controller gave this runner.
-    pub fn id(&self) -> &str {
-        &self.runner_id
+    /// The id the controller gave this runner (changes when it registers again).
+    pub fn id(&self) -> String {
+        self.creds.runner_id()
     }
 
     /// Takes jobs, up to `max_jobs` at once, until `shutdown` turns true (or after one job
     /// when ephemeral), then drains: stops taking jobs and lets the running ones finish and
     /// report. While the controller is unreachable (restarting) it retries with backoff; if the
-    /// controller no longer knows this runner (a new database), it registers again.
+    /// controller no longer accepts the runner token or knows this runner (a new database), it
+    /// registers again with the registration secret. Renews the runner token meanwhile. When
+    /// the registration secret is refused (revoked), it fails closed: running jobs are
+    /// aborted, and it returns [`CredentialError::Revoked`].
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), RunnerError> {
+        let renewal = tokio::spawn(self.creds.clone().keep_renewed());
+        let mut revoked = self.creds.revoked();
         let slots = Arc::new(Semaphore::new(self.cfg.max_jobs.max(1) as usize));
         let mut running = JoinSet::new();
         let mut backoff = Duration::from_millis(200);
@@ -178,20 +192,26 @@ impl Runner {
             if *shutdown.borrow() {
                 break Ok(());
             }
+            if self.creds.is_revoked() {
+                break Err(revoked_error());
+            }
             let permit = tokio::select! {
                 p = Arc::clone(&slots).acquire_owned() => match p {
                     Ok(p) => p,
                     Err(_) => break Ok(()),
                 },
                 _ = shutdown.changed() => break Ok(()),
+                _ = revoked.wait_for(|r| *r) => break Err(revoked_error()),
             };
+            let generation = self.creds.generation();
             let req = AcquireJobRequest {
-                runner_id: self.runner_id.clone(),
+                runner_id: self.creds.runner_id(),
                 wait_ms: u32::try_from(self.cfg.poll_wait.as_millis()).unwrap_or(u32::MAX),
             };
             let resp = tokio::select! {
                 r = self.client.acquire_job(req) => r,
                 _ = shutdown.changed() => break Ok(()),
+                _ = revoked.wait_for(|r| *r) => break Err(revoked_error()),
             };
             match resp {
                 Ok(resp) => {
@@ -207,12 +227,19 @@ impl Runner {
                         }
                     }
                 }
-                Err(status) if status.code() == tonic::Code::NotFound => {
-                    warn!(%status, "the controller does not know this runner; registering again");
-                    if let Err(e) = self.register().await {
-                        warn!(error = %e, "registering again failed; retrying in {backoff:?}");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                Err(status) if needs_registration(status.code()) => {
+                    warn!(
+                        code = ?status.code(),
+                        "the controller refused the runner token or does not know this runner; registering again"
+                    );
+                    match self.creds.register_again(generation).await {
+                        Ok(()) => backoff = Duration::from_millis(200),
+                        Err(e) if e.is_revoked() => break Err(e.into()),
+                        Err(e) => {
+                            warn!(error = %e, "registering again failed; retrying in {backoff:?}");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(10));
+                        }
                     }
                 }
                 Err(status)
@@ -247,38 +274,47 @@ impl Runner {
             );
         }
         while running.join_next().await.is_some() {}
-        result
-    }
-
-    /// Registers (again) with the controller and keeps the new id.
-    async fn register(&mut self) -> Result<(), RunnerError> {
-        let runner_id = self
-            .client
-            .register_runner(RegisterRunnerRequest {
-                name: self.cfg.name.clone(),
-                labels: self.cfg.labels.clone(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            })
-            .await
-            .map_err(|status| RunnerError::Rpc {
-                call: "RegisterRunner",
-                status,
-            })?
-            .into_inner()
-            .runner_id;
-        info!(runner_id = %runner_id, "registered with the controller");
-        self.runner_id = runner_id;
-        Ok(())
+        renewal.abort();
+        // A revocation noticed while draining (or by an ephemeral runner's job) still fails.
+        match result {
+            Ok(()) if self.creds.is_revoked() => Err(revoked_error()),
+            other => other,
+        }
     }
 
     /// Runs one leased job to completion and reports it, renewing the lease meanwhile.
     /// Never panics the loop.
     async fn execute(mut self, lease: Lease) {
         let job_id = lease.job_id.clone();
-        let span = info_span!("job", job_id = %job_id, runner_id = %self.runner_id, attempt = lease.attempt);
+        let span = info_span!("job", job_id = %job_id, runner_id = %self.creds.runner_id(), attempt = lease.attempt);
         async {
             if !is_safe_id(&job_id) {
                 warn!("refusing a lease with a malformed job id");
+                return;
+            }
+            // Every call about the job carries its job token; a lease without one is refused.
+            let refusal = if lease.job_token.trim().is_empty() {
+                Some("the controller sent a lease without a job token; upgrade the controller")
+            } else {
+                match self.creds.job_client(&lease.job_token) {
+                    Ok(client) => {
+                        self.client = client;
+                        None
+                    }
+                    Err(_) => Some("the lease's job token is not valid header text"),
+                }
+            };
+            if let Some(message) = refusal {
+                warn!("refusing the lease: {message}");
+                self.complete(
+                    &lease,
+                    Outcome::InfraFailed,
+                    format!("the runner refused the lease: {message}"),
+                    0,
+                    vec![],
+                    None,
+                )
+                .await;
                 return;
             }
             info!("leased");
@@ -299,11 +335,20 @@ impl Runner {
                 self.client.clone(),
                 job_id.clone(),
                 lease.lease_token.clone(),
-                cancel_tx,
+                Arc::clone(&cancel_tx),
             );
-            // The runner's own credential must never reach a log either.
-            sink.add_secret(self.cfg.token.expose()).await;
+            // The runner's own credentials must never reach a log either.
+            sink.add_secret(self.creds.registration_secret().expose())
+                .await;
+            sink.add_secret(&lease.job_token).await;
+            let guard = tokio::spawn(
+                crate::credentials::guard_job(self.creds.clone(), sink.clone(), cancel_tx)
+                    .in_current_span(),
+            );
             let end = self.run_job(&lease, &job_dir, &sink, cancel_rx).await;
+            // The guard holds a sink: end it before waiting for the reporter to drain.
+            guard.abort();
+            let _ = guard.await;
             drop(sink);
             let report = reporter.finish().await;
             let end = match (end, report) {

@@ -29,10 +29,13 @@ impl fmt::Debug for Secret {
 /// How a runner runs.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// Controller URL, `http://host:port`.
+    /// Controller URL, `http://host:port` or `https://host:port`.
     pub controller_url: String,
-    /// Bearer token for the runner service.
-    pub token: Secret,
+    /// For an `https://` controller: the CA to trust and the client certificate to present.
+    pub tls: airlock_proto::tls::ClientTlsOptions,
+    /// The registration secret: exchanged for a short-lived runner token at registration
+    /// (and again if the token lapses); never sent on any other call.
+    pub registration_secret: Secret,
     /// A name for humans (host name by default).
     pub name: String,
     /// Labels jobs can select.
@@ -80,13 +83,14 @@ impl RunnerConfig {
     /// Defaults for everything but where to connect and where to keep state.
     pub fn new(
         controller_url: impl Into<String>,
-        token: Secret,
+        registration_secret: Secret,
         state_dir: impl Into<PathBuf>,
         launcher_exe: impl Into<PathBuf>,
     ) -> Self {
         Self {
             controller_url: controller_url.into(),
-            token,
+            tls: airlock_proto::tls::ClientTlsOptions::default(),
+            registration_secret,
             name: hostname(),
             labels: Vec::new(),
             state_dir: state_dir.into(),

@@ -20,7 +20,8 @@ pub fn heartbeat_wait(ttl: Duration) -> Duration {
 }
 
 /// Renews the lease until aborted. Sets `cancel` when the controller asks the job to stop,
-/// and also when the lease is gone (expired and re-queued, timed out, completed elsewhere):
+/// and also when the lease or its job token is gone (expired and re-queued, timed out,
+/// completed elsewhere):
 /// the job must then stop, and its reports will be refused anyway. Transport errors are
 /// retried with backoff while the lease may still be alive.
 pub async fn keep_alive(
@@ -57,7 +58,14 @@ pub async fn keep_alive(
                     tokio::time::sleep(wait).await;
                 }
             }
-            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+            // PERMISSION_DENIED: the job token is no longer valid for this job (expired, or
+            // the job is no longer this runner's): nothing it reports would be accepted.
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::FailedPrecondition | tonic::Code::PermissionDenied
+                ) =>
+            {
                 warn!(%status, "the lease is gone; stopping the job");
                 let _ = cancel.send(true);
                 return;

@@ -10,6 +10,7 @@ pub mod archive_source;
 pub mod build_tokens;
 pub mod cache;
 pub mod config;
+pub mod credentials;
 pub mod events;
 pub mod git_source;
 pub mod heartbeat;

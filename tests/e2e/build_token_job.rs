@@ -90,8 +90,8 @@ fn a_trusted_job_gets_a_build_token_through_the_controller() {
     let (layout, _) = base_image();
     let _runner = Kill(
         airlock()
-            .args(["runner", "--controller", &url, "--token-file"])
-            .arg(dir.join("runner.token"))
+            .args(["runner", "--controller", &url, "--registration-secret-file"])
+            .arg(dir.join("runner.secret"))
             .arg("--state-dir")
             .arg(root.path().join("runner"))
             .arg("--allow-oci-layout")

@@ -13,7 +13,8 @@ pub fn repo() -> PathBuf {
 pub fn airlock() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_airlock"));
     c.env_remove("AIRLOCK_CONTROLLER")
-        .env_remove("AIRLOCK_TOKEN_FILE");
+        .env_remove("AIRLOCK_TOKEN_FILE")
+        .env_remove("AIRLOCK_REGISTRATION_SECRET_FILE");
     c
 }
 

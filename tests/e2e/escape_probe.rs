@@ -29,7 +29,7 @@ impl Drop for Kill {
 /// and each line of the private keys' PEM bodies.
 fn secret_args(controller_dir: &Path) -> Vec<String> {
     let mut secrets: Vec<String> = Vec::new();
-    for token in ["runner.token", "admin.token"] {
+    for token in ["runner.secret", "admin.token"] {
         let t = std::fs::read_to_string(controller_dir.join(token)).unwrap();
         secrets.push(t.trim().to_owned());
     }
@@ -86,8 +86,8 @@ fn the_probe_passes_in_every_profile() {
     let (layout, _) = base_image();
     let _runner = Kill(
         airlock()
-            .args(["runner", "--controller", &url, "--token-file"])
-            .arg(dir.join("runner.token"))
+            .args(["runner", "--controller", &url, "--registration-secret-file"])
+            .arg(dir.join("runner.secret"))
             .arg("--state-dir")
             .arg(root.path().join("runner"))
             .arg("--allow-oci-layout")

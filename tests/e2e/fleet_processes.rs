@@ -183,8 +183,13 @@ impl Fleet {
         let (layout, _) = base_image();
         let log = self.root.path().join(format!("{name}.log"));
         let child = airlock()
-            .args(["runner", "--controller", &self.url(replica), "--token-file"])
-            .arg(self.dir.join("runner.token"))
+            .args([
+                "runner",
+                "--controller",
+                &self.url(replica),
+                "--registration-secret-file",
+            ])
+            .arg(self.dir.join("runner.secret"))
             .arg("--state-dir")
             .arg(self.root.path().join(name))
             .arg("--allow-oci-layout")

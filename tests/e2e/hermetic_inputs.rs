@@ -427,9 +427,9 @@ fn two_concurrent_jobs_needing_one_registry_image_download_it_once() {
                 &url,
                 "--max-jobs",
                 "2",
-                "--token-file",
+                "--registration-secret-file",
             ])
-            .arg(dir.join("runner.token"))
+            .arg(dir.join("runner.secret"))
             .arg("--state-dir")
             .arg(root.path().join("runner"))
             .stdout(std::process::Stdio::null())

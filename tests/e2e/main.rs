@@ -23,4 +23,6 @@ mod provenance_keys_cli;
 mod provenance_reproducible;
 mod rootless;
 mod sandbox_escape;
+mod secret_leak_scan;
 mod three_processes;
+mod tls_processes;

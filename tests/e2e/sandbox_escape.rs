@@ -208,7 +208,7 @@ run = '''
 for p in {keys}/local-provenance.key {keys} {state} {state}/jobs {state}/sandbox /var/lib/airlock /run/airlock; do
   if ls "$p" >/dev/null 2>&1 || cat "$p" >/dev/null 2>&1; then echo "ESCAPED $p"; exit 0; fi
 done
-if find / -xdev \( -name '*.key' -o -name 'runner.token' -o -name 'local-provenance*' \) 2>/dev/null | grep .; then echo ESCAPED; exit 0; fi
+if find / -xdev \( -name '*.key' -o -name 'runner.secret' -o -name 'runner.token' -o -name 'local-provenance*' \) 2>/dev/null | grep .; then echo ESCAPED; exit 0; fi
 '''
 
 [[steps]]

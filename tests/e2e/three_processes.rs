@@ -48,8 +48,8 @@ fn controller_runner_and_submit_as_separate_processes() {
     let (layout, _) = base_image();
     let _runner = Kill(
         airlock()
-            .args(["runner", "--controller", &url, "--token-file"])
-            .arg(dir.join("runner.token"))
+            .args(["runner", "--controller", &url, "--registration-secret-file"])
+            .arg(dir.join("runner.secret"))
             .arg("--state-dir")
             .arg(root.path().join("runner"))
             .arg("--allow-oci-layout")

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use super::discovery::{DISCOVERY_PATH, DiscoveryDocument, JWKS_PATH};
 use super::jwks::JwkSet;
 use super::keys::KeyRing;
+use super::reload::RingReloader;
 use super::settings::JWKS_MAX_AGE;
 use crate::clock::Clock;
 
@@ -29,6 +30,7 @@ pub struct OidcHttp {
     discovery: Arc<[u8]>,
     ring: Arc<RwLock<KeyRing>>,
     clock: Arc<dyn Clock>,
+    reload: Option<Arc<RingReloader>>,
 }
 
 impl OidcHttp {
@@ -42,7 +44,14 @@ impl OidcHttp {
             discovery: discovery.into(),
             ring,
             clock,
+            reload: None,
         }
+    }
+
+    /// Re-reads the key directory through `reload` before each JWKS response, when it changed.
+    pub fn with_reload(mut self, reload: Arc<RingReloader>) -> Self {
+        self.reload = Some(reload);
+        self
     }
 
     /// The response for a `GET` of `path` (query ignored), or `None` if the path is not one
@@ -52,6 +61,9 @@ impl OidcHttp {
         let body = match path {
             DISCOVERY_PATH => self.discovery.to_vec(),
             JWKS_PATH => {
+                if let Some(reload) = &self.reload {
+                    reload.refresh();
+                }
                 let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
                 let set = JwkSet::published(&ring, self.clock.now());
                 serde_json::to_vec_pretty(&set).unwrap_or_default()

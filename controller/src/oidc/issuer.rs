@@ -20,8 +20,10 @@ use super::http::OidcHttp;
 use super::key_dir::{KeyDir, KeyDirError};
 use super::keys::{KeyRing, KeyRingError};
 use super::mint::Minter;
+use super::reload::RingReloader;
 use super::settings::{
-    DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_ROTATION_LEAD_TIME, OidcSettings, SettingsError,
+    DEFAULT_BUILD_TOKEN_PROFILES, DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_ROTATION_LEAD_TIME,
+    OidcSettings, SettingsError,
 };
 use super::verify::Verifier;
 use crate::clock::{Clock, IdGen};
@@ -33,6 +35,7 @@ use crate::clock::{Clock, IdGen};
 /// token_keys = "token-keys"          # directory; relative to the config file
 /// max_token_lifetime_secs = 300      # optional; the longest lifetime a step may ask for
 /// rotation_lead_time_secs = 3600     # optional; publish-to-sign delay of a new key
+/// build_token_profiles = ["trusted", "release"]  # optional; never "untrusted-pr"
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +48,24 @@ pub struct OidcConfig {
     /// Seconds between publishing a new key and signing with it (above 300). Default 3600.
     #[serde(default = "default_lead_time")]
     pub rotation_lead_time_secs: u64,
+    /// Profiles whose jobs may get build tokens (default `["trusted", "release"]`; never
+    /// `untrusted-pr`).
+    #[serde(
+        default = "default_build_token_profiles",
+        skip_serializing_if = "is_default_build_token_profiles"
+    )]
+    pub build_token_profiles: Vec<String>,
+}
+
+fn default_build_token_profiles() -> Vec<String> {
+    DEFAULT_BUILD_TOKEN_PROFILES
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect()
+}
+
+fn is_default_build_token_profiles(profiles: &[String]) -> bool {
+    profiles == default_build_token_profiles().as_slice()
 }
 
 fn default_max_lifetime() -> u64 {
@@ -62,7 +83,15 @@ impl OidcConfig {
             token_keys: token_keys.into(),
             max_token_lifetime_secs: default_max_lifetime(),
             rotation_lead_time_secs: default_lead_time(),
+            build_token_profiles: default_build_token_profiles(),
         }
+    }
+
+    /// Checks what serde cannot and the controller's config validation reports with the
+    /// field: `build_token_profiles` never names `untrusted-pr`.
+    pub(crate) fn check(&self) -> Result<(), (&'static str, String)> {
+        super::settings::check_build_token_profiles(&self.build_token_profiles)
+            .map_err(|e| ("oidc.build_token_profiles", e.to_string()))
     }
 
     /// The validated settings for `issuer`.
@@ -71,7 +100,8 @@ impl OidcConfig {
             issuer,
             Duration::from_secs(self.max_token_lifetime_secs),
             Duration::from_secs(self.rotation_lead_time_secs),
-        )
+        )?
+        .with_build_token_profiles(&self.build_token_profiles)
     }
 
     fn key_dir(&self, settings: &OidcSettings) -> KeyDir {
@@ -113,6 +143,7 @@ pub struct OidcIssuer {
     settings: OidcSettings,
     ring: Arc<RwLock<KeyRing>>,
     key_dir: KeyDir,
+    reload: Arc<RingReloader>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGen>,
 }
@@ -150,10 +181,15 @@ impl OidcIssuer {
                 dir: config.token_keys.clone(),
             });
         }
+        let ring = Arc::new(RwLock::new(ring));
+        // Another process (`airlock controller rotate-token-key`) may rotate the directory
+        // while this controller runs; the routes, minter and verifier pick that up.
+        let reload = Arc::new(RingReloader::new(key_dir.clone(), ring.clone()));
         Ok(Self {
             settings,
-            ring: Arc::new(RwLock::new(ring)),
+            ring,
             key_dir,
+            reload,
             clock,
             ids,
         })
@@ -188,6 +224,7 @@ impl OidcIssuer {
             self.ring.clone(),
             self.clock.clone(),
         )
+        .with_reload(self.reload.clone())
     }
 
     /// A minter signing with the ring's current key.
@@ -198,11 +235,13 @@ impl OidcIssuer {
             self.clock.clone(),
             self.ids.clone(),
         )
+        .with_reload(self.reload.clone())
     }
 
     /// A verifier for tokens of this issuer.
     pub fn verifier(&self) -> Verifier {
         Verifier::new(self.settings.clone(), self.ring.clone(), self.clock.clone())
+            .with_reload(self.reload.clone())
     }
 
     /// Rotates in a new key (published now, signing after the lead time), prunes keys whose

@@ -186,7 +186,11 @@ impl KeyDir {
         let key = SigningKey::generate()?;
         let mut next = ring.clone();
         let kid = next.rotate(key.clone(), now)?;
-        write_key_files(&key, &self.path, &kid)?;
+        let (private, public) = write_key_files(&key, &self.path, &kid)?;
+        // The key files reach the disk before the metadata that names them.
+        for file in [&private, &public] {
+            self.sync(file)?;
+        }
         self.save(&next)?;
         *ring = next;
         Ok(kid)
@@ -241,7 +245,16 @@ impl KeyDir {
             .sync_all()
             .map_err(|e| self.io(tmp.path(), e))?;
         tmp.persist(&path).map_err(|e| self.io(&path, e.error))?;
+        // Make the rename itself durable.
+        self.sync(&self.path)?;
         Ok(())
+    }
+
+    /// fsyncs a file or directory.
+    fn sync(&self, path: &Path) -> Result<(), KeyDirError> {
+        fs::File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| self.io(path, e))
     }
 
     fn io(&self, path: &Path, source: io::Error) -> KeyDirError {

@@ -15,6 +15,7 @@ use jsonwebtoken::Header;
 use super::TOKEN_ALGORITHM;
 use super::claims::BuildClaims;
 use super::keys::KeyRing;
+use super::reload::RingReloader;
 use super::settings::OidcSettings;
 use super::subject::SourceIdentity;
 use super::time::unix_secs;
@@ -129,6 +130,7 @@ pub struct Minter {
     ring: Arc<RwLock<KeyRing>>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGen>,
+    reload: Option<Arc<RingReloader>>,
 }
 
 impl Minter {
@@ -145,7 +147,14 @@ impl Minter {
             ring,
             clock,
             ids,
+            reload: None,
         }
+    }
+
+    /// Re-reads the key directory through `reload` before each mint, when it changed.
+    pub fn with_reload(mut self, reload: Arc<RingReloader>) -> Self {
+        self.reload = Some(reload);
+        self
     }
 
     /// The issuer settings.
@@ -203,6 +212,9 @@ impl Minter {
             job_definition_sha256: job.job_definition_sha256.hex(),
         };
 
+        if let Some(reload) = &self.reload {
+            reload.refresh();
+        }
         let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
         let key = ring.signing_key(now).ok_or(MintError::NoSigningKey)?;
         let mut header = Header::new(TOKEN_ALGORITHM);

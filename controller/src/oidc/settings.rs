@@ -1,6 +1,9 @@
-//! The issuer's tunables: issuer URL, token lifetimes and the key rotation lead time.
+//! The issuer's tunables: issuer URL, token lifetimes, the key rotation lead time, and which
+//! profiles' jobs may get build tokens.
 
 use std::time::Duration;
+
+use super::mint::UNTRUSTED_PR_PROFILE;
 
 /// Default and ceiling of a build token's default lifetime: 5 minutes, like GitHub's.
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
@@ -11,6 +14,9 @@ pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 /// Default time between publishing a new key and signing with it: one hour, far longer than
 /// [`JWKS_MAX_AGE`], so every relying party has fetched the key before a token carries it.
 pub const DEFAULT_ROTATION_LEAD_TIME: Duration = Duration::from_secs(3600);
+/// The profiles whose jobs may get build tokens unless `[oidc] build_token_profiles` says
+/// otherwise.
+pub const DEFAULT_BUILD_TOKEN_PROFILES: &[&str] = &["trusted", "release"];
 
 /// Why issuer settings are unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +41,32 @@ pub enum SettingsError {
         .0.as_secs(), JWKS_MAX_AGE.as_secs()
     )]
     LeadTime(Duration),
+    /// `build_token_profiles` names `untrusted-pr` or something that is not a profile name.
+    #[error(
+        "build_token_profiles: `{profile}` {}",
+        if profile == UNTRUSTED_PR_PROFILE {
+            "may never get build tokens (its jobs run code nobody reviewed); remove it"
+        } else {
+            "is not a profile name (lowercase letters, digits, `-`)"
+        }
+    )]
+    BuildTokenProfile {
+        /// The profile named.
+        profile: String,
+    },
+}
+
+/// Checks a `build_token_profiles` list: profile names, never `untrusted-pr`.
+pub fn check_build_token_profiles(profiles: &[String]) -> Result<(), SettingsError> {
+    match profiles
+        .iter()
+        .find(|p| *p == UNTRUSTED_PR_PROFILE || !crate::config::is_profile_name(p))
+    {
+        Some(profile) => Err(SettingsError::BuildTokenProfile {
+            profile: profile.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Validated issuer settings.
@@ -43,6 +75,7 @@ pub struct OidcSettings {
     issuer: String,
     max_token_lifetime: Duration,
     rotation_lead_time: Duration,
+    build_token_profiles: Vec<String>,
 }
 
 impl OidcSettings {
@@ -76,7 +109,23 @@ impl OidcSettings {
             issuer: issuer.to_owned(),
             max_token_lifetime,
             rotation_lead_time,
+            build_token_profiles: DEFAULT_BUILD_TOKEN_PROFILES
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
         })
+    }
+
+    /// These settings with `profiles` as the ones whose jobs may get build tokens.
+    pub fn with_build_token_profiles(mut self, profiles: &[String]) -> Result<Self, SettingsError> {
+        check_build_token_profiles(profiles)?;
+        self.build_token_profiles = profiles.to_vec();
+        Ok(self)
+    }
+
+    /// Whether jobs of `profile` may get build tokens (never `untrusted-pr`).
+    pub fn allows_build_tokens(&self, profile: &str) -> bool {
+        profile != UNTRUSTED_PR_PROFILE && self.build_token_profiles.iter().any(|p| p == profile)
     }
 
     /// The issuer URL: the `iss` of every token and the base of the discovery URL.
@@ -148,6 +197,26 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn build_tokens_default_to_trusted_and_release_and_never_untrusted_pr() {
+        let s = OidcSettings::new("https://ci.example").unwrap();
+        assert!(s.allows_build_tokens("trusted") && s.allows_build_tokens("release"));
+        assert!(!s.allows_build_tokens("untrusted-pr") && !s.allows_build_tokens("nightly"));
+        let s = s
+            .with_build_token_profiles(&["nightly".to_owned()])
+            .unwrap();
+        assert!(s.allows_build_tokens("nightly") && !s.allows_build_tokens("trusted"));
+        for bad in ["untrusted-pr", "Release", ""] {
+            let e = OidcSettings::new("https://ci.example")
+                .unwrap()
+                .with_build_token_profiles(&[bad.to_owned()])
+                .unwrap_err();
+            assert!(e.to_string().contains("build_token_profiles"), "{e}");
+        }
+        let e = check_build_token_profiles(&["untrusted-pr".to_owned()]).unwrap_err();
+        assert!(e.to_string().contains("may never get build tokens"), "{e}");
     }
 
     #[test]

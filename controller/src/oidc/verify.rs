@@ -15,6 +15,7 @@ use jsonwebtoken::errors::ErrorKind;
 use super::TOKEN_ALGORITHM;
 use super::claims::BuildClaims;
 use super::keys::KeyRing;
+use super::reload::RingReloader;
 use super::settings::OidcSettings;
 use super::time::unix_secs;
 use crate::clock::Clock;
@@ -67,6 +68,7 @@ pub struct Verifier {
     ring: Arc<RwLock<KeyRing>>,
     clock: Arc<dyn Clock>,
     leeway: Duration,
+    reload: Option<Arc<RingReloader>>,
 }
 
 impl Verifier {
@@ -77,7 +79,14 @@ impl Verifier {
             ring,
             clock,
             leeway: Duration::ZERO,
+            reload: None,
         }
+    }
+
+    /// Re-reads the key directory through `reload` before each verification, when it changed.
+    pub fn with_reload(mut self, reload: Arc<RingReloader>) -> Self {
+        self.reload = Some(reload);
+        self
     }
 
     /// Allows `leeway` of clock skew on `exp`, `nbf` and `iat`.
@@ -109,6 +118,9 @@ impl Verifier {
         let kid = header.kid.ok_or(VerifyError::MissingKid)?;
 
         let now_time = self.clock.now();
+        if let Some(reload) = &self.reload {
+            reload.refresh();
+        }
         let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
         let key = ring
             .published_key(&kid, now_time)

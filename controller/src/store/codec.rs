@@ -15,7 +15,8 @@ use crate::state::JobState;
 pub(crate) const JOB_COLUMNS: &str = "id, name, spec_json, profile, labels, source_sha256, state, \
     message, exit_code, attempt, runner_id, lease_token, created_ms, leased_ms, started_ms, \
     finished_ms, log_sha256, builder_id, envelope_json, bundle_json, keyid, public_key_pem, \
-    priority, tenant, timeout_ms, max_attempts, lease_expires_ms, deadline_ms, cancel_requested";
+    priority, tenant, timeout_ms, max_attempts, lease_expires_ms, deadline_ms, cancel_requested, \
+    job_token_expires_ms";
 
 /// What happened: the `kind` of an `airlock.v1.JobEvent`.
 pub type EventKind = pb::job_event::Kind;
@@ -50,6 +51,14 @@ pub(crate) fn labels_from_json(text: &str) -> Result<Vec<String>, StoreError> {
 
 pub(crate) fn parse_digest(column: &str, hex: &str) -> Result<Sha256Digest, StoreError> {
     Sha256Digest::from_hex(hex).map_err(|e| StoreError::Corrupt(format!("{column} {hex:?}: {e}")))
+}
+
+pub(crate) fn parse_token_digest(
+    column: &str,
+    hex: &str,
+) -> Result<crate::auth::TokenDigest, StoreError> {
+    hex.parse()
+        .map_err(|e| StoreError::Corrupt(format!("{column} {hex:?}: {e}")))
 }
 
 pub(crate) fn parse_uuid(column: &str, s: &str) -> Result<uuid::Uuid, StoreError> {
@@ -132,5 +141,6 @@ where
         lease_expires_ms: row.try_get("lease_expires_ms")?,
         deadline_ms: row.try_get("deadline_ms")?,
         cancel_requested: row.try_get("cancel_requested")?,
+        job_token_expires_ms: row.try_get("job_token_expires_ms")?,
     })
 }

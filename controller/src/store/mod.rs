@@ -1,4 +1,5 @@
-//! The controller's database: jobs, job events, attempts, outputs and runners.
+//! The controller's database: jobs, job events, attempts, outputs, runners and their
+//! credentials (registrations and runner tokens, as digests).
 //!
 //! One interface, [`Store`], over two backends: SQLite ([`sqlite`], one file in WAL mode, the
 //! default) and PostgreSQL ([`postgres`], which several controller replicas may share). Callers
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use airlock_attest::Sha256Digest;
 use airlock_proto::v1 as pb;
 
+use crate::auth::TokenDigest;
 use crate::ids::{JobId, LeaseToken, RunnerId};
 use crate::state::JobState;
 
@@ -90,6 +92,15 @@ pub enum StoreError {
         /// The job that holds the key.
         job: JobId,
     },
+    /// A runner registration with this name exists (perhaps revoked: names are not reused).
+    #[error(
+        "a runner registration named `{0}` already exists (names of revoked registrations are \
+         not reused); pick another name, or see `airlock controller registration list`"
+    )]
+    RegistrationExists(String),
+    /// No runner registration has this name.
+    #[error("no runner registration named `{0}`; see `airlock controller registration list`")]
+    RegistrationNotFound(String),
     /// An output with this path was already recorded for this attempt.
     #[error("output `{path}` of job {job} was already uploaded; each path is uploaded once")]
     OutputExists {
@@ -169,14 +180,16 @@ impl Store {
 
     /// Leases the first QUEUED job (by queue key: priority with aging, then FIFO) whose labels
     /// `runner` all carries, whose retry backoff has passed and whose tenant is under its
-    /// concurrency limit. Returns the job and its LEASED event's sequence number.
+    /// concurrency limit, recording `job_token` as the attempt's job token (in the same
+    /// UPDATE). Returns the job and its LEASED event's sequence number.
     pub async fn lease_next(
         &self,
         runner: &RunnerRecord,
         token: LeaseToken,
+        job_token: &JobTokenGrant,
         terms: &LeaseTerms,
     ) -> Result<Option<(JobRecord, u64)>, StoreError> {
-        dispatch!(self, s => s.lease_next(runner, token, terms).await)
+        dispatch!(self, s => s.lease_next(runner, token, job_token, terms).await)
     }
 
     /// Records runner events under the lease `token`; the first report moves LEASED to
@@ -300,6 +313,79 @@ impl Store {
     /// The runner with this id.
     pub async fn runner(&self, id: RunnerId) -> Result<RunnerRecord, StoreError> {
         dispatch!(self, s => s.runner(id).await)
+    }
+
+    /// Creates a runner registration; [`StoreError::RegistrationExists`] if the name is taken.
+    pub async fn create_registration(
+        &self,
+        name: &str,
+        secret_sha256: &TokenDigest,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_registration(name, secret_sha256, now_ms).await)
+    }
+
+    /// Brings a registration declared in the configuration into the database: inserted if
+    /// absent, replaced and made active again if its digest changed, else left alone (a
+    /// revoked one stays revoked).
+    pub async fn sync_registration(
+        &self,
+        name: &str,
+        secret_sha256: &TokenDigest,
+        now_ms: i64,
+    ) -> Result<RegistrationSync, StoreError> {
+        dispatch!(self, s => s.sync_registration(name, secret_sha256, now_ms).await)
+    }
+
+    /// Revokes a registration and deletes the runner tokens issued under it; returns false
+    /// if it was revoked already.
+    pub async fn revoke_registration(&self, name: &str, now_ms: i64) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.revoke_registration(name, now_ms).await)
+    }
+
+    /// Every runner registration, by name.
+    pub async fn registrations(&self) -> Result<Vec<RegistrationRecord>, StoreError> {
+        dispatch!(self, s => s.registrations().await)
+    }
+
+    /// The name of the active registration whose secret hashes to `secret_sha256`.
+    pub async fn active_registration(
+        &self,
+        secret_sha256: &TokenDigest,
+    ) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.active_registration(secret_sha256).await)
+    }
+
+    /// Stores a runner token while its registration is active; returns whether it did.
+    pub async fn insert_runner_token(&self, token: &RunnerTokenRecord) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.insert_runner_token(token).await)
+    }
+
+    /// The runner a token hashing to `token_sha256` belongs to: only if unexpired at
+    /// `now_ms` and its registration is not revoked.
+    pub async fn runner_for_token(
+        &self,
+        token_sha256: &TokenDigest,
+        now_ms: i64,
+    ) -> Result<Option<RunnerIdentity>, StoreError> {
+        dispatch!(self, s => s.runner_for_token(token_sha256, now_ms).await)
+    }
+
+    /// True when `token_sha256` is the current job token of `job`, unexpired at `now_ms`,
+    /// and the job's current attempt is `runner`'s.
+    pub async fn job_token_valid(
+        &self,
+        job: JobId,
+        token_sha256: &TokenDigest,
+        runner: RunnerId,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.job_token_valid(job, token_sha256, runner, now_ms).await)
+    }
+
+    /// Deletes runner tokens expired by `now_ms`; returns how many.
+    pub async fn delete_expired_runner_tokens(&self, now_ms: i64) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.delete_expired_runner_tokens(now_ms).await)
     }
 }
 

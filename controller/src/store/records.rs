@@ -2,6 +2,7 @@
 
 use airlock_attest::Sha256Digest;
 
+use crate::auth::TokenDigest;
 use crate::ids::{JobId, LeaseToken, RunnerId};
 use crate::state::JobState;
 
@@ -113,6 +114,8 @@ pub struct JobRecord {
     pub deadline_ms: Option<i64>,
     /// A cancel was requested.
     pub cancel_requested: bool,
+    /// When the current attempt's job token expires (its deadline plus the job-token grace).
+    pub job_token_expires_ms: Option<i64>,
 }
 
 /// One recorded output file.
@@ -141,6 +144,65 @@ pub struct RunnerRecord {
     pub version: String,
     /// Registration time, ms since the Unix epoch.
     pub registered_ms: i64,
+    /// The runner registration whose secret it registered with.
+    pub registration: String,
+}
+
+/// A runner registration: a name and the sha256 of its secret (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationRecord {
+    /// Its unique name.
+    pub name: String,
+    /// sha256 of the registration secret.
+    pub secret_sha256: TokenDigest,
+    /// Creation time, ms since the Unix epoch.
+    pub created_ms: i64,
+    /// When it was revoked; a revoked registration admits no runner and no token issued
+    /// under it.
+    pub revoked_ms: Option<i64>,
+}
+
+/// What [`Store::sync_registration`](super::Store::sync_registration) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationSync {
+    /// The registration was new.
+    Inserted,
+    /// Its secret digest changed: replaced, and active again.
+    Replaced,
+    /// Same digest: left as it was (a revoked one stays revoked).
+    Unchanged,
+}
+
+/// A runner token as stored: only its sha256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerTokenRecord {
+    /// sha256 of the token.
+    pub token_sha256: TokenDigest,
+    /// The runner it was issued to.
+    pub runner_id: RunnerId,
+    /// The registration that runner registered with.
+    pub registration: String,
+    /// Expiry, ms since the Unix epoch.
+    pub expires_ms: i64,
+}
+
+/// Who a valid runner token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerIdentity {
+    /// The runner.
+    pub runner_id: RunnerId,
+    /// Its registration.
+    pub registration: String,
+}
+
+/// The job token a lease carries: its sha256 and how long it outlives the attempt's
+/// deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobTokenGrant {
+    /// sha256 of the job token.
+    pub token_sha256: TokenDigest,
+    /// The token expires this long after the attempt's deadline, in ms.
+    pub grace_ms: i64,
 }
 
 /// How a leased job ends.

@@ -2,13 +2,16 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex};
 
 use airlock_attest::{Sha256Digest, VerifyingKey, load_verifying_key, write_keypair};
 use airlock_controller::{
     Controller, ControllerConfig, ControllerError, ManualClock, SequentialIds,
 };
+use airlock_proto::auth::BearerAuth;
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::job_service_client::JobServiceClient;
 use airlock_proto::v1::runner_service_client::RunnerServiceClient;
@@ -20,6 +23,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 pub const API_TOKEN: &str = "api-token-for-tests";
+/// The registration secret of the `default` runner registration.
 pub const RUNNER_TOKEN: &str = "runner-token-for-tests";
 /// 2023-11-14T22:13:20Z
 pub const START_MS: u64 = 1_700_000_000_000;
@@ -39,7 +43,125 @@ impl Interceptor for Bearer {
 }
 
 pub type Jobs = JobServiceClient<InterceptedService<Channel, Bearer>>;
-pub type Runners = RunnerServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// The credentials of a runner client: a bearer token (registration secret or runner token)
+/// and, for calls about a job, its job token; `None` sends nothing.
+#[derive(Clone, Debug)]
+pub struct RunnerCreds(pub Option<BearerAuth>);
+
+impl Interceptor for RunnerCreds {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        match &mut self.0 {
+            Some(auth) => auth.call(req),
+            None => Ok(req),
+        }
+    }
+}
+
+/// A raw runner-service client with fixed credentials.
+pub type RunnerClient = RunnerServiceClient<InterceptedService<Channel, RunnerCreds>>;
+
+/// Tokens a test's runners were given, shared by clones of a [`Runners`].
+#[derive(Default, Debug)]
+struct Issued {
+    /// runner id -> its runner token.
+    runners: HashMap<String, BearerAuth>,
+    /// job id -> runner token plus that lease's job token.
+    jobs: HashMap<String, BearerAuth>,
+}
+
+/// What the tests' runners talk through: [`register`] keeps each runner's token, [`acquire`]
+/// each lease's job token, and calls through `Deref` use the credentials of the last lease
+/// acquired (or runner registered). [`Runners::job`] picks a lease explicitly.
+#[derive(Clone)]
+pub struct Runners {
+    channel: Channel,
+    secret: Option<String>,
+    issued: Arc<Mutex<Issued>>,
+    current: RunnerCreds,
+    client: RunnerClient,
+}
+
+impl Deref for Runners {
+    type Target = RunnerClient;
+    fn deref(&self) -> &RunnerClient {
+        &self.client
+    }
+}
+
+impl DerefMut for Runners {
+    fn deref_mut(&mut self) -> &mut RunnerClient {
+        &mut self.client
+    }
+}
+
+impl Runners {
+    /// Runners that register with `secret` (none: send no credentials at all).
+    pub fn new(channel: Channel, secret: Option<&str>) -> Self {
+        let current = RunnerCreds(secret.map(|s| BearerAuth::new(s).unwrap()));
+        Self {
+            client: RunnerServiceClient::with_interceptor(channel.clone(), current.clone()),
+            channel,
+            secret: secret.map(str::to_owned),
+            issued: Arc::default(),
+            current,
+        }
+    }
+
+    /// The same runners and tokens over another channel (another replica, a restart).
+    pub fn on(&self, channel: Channel) -> Self {
+        Self {
+            client: RunnerServiceClient::with_interceptor(channel.clone(), self.current.clone()),
+            channel,
+            ..self.clone()
+        }
+    }
+
+    /// A client with `creds` on this channel.
+    pub fn client_with(&self, creds: Option<BearerAuth>) -> RunnerClient {
+        RunnerServiceClient::with_interceptor(self.channel.clone(), RunnerCreds(creds))
+    }
+
+    /// These runners, with calls through `Deref` carrying `creds` (e.g. wrong ones).
+    pub fn with_creds(&self, creds: Option<BearerAuth>) -> Self {
+        let mut other = self.clone();
+        other.current = RunnerCreds(creds);
+        other.client = other.client_with(other.current.0.clone());
+        other
+    }
+
+    fn use_creds(&mut self, creds: BearerAuth) {
+        self.current = RunnerCreds(Some(creds));
+        self.client =
+            RunnerServiceClient::with_interceptor(self.channel.clone(), self.current.clone());
+    }
+
+    /// The registration secret these runners register with.
+    pub fn secret(&self) -> Option<&str> {
+        self.secret.as_deref()
+    }
+
+    /// The runner token `runner_id` was given (shared: renewal replaces it everywhere).
+    pub fn runner_auth(&self, runner_id: &str) -> BearerAuth {
+        self.issued.lock().unwrap().runners[runner_id].clone()
+    }
+
+    /// Runner token plus job token of `lease`.
+    pub fn job_auth(&self, lease: &pb::Lease) -> BearerAuth {
+        self.issued.lock().unwrap().jobs[&lease.job_id].clone()
+    }
+
+    /// A client carrying the credentials of `lease` (its runner's token and its job token).
+    pub fn job(&self, lease: &pb::Lease) -> RunnerClient {
+        self.client_with(Some(self.job_auth(lease)))
+    }
+
+    /// Makes calls through `Deref` carry the credentials of `lease`.
+    pub fn use_job(&mut self, lease: &pb::Lease) {
+        let auth = self.job_auth(lease);
+        self.use_creds(auth);
+    }
+}
 
 pub struct TestController {
     pub addr: SocketAddr,
@@ -106,11 +228,9 @@ impl TestController {
         self.jobs_with(Some(API_TOKEN)).await
     }
 
-    pub async fn runners_with(&self, token: Option<&str>) -> Runners {
-        RunnerServiceClient::with_interceptor(
-            self.channel().await,
-            Bearer(token.map(str::to_owned)),
-        )
+    /// Runners that register with `secret` (a registration secret, or `None` for none).
+    pub async fn runners_with(&self, secret: Option<&str>) -> Runners {
+        Runners::new(self.channel().await, secret)
     }
 
     pub async fn runners(&self) -> Runners {
@@ -155,8 +275,14 @@ pub async fn upload_source(jobs: &mut Jobs, data: &[u8]) -> Sha256Digest {
     Sha256Digest::from_hex(&resp.sha256).unwrap()
 }
 
+/// Registers a runner with the registration secret; later calls carry its runner token.
 pub async fn register(runners: &mut Runners, labels: &[&str]) -> String {
-    runners
+    let secret = runners
+        .secret
+        .as_deref()
+        .map(|s| BearerAuth::new(s).unwrap());
+    let r = runners
+        .client_with(secret)
         .register_runner(pb::RegisterRunnerRequest {
             name: "test-runner".into(),
             labels: labels.iter().map(|s| s.to_string()).collect(),
@@ -164,12 +290,24 @@ pub async fn register(runners: &mut Runners, labels: &[&str]) -> String {
         })
         .await
         .unwrap()
-        .into_inner()
-        .runner_id
+        .into_inner();
+    assert!(r.runner_token.starts_with("airlock-rt_"), "a runner token");
+    let auth = BearerAuth::new(&r.runner_token).unwrap();
+    runners
+        .issued
+        .lock()
+        .unwrap()
+        .runners
+        .insert(r.runner_id.clone(), auth.clone());
+    runners.use_creds(auth);
+    r.runner_id
 }
 
+/// AcquireJob as `runner_id` (with its runner token); later calls carry the lease's job token.
 pub async fn acquire(runners: &mut Runners, runner_id: &str, wait_ms: u32) -> Option<pb::Lease> {
-    runners
+    let auth = runners.runner_auth(runner_id);
+    let lease = runners
+        .client_with(Some(auth.clone()))
         .acquire_job(pb::AcquireJobRequest {
             runner_id: runner_id.into(),
             wait_ms,
@@ -177,7 +315,17 @@ pub async fn acquire(runners: &mut Runners, runner_id: &str, wait_ms: u32) -> Op
         .await
         .unwrap()
         .into_inner()
-        .lease
+        .lease?;
+    assert!(lease.job_token.starts_with("airlock-jt_"), "a job token");
+    let job_auth = auth.with_job_token(&lease.job_token).unwrap();
+    runners
+        .issued
+        .lock()
+        .unwrap()
+        .jobs
+        .insert(lease.job_id.clone(), job_auth.clone());
+    runners.use_creds(job_auth);
+    Some(lease)
 }
 
 /// Uploads one output with the runner's claimed digest/size (normally the true ones).

@@ -14,8 +14,8 @@ use crate::store::codec::{
     parse_uuid, state_event,
 };
 use crate::store::{
-    Completion, JobRecord, LeaseTerms, NewJob, Reported, RetryPolicy, RunnerRecord, StoreError,
-    Submitted,
+    Completion, JobRecord, JobTokenGrant, LeaseTerms, NewJob, Reported, RetryPolicy, RunnerRecord,
+    StoreError, Submitted,
 };
 
 pub(super) async fn fetch_job(conn: &mut PgConnection, id: JobId) -> Result<JobRecord, StoreError> {
@@ -164,6 +164,7 @@ impl PostgresStore {
         &self,
         runner: &RunnerRecord,
         token: LeaseToken,
+        job_token: &JobTokenGrant,
         terms: &LeaseTerms,
     ) -> Result<Option<(JobRecord, u64)>, StoreError> {
         let now_ms = terms.now_ms;
@@ -236,8 +237,8 @@ impl PostgresStore {
         let updated = sqlx::query(
             "UPDATE jobs SET state = 'LEASED', lease_token = $1, attempt = attempt + 1, \
              runner_id = $2, leased_ms = $3, started_ms = NULL, message = $4, \
-             lease_expires_ms = $5, deadline_ms = $6 + timeout_ms + $7 \
-             WHERE id = $8 AND state = 'QUEUED'",
+             lease_expires_ms = $5, deadline_ms = $6 + timeout_ms + $7, job_token_sha256 = $8, \
+             job_token_expires_ms = $6 + timeout_ms + $9 WHERE id = $10 AND state = 'QUEUED'",
         )
         .bind(token.to_string())
         .bind(runner.id.to_string())
@@ -246,6 +247,8 @@ impl PostgresStore {
         .bind(now_ms.saturating_add(terms.ttl_ms))
         .bind(now_ms)
         .bind(terms.deadline_grace_ms)
+        .bind(job_token.token_sha256.hex())
+        .bind(terms.deadline_grace_ms.saturating_add(job_token.grace_ms))
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;

@@ -93,4 +93,29 @@ CREATE TABLE runners (
     registered_ms  BIGINT NOT NULL
 );
 "#,
+    // 2: runner credentials: registrations (only the secret's sha256), short-lived runner
+    // tokens (only their sha256), the registration each runner used, and the current
+    // attempt's job token (sha256 and expiry) on the job row.
+    r#"
+CREATE TABLE runner_registrations (
+    name           TEXT PRIMARY KEY NOT NULL,
+    secret_sha256  TEXT NOT NULL,
+    created_ms     BIGINT NOT NULL,
+    revoked_ms     BIGINT
+);
+CREATE INDEX runner_registrations_by_secret ON runner_registrations (secret_sha256);
+
+CREATE TABLE runner_tokens (
+    token_sha256   TEXT PRIMARY KEY NOT NULL,
+    runner_id      TEXT NOT NULL REFERENCES runners (id),
+    registration   TEXT NOT NULL,
+    expires_ms     BIGINT NOT NULL
+);
+CREATE INDEX runner_tokens_by_expiry ON runner_tokens (expires_ms);
+CREATE INDEX runner_tokens_by_registration ON runner_tokens (registration);
+
+ALTER TABLE runners ADD COLUMN registration TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN job_token_sha256 TEXT;
+ALTER TABLE jobs ADD COLUMN job_token_expires_ms BIGINT;
+"#,
 ];

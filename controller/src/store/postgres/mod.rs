@@ -12,6 +12,7 @@ mod jobs;
 mod leases;
 mod migrations;
 mod outputs;
+mod registrations;
 mod runners;
 
 use std::time::Duration;

@@ -14,8 +14,8 @@ use crate::store::codec::{
     parse_uuid, state_event,
 };
 use crate::store::{
-    Completion, JobRecord, LeaseTerms, NewJob, Reported, RetryPolicy, RunnerRecord, StoreError,
-    Submitted,
+    Completion, JobRecord, JobTokenGrant, LeaseTerms, NewJob, Reported, RetryPolicy, RunnerRecord,
+    StoreError, Submitted,
 };
 
 pub(super) async fn fetch_job(
@@ -135,6 +135,7 @@ impl SqliteStore {
         &self,
         runner: &RunnerRecord,
         token: LeaseToken,
+        job_token: &JobTokenGrant,
         terms: &LeaseTerms,
     ) -> Result<Option<(JobRecord, u64)>, StoreError> {
         let now_ms = terms.now_ms;
@@ -192,8 +193,8 @@ impl SqliteStore {
         let updated = sqlx::query(
             "UPDATE jobs SET state = 'LEASED', lease_token = ?, attempt = attempt + 1, \
              runner_id = ?, leased_ms = ?, started_ms = NULL, message = ?, \
-             lease_expires_ms = ?, deadline_ms = ? + timeout_ms + ? \
-             WHERE id = ? AND state = 'QUEUED'",
+             lease_expires_ms = ?, deadline_ms = ? + timeout_ms + ?, job_token_sha256 = ?, \
+             job_token_expires_ms = ? + timeout_ms + ? WHERE id = ? AND state = 'QUEUED'",
         )
         .bind(token.to_string())
         .bind(runner.id.to_string())
@@ -202,6 +203,9 @@ impl SqliteStore {
         .bind(now_ms.saturating_add(terms.ttl_ms))
         .bind(now_ms)
         .bind(terms.deadline_grace_ms)
+        .bind(job_token.token_sha256.hex())
+        .bind(now_ms)
+        .bind(terms.deadline_grace_ms.saturating_add(job_token.grace_ms))
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;

@@ -62,7 +62,8 @@ pub(super) async fn requeue_or_fail(
             delay
         );
         sqlx::query(
-            "UPDATE jobs SET state = 'QUEUED', lease_token = NULL, lease_expires_ms = NULL, \
+            "UPDATE jobs SET state = 'QUEUED', lease_token = NULL, job_token_sha256 = NULL, \
+             job_token_expires_ms = NULL, lease_expires_ms = NULL, \
              deadline_ms = NULL, started_ms = NULL, not_before_ms = ?, message = ? WHERE id = ?",
         )
         .bind(now_ms.saturating_add(delay))
@@ -99,6 +100,7 @@ async fn end_job(
 ) -> Result<u64, StoreError> {
     sqlx::query(
         "UPDATE jobs SET state = ?, message = ?, finished_ms = ?, lease_token = NULL, \
+         job_token_sha256 = NULL, job_token_expires_ms = NULL, \
          lease_expires_ms = NULL, deadline_ms = NULL WHERE id = ?",
     )
     .bind(state.as_str())

@@ -7,6 +7,7 @@ mod jobs;
 mod leases;
 mod migrations;
 mod outputs;
+mod registrations;
 mod runners;
 
 use std::path::Path;

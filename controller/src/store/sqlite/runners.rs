@@ -11,13 +11,15 @@ impl SqliteStore {
     /// Records a runner.
     pub async fn insert_runner(&self, runner: &RunnerRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO runners (id, name, labels, version, registered_ms) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO runners (id, name, labels, version, registered_ms, registration) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(runner.id.to_string())
         .bind(&runner.name)
         .bind(labels_to_json(&runner.labels))
         .bind(&runner.version)
         .bind(runner.registered_ms)
+        .bind(&runner.registration)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -25,18 +27,20 @@ impl SqliteStore {
 
     /// The runner with this id.
     pub async fn runner(&self, id: RunnerId) -> Result<RunnerRecord, StoreError> {
-        let row =
-            sqlx::query("SELECT name, labels, version, registered_ms FROM runners WHERE id = ?")
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or(StoreError::RunnerNotFound(id))?;
+        let row = sqlx::query(
+            "SELECT name, labels, version, registered_ms, registration FROM runners WHERE id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::RunnerNotFound(id))?;
         Ok(RunnerRecord {
             id,
             name: row.try_get(0)?,
             labels: labels_from_json(&row.try_get::<String, _>(1)?)?,
             version: row.try_get(2)?,
             registered_ms: row.try_get(3)?,
+            registration: row.try_get(4)?,
         })
     }
 }
