@@ -74,8 +74,8 @@ pub async fn run(command: RegistrationCommand) -> Result<Exit, Failure> {
             // The one place the secret is shown: stdout only, so it can be redirected.
             println!("{}", secret.expose());
             eprintln!(
-                "registration `{name}` created; the line above is its secret, shown only this \
-                 once. Store it for the runners in a file only they can read, e.g. \
+                "registration `{name}` created; its secret went to standard output, shown only \
+                 this once. Store it for the runners in a file only they can read, e.g. \
                  `(umask 077; cat > runner.secret)`, and start them with \
                  `airlock runner --token-file runner.secret`. Revoke it with \
                  `airlock controller registration revoke {name} --config {}`.",

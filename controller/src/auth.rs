@@ -76,6 +76,27 @@ impl<'de> Deserialize<'de> for TokenDigest {
     }
 }
 
+/// Why a request carries no usable bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerError {
+    /// No `authorization` metadata.
+    Missing,
+    /// `authorization` is not `Bearer <token>`.
+    Malformed,
+}
+
+/// The token of the request's `authorization: Bearer <token>` metadata, trimmed.
+pub fn bearer_token(metadata: &tonic::metadata::MetadataMap) -> Result<&str, BearerError> {
+    let value = metadata.get("authorization").ok_or(BearerError::Missing)?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(BearerError::Malformed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +109,17 @@ mod tests {
         assert!(!d.matches("secret2"));
         assert!(d.hex().to_uppercase().parse::<TokenDigest>().is_err());
         assert!("abc".parse::<TokenDigest>().is_err());
+    }
+
+    #[test]
+    fn bearer_token_is_parsed_from_metadata() {
+        let mut m = tonic::metadata::MetadataMap::new();
+        assert_eq!(bearer_token(&m), Err(BearerError::Missing));
+        for bad in ["Basic s3cr3t", "s3cr3t", "Bearer "] {
+            m.insert("authorization", bad.parse().unwrap());
+            assert_eq!(bearer_token(&m), Err(BearerError::Malformed), "{bad:?}");
+        }
+        m.insert("authorization", "Bearer  tok".parse().unwrap());
+        assert_eq!(bearer_token(&m), Ok("tok"));
     }
 }

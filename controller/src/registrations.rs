@@ -67,7 +67,9 @@ impl Registrations {
             .store
             .revoke_registration(name, unix_ms(self.clock.now()))
             .await?;
-        tracing::info!(registration = name, "runner registration revoked");
+        if revoked {
+            tracing::info!(registration = name, "runner registration revoked");
+        }
         Ok(revoked)
     }
 

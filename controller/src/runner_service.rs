@@ -34,11 +34,10 @@ impl RunnerApi {
         &self,
         metadata: &MetadataMap,
         job_id: &str,
-        field: &str,
         call: &'static str,
     ) -> Result<JobId, Status> {
         let caller = self.auth.runner(metadata, call).await?;
-        let job = JobId::parse(field, job_id)?;
+        let job = JobId::parse("job_id", job_id)?;
         self.auth.job(metadata, &caller, job, call).await?;
         Ok(job)
     }
@@ -112,7 +111,6 @@ impl RunnerService for RunnerApi {
             .job_call(
                 request.metadata(),
                 &request.get_ref().job_id,
-                "job_id",
                 "ReportEvents",
             )
             .await?;
@@ -127,12 +125,7 @@ impl RunnerService for RunnerApi {
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let job = self
-            .job_call(
-                request.metadata(),
-                &request.get_ref().job_id,
-                "job_id",
-                "Heartbeat",
-            )
+            .job_call(request.metadata(), &request.get_ref().job_id, "Heartbeat")
             .await?;
         let r = request.into_inner();
         let token = lease_token(&r.lease_token)?;
@@ -152,7 +145,6 @@ impl RunnerService for RunnerApi {
             .job_call(
                 request.metadata(),
                 &request.get_ref().job_id,
-                "job_id",
                 "MintBuildToken",
             )
             .await?;
@@ -187,7 +179,6 @@ impl RunnerService for RunnerApi {
             .job_call(
                 request.metadata(),
                 &request.get_ref().job_id,
-                "job_id",
                 "DownloadSource",
             )
             .await?;
@@ -278,12 +269,7 @@ impl RunnerService for RunnerApi {
         request: Request<pb::CompleteJobRequest>,
     ) -> Result<Response<pb::CompleteJobResponse>, Status> {
         let job = self
-            .job_call(
-                request.metadata(),
-                &request.get_ref().job_id,
-                "job_id",
-                "CompleteJob",
-            )
+            .job_call(request.metadata(), &request.get_ref().job_id, "CompleteJob")
             .await?;
         let r = request.into_inner();
         let token = lease_token(&r.lease_token)?;

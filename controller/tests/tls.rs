@@ -279,7 +279,12 @@ async fn grpc_and_http_share_the_tls_listener() {
     match get_missing_job(&controller.url("http"), &ClientTlsOptions::default()).await {
         Err(ClientError::Connect { .. }) => {}
         Ok(code) => assert!(
-            matches!(code, Code::Cancelled | Code::Unavailable | Code::Unknown),
+            // Which one depends on how far h2 gets before the TLS alert: a closed
+            // connection, or a protocol error on the alert's bytes.
+            matches!(
+                code,
+                Code::Cancelled | Code::Unavailable | Code::Unknown | Code::Internal
+            ),
             "plain http to a TLS port must fail in transport, got {code:?}"
         ),
         Err(other) => panic!("unexpected {other}"),
@@ -388,7 +393,7 @@ async fn runner_calls_need_a_client_certificate_the_ca_signed() {
         Ok(Err(status)) => assert!(
             matches!(
                 status.code(),
-                Code::Cancelled | Code::Unavailable | Code::Unknown
+                Code::Cancelled | Code::Unavailable | Code::Unknown | Code::Internal
             ),
             "a foreign client certificate must fail in transport: {status:?}"
         ),

@@ -3,9 +3,10 @@
 //! writes it to `/out/token`, while the runner renews its 4-second runner token several
 //! times. Then everything a user or operator sees — both processes' stdout and stderr, `airlock
 //! logs`, `airlock status` (the outputs list), the provenance files and the CLI's own output —
-//! is scanned for the build token, the registration secret, the API token and any runner or
-//! job token (`airlock-rt_…`, `airlock-jt_…`). None may appear; the scan does find the token in
-//! the output file (positive control). A second test revokes the runner's registration: the
+//! is scanned for the build token, the registration secret, the API token and anything shaped
+//! like a runner token, job token or registration secret (`airlock-rt_…`, `airlock-jt_…`,
+//! `airlock-reg_…`). None may appear; the scan does find the token in the output file
+//! (positive control). A second test revokes the runner's registration: the
 //! runner fails closed (exits 3 naming the revocation) and a runner with that secret gets no
 //! jobs.
 
@@ -18,7 +19,8 @@ use crate::build_token_sandbox::{CLIENT_C, parse_response};
 use crate::common::*;
 
 const AUD: &str = "sts.example";
-const TOKEN_PREFIXES: [&str; 2] = ["airlock-rt_", "airlock-jt_"];
+/// Runner tokens, job tokens, registration secrets.
+const TOKEN_PREFIXES: [&str; 3] = ["airlock-rt_", "airlock-jt_", "airlock-reg_"];
 
 struct Kill(Child);
 
@@ -56,9 +58,6 @@ fn init(root: &Path, extra_auth: &str) -> (PathBuf, u16) {
         .args(["--listen", &format!("127.0.0.1:{port}")]);
     let o = run(init);
     assert!(o.status.success(), "{}", text(&o));
-    if !dir.join("runner.secret").exists() {
-        std::fs::copy(dir.join("runner.token"), dir.join("runner.secret")).unwrap();
-    } // TEMP-HACK
     assert!(
         dir.join("runner.secret").is_file(),
         "init writes runner.secret"
@@ -269,10 +268,10 @@ fn no_secret_reaches_a_log_an_output_list_or_provenance() {
         control.iter().any(|f| f.contains("the build token")),
         "the scan must find the token in the output file: {control:?}"
     );
-    let synthetic = b"a airlock-rt_x1 and an airlock-jt_y2";
+    let synthetic = b"a airlock-rt_x1, an airlock-jt_y2, an airlock-reg_z3";
     assert_eq!(
         scan("synthetic", synthetic, &Vec::new()).len(),
-        2,
+        3,
         "the prefix scan works"
     );
     for (source, bytes) in &seen {
@@ -342,6 +341,7 @@ fn a_revoked_runner_stops_getting_jobs_and_exits_non_zero() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let stderr = std::fs::read_to_string(logs.join("runner.stderr")).unwrap();
+    eprintln!("--- the revoked runner's stderr:\n{stderr}");
     assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("registration revoked or secret wrong"),
@@ -374,6 +374,7 @@ fn a_revoked_runner_stops_getting_jobs_and_exits_non_zero() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let stderr = std::fs::read_to_string(logs.join("runner2.stderr")).unwrap();
+    eprintln!("--- the second runner's stderr:\n{stderr}");
     assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("registration revoked or secret wrong"),
