@@ -17,7 +17,7 @@ use crate::exit::{Exit, Failure, OrExit, infra, usage};
 #[derive(Debug, Subcommand)]
 pub enum RegistrationCommand {
     /// Create a registration and print its secret (once). Give the secret to the runners of
-    /// this registration in a file of mode 0600 (`airlock runner --token-file`).
+    /// this registration in a file of mode 0600 (`airlock runner --registration-secret-file`).
     Create {
         /// A unique name: lowercase letters, digits, `.`, `_`, `-`.
         name: String,
@@ -77,7 +77,7 @@ pub async fn run(command: RegistrationCommand) -> Result<Exit, Failure> {
                 "registration `{name}` created; its secret went to standard output, shown only \
                  this once. Store it for the runners in a file only they can read, e.g. \
                  `(umask 077; cat > runner.secret)`, and start them with \
-                 `airlock runner --token-file runner.secret`. Revoke it with \
+                 `airlock runner --registration-secret-file runner.secret`. Revoke it with \
                  `airlock controller registration revoke {name} --config {}`.",
                 config.display()
             );

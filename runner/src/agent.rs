@@ -323,6 +323,7 @@ impl Runner {
             let cancel_tx = Arc::new(cancel_tx);
             let heartbeat = tokio::spawn(
                 crate::heartbeat::keep_alive(
+                    self.creds.clone(),
                     self.client.clone(),
                     job_id.clone(),
                     lease.lease_token.clone(),
@@ -338,9 +339,7 @@ impl Runner {
                 Arc::clone(&cancel_tx),
             );
             // The runner's own credentials must never reach a log either.
-            sink.add_secret(self.creds.registration_secret().expose())
-                .await;
-            sink.add_secret(&lease.job_token).await;
+            self.creds.redact_in(&sink, &lease.job_token).await;
             let guard = tokio::spawn(
                 crate::credentials::guard_job(self.creds.clone(), sink.clone(), cancel_tx)
                     .in_current_span(),

@@ -45,8 +45,8 @@ pub enum CredentialError {
     #[error(
         "the controller refused the registration secret ({message}): registration revoked or \
          secret wrong; ask the operator for a new registration secret \
-         (`airlock controller registration create`) and restart the runner with \
-         --registration-secret-file"
+         (`airlock controller registration create NAME --config FILE`) and restart the runner \
+         with --registration-secret-file"
     )]
     Revoked {
         /// The controller's message (never contains a secret).
@@ -240,9 +240,14 @@ impl Credentials {
         ))
     }
 
-    /// The registration secret, for the log redactor only.
-    pub fn registration_secret(&self) -> &Secret {
-        &self.inner.secret
+    /// Registers the runner's credentials with a job's log redactor before anything of the
+    /// job runs: the registration secret, the job's token and the current runner token
+    /// ([`guard_job`] adds the renewed ones).
+    pub async fn redact_in(&self, sink: &crate::events::EventSink, job_token: &str) {
+        sink.add_secret(self.inner.secret.expose()).await;
+        sink.add_secret(job_token).await;
+        let current = self.inner.token.borrow().clone();
+        sink.add_secret(current.expose()).await;
     }
 
     /// The current runner token; changes on renewal (for the log redactors).

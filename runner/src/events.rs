@@ -1,7 +1,8 @@
 //! Ordered, batched delivery of step events and logs to the controller. Every log chunk
 //! passes through a [`Redactor`] per (step, stream) first, so the job's secrets (its lease
-//! token, the runner token, anything registered with [`EventSink::add_secret`]) never leave
-//! the runner, even when a step prints one split across writes.
+//! token and job token, the runner's registration secret and runner tokens, anything
+//! registered with [`EventSink::add_secret`]) never leave the runner, even when a step prints
+//! one split across writes.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -10,6 +10,8 @@ use airlock_proto::v1::runner_service_client::RunnerServiceClient;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::credentials::Credentials;
+
 /// The longest a heartbeat long poll is asked to wait.
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
@@ -23,8 +25,11 @@ pub fn heartbeat_wait(ttl: Duration) -> Duration {
 /// and also when the lease or its job token is gone (expired and re-queued, timed out,
 /// completed elsewhere):
 /// the job must then stop, and its reports will be refused anyway. Transport errors are
-/// retried with backoff while the lease may still be alive.
+/// retried with backoff while the lease may still be alive. A refused runner token has the
+/// runner register again at once (so a revoked registration is noticed within one heartbeat,
+/// and the job's guard then cancels it).
 pub async fn keep_alive(
+    creds: Credentials,
     mut client: RunnerServiceClient<AuthedChannel>,
     job_id: String,
     lease_token: String,
@@ -41,6 +46,7 @@ pub async fn keep_alive(
     let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
     let mut backoff = Duration::from_millis(100);
     loop {
+        let generation = creds.generation();
         let request = HeartbeatRequest {
             job_id: job_id.clone(),
             lease_token: lease_token.clone(),
@@ -69,6 +75,18 @@ pub async fn keep_alive(
                 warn!(%status, "the lease is gone; stopping the job");
                 let _ = cancel.send(true);
                 return;
+            }
+            Err(status) if status.code() == tonic::Code::Unauthenticated => {
+                warn!(%status, "the controller refused the runner token; registering again");
+                if let Err(e) = creds.register_again(generation).await {
+                    if e.is_revoked() {
+                        let _ = cancel.send(true);
+                        return;
+                    }
+                    warn!(error = %e, "registering again failed");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(wait);
             }
             Err(status) => {
                 warn!(%status, "heartbeat failed; retrying in {backoff:?}");

@@ -2,7 +2,10 @@
 //! faked: a registration secret, issued runner tokens, revocation): the secret is sent only to
 //! register, later calls carry the runner token (and the job token when scoped to a job), the
 //! token is renewed before it expires and every client switches to the fresh one, a refused
-//! renewal registers again with the secret, and a refused secret fails closed.
+//! renewal registers again with the secret, a refused secret fails closed (and cancels the
+//! running jobs), a step printing
+//! the registration secret, the job token or any runner token (renewed ones too) shows only
+//! `[REDACTED]`, and a lease without a job token is refused before anything runs.
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns
 
@@ -35,6 +38,12 @@ struct State {
     issued: u64,
     valid: Vec<String>,
     calls: Vec<Call>,
+    /// Handed out by the next AcquireJob.
+    lease: Option<pb::Lease>,
+    /// (outcome, message) of each CompleteJob.
+    completions: Vec<(i32, String)>,
+    /// Every log byte ReportEvents delivered.
+    logs: Vec<u8>,
 }
 
 #[derive(Clone, Default)]
@@ -135,14 +144,24 @@ impl RunnerService for Fake {
         request: Request<pb::AcquireJobRequest>,
     ) -> Result<Response<pb::AcquireJobResponse>, Status> {
         self.check_runner_token("AcquireJob", &request)?;
-        Ok(Response::new(pb::AcquireJobResponse { lease: None }))
+        let lease = self.0.lock().unwrap().lease.take();
+        Ok(Response::new(pb::AcquireJobResponse { lease }))
     }
 
     async fn report_events(
         &self,
-        _request: Request<pb::ReportEventsRequest>,
+        request: Request<pb::ReportEventsRequest>,
     ) -> Result<Response<pb::ReportEventsResponse>, Status> {
-        Err(Status::unimplemented("fake"))
+        self.check_runner_token("ReportEvents", &request)?;
+        let mut s = self.0.lock().unwrap();
+        for event in request.into_inner().events {
+            if let Some(pb::runner_event::Kind::Log(chunk)) = event.kind {
+                s.logs.extend(chunk.data);
+            }
+        }
+        Ok(Response::new(pb::ReportEventsResponse {
+            cancel_requested: false,
+        }))
     }
 
     type DownloadSourceStream =
@@ -164,9 +183,18 @@ impl RunnerService for Fake {
 
     async fn complete_job(
         &self,
-        _request: Request<pb::CompleteJobRequest>,
+        request: Request<pb::CompleteJobRequest>,
     ) -> Result<Response<pb::CompleteJobResponse>, Status> {
-        Err(Status::unimplemented("fake"))
+        self.check_runner_token("CompleteJob", &request)?;
+        let r = request.into_inner();
+        self.0
+            .lock()
+            .unwrap()
+            .completions
+            .push((r.outcome, r.message));
+        Ok(Response::new(pb::CompleteJobResponse {
+            state: pb::JobState::InfraFailed as i32,
+        }))
     }
 
     async fn heartbeat(
@@ -342,6 +370,19 @@ async fn a_revoked_registration_fails_closed() {
     let fake = Fake::default();
     let creds = registered(&fake, 2).await;
     let mut revoked = creds.revoked();
+    // A running job's guard: it must cancel the job on revocation.
+    let (sink, _reporter) = airlock_runner::events::EventReporter::start(
+        creds.job_client("airlock-jt_job1").unwrap(),
+        "job-1".into(),
+        "lease-1".into(),
+        Arc::new(tokio::sync::watch::channel(false).0),
+    );
+    let (cancel, mut cancelled) = tokio::sync::watch::channel(false);
+    let guard = tokio::spawn(airlock_runner::credentials::guard_job(
+        creds.clone(),
+        sink,
+        Arc::new(cancel),
+    ));
     {
         let mut s = fake.0.lock().unwrap();
         s.revoked = true;
@@ -351,6 +392,11 @@ async fn a_revoked_registration_fails_closed() {
         .await
         .expect("revocation noticed")
         .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), cancelled.wait_for(|c| *c))
+        .await
+        .expect("the running job is cancelled")
+        .unwrap();
+    guard.await.unwrap();
     // The renewal task ends: nothing keeps calling with a dead registration.
     tokio::time::timeout(Duration::from_secs(5), renewal)
         .await
@@ -390,4 +436,113 @@ async fn a_wrong_secret_or_a_controller_without_tokens_is_refused_at_registratio
         matches!(err, CredentialError::NoRunnerToken { .. }),
         "{err}"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs root (the runner's sandbox launcher): run with --include-ignored as root"]
+async fn a_lease_without_a_job_token_is_refused_and_nothing_runs() {
+    let fake = Fake::default();
+    fake.0.lock().unwrap().ttl_secs = 600;
+    fake.0.lock().unwrap().lease = Some(pb::Lease {
+        job_id: "0b6f3c1e-0000-4000-8000-000000000001".into(),
+        lease_token: "lease-1".into(),
+        attempt: 1,
+        spec_json: b"{}".to_vec(),
+        lease_ttl_ms: 30_000,
+        job_token: String::new(),
+        ..Default::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(RunnerServiceServer::new(fake.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = airlock_runner::config::RunnerConfig::new(
+        &url,
+        Secret::new(SECRET),
+        state.path().join("runner"),
+        std::env::current_exe().unwrap(),
+    );
+    cfg.ephemeral = true;
+    cfg.id_lock_dir = Some(state.path().join("ids"));
+    cfg.poll_wait = Duration::from_millis(100);
+    let runner = airlock_runner::agent::Runner::connect(cfg, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let (_keep, shutdown) = tokio::sync::watch::channel(false);
+    tokio::time::timeout(Duration::from_secs(30), runner.run(shutdown))
+        .await
+        .expect("the ephemeral runner ends")
+        .unwrap();
+
+    let completions = fake.0.lock().unwrap().completions.clone();
+    assert_eq!(completions.len(), 1, "{completions:?}");
+    assert_eq!(completions[0].0, pb::Outcome::InfraFailed as i32);
+    assert!(
+        completions[0].1.contains("without a job token"),
+        "{completions:?}"
+    );
+    // Nothing about the job ran: no heartbeat, no events, no source download.
+    let calls = fake.0.lock().unwrap().calls.clone();
+    let methods: Vec<_> = calls.iter().map(|c| c.method).collect();
+    assert_eq!(
+        methods,
+        ["RegisterRunner", "AcquireJob", "CompleteJob"],
+        "{calls:?}"
+    );
+    assert!(
+        !state
+            .path()
+            .join("runner/jobs/0b6f3c1e-0000-4000-8000-000000000001")
+            .exists()
+    );
+}
+
+#[tokio::test]
+async fn a_step_printing_the_runner_credentials_leaves_only_redacted_text() {
+    use airlock_proto::v1::LogStream;
+    use airlock_runner::events::EventReporter;
+
+    const JOB_TOKEN: &str = "airlock-jt_jobtoken123";
+    let fake = Fake::default();
+    let creds = registered(&fake, 2).await;
+    let (cancel, _cancelled) = tokio::sync::watch::channel(false);
+    let (sink, reporter) = EventReporter::start(
+        creds.job_client(JOB_TOKEN).unwrap(),
+        "job-1".into(),
+        "lease-1".into(),
+        Arc::new(cancel),
+    );
+    creds.redact_in(&sink, JOB_TOKEN).await;
+    let (guard_cancel, _) = tokio::sync::watch::channel(false);
+    let guard = tokio::spawn(airlock_runner::credentials::guard_job(
+        creds.clone(),
+        sink.clone(),
+        Arc::new(guard_cancel),
+    ));
+    let renewal = tokio::spawn(creds.clone().keep_renewed());
+    let line = |s: &str| format!("printed: {s}\n").into_bytes();
+    sink.log(0, LogStream::Stdout, line(SECRET)).await;
+    sink.log(0, LogStream::Stdout, line(JOB_TOKEN)).await;
+    sink.log(0, LogStream::Stdout, line("airlock-rt_fake1"))
+        .await;
+    // A token issued while the job runs is redacted from then on.
+    eventually("a renewal", || {
+        creds.runner_token().borrow().expose() == "airlock-rt_fake2"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sink.log(0, LogStream::Stdout, line("airlock-rt_fake2"))
+        .await;
+    renewal.abort();
+    guard.abort();
+    let _ = guard.await;
+    drop(sink);
+    reporter.finish().await.unwrap();
+
+    let logs = String::from_utf8(fake.0.lock().unwrap().logs.clone()).unwrap();
+    assert_eq!(logs, "printed: [REDACTED]\n".repeat(4), "{logs}");
 }

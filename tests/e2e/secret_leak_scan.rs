@@ -6,9 +6,9 @@
 //! is scanned for the build token, the registration secret, the API token and anything shaped
 //! like a runner token, job token or registration secret (`airlock-rt_…`, `airlock-jt_…`,
 //! `airlock-reg_…`). None may appear; the scan does find the token in the output file
-//! (positive control). A second test revokes the runner's registration: the
-//! runner fails closed (exits 3 naming the revocation) and a runner with that secret gets no
-//! jobs.
+//! (positive control). A second test revokes the registration of a runner running a job: the
+//! runner fails closed (aborts the job, exits 3 naming the revocation) and a runner with that
+//! secret gets no jobs.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -314,6 +314,21 @@ fn a_revoked_runner_stops_getting_jobs_and_exits_non_zero() {
     );
     client(&["submit", job.to_str().unwrap(), "--wait"], &url, &admin);
 
+    // A long job is running when the registration is revoked.
+    let job = job_dir(
+        root.path(),
+        "long",
+        "[[steps]]\nrun = \"sleep 300\"",
+        "\"ok.txt\"",
+    );
+    let submitted = client(&["submit", job.to_str().unwrap()], &url, &admin);
+    let long_id = submitted.lines().next().unwrap().trim().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !client(&["status", &long_id], &url, &admin).contains("state:   running") {
+        assert!(Instant::now() < deadline, "the long job did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     let mut revoke = airlock();
     revoke
         .args([
@@ -327,8 +342,9 @@ fn a_revoked_runner_stops_getting_jobs_and_exits_non_zero() {
     let o = run(revoke);
     assert!(o.status.success(), "registration revoke: {}", text(&o));
 
-    // The runner's next call fails, registering again is refused: it exits 3, saying why.
-    let deadline = Instant::now() + Duration::from_secs(90);
+    // The running job's next heartbeat fails, registering again is refused: the runner aborts
+    // the job and exits 3, saying why, well within the job's 300 s.
+    let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(s) = first.0.try_wait().unwrap() {
             break s;
@@ -345,6 +361,10 @@ fn a_revoked_runner_stops_getting_jobs_and_exits_non_zero() {
     assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("registration revoked or secret wrong"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("registration was revoked: aborting the job"),
         "{stderr}"
     );
 
