@@ -73,6 +73,8 @@ pub struct Caller {
     pub runner_id: RunnerId,
     /// The registration it registered with.
     pub registration: String,
+    /// The digest of the runner token it presented (to re-check it during a long poll).
+    pub token_sha256: TokenDigest,
 }
 
 /// A freshly issued runner token.
@@ -212,6 +214,7 @@ impl RunnerAuth {
             Some(identity) => Ok(Caller {
                 runner_id: identity.runner_id,
                 registration: identity.registration,
+                token_sha256: TokenDigest::of(token),
             }),
             None => {
                 // What was sent instead, judged by its prefix: for the log and a hint.

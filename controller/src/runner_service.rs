@@ -96,7 +96,10 @@ impl RunnerService for RunnerApi {
         RunnerAuth::same_runner(&caller, runner, CALL)?;
         let wait = Duration::from_millis(u64::from(r.wait_ms));
         let (job_token, grant) = self.auth.new_job_token()?;
-        let mut lease = self.scheduler.acquire(runner, wait, &grant).await?;
+        let mut lease = self
+            .scheduler
+            .acquire(runner, wait, &grant, &caller.token_sha256)
+            .await?;
         if let Some(lease) = &mut lease {
             lease.job_token = job_token.expose().to_owned();
         }

@@ -10,6 +10,7 @@ use airlock_attest::Sha256Digest;
 use airlock_job::{JobSpec, SourceSpec, is_clean_relative};
 use airlock_proto::v1 as pb;
 
+use crate::auth::TokenDigest;
 use crate::blobs::BlobStore;
 use crate::clock::{Clock, IdGen, from_unix_ms, unix_ms};
 use crate::config::Mode;
@@ -498,10 +499,25 @@ impl Scheduler {
         runner: RunnerId,
         wait: Duration,
         job_token: &JobTokenGrant,
+        runner_token: &TokenDigest,
     ) -> Result<Option<pb::Lease>, ApiError> {
         let runner = self.store.runner(runner).await?;
         let deadline = tokio::time::Instant::now() + wait.min(MAX_ACQUIRE_WAIT);
+        let mut first = true;
         loop {
+            // The caller's runner token was checked when the call arrived; a long poll can
+            // outlive it (expiry, a revoked registration), so check again before any later
+            // attempt: a revoked runner gets no lease.
+            if !std::mem::take(&mut first)
+                && self
+                    .store
+                    .runner_for_token(runner_token, now_ms(&*self.clock))
+                    .await?
+                    .is_none()
+            {
+                tracing::warn!(runner_id = %runner.id, "runner token expired or revoked during AcquireJob; no lease");
+                return Ok(None);
+            }
             // Subscribe before looking, so a job queued in between still wakes us.
             let mut queued = self.hub.queue_receiver();
             let token = LeaseToken::new(self.ids.new_id());

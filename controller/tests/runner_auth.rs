@@ -535,3 +535,38 @@ async fn a_job_token_ends_at_the_deadline_plus_grace() {
         .unwrap();
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn a_long_poll_in_flight_when_the_registration_is_revoked_gets_no_lease() {
+    let tc = TestController::start().await;
+    let (_store, regs) = registrations(&tc).await;
+    let pool = regs.create("pool").await.unwrap();
+    let runners = tc.runners_with(Some(pool.expose())).await;
+    let mut runners = runners;
+    let runner_id = register(&mut runners, &[]).await;
+    // The runner is waiting for work (its token valid when the call arrived)...
+    let mut client = runners.client_with(Some(runners.runner_auth(&runner_id)));
+    let poll = tokio::spawn(async move {
+        client
+            .acquire_job(pb::AcquireJobRequest {
+                runner_id,
+                wait_ms: 5_000,
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...when its registration is revoked and then a job arrives: the job is not leased to it.
+    regs.revoke("pool").await.unwrap();
+    submit(&tc, 1).await;
+    let answer = poll.await.unwrap().unwrap().into_inner();
+    assert!(
+        answer.lease.is_none(),
+        "a revoked runner was handed a lease"
+    );
+    // The job is still there for a runner in good standing.
+    let mut others = tc.runners().await;
+    let other = register(&mut others, &[]).await;
+    assert!(acquire(&mut others, &other, 0).await.is_some());
+    regs.close().await;
+    tc.stop().await;
+}

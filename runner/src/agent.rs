@@ -234,7 +234,7 @@ impl Runner {
                     );
                     match self.creds.register_again(generation).await {
                         Ok(()) => backoff = Duration::from_millis(200),
-                        Err(e) if e.is_revoked() => break Err(e.into()),
+                        Err(e) if e.is_fatal() => break Err(e.into()),
                         Err(e) => {
                             warn!(error = %e, "registering again failed; retrying in {backoff:?}");
                             tokio::time::sleep(backoff).await;

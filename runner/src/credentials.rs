@@ -52,6 +52,16 @@ pub enum CredentialError {
         /// The controller's message (never contains a secret).
         message: String,
     },
+    /// The controller requires a runner client certificate and none (or a refused one) was
+    /// presented: fail closed, but do not blame the registration secret.
+    #[error(
+        "the controller refused this runner's TLS client certificate ({message}); start the \
+         runner with --client-cert and --client-key signed by the controller's runner CA"
+    )]
+    ClientCertificate {
+        /// The controller's message.
+        message: String,
+    },
     /// A call failed for another reason (often transient: the controller is restarting).
     #[error("controller refused {call}: {status}")]
     Rpc {
@@ -75,9 +85,13 @@ pub enum CredentialError {
 }
 
 impl CredentialError {
-    /// True for the fail-closed case: the registration secret itself was refused.
-    pub fn is_revoked(&self) -> bool {
-        matches!(self, CredentialError::Revoked { .. })
+    /// True for the fail-closed cases: the registration secret or the runner's client
+    /// certificate was refused, so retrying cannot help.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            CredentialError::Revoked { .. } | CredentialError::ClientCertificate { .. }
+        )
     }
 }
 
@@ -150,6 +164,16 @@ async fn register_with_secret(
     let mut client = runner_client(channel.clone(), BearerAuth::new(secret.expose())?);
     let resp = match client.register_runner(request.clone()).await {
         Ok(r) => r.into_inner(),
+        // The controller's TLS interceptor names the certificate; anything else
+        // UNAUTHENTICATED at registration is the secret.
+        Err(status)
+            if status.code() == Code::Unauthenticated
+                && status.message().contains("client certificate") =>
+        {
+            return Err(CredentialError::ClientCertificate {
+                message: status.message().to_owned(),
+            });
+        }
         Err(status) if status.code() == Code::Unauthenticated => {
             return Err(CredentialError::Revoked {
                 message: status.message().to_owned(),
@@ -304,7 +328,7 @@ impl Credentials {
                 info!(runner_id = %runner_id, "registered with the controller again");
                 Ok(())
             }
-            Err(e) if e.is_revoked() => {
+            Err(e) if e.is_fatal() => {
                 error!(
                     error = %e,
                     "registration revoked or secret wrong: this runner takes no more jobs and exits"
@@ -371,7 +395,7 @@ impl Credentials {
                 };
                 match result {
                     Ok(()) => break,
-                    Err(e) if e.is_revoked() => return,
+                    Err(e) if e.is_fatal() => return,
                     Err(e) => {
                         warn!(error = %e, "renewing the runner token failed; retrying in {backoff:?}");
                         tokio::select! {

@@ -79,7 +79,7 @@ pub async fn keep_alive(
             Err(status) if status.code() == tonic::Code::Unauthenticated => {
                 warn!(%status, "the controller refused the runner token; registering again");
                 if let Err(e) = creds.register_again(generation).await {
-                    if e.is_revoked() {
+                    if e.is_fatal() {
                         let _ = cancel.send(true);
                         return;
                     }

@@ -155,6 +155,9 @@ fn cli_and_runner_reach_a_tls_controller_with_their_flags() {
         "{}",
         text(&o)
     );
+    // ...and told to fix its certificate, not its (valid) registration secret.
+    assert!(text(&o).contains("--client-cert"), "{}", text(&o));
+    assert!(!text(&o).contains("registration revoked"), "{}", text(&o));
 
     // A client key that others can read is refused before connecting, naming the flag.
     let key = certs.join("runner.key");
