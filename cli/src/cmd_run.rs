@@ -80,7 +80,9 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
         home.join("runner"),
         std::env::current_exe().infra()?,
     );
-    runner_cfg.ephemeral = true;
+    // Not ephemeral: an attempt that fails for infrastructure reasons is re-queued by the
+    // controller, and this runner must be there to run the retry (it stops once the job ends).
+    runner_cfg.max_jobs = 1;
     // The local user names their own repositories: `file://` git sources are allowed.
     runner_cfg.allow_file_git = true;
     runner_cfg.labels = spec.job.labels.clone();

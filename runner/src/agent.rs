@@ -723,6 +723,16 @@ impl Runner {
             Ok(b) => b,
             Err(e) => return JobEnd::Infra(format!("starting the token broker: {e}")),
         };
+        // Rootless, the runner cannot chown the socket to the step's uid itself; the helper
+        // does it in a user namespace (as for /work and /out), so the step can connect.
+        if let Some(broker) = &broker
+            && let Err(e) = self
+                .launcher
+                .chown_rootless(&[broker.socket_path()], id_map, true)
+                .await
+        {
+            return JobEnd::Infra(format!("handing the token socket to the step: {e}"));
+        }
 
         // Phase 2: run each step in a fresh sandbox.
         for (i, step) in spec.steps.iter().enumerate() {

@@ -199,7 +199,8 @@ pub struct TokenBroker {
 impl TokenBroker {
     /// Creates `<parent>/<job id>/` (mode 0711: the step needs only to reach the socket),
     /// binds `oidc.sock` in it (mode 0600, owned by `owner` when running as root, so only the
-    /// job's step uid and root can connect) and starts serving. `parent` must exist.
+    /// job's step uid and root can connect; a rootless runner has the sandbox helper chown it
+    /// from a user namespace) and starts serving. `parent` must exist.
     pub async fn start<S: TokenSource>(
         parent: &Path,
         policy: BrokerPolicy,

@@ -164,3 +164,60 @@ grep -E '^Max (processes|address space|file size) ' /proc/self/limits | awk '{pr
     assert!(status.contains("NoNewPrivs:\t1"), "{status}");
     assert!(status.contains("Seccomp:\t2"), "{status}");
 }
+
+#[test]
+#[ignore = "needs root (to create the user) and the base image: run scripts/test.sh"]
+fn rootless_steps_get_build_tokens_from_the_broker() {
+    use crate::build_token_sandbox::{CLIENT_C, parse_response};
+    setup_user();
+    let tmp = scratch();
+    let root = tmp.path();
+    let exe = root.join("airlock");
+    std::fs::copy(env!("CARGO_BIN_EXE_airlock"), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let job = job_dir(
+        root,
+        "rootless-tokens",
+        "[[steps]]\nrun = '''\nset -e\n\
+         gcc -O0 -o /tmp/client /work/client.c\n\
+         stat -c '%a %u' /run/airlock/oidc.sock > /out/sock.txt\n\
+         /tmp/client '/token?audience=sts.example' > /out/ok.txt\n\
+         /tmp/client '/token?audience=evil.example' > /out/forbidden.txt\n'''\n",
+        r#""sock.txt", "ok.txt", "forbidden.txt""#,
+    );
+    let toml = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("profile = \"untrusted-pr\"", "profile = \"trusted\"")
+        + "\n[oidc]\naudiences = [\"sts.example\"]\n";
+    std::fs::write(&job, toml).unwrap();
+    std::fs::write(job.parent().unwrap().join("client.c"), CLIENT_C).unwrap();
+    let home = root.join("home");
+    let out = root.join("out");
+    std::fs::create_dir_all(&home).unwrap();
+    give(root);
+    let o = run({
+        let mut c = Command::new("runuser");
+        c.args(["-u", USER, "--", "env"])
+            .arg(format!("AIRLOCK_HOME={}", home.display()))
+            .arg(&exe)
+            .arg("run")
+            .arg(&job)
+            .arg("--out")
+            .arg(&out);
+        c
+    });
+    let log = text(&o);
+    assert!(o.status.success(), "rootless airlock run failed:\n{log}");
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    // The socket belongs to the step (uid 1000 inside) and nobody else may write to it.
+    assert_eq!(read("sock.txt").trim(), "755 1000", "{}", read("sock.txt"));
+    let (status, body) = parse_response(&read("ok.txt"));
+    assert_eq!(status, 200, "{}", read("ok.txt"));
+    let token = body["value"].as_str().unwrap();
+    assert_eq!(token.split('.').count(), 3, "a compact JWS");
+    assert!(
+        !log.contains(token),
+        "the token leaked into the run's output"
+    );
+    assert_eq!(parse_response(&read("forbidden.txt")).0, 403);
+}

@@ -299,6 +299,13 @@ fn lchown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), String> {
         .map_err(|e| format!("chown {}: {e}", p.display()))
     };
     chown(root)?;
+    // A single file (the token broker's socket) has nothing below it.
+    let is_dir = std::fs::symlink_metadata(root)
+        .map_err(|e| format!("{}: {e}", root.display()))?
+        .is_dir();
+    if !is_dir {
+        return Ok(());
+    }
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
