@@ -6,31 +6,12 @@
 //! log holds only the redacted form, an undeclared audience gets 403, and an `untrusted-pr` job
 //! has no socket at all.
 
-use std::net::TcpListener;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
 use crate::build_token_sandbox::{CLIENT_C, parse_response};
 use crate::common::*;
 
 const AUD: &str = "sts.example";
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Submits `job` and waits; returns its id.
 fn submit(job: &std::path::Path, url: &str, admin: &std::path::Path) -> String {
@@ -67,26 +48,14 @@ fn fetch(job_id: &str, url: &str, admin: &std::path::Path, out: &std::path::Path
 fn a_trusted_job_gets_a_build_token_through_the_controller() {
     let root = scratch();
     let dir = root.path().join("controller");
-    let port = free_port();
-    let mut init = airlock();
-    init.args(["controller", "init", "--dir"])
-        .arg(&dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")]);
-    assert!(run(init).status.success());
+    let port = init_controller(&dir);
     let config = std::fs::read_to_string(dir.join("controller.toml")).unwrap();
     assert!(config.contains("\n[oidc]\n"), "{config}");
     assert!(dir.join("token-keys").is_dir());
     let url = format!("http://127.0.0.1:{port}");
     let admin = dir.join("admin.token");
 
-    let _controller = Kill(
-        airlock()
-            .args(["controller", "--config"])
-            .arg(dir.join("controller.toml"))
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _controller = start_controller(&dir.join("controller.toml"), port);
     let (layout, _) = base_image();
     let _runner = Kill(
         airlock()
@@ -100,11 +69,6 @@ fn a_trusted_job_gets_a_build_token_through_the_controller() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "controller did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 
     // The trusted job: compile the client, fetch a token (and print it: the log must only
     // show it redacted), ask for an undeclared audience.

@@ -1,8 +1,10 @@
-//! Shared helpers: paths, scratch directories, running the binary.
+//! Shared helpers: paths, scratch directories, running the binary, controller processes.
 
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -138,7 +140,6 @@ pub fn text(o: &Output) -> String {
 /// with what it printed so far.
 pub fn output_with_timeout(cmd: &mut Command, timeout: std::time::Duration) -> Output {
     use std::io::Read;
-    use std::process::Stdio;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -180,4 +181,64 @@ pub fn output_with_timeout(cmd: &mut Command, timeout: std::time::Duration) -> O
         stdout: out_reader.join().unwrap_or_default(),
         stderr: err_reader.join().unwrap_or_default(),
     }
+}
+
+/// A child process killed and reaped when dropped, so a failing test leaves nothing running.
+pub struct Kill(pub Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port that nothing listened on a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (polling, no fixed sleep) up to 60 s until something accepts on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on 127.0.0.1:{port} after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `airlock controller init --dir DIR --listen 127.0.0.1:PORT` on a free port; returns PORT.
+pub fn init_controller(dir: &Path) -> u16 {
+    let port = free_port();
+    let mut init = airlock();
+    init.args(["controller", "init", "--dir"])
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
+    let o = run(init);
+    assert!(o.status.success(), "controller init: {}", text(&o));
+    port
+}
+
+/// Spawns `airlock controller --config CONFIG` (stdout to null) and waits for `port`.
+pub fn start_controller(config: &Path, port: u16) -> Kill {
+    start_controller_with(config, port, |_| {})
+}
+
+/// [`start_controller`] after `setup` adjusts the command (its stderr, logs, environment).
+pub fn start_controller_with(config: &Path, port: u16, setup: impl FnOnce(&mut Command)) -> Kill {
+    let mut cmd = airlock();
+    cmd.args(["controller", "--config"])
+        .arg(config)
+        .stdout(Stdio::null());
+    setup(&mut cmd);
+    let controller = Kill(cmd.spawn().unwrap());
+    wait_for_port(port);
+    controller
 }

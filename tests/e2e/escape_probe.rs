@@ -8,22 +8,12 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
 use airlock_attest::Sha256Digest;
 
 use crate::common::*;
 use crate::sandbox_escape::{home, job};
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Every secret the sandbox must not see, as `--secret-sha256 LEN:HEX` arguments: the tokens
 /// and each line of the private keys' PEM bodies.
@@ -61,25 +51,9 @@ fn secret_args(controller_dir: &Path) -> Vec<String> {
 fn the_probe_passes_in_every_profile() {
     let root = home();
     let dir = root.path().join("controller");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut init = airlock();
-    init.args(["controller", "init", "--dir"])
-        .arg(&dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")]);
-    assert!(run(init).status.success());
+    let port = init_controller(&dir);
     let url = format!("http://127.0.0.1:{port}");
-    let _controller = Kill(
-        airlock()
-            .args(["controller", "--config"])
-            .arg(dir.join("controller.toml"))
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _controller = start_controller(&dir.join("controller.toml"), port);
     // Its own id base (far from every other runner's, different per run) and lock
     // directory: the probe knows the exact map to expect.
     let id_base = 100_000_000u32 + (std::process::id() % 5000) * 65536;
@@ -101,11 +75,6 @@ fn the_probe_passes_in_every_profile() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "controller did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     // A port the host listens on; the probe must not reach it.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();

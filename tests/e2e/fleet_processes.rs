@@ -12,9 +12,8 @@
 //!   twice.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use airlock_attest::{Envelope, Policy, Sha256Digest, load_verifying_key, verify_provenance};
@@ -28,15 +27,15 @@ use crate::common::*;
 
 type Jobs = JobServiceClient<AuthedChannel>;
 
-/// A child process killed (SIGKILL) and reaped when dropped.
+/// A child process killed (SIGKILL) and reaped when dropped, and the file its stderr goes to.
 struct Proc {
-    child: Child,
+    child: Kill,
     log: PathBuf,
 }
 
 impl Proc {
     fn pid(&self) -> nix::unistd::Pid {
-        nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap())
+        nix::unistd::Pid::from_raw(i32::try_from(self.child.0.id()).unwrap())
     }
 
     fn signal(&self, signal: nix::sys::signal::Signal) {
@@ -68,13 +67,6 @@ impl Proc {
     }
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
@@ -90,22 +82,6 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Short leases so a lost runner is noticed in seconds.
@@ -125,12 +101,7 @@ impl Fleet {
     fn start(postgres: Option<&str>) -> Self {
         let root = scratch();
         let dir = root.path().join("controller");
-        let port = free_port();
-        let mut init = airlock();
-        init.args(["controller", "init", "--dir"])
-            .arg(&dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")]);
-        assert!(run(init).status.success());
+        let port = init_controller(&dir);
         let config = dir.join("controller.toml");
         let mut text = std::fs::read_to_string(&config).unwrap();
         if let Some(url) = postgres {
@@ -166,14 +137,9 @@ impl Fleet {
         let text = text.replace(&listen, &format!("listen = \"127.0.0.1:{port}\""));
         std::fs::write(&config, text).unwrap();
         let log = self.dir.join(format!("controller-{port}.log"));
-        let child = airlock()
-            .args(["controller", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for_port(port);
+        let child = start_controller_with(&config, port, |c| {
+            c.stderr(std::fs::File::create(&log).unwrap());
+        });
         self.procs.push(Proc { child, log });
         self.ports.push(port);
         self.ports.len() - 1
@@ -200,7 +166,10 @@ impl Fleet {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Proc { child, log }
+        Proc {
+            child: Kill(child),
+            log,
+        }
     }
 
     fn api_token(&self) -> String {
@@ -552,7 +521,7 @@ fn restart_loses_nothing(postgres: Option<String>) {
     // Stop the controller mid-run (SIGTERM: graceful) and start it again on the same port.
     let mut controller = fleet.procs.remove(0);
     controller.signal(nix::sys::signal::Signal::SIGTERM);
-    let status = controller.child.wait().unwrap();
+    let status = controller.child.0.wait().unwrap();
     assert!(status.success(), "graceful shutdown: {status:?}");
     let port = fleet.ports.remove(0);
     fleet.spawn_controller(port);
@@ -645,7 +614,7 @@ fn sigterm_drains_a_runner_its_running_job_finishes_then_it_exits() {
             pb::JobState::Queued
         );
     });
-    let status = runner.child.wait().unwrap();
+    let status = runner.child.0.wait().unwrap();
     assert!(status.success(), "{status:?}\n{}", runner.log_text());
     assert!(
         runner.log_text().contains("draining"),

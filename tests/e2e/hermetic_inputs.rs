@@ -384,40 +384,15 @@ fn a_corrupted_registry_blob_fails_the_job_and_caches_nothing() {
     assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
 }
 
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 #[ignore = "needs root, the loopback registry and the base image: run scripts/test.sh"]
 fn two_concurrent_jobs_needing_one_registry_image_download_it_once() {
     let (name, digest) = registry_image();
     let root = scratch();
     let dir = root.path().join("controller");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut init = airlock();
-    init.args(["controller", "init", "--dir"])
-        .arg(&dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")]);
-    assert!(run(init).status.success());
+    let port = init_controller(&dir);
     let url = format!("http://127.0.0.1:{port}");
-    let _controller = Kill(
-        airlock()
-            .args(["controller", "--config"])
-            .arg(dir.join("controller.toml"))
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _controller = start_controller(&dir.join("controller.toml"), port);
     // A fresh runner state: an empty blob cache, two jobs at a time.
     let _runner = Kill(
         airlock()

@@ -8,7 +8,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use crate::common::{job_dir, run, scratch, text};
 
@@ -69,16 +69,33 @@ fn give(path: &Path) {
     assert!(o.status.success(), "chown: {}", text(&o));
 }
 
+/// `airlock run JOB --out OUT` as USER, with a copy of the binary and AIRLOCK_HOME in `root`
+/// (all of `root` given to USER first).
+fn run_as_user(root: &Path, job: &Path, out: &Path) -> Output {
+    // The binary under target/ may not be readable by the user: give it its own copy.
+    let exe = root.join("airlock");
+    std::fs::copy(env!("CARGO_BIN_EXE_airlock"), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = root.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    give(root);
+    let mut c = Command::new("runuser");
+    c.args(["-u", USER, "--", "env"])
+        .arg(format!("AIRLOCK_HOME={}", home.display()))
+        .arg(&exe)
+        .arg("run")
+        .arg(job)
+        .arg("--out")
+        .arg(out);
+    run(c)
+}
+
 #[test]
 #[ignore = "needs root (to create the user) and the base image: run scripts/test.sh"]
 fn rootless_run_keeps_the_sandbox_guarantees() {
     let uid = setup_user();
     let tmp = scratch();
     let root = tmp.path();
-    // The binary under target/ may not be readable by the user: give it its own copy.
-    let exe = root.join("airlock");
-    std::fs::copy(env!("CARGO_BIN_EXE_airlock"), &exe).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let job = job_dir(
         root,
         "rootless",
@@ -95,21 +112,8 @@ grep -E '^Max (processes|address space|file size) ' /proc/self/limits | awk '{pr
 "#,
         r#""uid_map", "uid", "status", "root", "ifaces", "rlimits""#,
     );
-    let home = root.join("home");
     let out = root.join("out");
-    std::fs::create_dir_all(&home).unwrap();
-    give(root);
-    let o = run({
-        let mut c = Command::new("runuser");
-        c.args(["-u", USER, "--", "env"])
-            .arg(format!("AIRLOCK_HOME={}", home.display()))
-            .arg(&exe)
-            .arg("run")
-            .arg(&job)
-            .arg("--out")
-            .arg(&out);
-        c
-    });
+    let o = run_as_user(root, &job, &out);
     let log = text(&o);
     assert!(o.status.success(), "rootless airlock run failed:\n{log}");
     assert!(
@@ -172,9 +176,6 @@ fn rootless_steps_get_build_tokens_from_the_broker() {
     setup_user();
     let tmp = scratch();
     let root = tmp.path();
-    let exe = root.join("airlock");
-    std::fs::copy(env!("CARGO_BIN_EXE_airlock"), &exe).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let job = job_dir(
         root,
         "rootless-tokens",
@@ -191,21 +192,8 @@ fn rootless_steps_get_build_tokens_from_the_broker() {
         + "\n[oidc]\naudiences = [\"sts.example\"]\n";
     std::fs::write(&job, toml).unwrap();
     std::fs::write(job.parent().unwrap().join("client.c"), CLIENT_C).unwrap();
-    let home = root.join("home");
     let out = root.join("out");
-    std::fs::create_dir_all(&home).unwrap();
-    give(root);
-    let o = run({
-        let mut c = Command::new("runuser");
-        c.args(["-u", USER, "--", "env"])
-            .arg(format!("AIRLOCK_HOME={}", home.display()))
-            .arg(&exe)
-            .arg("run")
-            .arg(&job)
-            .arg("--out")
-            .arg(&out);
-        c
-    });
+    let o = run_as_user(root, &job, &out);
     let log = text(&o);
     assert!(o.status.success(), "rootless airlock run failed:\n{log}");
     let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();

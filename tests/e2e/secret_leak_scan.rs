@@ -10,9 +10,8 @@
 //! runner fails closed (aborts the job, exits 3 naming the revocation) and a runner with that
 //! secret gets no jobs.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::build_token_sandbox::{CLIENT_C, parse_response};
@@ -22,42 +21,11 @@ const AUD: &str = "sts.example";
 /// Runner tokens, job tokens, registration secrets.
 const TOKEN_PREFIXES: [&str; 3] = ["airlock-rt_", "airlock-jt_", "airlock-reg_"];
 
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "controller did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// `controller init` in `root/controller` with `extra_auth` lines added to `[auth]`;
 /// returns (dir, port).
 fn init(root: &Path, extra_auth: &str) -> (PathBuf, u16) {
     let dir = root.join("controller");
-    let port = free_port();
-    let mut init = airlock();
-    init.args(["controller", "init", "--dir"])
-        .arg(&dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")]);
-    let o = run(init);
-    assert!(o.status.success(), "{}", text(&o));
+    let port = init_controller(&dir);
     assert!(
         dir.join("runner.secret").is_file(),
         "init writes runner.secret"
@@ -70,20 +38,19 @@ fn init(root: &Path, extra_auth: &str) -> (PathBuf, u16) {
     (dir, port)
 }
 
-/// A command whose stdout and stderr go to `<logs>/<name>.stdout` and `.stderr`, at `level`.
-fn logged(mut cmd: Command, logs: &Path, name: &str, level: &str) -> Command {
+/// Sends `cmd`'s stdout and stderr to `<logs>/<name>.stdout` and `.stderr`, at `level`.
+fn logged(cmd: &mut Command, logs: &Path, name: &str, level: &str) {
     cmd.env("AIRLOCK_LOG", level)
         .env("RUST_LOG", level)
         .stdout(std::fs::File::create(logs.join(format!("{name}.stdout"))).unwrap())
         .stderr(std::fs::File::create(logs.join(format!("{name}.stderr"))).unwrap());
-    cmd
 }
 
-fn controller(dir: &Path, logs: &Path, level: &str) -> Kill {
-    let mut c = airlock();
-    c.args(["controller", "--config"])
-        .arg(dir.join("controller.toml"));
-    Kill(logged(c, logs, "controller", level).spawn().unwrap())
+/// Starts the controller of `dir`, logging to `logs` at `level`, and waits for `port`.
+fn controller(dir: &Path, port: u16, logs: &Path, level: &str) -> Kill {
+    start_controller_with(&dir.join("controller.toml"), port, |c| {
+        logged(c, logs, "controller", level)
+    })
 }
 
 fn runner(url: &str, secret: &Path, state: &Path, logs: &Path, name: &str, level: &str) -> Kill {
@@ -96,7 +63,8 @@ fn runner(url: &str, secret: &Path, state: &Path, logs: &Path, name: &str, level
         .arg("--allow-oci-layout")
         .arg(&layout)
         .stdin(Stdio::null());
-    Kill(logged(c, logs, name, level).spawn().unwrap())
+    logged(&mut c, logs, name, level);
+    Kill(c.spawn().unwrap())
 }
 
 /// Runs an `airlock` client command against `url` with the API token; returns its output,
@@ -154,8 +122,7 @@ fn no_secret_reaches_a_log_an_output_list_or_provenance() {
     let admin = dir.join("admin.token");
     let secret_file = dir.join("runner.secret");
 
-    let controller = controller(&dir, &logs, "debug");
-    wait_for_port(port);
+    let controller = controller(&dir, port, &logs, "debug");
     let runner = runner(
         &url,
         &secret_file,
@@ -294,8 +261,7 @@ fn a_revoked_runner_stops_getting_jobs_and_exits_non_zero() {
     let url = format!("http://127.0.0.1:{port}");
     let admin = dir.join("admin.token");
     let secret = dir.join("runner.secret");
-    let _controller = controller(&dir, &logs, "info");
-    wait_for_port(port);
+    let _controller = controller(&dir, port, &logs, "info");
     let mut first = runner(
         &url,
         &secret,

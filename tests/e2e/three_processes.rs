@@ -1,50 +1,19 @@
 //! `airlock controller` + `airlock runner` + `airlock submit --wait` as three
 //! processes on loopback.
 
-use std::net::TcpListener;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
 use crate::common::*;
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 #[ignore = "needs root and the base image: run scripts/test.sh"]
 fn controller_runner_and_submit_as_separate_processes() {
     let root = scratch();
     let dir = root.path().join("controller");
-    let port = free_port();
-    let mut init = airlock();
-    init.args(["controller", "init", "--dir"])
-        .arg(&dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")]);
-    assert!(run(init).status.success());
+    let port = init_controller(&dir);
     let url = format!("http://127.0.0.1:{port}");
 
-    let _controller = Kill(
-        airlock()
-            .args(["controller", "--config"])
-            .arg(dir.join("controller.toml"))
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _controller = start_controller(&dir.join("controller.toml"), port);
     let (layout, _) = base_image();
     let _runner = Kill(
         airlock()
@@ -58,12 +27,6 @@ fn controller_runner_and_submit_as_separate_processes() {
             .spawn()
             .unwrap(),
     );
-    // Wait for the controller port to accept (no fixed sleeps).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "controller did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 
     let job = job_dir(
         root.path(),

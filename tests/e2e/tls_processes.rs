@@ -4,19 +4,10 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::common::*;
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
@@ -62,16 +53,7 @@ fn make_certificates(dir: &Path) {
 fn cli_and_runner_reach_a_tls_controller_with_their_flags() {
     let root = scratch();
     let dir = root.path().join("controller");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut init = airlock();
-    init.args(["controller", "init", "--dir"])
-        .arg(&dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")]);
-    assert!(run(init).status.success());
+    let port = init_controller(&dir);
     let certs = root.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
     make_certificates(&certs);
@@ -84,20 +66,9 @@ fn cli_and_runner_reach_a_tls_controller_with_their_flags() {
           runner_client_ca = \"../certs/ca.pem\"\n";
     std::fs::write(&config, with_tls).unwrap();
 
-    let _controller = Kill(
-        airlock()
-            .args(["controller", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "controller did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _controller = start_controller_with(&config, port, |c| {
+        c.stderr(Stdio::null());
+    });
     let url = format!("https://127.0.0.1:{port}");
     let missing = "00000000-0000-4000-8000-000000000000";
     let status = |ca: Option<&Path>| {
