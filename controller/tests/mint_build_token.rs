@@ -162,3 +162,66 @@ fn base64_url_decode(s: &str) -> Vec<u8> {
         .decode(s)
         .unwrap()
 }
+
+#[tokio::test]
+async fn a_build_token_is_no_credential_for_the_controller_itself() {
+    // A step holds its build token; it must not open any door on the control plane.
+    let tc = TestController::start().await;
+    let (mut runners, lease) = leased(&tc, "trusted").await;
+    let token = runners
+        .mint_build_token(request(&lease, "sts.example", 60))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let as_bearer = airlock_proto::auth::BearerAuth::new(&token).unwrap();
+
+    // ...not as a runner token,
+    let err = runners
+        .client_with(Some(as_bearer.clone()))
+        .heartbeat(pb::HeartbeatRequest {
+            job_id: lease.job_id.clone(),
+            lease_token: lease.lease_token.clone(),
+            wait_ms: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert!(!err.message().contains(&token));
+    // ...not as a registration secret,
+    let err = runners
+        .client_with(Some(as_bearer))
+        .register_runner(pb::RegisterRunnerRequest {
+            name: "thief".into(),
+            labels: vec![],
+            version: "0".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    // ...not as a job token next to the runner's own token,
+    let err = runners
+        .client_with(Some(
+            runners.job_auth(&lease).with_job_token(&token).unwrap(),
+        ))
+        .heartbeat(pb::HeartbeatRequest {
+            job_id: lease.job_id.clone(),
+            lease_token: lease.lease_token.clone(),
+            wait_ms: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(!err.message().contains(&token));
+    // ...and not as a job-API token.
+    let mut jobs = tc.jobs_with(Some(&token)).await;
+    let err = jobs
+        .get_job(pb::GetJobRequest {
+            job_id: lease.job_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert!(!err.message().contains(&token));
+    tc.stop().await;
+}
