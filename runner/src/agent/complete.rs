@@ -1,0 +1,63 @@
+//! Reporting a job's end to the controller (CompleteJob).
+
+use airlock_attest::Sha256Digest;
+use airlock_proto::v1::{CompleteJobRequest, Lease, Outcome, OutputFile};
+use tracing::{info, warn};
+
+use super::Runner;
+use super::job::JobEnd;
+use crate::prepare::ImageRecord;
+
+impl Runner {
+    /// Sends CompleteJob; returns `Succeeded` placeholder or the failure to report.
+    pub(super) async fn complete(
+        &mut self,
+        lease: &Lease,
+        outcome: Outcome,
+        message: String,
+        exit_code: i32,
+        outputs: Vec<OutputFile>,
+        image: Option<ImageRecord>,
+    ) -> JobEnd {
+        let req = CompleteJobRequest {
+            job_id: lease.job_id.clone(),
+            lease_token: lease.lease_token.clone(),
+            outcome: outcome as i32,
+            message: message.clone(),
+            exit_code,
+            outputs,
+            image_manifest_sha256: image.as_ref().map(|i| i.manifest.hex()).unwrap_or_default(),
+            image_layers_sha256: image
+                .map(|i| i.layers.iter().map(Sha256Digest::hex).collect())
+                .unwrap_or_default(),
+        };
+        match self.client.complete_job(req).await {
+            Ok(resp) => {
+                info!(state = resp.into_inner().state, "completed");
+                JobEnd::Succeeded {
+                    outputs: vec![],
+                    image: ImageRecord {
+                        manifest: Sha256Digest::of(b""),
+                        layers: Vec::new(),
+                    },
+                }
+            }
+            Err(status) => {
+                warn!(%status, "CompleteJob failed");
+                if outcome == Outcome::Succeeded {
+                    // Report the failure instead; the controller may still accept that.
+                    let _ = Box::pin(self.complete(
+                        lease,
+                        Outcome::InfraFailed,
+                        format!("completing the job failed: {}", status.message()),
+                        0,
+                        vec![],
+                        None,
+                    ))
+                    .await;
+                }
+                JobEnd::Infra(status.message().to_string())
+            }
+        }
+    }
+}

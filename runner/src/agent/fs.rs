@@ -1,0 +1,50 @@
+//! Directories of the runner's state and of a job's workspace.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+
+use super::RunnerError;
+
+/// Creates `path` and its parents, searchable by the step's uid (0755).
+pub(super) fn mkdir_searchable(path: &Path) -> Result<(), RunnerError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(path)
+        .map_err(|e| RunnerError::Setup(format!("cannot create {}: {e}", path.display())))
+}
+
+/// Gives the tree to the sandbox's step uid (only possible, and only needed, as root).
+pub(super) fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let chown = |p: &Path| {
+        nix::unistd::fchownat(
+            None,
+            p,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| format!("chown {}: {e}", p.display()))
+    };
+    chown(root)?;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+            let path = entry.path();
+            chown(&path)?;
+            let ft = entry
+                .file_type()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if ft.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    let _ = std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755));
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! One lease from start to end: refuse a malformed lease, keep the lease alive, admit the
+//! job under its profile and id range, run its phases, report it and remove its workspace.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use airlock_job::JobSpec;
+use airlock_proto::v1::{Lease, Outcome};
+use tokio::sync::watch;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::Runner;
+use crate::events::{EventReporter, EventSink};
+use crate::outputs::CollectedOutput;
+use crate::prepare::ImageRecord;
+use crate::profile::Profile;
+
+/// How one job ended, from the runner's side.
+#[derive(Debug)]
+pub(super) enum JobEnd {
+    Succeeded {
+        outputs: Vec<CollectedOutput>,
+        image: ImageRecord,
+    },
+    Failed {
+        message: String,
+        exit_code: i32,
+    },
+    TimedOut(String),
+    Cancelled(String),
+    Infra(String),
+}
+
+impl Runner {
+    /// Runs one leased job to completion and reports it, renewing the lease meanwhile.
+    /// Never panics the loop.
+    pub(super) async fn execute(mut self, lease: Lease) {
+        let job_id = lease.job_id.clone();
+        let span = info_span!("job", job_id = %job_id, runner_id = %self.creds.runner_id(), attempt = lease.attempt);
+        async {
+            if !is_safe_id(&job_id) {
+                warn!("refusing a lease with a malformed job id");
+                return;
+            }
+            // Every call about the job carries its job token; a lease without one is refused.
+            let refusal = if lease.job_token.trim().is_empty() {
+                Some("the controller sent a lease without a job token; upgrade the controller")
+            } else {
+                match self.creds.job_client(&lease.job_token) {
+                    Ok(client) => {
+                        self.client = client;
+                        None
+                    }
+                    Err(_) => Some("the lease's job token is not valid header text"),
+                }
+            };
+            if let Some(message) = refusal {
+                warn!("refusing the lease: {message}");
+                self.complete(
+                    &lease,
+                    Outcome::InfraFailed,
+                    format!("the runner refused the lease: {message}"),
+                    0,
+                    vec![],
+                    None,
+                )
+                .await;
+                return;
+            }
+            info!("leased");
+            let job_dir = self.cfg.state_dir.join("jobs").join(&job_id);
+            let (cancel_tx, cancel_rx) = watch::channel(false);
+            let cancel_tx = Arc::new(cancel_tx);
+            let heartbeat = tokio::spawn(
+                crate::heartbeat::keep_alive(
+                    self.creds.clone(),
+                    self.client.clone(),
+                    job_id.clone(),
+                    lease.lease_token.clone(),
+                    Duration::from_millis(u64::from(lease.lease_ttl_ms)),
+                    Arc::clone(&cancel_tx),
+                )
+                .in_current_span(),
+            );
+            let (sink, reporter) = EventReporter::start(
+                self.client.clone(),
+                job_id.clone(),
+                lease.lease_token.clone(),
+                Arc::clone(&cancel_tx),
+            );
+            // The runner's own credentials must never reach a log either.
+            self.creds.redact_in(&sink, &lease.job_token).await;
+            let guard = tokio::spawn(
+                crate::credentials::guard_job(self.creds.clone(), sink.clone(), cancel_tx)
+                    .in_current_span(),
+            );
+            let end = self.run_job(&lease, &job_dir, &sink, cancel_rx).await;
+            // The guard holds a sink: end it before waiting for the reporter to drain.
+            guard.abort();
+            let _ = guard.await;
+            drop(sink);
+            let report = reporter.finish().await;
+            let end = match (end, report) {
+                (end, Ok(())) => end,
+                (JobEnd::Succeeded { .. }, Err(status)) => {
+                    JobEnd::Infra(format!("could not deliver the job's logs: {status}"))
+                }
+                (end, Err(status)) => {
+                    warn!(%status, "could not deliver every log event");
+                    end
+                }
+            };
+            let end = match end {
+                JobEnd::Succeeded { outputs, image } => {
+                    match self.upload_outputs(&lease, &outputs).await {
+                        Ok(files) => {
+                            self.complete(
+                                &lease,
+                                Outcome::Succeeded,
+                                String::new(),
+                                0,
+                                files,
+                                Some(image),
+                            )
+                            .await
+                        }
+                        Err(msg) => JobEnd::Infra(msg),
+                    }
+                }
+                other => other,
+            };
+            match end {
+                JobEnd::Succeeded { .. } => {}
+                JobEnd::Failed { message, exit_code } => {
+                    self.complete(&lease, Outcome::Failed, message, exit_code, vec![], None)
+                        .await;
+                }
+                JobEnd::TimedOut(m) => {
+                    self.complete(&lease, Outcome::TimedOut, m, 0, vec![], None)
+                        .await;
+                }
+                JobEnd::Cancelled(m) => {
+                    self.complete(&lease, Outcome::Cancelled, m, 0, vec![], None)
+                        .await;
+                }
+                JobEnd::Infra(m) => {
+                    self.complete(&lease, Outcome::InfraFailed, m, 0, vec![], None)
+                        .await;
+                }
+            }
+            heartbeat.abort();
+            // Cleanup always runs: every sandbox process is dead by now.
+            if let Err(e) = std::fs::remove_dir_all(&job_dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(error = %e, dir = %job_dir.display(), "could not remove the job workspace");
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// Admits the job (its spec, its profile, an id range), runs it, and cleans up what
+    /// the sandbox held: the token broker directory, the workspace's owner, the id range.
+    async fn run_job(
+        &mut self,
+        lease: &Lease,
+        job_dir: &Path,
+        events: &EventSink,
+        cancel: watch::Receiver<bool>,
+    ) -> JobEnd {
+        let started = Instant::now();
+        let spec = match JobSpec::from_json(&lease.spec_json) {
+            Ok(s) => s,
+            Err(e) => {
+                return JobEnd::Infra(format!(
+                    "the controller sent a spec this runner refuses: {e}"
+                ));
+            }
+        };
+        // The job's profile decides the sandbox; unknown profiles and requests above its
+        // ceilings are refused before anything is prepared.
+        let profile = match self
+            .profiles
+            .get(&spec.job.profile)
+            .and_then(|p| p.admit(&spec).map(|()| p.clone()))
+        {
+            Ok(p) => p,
+            Err(e) => {
+                return JobEnd::Failed {
+                    message: format!("refused: {e}"),
+                    exit_code: 0,
+                };
+            }
+        };
+        // The job's own host id range, released only once no process runs in it.
+        let ids = match self.ids.acquire() {
+            Ok(ids) => ids,
+            Err(e) => return JobEnd::Infra(e.to_string()),
+        };
+        let id_map = ids.id_map();
+        events
+            .system(
+                0,
+                format!(
+                    "sandbox profile {}; host ids {}..{}",
+                    profile.name,
+                    id_map.host_base,
+                    u64::from(id_map.host_base) + u64::from(id_map.size)
+                ),
+            )
+            .await;
+        if crate::sandbox::is_rootless() {
+            events
+                .system(0, crate::sandbox::ROOTLESS_LIMITS_NOTICE.to_owned())
+                .await;
+        }
+        let end = self
+            .run_job_as(
+                lease, job_dir, events, cancel, &spec, &profile, id_map, started,
+            )
+            .await;
+        // A broker dropped on an early end (closed, not removed) leaves its directory.
+        let broker_dir = self.cfg.state_dir.join("oidc").join(&lease.job_id);
+        match std::fs::remove_dir_all(&broker_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                warn!(error = %e, "could not remove the token broker directory");
+            }
+            _ => {}
+        }
+        // Rootless: give the workspace back to the runner so it can be removed.
+        let trees = [job_dir.join("work"), job_dir.join("out")];
+        let trees: Vec<_> = trees.into_iter().filter(|p| p.exists()).collect();
+        if let Err(e) = self.launcher.chown_rootless(&trees, id_map, false).await {
+            warn!(error = %e, "could not give the job workspace back to the runner");
+        }
+        if let Err(pid) = ids.release() {
+            warn!(
+                pid,
+                host_base = id_map.host_base,
+                "a process still runs in the job's id range; the range stays in quarantine"
+            );
+        }
+        end
+    }
+
+    /// [`Runner::run_job`] with the profile admitted and the id range held.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_job_as(
+        &mut self,
+        lease: &Lease,
+        job_dir: &Path,
+        events: &EventSink,
+        cancel: watch::Receiver<bool>,
+        spec: &JobSpec,
+        profile: &Profile,
+        id_map: crate::sandbox::IdMap,
+        started: Instant,
+    ) -> JobEnd {
+        let deadline = started + spec.timeout();
+        let host_uid = id_map.host_base.saturating_add(crate::sandbox::STEP_UID);
+        let host_gid = id_map.host_base.saturating_add(crate::sandbox::STEP_GID);
+
+        // Phase 1: prepare the workspace and inputs, outside the sandbox. The prepared job
+        // holds the rootfs pin until this job's last step has ended.
+        let prepared = match self
+            .prepare_job(
+                lease, job_dir, events, &cancel, spec, id_map, host_uid, host_gid,
+            )
+            .await
+        {
+            Ok(p) => p,
+            Err(end) => return end,
+        };
+
+        // The token broker, for a job that declares `[oidc] audiences` under a profile with
+        // build tokens (never `untrusted-pr`). Dropping it (any early return) closes it: later
+        // requests get 410, and `run_job` removes its directory; the normal path shuts it down
+        // after the last step.
+        let broker = match self
+            .start_token_broker(lease, events, spec, profile, host_uid, host_gid)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => return JobEnd::Infra(format!("starting the token broker: {e}")),
+        };
+        // Rootless, the runner cannot chown the socket to the step's uid itself; the helper
+        // does it in a user namespace (as for /work and /out), so the step can connect.
+        if let Some(broker) = &broker
+            && let Err(e) = self
+                .launcher
+                .chown_rootless(&[broker.socket_path()], id_map, true)
+                .await
+        {
+            return JobEnd::Infra(format!("handing the token socket to the step: {e}"));
+        }
+
+        // Phase 2: run each step in a fresh sandbox.
+        if let Err(end) = self
+            .run_steps(
+                lease,
+                events,
+                &cancel,
+                spec,
+                profile,
+                id_map,
+                deadline,
+                &prepared,
+                broker.as_ref(),
+            )
+            .await
+        {
+            return end;
+        }
+
+        // The steps are over: no more tokens for this job.
+        if let Some(broker) = broker {
+            broker.close();
+            if let Err(e) = broker.shutdown().await {
+                warn!(error = %e, "could not remove the token broker directory");
+            }
+        }
+
+        // Phase 3: collect outputs; every sandbox process is dead now.
+        self.collect_outputs(events, spec, profile, id_map, &prepared)
+            .await
+    }
+}
+
+/// Job ids become directory names: allow only what a uuid uses.
+fn is_safe_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}

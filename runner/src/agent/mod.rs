@@ -1,0 +1,249 @@
+//! The runner's lease loop: connect, register, take jobs up to `max_jobs` at once and
+//! drain on shutdown. The phases of one job (prepare, launch, collect, report, clean up)
+//! live in the submodules; cleanup always runs.
+
+mod broker;
+mod complete;
+mod fs;
+mod job;
+mod outputs;
+mod prepare;
+mod steps;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use airlock_proto::auth::{AuthedChannel, ClientError};
+use airlock_proto::v1::runner_service_client::RunnerServiceClient;
+use airlock_proto::v1::{AcquireJobRequest, RegisterRunnerRequest};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::config::RunnerConfig;
+use crate::credentials::{CredentialError, Credentials, needs_registration};
+use crate::identity::{IdAllocator, allocator_for};
+use crate::image::ImageCache;
+use crate::prepare::Fetchers;
+use crate::profile::Profiles;
+use crate::sandbox::{Launcher, SandboxError};
+use fs::mkdir_searchable;
+
+/// The error `run` ends with when the registration secret was refused.
+fn revoked_error() -> RunnerError {
+    RunnerError::Credentials(CredentialError::Revoked {
+        message: "the runner token could not be renewed and registering again was refused".into(),
+    })
+}
+
+/// Errors that stop the runner itself (not a job).
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// Client setup or connection failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Registration or the runner token failed; [`CredentialError::Revoked`] means the
+    /// registration secret itself was refused (the runner stopped taking jobs).
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    /// The controller refused a call.
+    #[error("controller refused {call}: {status}")]
+    Rpc {
+        /// The call.
+        call: &'static str,
+        /// The status.
+        status: tonic::Status,
+    },
+    /// Local set-up failed.
+    #[error("runner set-up: {0}")]
+    Setup(String),
+    /// The sandbox launcher could not be prepared.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+}
+
+/// A connected, registered runner. Cloned once per concurrent job (the clones share the
+/// channel, the credentials, the image cache and the id-range allocator; a job's clone swaps
+/// `client` for one scoped to the job's token).
+#[derive(Debug, Clone)]
+pub struct Runner {
+    cfg: RunnerConfig,
+    creds: Credentials,
+    client: RunnerServiceClient<AuthedChannel>,
+    images: ImageCache,
+    fetchers: Fetchers,
+    launcher: Launcher,
+    profiles: Profiles,
+    ids: IdAllocator,
+}
+
+impl Runner {
+    /// Connects (retrying with backoff for up to `connect_for`), registers with the
+    /// registration secret, and prepares local state.
+    pub async fn connect(cfg: RunnerConfig, connect_for: Duration) -> Result<Self, RunnerError> {
+        mkdir_searchable(&cfg.state_dir)?;
+        mkdir_searchable(&cfg.state_dir.join("jobs"))?;
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let channel = loop {
+            match airlock_proto::auth::connect_with(&cfg.controller_url, &cfg.tls).await {
+                Ok(c) => break c,
+                Err(e) if e.is_transient() && started.elapsed() < connect_for => {
+                    warn!(error = %e, "controller not reachable yet; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let creds = Credentials::register(
+            channel,
+            cfg.registration_secret.clone(),
+            RegisterRunnerRequest {
+                name: cfg.name.clone(),
+                labels: cfg.labels.clone(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+        )
+        .await?;
+        let client = creds.client();
+        let images = ImageCache::new(cfg.state_dir.join("images"))
+            .with_max_bytes(cfg.rootfs_cache_max_bytes);
+        let fetchers =
+            Fetchers::from_config(&cfg).map_err(|e| RunnerError::Setup(e.to_string()))?;
+        let launcher = Launcher::new(&cfg.launcher_exe, cfg.state_dir.join("sandbox"))?;
+        if let Err(e) = launcher.cleanup_stale() {
+            warn!(error = %e, "could not clean stale sandbox state");
+        }
+        let profiles = match &cfg.profiles_dir {
+            Some(dir) => Profiles::from_dir(dir),
+            None => Profiles::built_in(),
+        }
+        .map_err(|e| RunnerError::Setup(e.to_string()))?;
+        let ids = allocator_for(&cfg).map_err(|e| RunnerError::Setup(e.to_string()))?;
+        info!(labels = ?cfg.labels, "runner ready");
+        Ok(Self {
+            cfg,
+            creds,
+            client,
+            images,
+            fetchers,
+            launcher,
+            profiles,
+            ids,
+        })
+    }
+
+    /// The id the controller gave this runner (changes when it registers again).
+    pub fn id(&self) -> String {
+        self.creds.runner_id()
+    }
+
+    /// Takes jobs, up to `max_jobs` at once, until `shutdown` turns true (or after one job
+    /// when ephemeral), then drains: stops taking jobs and lets the running ones finish and
+    /// report. While the controller is unreachable (restarting) it retries with backoff; if the
+    /// controller no longer accepts the runner token or knows this runner (a new database), it
+    /// registers again with the registration secret. Renews the runner token meanwhile. When
+    /// the registration secret is refused (revoked), it fails closed: running jobs are
+    /// aborted, and it returns [`CredentialError::Revoked`].
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), RunnerError> {
+        let renewal = tokio::spawn(self.creds.clone().keep_renewed());
+        let mut revoked = self.creds.revoked();
+        let slots = Arc::new(Semaphore::new(self.cfg.max_jobs.max(1) as usize));
+        let mut running = JoinSet::new();
+        let mut backoff = Duration::from_millis(200);
+        let result = loop {
+            while running.try_join_next().is_some() {}
+            if *shutdown.borrow() {
+                break Ok(());
+            }
+            if self.creds.is_revoked() {
+                break Err(revoked_error());
+            }
+            let permit = tokio::select! {
+                p = Arc::clone(&slots).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break Ok(()),
+                },
+                _ = shutdown.changed() => break Ok(()),
+                _ = revoked.wait_for(|r| *r) => break Err(revoked_error()),
+            };
+            let generation = self.creds.generation();
+            let req = AcquireJobRequest {
+                runner_id: self.creds.runner_id(),
+                wait_ms: u32::try_from(self.cfg.poll_wait.as_millis()).unwrap_or(u32::MAX),
+            };
+            let resp = tokio::select! {
+                r = self.client.acquire_job(req) => r,
+                _ = shutdown.changed() => break Ok(()),
+                _ = revoked.wait_for(|r| *r) => break Err(revoked_error()),
+            };
+            match resp {
+                Ok(resp) => {
+                    backoff = Duration::from_millis(200);
+                    if let Some(lease) = resp.into_inner().lease {
+                        let worker = self.clone();
+                        running.spawn(async move {
+                            worker.execute(lease).await;
+                            drop(permit);
+                        });
+                        if self.cfg.ephemeral {
+                            break Ok(());
+                        }
+                    }
+                }
+                Err(status) if needs_registration(status.code()) => {
+                    warn!(
+                        code = ?status.code(),
+                        "the controller refused the runner token or does not know this runner; registering again"
+                    );
+                    match self.creds.register_again(generation).await {
+                        Ok(()) => backoff = Duration::from_millis(200),
+                        Err(e) if e.is_fatal() => break Err(e.into()),
+                        Err(e) => {
+                            warn!(error = %e, "registering again failed; retrying in {backoff:?}");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(10));
+                        }
+                    }
+                }
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        tonic::Code::Unavailable
+                            | tonic::Code::Unknown
+                            | tonic::Code::Internal
+                            | tonic::Code::Cancelled
+                            | tonic::Code::DeadlineExceeded
+                    ) =>
+                {
+                    warn!(%status, "controller unavailable; retrying in {backoff:?}");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => break Ok(()),
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(status) => {
+                    break Err(RunnerError::Rpc {
+                        call: "AcquireJob",
+                        status,
+                    });
+                }
+            }
+        };
+        if !running.is_empty() {
+            info!(
+                jobs = running.len(),
+                "draining: waiting for running jobs to finish"
+            );
+        }
+        while running.join_next().await.is_some() {}
+        renewal.abort();
+        // A revocation noticed while draining (or by an ephemeral runner's job) still fails.
+        match result {
+            Ok(()) if self.creds.is_revoked() => Err(revoked_error()),
+            other => other,
+        }
+    }
+}

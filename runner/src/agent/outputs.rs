@@ -1,0 +1,148 @@
+//! Phase 3 of a job and its upload: the outputs collected from `/out` once every sandbox
+//! process is dead, then streamed to the controller.
+
+use airlock_job::JobSpec;
+use airlock_proto::v1::upload_output_request::Kind as UploadKind;
+use airlock_proto::v1::{Lease, OutputFile, OutputHeader, UploadOutputRequest};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use super::Runner;
+use super::job::JobEnd;
+use super::prepare::PreparedJob;
+use crate::events::EventSink;
+use crate::outputs::{CollectedOutput, OutputLimits, collect_outputs};
+use crate::prepare::ImageRecord;
+use crate::profile::Profile;
+
+/// Upload chunk size.
+const UPLOAD_CHUNK: usize = 256 * 1024;
+
+impl Runner {
+    /// Collects the job's outputs from `/out` (every sandbox process is dead by now):
+    /// `Succeeded` with them, or how collecting them failed.
+    pub(super) async fn collect_outputs(
+        &self,
+        events: &EventSink,
+        spec: &JobSpec,
+        profile: &Profile,
+        id_map: crate::sandbox::IdMap,
+        prepared: &PreparedJob,
+    ) -> JobEnd {
+        let PreparedJob { out, image, .. } = prepared;
+        // Rootless: take /out back first, so that the runner can read every file.
+        if let Err(e) = self
+            .launcher
+            .chown_rootless(std::slice::from_ref(out), id_map, false)
+            .await
+        {
+            return JobEnd::Infra(format!("taking /out back from the sandbox: {e}"));
+        }
+        let patterns = spec.outputs.paths.clone();
+        let out_dir = out.clone();
+        let limits = OutputLimits {
+            max_file_bytes: profile.ceilings.output_bytes.0,
+            max_total_bytes: profile.ceilings.output_bytes.0,
+            ..OutputLimits::default()
+        };
+        let collected =
+            tokio::task::spawn_blocking(move || collect_outputs(&out_dir, &patterns, limits)).await;
+        match collected {
+            Ok(Ok(outputs)) => {
+                for o in &outputs {
+                    events
+                        .system(
+                            0,
+                            format!("output {} sha256:{} ({} bytes)", o.path, o.sha256, o.size),
+                        )
+                        .await;
+                }
+                JobEnd::Succeeded {
+                    outputs,
+                    image: ImageRecord {
+                        manifest: image.manifest_digest,
+                        layers: image.layers.clone(),
+                    },
+                }
+            }
+            Ok(Err(e)) if e.is_build_failure() => JobEnd::Failed {
+                message: e.to_string(),
+                exit_code: 0,
+            },
+            Ok(Err(e)) => JobEnd::Infra(e.to_string()),
+            Err(e) => JobEnd::Infra(format!("output collection panicked: {e}")),
+        }
+    }
+
+    /// Uploads the collected outputs; the files to report, or why uploading failed.
+    pub(super) async fn upload_outputs(
+        &mut self,
+        lease: &Lease,
+        outputs: &[CollectedOutput],
+    ) -> Result<Vec<OutputFile>, String> {
+        let mut files = Vec::new();
+        for o in outputs {
+            let mut file = tokio::fs::File::open(&o.file)
+                .await
+                .map_err(|e| format!("reading output {}: {e}", o.path))?;
+            let header = UploadOutputRequest {
+                kind: Some(UploadKind::Header(OutputHeader {
+                    job_id: lease.job_id.clone(),
+                    lease_token: lease.lease_token.clone(),
+                    path: o.path.clone(),
+                    size: o.size,
+                    sha256: o.sha256.hex(),
+                    executable: o.executable,
+                })),
+            };
+            let (tx, rx) = mpsc::channel(4);
+            let path = o.path.clone();
+            let size = o.size;
+            let feeder = tokio::spawn(async move {
+                if tx.send(header).await.is_err() {
+                    return Ok(());
+                }
+                let mut sent = 0u64;
+                let mut buf = vec![0u8; UPLOAD_CHUNK];
+                // Upload exactly the bytes that were hashed: the file cannot change, as
+                // nothing of the sandbox runs any more, but never send more than hashed.
+                while sent < size {
+                    let want = usize::try_from((size - sent).min(UPLOAD_CHUNK as u64))
+                        .unwrap_or(UPLOAD_CHUNK);
+                    let n = file
+                        .read(&mut buf[..want])
+                        .await
+                        .map_err(|e| format!("reading output {path}: {e}"))?;
+                    if n == 0 {
+                        break;
+                    }
+                    sent += n as u64;
+                    let msg = UploadOutputRequest {
+                        kind: Some(UploadKind::Data(buf[..n].to_vec())),
+                    };
+                    if tx.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+                Ok::<(), String>(())
+            });
+            let resp = self
+                .client
+                .upload_output(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await;
+            feeder
+                .await
+                .map_err(|e| format!("upload task panicked: {e}"))??;
+            let resp = resp
+                .map_err(|s| format!("uploading output {}: {}", o.path, s.message()))?
+                .into_inner();
+            files.push(OutputFile {
+                path: o.path.clone(),
+                sha256: resp.sha256,
+                size: resp.size,
+                executable: o.executable,
+            });
+        }
+        Ok(files)
+    }
+}

@@ -1,0 +1,272 @@
+//! Phase 1 of a job, outside the sandbox: its workspace, its source, its declared inputs
+//! and its verified image.
+
+use std::path::{Path, PathBuf};
+
+use airlock_attest::Sha256Digest;
+use airlock_job::{ImageRef, JobSpec, SourceSpec};
+use airlock_proto::v1::{DownloadSourceRequest, Lease};
+use tokio::sync::watch;
+use tokio_stream::StreamExt;
+
+use super::Runner;
+use super::fs::{chown_tree, mkdir_searchable};
+use super::job::JobEnd;
+use crate::events::EventSink;
+use crate::image::{ImageProgress, PreparedImage, RootfsPin};
+use crate::prepare::PrepareFailure;
+use crate::source_archive::{unpack_verified, write_hashed};
+
+/// `SOURCE_DATE_EPOCH` for path sources, which have no commit time: 1980-01-01,
+/// the earliest time every archive format can store.
+const PATH_SOURCE_DATE_EPOCH: u64 = 315_532_800;
+
+/// A job's workspace and inputs, ready for its steps.
+pub(super) struct PreparedJob {
+    /// `/work`: the unpacked source, owned by the step's uid.
+    pub(super) work: PathBuf,
+    /// `/out`: where the steps leave the outputs, owned by the step's uid.
+    pub(super) out: PathBuf,
+    /// `SOURCE_DATE_EPOCH` for every step.
+    pub(super) source_epoch: u64,
+    /// The declared inputs, linked read-only; `None` when the job declares none.
+    pub(super) inputs_dir: Option<PathBuf>,
+    /// The verified, unpacked image.
+    pub(super) image: PreparedImage,
+    /// The pin keeps the rootfs out of eviction until this job's last step has ended.
+    pub(super) _rootfs_pin: RootfsPin,
+}
+
+impl Runner {
+    /// Prepares the job's workspace and inputs outside the sandbox and gives them to the
+    /// step's ids; `Err` holds how the job ended when that failed or it was cancelled.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn prepare_job(
+        &mut self,
+        lease: &Lease,
+        job_dir: &Path,
+        events: &EventSink,
+        cancel: &watch::Receiver<bool>,
+        spec: &JobSpec,
+        id_map: crate::sandbox::IdMap,
+        host_uid: u32,
+        host_gid: u32,
+    ) -> Result<PreparedJob, JobEnd> {
+        let work = job_dir.join("work");
+        let out = job_dir.join("out");
+        for d in [job_dir, &work, &out] {
+            if let Err(e) = mkdir_searchable(d) {
+                return Err(JobEnd::Infra(e.to_string()));
+            }
+        }
+        let source_epoch = match &spec.source {
+            SourceSpec::Path {
+                sha256: Some(digest),
+                ..
+            } => {
+                events
+                    .system(0, format!("fetching source sha256:{digest}"))
+                    .await;
+                if let Err(m) = self.fetch_source(lease, digest, job_dir, &work).await {
+                    return Err(JobEnd::Infra(m));
+                }
+                PATH_SOURCE_DATE_EPOCH
+            }
+            SourceSpec::Git { url, commit, .. } => {
+                match crate::prepare::git_source(&self.fetchers, url, commit, &work, events).await {
+                    Ok(epoch) => epoch,
+                    Err(f) => return Err(prepare_failed(f)),
+                }
+            }
+            SourceSpec::Archive { url, sha256 } => {
+                if let Err(f) = crate::prepare::archive_source(
+                    &self.fetchers,
+                    url,
+                    sha256,
+                    &work,
+                    job_dir,
+                    events,
+                )
+                .await
+                {
+                    return Err(prepare_failed(f));
+                }
+                PATH_SOURCE_DATE_EPOCH
+            }
+            SourceSpec::Path { sha256: None, .. } => {
+                return Err(JobEnd::Infra(
+                    "the controller sent a path source without a digest".into(),
+                ));
+            }
+        };
+        // Declared inputs: verified into the cache, linked read-only under the job.
+        let inputs_dir = if spec.inputs.is_empty() {
+            None
+        } else {
+            let dir = job_dir.join("inputs");
+            if let Err(f) = crate::prepare::inputs(&self.fetchers, &spec.inputs, &dir, events).await
+            {
+                return Err(prepare_failed(f));
+            }
+            Some(dir)
+        };
+        if let Err(m) = chown_tree(&work, host_uid, host_gid)
+            .and_then(|()| chown_tree(&out, host_uid, host_gid))
+        {
+            return Err(JobEnd::Infra(m));
+        }
+        // Rootless: the runner cannot chown to the job's ids; a user namespace does it.
+        if let Err(e) = self
+            .launcher
+            .chown_rootless(&[work.clone(), out.clone()], id_map, true)
+            .await
+        {
+            return Err(JobEnd::Infra(format!(
+                "giving the workspace to the sandbox: {e}"
+            )));
+        }
+        // A cancel (or a lost lease) during image preparation ends the job at once; an
+        // unpacking already under way finishes in the background and stays cached.
+        let mut cancelled = cancel.clone();
+        let prepared = tokio::select! {
+            prepared = self.prepare_image(spec, events) => prepared,
+            _ = cancelled.wait_for(|c| *c) => {
+                return Err(JobEnd::Cancelled("cancelled before the steps started".into()));
+            }
+        };
+        let (image, _rootfs_pin) = match prepared {
+            Ok(i) => i,
+            Err(end) => return Err(end),
+        };
+        Ok(PreparedJob {
+            work,
+            out,
+            source_epoch,
+            inputs_dir,
+            image,
+            _rootfs_pin,
+        })
+    }
+
+    /// Downloads the path source from the controller and unpacks it, verified, into `work`.
+    async fn fetch_source(
+        &mut self,
+        lease: &Lease,
+        digest: &Sha256Digest,
+        job_dir: &Path,
+        work: &Path,
+    ) -> Result<(), String> {
+        let mut stream = self
+            .client
+            .download_source(DownloadSourceRequest {
+                job_id: lease.job_id.clone(),
+                lease_token: lease.lease_token.clone(),
+            })
+            .await
+            .map_err(|s| format!("downloading the source: {}", s.message()))?
+            .into_inner();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|s| format!("downloading the source: {}", s.message()))?;
+            bytes.extend_from_slice(&chunk.data);
+        }
+        let archive = job_dir.join("source.tar");
+        let (work, digest) = (work.to_path_buf(), *digest);
+        tokio::task::spawn_blocking(move || {
+            write_hashed(&bytes[..], &archive)
+                .and_then(|_| unpack_verified(&archive, &digest, &work))
+                .map_err(|e| format!("source archive: {e}"))?;
+            std::fs::remove_file(&archive)
+                .map_err(|e| format!("removing {}: {e}", archive.display()))
+        })
+        .await
+        .map_err(|e| format!("source unpacking panicked: {e}"))?
+    }
+
+    /// Verifies and unpacks the job's image (an allowed OCI layout or a registry), pinned.
+    async fn prepare_image(
+        &self,
+        spec: &JobSpec,
+        events: &EventSink,
+    ) -> Result<(PreparedImage, RootfsPin), JobEnd> {
+        let (dir, digest) = match &spec.image.reference {
+            ImageRef::OciLayout { dir, digest } => (PathBuf::from(dir), *digest),
+            ImageRef::Registry { repository, digest } => {
+                return crate::prepare::registry_image(
+                    &self.fetchers,
+                    &self.images,
+                    repository,
+                    digest,
+                    events,
+                )
+                .await
+                .map_err(prepare_failed);
+            }
+        };
+        let canonical = std::fs::canonicalize(&dir).map_err(|e| JobEnd::Failed {
+            message: format!("image layout {}: {e}", dir.display()),
+            exit_code: 0,
+        })?;
+        let allowed = self
+            .cfg
+            .allowed_layout_roots
+            .iter()
+            .filter_map(|r| std::fs::canonicalize(r).ok())
+            .any(|root| canonical.starts_with(root));
+        if !allowed {
+            return Err(JobEnd::Failed {
+                message: format!(
+                    "image layout {} is outside the directories this runner reads layouts from; start the runner with --allow-oci-layout DIR",
+                    canonical.display()
+                ),
+                exit_code: 0,
+            });
+        }
+        events
+            .system(
+                0,
+                format!(
+                    "preparing image sha256:{digest} from {}",
+                    canonical.display()
+                ),
+            )
+            .await;
+        let images = self.images.clone();
+        let sink = events.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            let mut progress = |p: ImageProgress| {
+                let msg = match p {
+                    ImageProgress::Verifying { blob, bytes } => {
+                        format!(
+                            "verifying layer sha256:{blob} ({:.1} MiB)",
+                            bytes as f64 / 1048576.0
+                        )
+                    }
+                    ImageProgress::Unpacking { layer, of } => {
+                        format!("unpacking layer {layer}/{of}")
+                    }
+                    ImageProgress::Cached => {
+                        "image already unpacked and verified (cache hit)".into()
+                    }
+                };
+                sink.system_blocking(0, msg);
+            };
+            images.prepare_pinned_from_layout(&canonical, &digest, &mut progress)
+        })
+        .await
+        .map_err(|e| JobEnd::Infra(format!("image preparation panicked: {e}")))?;
+        prepared.map_err(|e| JobEnd::Infra(format!("image sha256:{digest}: {e}")))
+    }
+}
+
+/// A failed preparation: the job's fault fails it, the runner's is an infrastructure failure.
+fn prepare_failed(f: PrepareFailure) -> JobEnd {
+    if f.job_fault {
+        JobEnd::Failed {
+            message: f.message,
+            exit_code: 0,
+        }
+    } else {
+        JobEnd::Infra(f.message)
+    }
+}

@@ -1,0 +1,191 @@
+//! Phase 2 of a job: each step in a fresh sandbox, its logs forwarded as events, its
+//! end turned into the job's end when it failed.
+
+use std::time::Instant;
+
+use airlock_job::JobSpec;
+use airlock_proto::v1::step_event::Phase;
+use airlock_proto::v1::{Lease, LogStream, StepEvent};
+use tokio::sync::{mpsc, watch};
+
+use super::Runner;
+use super::job::JobEnd;
+use super::prepare::PreparedJob;
+use crate::events::EventSink;
+use crate::profile::Profile;
+use crate::sandbox::{FailureKind, SandboxPlan, StepOutcome, Stream};
+use crate::token_broker::TokenBroker;
+
+impl Runner {
+    /// Runs the job's steps in order until one fails, the job times out or it is cancelled
+    /// (`Err` holds how the job ended then). `broker`, when the job has one, is mounted
+    /// into every step.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn run_steps(
+        &self,
+        lease: &Lease,
+        events: &EventSink,
+        cancel: &watch::Receiver<bool>,
+        spec: &JobSpec,
+        profile: &Profile,
+        id_map: crate::sandbox::IdMap,
+        deadline: Instant,
+        prepared: &PreparedJob,
+        broker: Option<&TokenBroker>,
+    ) -> Result<(), JobEnd> {
+        let PreparedJob {
+            work,
+            out,
+            source_epoch,
+            inputs_dir,
+            image,
+            ..
+        } = prepared;
+        for (i, step) in spec.steps.iter().enumerate() {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let name = spec.step_name(i);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(JobEnd::TimedOut(format!(
+                    "the job exceeded its timeout of {}",
+                    spec.job.timeout
+                )));
+            }
+            let mut plan = SandboxPlan::new(&image.rootfs, work, out, step.command.argv(), id_map);
+            let mut env: Vec<(String, String)> = image
+                .env
+                .iter()
+                .filter_map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
+                .collect();
+            env.push(("SOURCE_DATE_EPOCH".into(), source_epoch.to_string()));
+            env.extend(step.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            plan.env = env;
+            plan.inputs_dir = inputs_dir.clone();
+            plan.tmp_size_bytes = spec.resources.tmp.0;
+            plan.memory_bytes = Some(spec.resources.memory.0);
+            plan.pids = Some(spec.resources.pids);
+            plan.cpu_millis = Some(profile.cpu_millis());
+            plan.open_files = Some(open_files_limit(profile.ceilings.open_files));
+            plan.file_size_bytes = Some(profile.ceilings.output_bytes.0);
+            plan.seccomp = profile.seccomp.clone();
+            if let Some(broker) = &broker {
+                plan.oidc_socket_dir = Some(broker.socket_dir().to_owned());
+                plan.env.extend(
+                    crate::token_broker::step_env()
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+                );
+            }
+            events
+                .step(StepEvent {
+                    step_index: index,
+                    step_name: name.clone(),
+                    phase: Phase::Started as i32,
+                    exit_code: 0,
+                    duration_ms: 0,
+                })
+                .await;
+            let container_id = format!("airlock-{}-{i}", &lease.job_id);
+            let (tx, mut rx) = mpsc::channel::<crate::sandbox::OutputChunk>(64);
+            let forward = {
+                let events = events.clone();
+                tokio::spawn(async move {
+                    while let Some(chunk) = rx.recv().await {
+                        let stream = match chunk.stream {
+                            Stream::Stdout => LogStream::Stdout,
+                            Stream::Stderr => LogStream::Stderr,
+                        };
+                        events.log(index, stream, chunk.data).await;
+                    }
+                })
+            };
+            let result = self
+                .launcher
+                .run_step(&container_id, &plan, remaining, cancel.clone(), tx)
+                .await;
+            let _ = forward.await;
+            let outcome = match result {
+                Ok(o) => o,
+                Err(e) => {
+                    return Err(JobEnd::Infra(format!(
+                        "step `{name}`: sandbox failure: {e}"
+                    )));
+                }
+            };
+            let code = exit_code_of(&outcome);
+            events
+                .step(StepEvent {
+                    step_index: index,
+                    step_name: name.clone(),
+                    phase: Phase::Finished as i32,
+                    exit_code: code,
+                    duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
+                })
+                .await;
+            match outcome.failure_kind() {
+                None => {}
+                Some(FailureKind::Cancelled) => {
+                    return Err(JobEnd::Cancelled(format!("cancelled during step `{name}`")));
+                }
+                Some(FailureKind::TimedOut) => {
+                    return Err(JobEnd::TimedOut(format!(
+                        "timed-out: step `{name}` was killed: the job exceeded its timeout of {}",
+                        spec.job.timeout
+                    )));
+                }
+                Some(kind) => {
+                    return Err(JobEnd::Failed {
+                        message: failure_message(kind, &name, code, spec),
+                        exit_code: code,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The message of a failed step: starts with the failure kind (`out-of-memory:`,
+/// `pids-limit:`, `tmp-full:`), except for a plain non-zero exit.
+fn failure_message(kind: FailureKind, name: &str, code: i32, spec: &JobSpec) -> String {
+    let r = &spec.resources;
+    match kind {
+        FailureKind::OutOfMemory => format!(
+            "{kind}: step `{name}` was killed by the kernel's OOM killer at its memory limit of {}",
+            r.memory
+        ),
+        FailureKind::PidsLimit => format!(
+            "{kind}: step `{name}` reached its process limit of {} (a fork failed) and ended with code {code}",
+            r.pids
+        ),
+        FailureKind::TmpFull => format!(
+            "{kind}: step `{name}` filled /tmp to its cap of {} (no space left on device) and ended with code {code}",
+            r.tmp
+        ),
+        FailureKind::Signalled => format!(
+            "{kind}: step `{name}` was killed by signal {} (exit code {code})",
+            code - 128
+        ),
+        _ => format!("step `{name}` failed with exit code {code}"),
+    }
+}
+
+/// `RLIMIT_NOFILE` for a step: the profile's, but never above the runner's own hard limit
+/// (a user namespace cannot raise it).
+fn open_files_limit(wanted: u64) -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| wanted.min(hard))
+        .unwrap_or(wanted)
+}
+
+/// The step's exit code as a shell would show it (128+N for signal N).
+fn exit_code_of(o: &StepOutcome) -> i32 {
+    match (o.exit_code, o.signal) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        (None, None) => -1,
+    }
+}
