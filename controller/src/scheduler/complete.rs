@@ -1,0 +1,197 @@
+//! Completion: ending a lease, re-checking a reported success against the controller's own
+//! digests, and signing its provenance.
+
+use airlock_attest::Sha256Digest;
+use airlock_job::JobSpec;
+use airlock_proto::v1 as pb;
+
+use super::{Scheduler, compare_outputs};
+use crate::clock::{from_unix_ms, unix_ms};
+use crate::ids::{JobId, LeaseToken};
+use crate::provenance::{self, CONTROLLER_VERSION, ProvenanceInputs};
+use crate::state::JobState;
+use crate::status::ApiError;
+use crate::store::{Completion, JobRecord};
+
+/// What a runner reports when it finishes a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerCompletion {
+    /// How the job ended, from the runner's point of view.
+    pub outcome: pb::Outcome,
+    /// Why (for anything but success).
+    pub message: String,
+    /// The failing step's exit code.
+    pub exit_code: i32,
+    /// Every output the runner uploaded, with the runner's digests.
+    pub outputs: Vec<pb::OutputFile>,
+    /// The image manifest digest the runner ran (lowercase hex; may be empty).
+    pub image_manifest_sha256: String,
+    /// The image's layer digests as the runner verified them (lowercase hex, base first).
+    pub image_layers_sha256: Vec<String>,
+}
+
+impl Scheduler {
+    /// Ends a lease. A runner-reported success becomes SUCCEEDED only when every output
+    /// matches the controller's own digests and the provenance is signed; otherwise the job is
+    /// INFRA_FAILED with the reason. Returns the recorded state.
+    pub async fn complete(
+        &self,
+        job: JobId,
+        token: LeaseToken,
+        report: RunnerCompletion,
+    ) -> Result<JobState, ApiError> {
+        let record = self.fenced(self.store.leased_job(job, token).await)?;
+        let finished = self.clock.now();
+        let finished_ms = unix_ms(finished);
+        let failure = |state: JobState, default: &str| Completion {
+            state,
+            message: if report.message.is_empty() {
+                default.to_owned()
+            } else {
+                report.message.clone()
+            },
+            exit_code: report.exit_code,
+            finished_ms,
+            log_sha256: None,
+            builder_id: None,
+            provenance: None,
+            retryable: state == JobState::InfraFailed,
+        };
+        let mut completion = match report.outcome {
+            pb::Outcome::Unspecified => {
+                return Err(ApiError::invalid(
+                    "outcome",
+                    "OUTCOME_UNSPECIFIED; send how the job ended",
+                ));
+            }
+            pb::Outcome::Succeeded => self.succeed(&record, &report, finished).await?,
+            pb::Outcome::Failed => failure(JobState::Failed, "a step failed"),
+            pb::Outcome::TimedOut => failure(JobState::TimedOut, "the job timed out"),
+            pb::Outcome::Cancelled => failure(JobState::Cancelled, "the job was cancelled"),
+            pb::Outcome::InfraFailed => failure(
+                JobState::InfraFailed,
+                "the runner reported an infrastructure failure",
+            ),
+        };
+        if completion.log_sha256.is_none() {
+            completion.log_sha256 = Some(self.store.log_digest(job).await?);
+        }
+        let (seq, state) = self.fenced(
+            self.store
+                .complete(job, token, &completion, &self.scheduling.retry())
+                .await,
+        )?;
+        self.hub.published(job, seq);
+        if let Some(started) = record.started_ms {
+            self.metrics
+                .execution
+                .observe_ms(finished_ms.saturating_sub(started));
+        }
+        let runner = record.runner_id.map(|r| r.to_string()).unwrap_or_default();
+        if state == JobState::Queued {
+            self.metrics.retries.inc("runner_infra_failure");
+            self.hub.job_queued();
+            tracing::warn!(job_id = %job, runner_id = %runner, attempt = record.attempt, message = %completion.message, "attempt failed (infrastructure); re-queued");
+        } else {
+            self.finished(record.created_ms, state, finished_ms);
+            tracing::info!(job_id = %job, runner_id = %runner, attempt = record.attempt, %state, message = %completion.message, "job finished");
+        }
+        Ok(state)
+    }
+
+    /// The completion of a runner-reported success: verified and signed, or INFRA_FAILED.
+    async fn succeed(
+        &self,
+        record: &JobRecord,
+        report: &RunnerCompletion,
+        finished: std::time::SystemTime,
+    ) -> Result<Completion, ApiError> {
+        let finished_ms = unix_ms(finished);
+        let log_sha256 = self.store.log_digest(record.id).await?;
+        let outputs = self.store.outputs(record.id, record.attempt).await?;
+        let infra = |message: String| {
+            tracing::warn!(job_id = %record.id, %message, "success report refused");
+            Completion {
+                state: JobState::InfraFailed,
+                message,
+                exit_code: 0,
+                finished_ms,
+                log_sha256: Some(log_sha256),
+                builder_id: None,
+                provenance: None,
+                retryable: false,
+            }
+        };
+        if let Err(message) = compare_outputs(&report.outputs, &outputs) {
+            return Ok(infra(format!("output verification failed: {message}")));
+        }
+        let spec = match JobSpec::from_json(&record.spec_json) {
+            Ok(spec) => spec,
+            Err(e) => return Ok(infra(format!("the stored spec no longer parses: {e}"))),
+        };
+        let pinned = *spec.image.reference.digest();
+        if !report.image_manifest_sha256.is_empty() && report.image_manifest_sha256 != pinned.hex()
+        {
+            return Ok(infra(format!(
+                "the runner reports image manifest sha256:{} but the job pins {}",
+                report.image_manifest_sha256,
+                pinned.prefixed()
+            )));
+        }
+        let image_layers = match report
+            .image_layers_sha256
+            .iter()
+            .map(|l| Sha256Digest::from_hex(l))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(layers) => layers,
+            Err(e) => {
+                return Ok(infra(format!(
+                    "the runner reports an image layer digest that is not sha256 hex: {e}"
+                )));
+            }
+        };
+        let Some(runner_id) = record.runner_id else {
+            return Ok(infra("the job has no runner on record".into()));
+        };
+        let runner = self.store.runner(runner_id).await?;
+        let started = from_unix_ms(record.leased_ms.unwrap_or(record.created_ms));
+        let job_id = record.id.to_string();
+        let runner_id = runner.id.to_string();
+        let inputs = ProvenanceInputs {
+            issuer: &self.issuer,
+            mode: self.mode,
+            controller_version: CONTROLLER_VERSION,
+            job_id: &job_id,
+            attempt: record.attempt,
+            spec: &spec,
+            spec_json: &record.spec_json,
+            runner_id: &runner_id,
+            runner_version: &runner.version,
+            image_digest: &pinned,
+            image_layers: &image_layers,
+            outputs: &outputs,
+            log_sha256: &log_sha256,
+            started,
+            finished,
+        };
+        let statement = match provenance::build_statement(&inputs) {
+            Ok(s) => s,
+            Err(e) => return Ok(infra(format!("cannot build provenance: {e}"))),
+        };
+        let signed = match self.signer.sign(&spec.job.profile, &statement) {
+            Ok(signed) => signed,
+            Err(e) => return Ok(infra(format!("cannot sign provenance: {e}"))),
+        };
+        Ok(Completion {
+            state: JobState::Succeeded,
+            message: String::new(),
+            exit_code: 0,
+            finished_ms,
+            log_sha256: Some(log_sha256),
+            builder_id: Some(statement.predicate.run_details.builder.id.clone()),
+            provenance: Some(signed),
+            retryable: false,
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! Read-only views for clients: a job, its outputs and its provenance.
+
+use airlock_proto::v1 as pb;
+
+use super::Scheduler;
+use crate::ids::JobId;
+use crate::state::JobState;
+use crate::status::ApiError;
+use crate::store::{JobRecord, OutputRecord};
+
+impl Scheduler {
+    /// The client view of a job.
+    pub async fn job_view(&self, id: JobId) -> Result<pb::Job, ApiError> {
+        let job = self.store.job(id).await?;
+        let outputs = if job.attempt > 0 {
+            self.store.outputs(id, job.attempt).await?
+        } else {
+            Vec::new()
+        };
+        let attempts = self.store.attempts(id).await?;
+        Ok(pb::Job {
+            job_id: id.to_string(),
+            name: job.name,
+            state: job.state.to_proto_i32(),
+            message: job.message,
+            exit_code: job.exit_code,
+            created_at_ms: job.created_ms,
+            started_at_ms: job.started_ms.or(job.leased_ms).unwrap_or(0),
+            finished_at_ms: job.finished_ms.unwrap_or(0),
+            outputs: outputs
+                .into_iter()
+                .map(|o| pb::OutputFile {
+                    path: o.path,
+                    sha256: o.sha256.hex(),
+                    size: o.size,
+                    executable: o.executable,
+                })
+                .collect(),
+            builder_id: job.builder_id.unwrap_or_default(),
+            runner_id: job.runner_id.map(|r| r.to_string()).unwrap_or_default(),
+            attempt: job.attempt,
+            attempts: attempts
+                .into_iter()
+                .map(|a| pb::Attempt {
+                    attempt: a.attempt,
+                    runner_id: a.runner_id.to_string(),
+                    leased_at_ms: a.leased_ms,
+                    finished_at_ms: a.finished_ms.unwrap_or(0),
+                    state: a.state.map(JobState::to_proto_i32).unwrap_or(0),
+                    reason: a.reason,
+                })
+                .collect(),
+            cancel_requested: job.cancel_requested,
+            priority: job.priority,
+        })
+    }
+
+    /// The job record (NOT_FOUND if unknown).
+    pub async fn job(&self, id: JobId) -> Result<JobRecord, ApiError> {
+        Ok(self.store.job(id).await?)
+    }
+
+    /// The stored output `path` of the job's latest attempt.
+    pub async fn output(&self, id: JobId, path: &str) -> Result<OutputRecord, ApiError> {
+        let job = self.store.job(id).await?;
+        let outputs = self.store.outputs(id, job.attempt).await?;
+        outputs
+            .into_iter()
+            .find(|o| o.path == path)
+            .ok_or_else(|| ApiError::NotFound(format!("job {id} has no output `{path}`")))
+    }
+
+    /// The signed provenance of a succeeded job.
+    pub async fn provenance(&self, id: JobId) -> Result<pb::ProvenanceDocuments, ApiError> {
+        let job = self.store.job(id).await?;
+        match (job.state, job.provenance) {
+            (JobState::Succeeded, Some(p)) => Ok(pb::ProvenanceDocuments {
+                envelope_json: p.envelope_json,
+                bundle_json: p.bundle_json,
+                keyid: p.keyid,
+                builder_id: job.builder_id.unwrap_or_default(),
+                public_key_pem: p.public_key_pem,
+            }),
+            (state, _) => Err(ApiError::FailedPrecondition(format!(
+                "job {id} is {state}; provenance exists only for SUCCEEDED jobs"
+            ))),
+        }
+    }
+}
