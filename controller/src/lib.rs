@@ -4,13 +4,15 @@
 //! agents, but every digest they report is recomputed here, and a lease token fences every call
 //! a runner makes about a job, so a stale runner cannot change a job it no longer holds.
 //!
-//! Entry points: [`init`] writes a controller directory (`airlock controller init`),
+//! Entry points: [`init()`] writes a controller directory (`airlock controller init`),
 //! [`ControllerConfig::load`] / [`ControllerConfig::local`] describe a controller, and
 //! [`serve`] (or [`Controller`]) runs it on a listener the caller bound.
 //!
-//! Layout: [`config`] and [`init`] set up; [`store`] (SQLite) and [`blobs`] hold state;
-//! [`scheduler`] holds the job logic; [`job_service`] and [`runner_service`] adapt it to gRPC
-//! behind [`auth`]; [`provenance`] formats statements and [`signer`] signs them.
+//! Layout: [`config`] and [`mod@init`] set up; [`store`] (SQLite or PostgreSQL) and [`blobs`]
+//! hold state; [`scheduler`] holds the job logic; [`job_service`] (behind [`client_auth`]'s
+//! roles) and [`runner_service`] (behind [`runner_auth`]'s runner and job tokens) adapt it to
+//! gRPC; [`tls`] terminates TLS; [`oidc`] issues build tokens; [`provenance`] formats
+//! statements and [`signer`] signs them.
 
 pub mod auth;
 pub mod blob_stream;
