@@ -39,6 +39,9 @@ enum ControllerCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Create a job-API client token with a role: writes the token to a new 0600 file and
+    /// prints the `[[auth.clients]]` entry (with its sha256) for controller.toml.
+    ClientToken(crate::cmd_client_token::ClientTokenArgs),
     /// Manage runner registrations (create prints a new secret once; revoke; list).
     Registration {
         #[command(subcommand)]
@@ -72,6 +75,7 @@ pub async fn run(args: ControllerArgs) -> Result<Exit, Failure> {
         (Some(ControllerCommand::RotateTokenKey { config }), _) => {
             crate::cmd_token_key::rotate(&config)
         }
+        (Some(ControllerCommand::ClientToken(args)), _) => crate::cmd_client_token::run(args),
         (Some(ControllerCommand::Registration { command }), _) => {
             crate::cmd_registration::run(command).await
         }

@@ -3,6 +3,7 @@
 //! Thin by design: each subcommand parses its flags into typed values and calls
 //! the controller, runner, job and attestation crates.
 
+mod cmd_client_token;
 mod cmd_controller;
 mod cmd_jobs;
 mod cmd_keys;

@@ -14,6 +14,8 @@ pub const REGISTRATION_SECRET_PREFIX: &str = "airlock-reg_";
 pub const RUNNER_TOKEN_PREFIX: &str = "airlock-rt_";
 /// Prefix of a job token.
 pub const JOB_TOKEN_PREFIX: &str = "airlock-jt_";
+/// Prefix of a job-API client token (`airlock controller client-token`).
+pub const API_TOKEN_PREFIX: &str = "airlock-api_";
 
 /// A secret value. `Debug` prints `<redacted>`; there is no `Display`: reading it takes an
 /// explicit [`Secret::expose`].
