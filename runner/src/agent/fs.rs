@@ -19,32 +19,7 @@ pub(super) fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), String> 
     if !nix::unistd::geteuid().is_root() {
         return Ok(());
     }
-    let chown = |p: &Path| {
-        nix::unistd::fchownat(
-            None,
-            p,
-            Some(nix::unistd::Uid::from_raw(uid)),
-            Some(nix::unistd::Gid::from_raw(gid)),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| format!("chown {}: {e}", p.display()))
-    };
-    chown(root)?;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-            let path = entry.path();
-            chown(&path)?;
-            let ft = entry
-                .file_type()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            if ft.is_dir() {
-                stack.push(path);
-            }
-        }
-    }
+    crate::sandbox::lchown_tree(root, uid, gid)?;
     let _ = std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755));
     Ok(())
 }

@@ -29,6 +29,7 @@ pub use output::{OutputChunk, Stream};
 pub use plan::{
     INPUTS_MOUNT, IdMap, MIN_HOST_BASE, OIDC_SOCKET_MOUNT, STEP_GID, STEP_UID, SandboxPlan,
 };
+pub(crate) use rootless::lchown_tree;
 pub use rootless::{ROOTLESS_LIMITS_NOTICE, is_rootless};
 pub use seccomp::{
     BASELINE_FILE as SECCOMP_BASELINE_FILE, BASELINE_JSON as SECCOMP_BASELINE_JSON,

@@ -287,7 +287,7 @@ fn chown_child(
 }
 
 /// `lchown`s `root` and everything below it, never following symlinks.
-fn lchown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), String> {
+pub(crate) fn lchown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), String> {
     let chown = |p: &Path| {
         nix::unistd::fchownat(
             None,
