@@ -509,9 +509,10 @@ fn write_new_file(path: &Path, mode: u32, contents: &[u8]) -> Result<(), KeyErro
     file.sync_all().map_err(io_err)
 }
 
-/// Loads a PKCS#8 PEM private key, refusing a file that group or others can access in any way
-/// (mode must be 0600 or stricter), as ssh does: such a key may already be compromised.
-pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
+/// Reads a private key file (PEM text), refusing one that is not a regular file or that group
+/// or others can access in any way (mode must be 0600 or stricter), as ssh does: such a key
+/// may already be compromised. The text is wiped when dropped.
+pub fn read_private_key_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
     let io_err = |source| KeyError::Io {
         path: path.to_owned(),
         source,
@@ -533,7 +534,12 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
     }
     let mut text = Zeroizing::new(String::new());
     file.read_to_string(&mut text).map_err(io_err)?;
-    SigningKey::from_pkcs8_pem(&text)
+    Ok(text)
+}
+
+/// Loads a PKCS#8 PEM private key through [`read_private_key_file`] (mode 0600 or stricter).
+pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
+    SigningKey::from_pkcs8_pem(&read_private_key_file(path)?)
 }
 
 /// Loads an SPKI PEM public key.

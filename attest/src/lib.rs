@@ -22,7 +22,7 @@ pub use digest::{DigestError, GitCommit, Sha256Digest, Sha256Hasher, hash_reader
 pub use dsse::{DsseError, Envelope, EnvelopeSignature, pae};
 pub use keys::{
     KeyAlgorithm, KeyError, SigningKey, VerifyingKey, load_signing_key, load_verifying_key,
-    write_key_files, write_keypair, write_keypair_with,
+    read_private_key_file, write_key_files, write_keypair, write_keypair_with,
 };
 pub use provenance::{
     BuildDefinition, BuildMetadata, Builder, Provenance, ProvenanceError, RunDetails,

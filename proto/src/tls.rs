@@ -2,19 +2,14 @@
 //! certificate a runner presents, and reading PEM files (a private key only if group and
 //! others cannot access it, as ssh does). Errors name the file, never its contents.
 
-use std::fs::File;
-use std::io::Read as _;
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
+use airlock_attest::KeyError;
 use tokio_rustls::rustls;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 /// The environment variable that names the CA certificate file clients trust (as `--ca-cert`).
 pub const CA_CERT_ENV: &str = "AIRLOCK_CA_CERT";
-
-/// Mode bits a private key file must not have: any access by group or others.
-const PRIVATE_KEY_FORBIDDEN_BITS: u32 = 0o077;
 
 /// TLS settings of a client of an `https://` controller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -90,36 +85,26 @@ pub fn read_certificates_pem(path: &Path) -> Result<Vec<u8>, PemFileError> {
 }
 
 /// Reads a PEM private key file (PKCS#8, PKCS#1 or SEC1), refusing one that group or others
-/// can access: such a key may already be compromised.
+/// can access (the same check as the provenance signing keys: `airlock_attest`).
 pub fn read_private_key_pem(path: &Path) -> Result<Vec<u8>, PemFileError> {
-    let io_err = |source| PemFileError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = File::open(path).map_err(io_err)?;
-    // Checked on the open handle, not the path, so the file checked is the file read.
-    let meta = file.metadata().map_err(io_err)?;
-    if !meta.is_file() {
-        return Err(PemFileError::NotAFile {
+    let pem = airlock_attest::read_private_key_file(path).map_err(|e| match e {
+        KeyError::InsecurePermissions { path, mode } => {
+            PemFileError::InsecurePermissions { path, mode }
+        }
+        KeyError::NotAFile { path } => PemFileError::NotAFile { path },
+        KeyError::Io { path, source } => PemFileError::Io { path, source },
+        other => PemFileError::Io {
             path: path.to_owned(),
-        });
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & PRIVATE_KEY_FORBIDDEN_BITS != 0 {
-        return Err(PemFileError::InsecurePermissions {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    let mut pem = Vec::new();
-    file.read_to_end(&mut pem).map_err(io_err)?;
-    if !contains(&pem, b"PRIVATE KEY-----") {
+            source: std::io::Error::other(other.to_string()),
+        },
+    })?;
+    if !pem.contains("PRIVATE KEY-----") {
         return Err(PemFileError::NotPem {
             path: path.to_owned(),
             expected: "PRIVATE KEY",
         });
     }
-    Ok(pem)
+    Ok(pem.as_bytes().to_vec())
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
