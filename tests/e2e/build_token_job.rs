@@ -6,8 +6,6 @@
 //! log holds only the redacted form, an undeclared audience gets 403, and an `untrusted-pr` job
 //! has no socket at all.
 
-use std::process::Stdio;
-
 use crate::build_token_sandbox::{CLIENT_C, parse_response};
 use crate::common::*;
 
@@ -56,18 +54,14 @@ fn a_trusted_job_gets_a_build_token_through_the_controller() {
     let admin = dir.join("admin.token");
 
     let _controller = start_controller(&dir.join("controller.toml"), port);
-    let (layout, _) = base_image();
     let _runner = Kill(
-        airlock()
-            .args(["runner", "--controller", &url, "--registration-secret-file"])
-            .arg(dir.join("runner.secret"))
-            .arg("--state-dir")
-            .arg(root.path().join("runner"))
-            .arg("--allow-oci-layout")
-            .arg(&layout)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+        runner_command(
+            &url,
+            &dir.join("runner.secret"),
+            &root.path().join("runner"),
+        )
+        .spawn()
+        .unwrap(),
     );
 
     // The trusted job: compile the client, fetch a token (and print it: the log must only

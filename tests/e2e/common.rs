@@ -242,3 +242,18 @@ pub fn start_controller_with(config: &Path, port: u16, setup: impl FnOnce(&mut C
     wait_for_port(port);
     controller
 }
+
+/// `airlock runner` for the controller at `url` with the registration secret in `secret`, its
+/// state in `state`, allowed to use the base image's OCI layout (stdout to null; not spawned).
+pub fn runner_command(url: &str, secret: &Path, state: &Path) -> Command {
+    let (layout, _) = base_image();
+    let mut cmd = airlock();
+    cmd.args(["runner", "--controller", url, "--registration-secret-file"])
+        .arg(secret)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--allow-oci-layout")
+        .arg(&layout)
+        .stdout(Stdio::null());
+    cmd
+}

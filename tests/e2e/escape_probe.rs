@@ -8,7 +8,6 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Stdio;
 
 use airlock_attest::Sha256Digest;
 
@@ -57,23 +56,19 @@ fn the_probe_passes_in_every_profile() {
     // Its own id base (far from every other runner's, different per run) and lock
     // directory: the probe knows the exact map to expect.
     let id_base = 100_000_000u32 + (std::process::id() % 5000) * 65536;
-    let (layout, _) = base_image();
     let _runner = Kill(
-        airlock()
-            .args(["runner", "--controller", &url, "--registration-secret-file"])
-            .arg(dir.join("runner.secret"))
-            .arg("--state-dir")
-            .arg(root.path().join("runner"))
-            .arg("--allow-oci-layout")
-            .arg(&layout)
-            .args(["--id-base", &id_base.to_string(), "--id-slots", "1"])
-            .arg("--id-lock-dir")
-            .arg(root.path().join("id-locks"))
-            .arg("--profiles-dir")
-            .arg(repo().join("sandbox-profiles"))
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+        runner_command(
+            &url,
+            &dir.join("runner.secret"),
+            &root.path().join("runner"),
+        )
+        .args(["--id-base", &id_base.to_string(), "--id-slots", "1"])
+        .arg("--id-lock-dir")
+        .arg(root.path().join("id-locks"))
+        .arg("--profiles-dir")
+        .arg(repo().join("sandbox-profiles"))
+        .spawn()
+        .unwrap(),
     );
     // A port the host listens on; the probe must not reach it.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

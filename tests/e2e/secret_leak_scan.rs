@@ -54,15 +54,8 @@ fn controller(dir: &Path, port: u16, logs: &Path, level: &str) -> Kill {
 }
 
 fn runner(url: &str, secret: &Path, state: &Path, logs: &Path, name: &str, level: &str) -> Kill {
-    let (layout, _) = base_image();
-    let mut c = airlock();
-    c.args(["runner", "--controller", url, "--registration-secret-file"])
-        .arg(secret)
-        .arg("--state-dir")
-        .arg(state)
-        .arg("--allow-oci-layout")
-        .arg(&layout)
-        .stdin(Stdio::null());
+    let mut c = runner_command(url, secret, state);
+    c.stdin(Stdio::null());
     logged(&mut c, logs, name, level);
     Kill(c.spawn().unwrap())
 }

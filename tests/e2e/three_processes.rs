@@ -1,8 +1,6 @@
 //! `airlock controller` + `airlock runner` + `airlock submit --wait` as three
 //! processes on loopback.
 
-use std::process::Stdio;
-
 use crate::common::*;
 
 #[test]
@@ -14,18 +12,14 @@ fn controller_runner_and_submit_as_separate_processes() {
     let url = format!("http://127.0.0.1:{port}");
 
     let _controller = start_controller(&dir.join("controller.toml"), port);
-    let (layout, _) = base_image();
     let _runner = Kill(
-        airlock()
-            .args(["runner", "--controller", &url, "--registration-secret-file"])
-            .arg(dir.join("runner.secret"))
-            .arg("--state-dir")
-            .arg(root.path().join("runner"))
-            .arg("--allow-oci-layout")
-            .arg(&layout)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+        runner_command(
+            &url,
+            &dir.join("runner.secret"),
+            &root.path().join("runner"),
+        )
+        .spawn()
+        .unwrap(),
     );
 
     let job = job_dir(
