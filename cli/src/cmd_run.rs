@@ -2,7 +2,7 @@
 //! deployment, in one process, talking real gRPC over loopback, with a real
 //! SQLite file under `$AIRLOCK_HOME`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use airlock_job::ImageRef;
@@ -10,6 +10,7 @@ use airlock_proto::auth::{BearerAuth, connect, job_client};
 use airlock_proto::v1::JobState;
 use airlock_runner::agent::Runner;
 use airlock_runner::config::{RunnerConfig, Secret};
+use airlock_runner::state::Instance;
 use clap::Args;
 
 use crate::exit::{Exit, Failure, OrExit, infra};
@@ -39,24 +40,42 @@ fn random_token() -> Result<String, Failure> {
 pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
     let started = Instant::now();
     // Parse and validate before anything starts: bad input costs nothing.
-    let mut spec = submit_ops::load_job_file(&args.job_file)?;
+    let spec = submit_ops::load_job_file(&args.job_file)?;
     let home = airlock_home();
-    for dir in [&home, &home.join("keys"), &home.join("controller")] {
+    for dir in [&home, &home.join("keys")] {
         std::fs::create_dir_all(dir)
             .map_err(|e| infra(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let key_path = home.join("keys/local-provenance.key");
-    let pub_path = home.join("keys/local-provenance.pub");
-    if !key_path.exists() {
-        airlock_attest::write_keypair(&home.join("keys"), "local-provenance").infra()?;
-        eprintln!("created a local signing key: {}", key_path.display());
+    let (key_path, pub_path) = local_key(&home.join("keys"))?;
+    // This run's own controller state (database, blobs, token keys), in a room locked for
+    // as long as the run lives: runs started at once never see each other's jobs, and what
+    // a killed run left is removed by the next one.
+    let room = claim_run_room(&home.join("runs"))?;
+    let result = run_in(args, spec, &home, &key_path, &pub_path, &room, started).await;
+    // The outputs, provenance and logs have been handed out (or the run failed); the run's
+    // database goes either way.
+    if let Err(e) = room.remove() {
+        eprintln!("warning: {e}; the next `airlock run` removes it");
     }
+    result
+}
+
+/// [`run`] once the job file is parsed and this run's room is claimed.
+async fn run_in(
+    args: RunArgs,
+    mut spec: airlock_job::JobSpec,
+    home: &Path,
+    key_path: &Path,
+    pub_path: &Path,
+    room: &Instance,
+    started: Instant,
+) -> Result<Exit, Failure> {
     let api_token = random_token()?;
     // The embedded runner's registration secret (registration `default`): it registers with
     // it and gets a runner token, like any deployed runner.
     let runner_secret = random_token()?;
     let config = airlock_controller::ControllerConfig::local(
-        home.join("controller"),
+        room.dir().to_owned(),
         key_path,
         &api_token,
         &runner_secret,
@@ -109,7 +128,7 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
     let result = if JobState::try_from(job.state) == Ok(JobState::Succeeded) {
         let fetched = submit_ops::fetch(&mut client, &job, &args.out).await?;
         // Check what we hand out, with the same code `airlock verify` runs.
-        let key = airlock_attest::load_verifying_key(&pub_path).infra()?;
+        let key = airlock_attest::load_verifying_key(pub_path).infra()?;
         let envelope = airlock_attest::Envelope::from_json(
             std::fs::read(&fetched.envelope).infra()?.trim_ascii_end(),
         )
@@ -176,4 +195,43 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
         Err(e) => return Err(infra(format!("controller task failed: {e}"))),
     }
     Ok(result)
+}
+
+/// The local signing key pair under `keys`, created on first use. Creation is serialised
+/// with a lock, so runs started at once on a new machine agree on one key.
+fn local_key(keys: &Path) -> Result<(PathBuf, PathBuf), Failure> {
+    let key_path = keys.join("local-provenance.key");
+    let pub_path = keys.join("local-provenance.pub");
+    if pub_path.exists() {
+        return Ok((key_path, pub_path));
+    }
+    let lock_path = keys.join(".create.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| infra(format!("cannot open {}: {e}", lock_path.display())))?;
+    let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| infra(format!("cannot lock {}: {e}", lock_path.display())))?;
+    // The public key is written last: present means complete.
+    if !pub_path.exists() {
+        airlock_attest::write_keypair(keys, "local-provenance").infra()?;
+        eprintln!("created a local signing key: {}", key_path.display());
+    }
+    Ok((key_path, pub_path))
+}
+
+/// Claims this run's room under `runs` after removing the rooms of runs that died.
+fn claim_run_room(runs: &Path) -> Result<Instance, Failure> {
+    let room = Instance::claim_in(runs, airlock_runner::state::instance::random_id)
+        .map_err(|e| infra(e.to_string()))?;
+    let dead = airlock_runner::state::reap::dead_rooms_in(runs, room.id())
+        .map_err(|e| infra(e.to_string()))?;
+    for dead in dead {
+        if let Err(e) = dead.remove() {
+            eprintln!("warning: removing what an earlier run left: {e}");
+        }
+    }
+    Ok(room)
 }

@@ -55,10 +55,21 @@ pub struct RunnerArgs {
     #[arg(long)]
     ephemeral: bool,
     /// Run up to N jobs at once, each in its own host id range. SIGTERM drains: no new
-    /// jobs, running ones finish and report, then the runner exits.
+    /// jobs, running ones finish and report, then the runner exits. A second SIGTERM (or
+    /// --drain-timeout) hands the running jobs back to the controller instead.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     max_jobs: u32,
-    /// Workspaces, image cache and sandbox state. Every directory above it must be
+    /// How long a drain (after SIGTERM) may wait for running jobs before handing them back
+    /// to the controller: their steps are stopped and each attempt is recorded as
+    /// interrupted and re-queued at once for another runner, e.g. `5m`. Set it below your
+    /// supervisor's kill timeout (Kubernetes terminationGracePeriodSeconds, systemd
+    /// TimeoutStopSec) [default: wait for the jobs to finish].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    drain_timeout: Option<Duration>,
+    /// Workspaces, image cache and sandbox state. Several runners may share one state
+    /// directory: each keeps its jobs in a room of its own (`runners/<id>/`, locked while it
+    /// lives) and shares the caches; a starting runner removes what dead runners left
+    /// (processes, containers, cgroups, workspaces). Every directory above it must be
     /// searchable by others (the sandbox runs as an unprivileged uid).
     #[arg(long, default_value = "/var/lib/airlock/runner")]
     state_dir: PathBuf,
@@ -133,11 +144,50 @@ pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
     let runner = Runner::connect(cfg, Duration::from_secs(60))
         .await
         .infra()?;
-    let (tx, rx) = tokio::sync::watch::channel(false);
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let (hand_back_tx, hand_back_rx) = tokio::sync::watch::channel(false);
+    let drain_timeout = args.drain_timeout;
     tokio::spawn(async move {
-        crate::cmd_controller::shutdown_signal().await;
-        let _ = tx.send(true);
+        stop_signals(drain_tx, hand_back_tx, drain_timeout).await;
     });
-    runner.run(rx).await.infra()?;
+    runner.run_until(drain_rx, hand_back_rx).await.infra()?;
     Ok(Exit::Ok)
+}
+
+/// The first SIGTERM (or Ctrl-C) drains; the second one, or `drain_timeout` after the first,
+/// hands the running jobs back.
+async fn stop_signals(
+    drain: tokio::sync::watch::Sender<bool>,
+    hand_back: tokio::sync::watch::Sender<bool>,
+    drain_timeout: Option<Duration>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = drain.send(true);
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping: no new jobs; running jobs finish (signal again to hand them back)");
+    let _ = drain.send(true);
+    let deadline = async {
+        match drain_timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::warn!("second stop signal: handing the running jobs back"),
+        _ = int.recv() => tracing::warn!("second stop signal: handing the running jobs back"),
+        () = deadline => tracing::warn!("drain deadline passed: handing the running jobs back"),
+    }
+    let _ = hand_back.send(true);
+    // Keep the senders: the jobs watch them until they have handed back.
+    std::future::pending::<()>().await;
 }

@@ -24,4 +24,5 @@ pub mod profile;
 pub mod redact;
 pub mod sandbox;
 pub mod source_archive;
+pub mod state;
 pub mod token_broker;

@@ -88,6 +88,11 @@ impl Fetchers {
             },
         })
     }
+
+    /// Removes partial downloads whose writer died (see [`BlobCache::reap_partial`]).
+    pub fn reap_partial(&self) -> usize {
+        self.blobs.reap_partial()
+    }
 }
 
 async fn blocking<T: Send + 'static>(

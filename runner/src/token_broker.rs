@@ -197,12 +197,13 @@ pub struct TokenBroker {
 }
 
 impl TokenBroker {
-    /// Creates `<parent>/<job id>/` (mode 0711: the step needs only to reach the socket),
-    /// binds `oidc.sock` in it (mode 0600, owned by `owner` when running as root, so only the
-    /// job's step uid and root can connect; a rootless runner has the sandbox helper chown it
-    /// from a user namespace) and starts serving. `parent` must exist.
+    /// Creates `dir` (mode 0711: the step needs only to reach the socket; its parent must
+    /// exist and `dir` must not: one directory per job attempt), binds `oidc.sock` in it
+    /// (mode 0600, owned by `owner` when running as root, so only the job's step uid and root
+    /// can connect; a rootless runner has the sandbox helper chown it from a user namespace)
+    /// and starts serving. Keep `dir` short: the socket path must fit in 108 bytes.
     pub async fn start<S: TokenSource>(
-        parent: &Path,
+        dir: &Path,
         policy: BrokerPolicy,
         owner: Option<SocketOwner>,
         source: S,
@@ -210,7 +211,7 @@ impl TokenBroker {
         if !is_dir_name(&policy.job_id) {
             return Err(BrokerError::JobId(policy.job_id.clone()));
         }
-        let dir = parent.join(&policy.job_id);
+        let dir = dir.to_owned();
         let io_err = |path: &Path| {
             let path = path.to_owned();
             move |source| BrokerError::Io { path, source }

@@ -78,8 +78,9 @@ async fn get(socket: &Path, target: &str) -> (u16, serde_json::Value) {
     .await
 }
 
-async fn start(dir: &Path, allowed: bool, source: FakeSource) -> TokenBroker {
-    TokenBroker::start(dir, policy(allowed), None, source)
+/// A broker in `<parent>/broker` (the directory it creates).
+async fn start(parent: &Path, allowed: bool, source: FakeSource) -> TokenBroker {
+    TokenBroker::start(&parent.join("broker"), policy(allowed), None, source)
         .await
         .unwrap()
 }
@@ -246,13 +247,13 @@ async fn socket_is_0600_in_a_0711_directory_and_shutdown_removes_it() {
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(broker.socket_dir()), 0o711);
     assert_eq!(mode(&broker.socket_path()), 0o600);
-    assert_eq!(broker.socket_dir(), dir.path().join(policy(true).job_id));
+    assert_eq!(broker.socket_dir(), dir.path().join("broker"));
     let sock_dir = broker.socket_dir().to_owned();
     broker.shutdown().await.unwrap();
     assert!(!sock_dir.exists());
     assert!(
         TokenBroker::start(
-            dir.path(),
+            &dir.path().join("escape"),
             BrokerPolicy {
                 job_id: "../escape".into(),
                 ..policy(true)
@@ -349,7 +350,7 @@ async fn only_the_steps_host_uid_can_connect() {
     // sandbox the job directory itself is the mount, so only the socket's mode matters).
     std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let broker = TokenBroker::start(
-        parent.path(),
+        &parent.path().join("broker"),
         policy(true),
         Some(owner),
         FakeSource::default(),

@@ -1,8 +1,6 @@
 //! Starting a job's token broker (`/run/airlock/oidc.sock`) when its spec and profile
 //! allow build tokens.
 
-use std::path::Path;
-
 use airlock_job::JobSpec;
 use airlock_proto::v1::Lease;
 
@@ -12,8 +10,8 @@ use crate::events::EventSink;
 use crate::profile::Profile;
 
 impl Runner {
-    /// Starts the job's token broker under `<state_dir>/oidc` when the job declares `[oidc]
-    /// audiences` and its profile allows build tokens; `None` otherwise (no socket is mounted,
+    /// Starts the attempt's token broker in `<room>/oidc/<broker_dir>` when the job declares
+    /// `[oidc] audiences` and its profile allows build tokens; `None` otherwise (no socket is mounted,
     /// so an `untrusted-pr` step finds no `/run/airlock/oidc.sock`).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn start_token_broker(
@@ -24,6 +22,7 @@ impl Runner {
         profile: &Profile,
         host_uid: u32,
         host_gid: u32,
+        broker_dir: &str,
     ) -> Result<Option<crate::token_broker::TokenBroker>, crate::token_broker::BrokerError> {
         use crate::token_broker::{BrokerPolicy, SocketOwner, TokenBroker};
         let audiences = match &spec.oidc {
@@ -46,29 +45,19 @@ impl Runner {
             lease.lease_token.clone(),
             events.clone(),
         );
-        // A short parent: the socket path must fit in `sun_path` (108 bytes), which a path
-        // under the job directory may not.
-        let parent = self.cfg.state_dir.join("oidc");
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |e: std::io::Error| crate::token_broker::BrokerError::Io { path, source: e }
-        };
+        // One directory per attempt under the room's short `oidc/` parent: the socket path
+        // must fit in `sun_path` (108 bytes), which a path under the workspace may not.
+        let parent = self.instance.oidc_dir();
         mkdir_searchable(&parent).map_err(|e| crate::token_broker::BrokerError::Io {
             path: parent.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        // A previous attempt of this job that ended early (its broker dropped) leaves its
-        // directory behind.
-        let stale = parent.join(&lease.job_id);
-        match std::fs::remove_dir_all(&stale) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&stale)(e)),
-            _ => {}
-        }
+        let dir = parent.join(broker_dir);
         let owner = SocketOwner {
             uid: host_uid,
             gid: host_gid,
         };
-        let broker = TokenBroker::start(&parent, policy, Some(owner), source).await?;
+        let broker = TokenBroker::start(&dir, policy, Some(owner), source).await?;
         events
             .system(
                 0,

@@ -16,6 +16,10 @@ use crate::outputs::CollectedOutput;
 use crate::prepare::ImageRecord;
 use crate::profile::Profile;
 
+/// The reason an attempt handed back by a stopping runner is recorded with.
+pub(super) const HANDED_BACK: &str = "interrupted: the runner was stopped (second SIGTERM or \
+     drain deadline) and handed the attempt back";
+
 /// How one job ended, from the runner's side.
 #[derive(Debug)]
 pub(super) enum JobEnd {
@@ -69,7 +73,12 @@ impl Runner {
                 return;
             }
             info!("leased");
-            let job_dir = self.cfg.state_dir.join("jobs").join(&job_id);
+            // Keyed by the attempt: a retry never meets an earlier attempt's files, even one
+            // of this very runner that is still being torn down.
+            let job_dir = self
+                .instance
+                .jobs_dir()
+                .join(crate::state::attempt_dir_name(&job_id, lease.attempt));
             let (cancel_tx, cancel_rx) = watch::channel(false);
             let cancel_tx = Arc::new(cancel_tx);
             let heartbeat = tokio::spawn(
@@ -92,10 +101,33 @@ impl Runner {
             // The runner's own credentials must never reach a log either.
             self.creds.redact_in(&sink, &lease.job_token).await;
             let guard = tokio::spawn(
-                crate::credentials::guard_job(self.creds.clone(), sink.clone(), cancel_tx)
+                crate::credentials::guard_job(self.creds.clone(), sink.clone(), Arc::clone(&cancel_tx))
                     .in_current_span(),
             );
+            // Handing back (the runner is stopping for good) stops the steps like a cancel;
+            // the attempt is then reported as interrupted, not as cancelled.
+            let handed_back = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let hand_back = {
+                let mut hand_back = self.hand_back.clone();
+                let (flag, cancel) = (Arc::clone(&handed_back), Arc::clone(&cancel_tx));
+                tokio::spawn(async move {
+                    if hand_back.wait_for(|h| *h).await.is_ok() {
+                        info!("handing the job back to the controller");
+                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let _ = cancel.send(true);
+                    }
+                })
+            };
             let end = self.run_job(&lease, &job_dir, &sink, cancel_rx).await;
+            hand_back.abort();
+            let end = match end {
+                JobEnd::Cancelled(_) | JobEnd::Infra(_)
+                    if handed_back.load(std::sync::atomic::Ordering::SeqCst) =>
+                {
+                    JobEnd::Infra(HANDED_BACK.to_owned())
+                }
+                other => other,
+            };
             // The guard holds a sink: end it before waiting for the reporter to drain.
             guard.abort();
             let _ = guard.await;
@@ -113,8 +145,10 @@ impl Runner {
             };
             let end = match end {
                 JobEnd::Succeeded { outputs, image } => {
+                    info!("phase: uploading outputs");
                     match self.upload_outputs(&lease, &outputs).await {
                         Ok(files) => {
+                            info!("phase: completing");
                             self.complete(
                                 &lease,
                                 Outcome::Succeeded,
@@ -151,10 +185,8 @@ impl Runner {
             }
             heartbeat.abort();
             // Cleanup always runs: every sandbox process is dead by now.
-            if let Err(e) = std::fs::remove_dir_all(&job_dir)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                warn!(error = %e, dir = %job_dir.display(), "could not remove the job workspace");
+            if let Err(e) = crate::state::reap::remove_tree(&job_dir) {
+                warn!(error = %e, "could not remove the attempt's workspace; the next runner reaps it");
             }
         }
         .instrument(span)
@@ -216,18 +248,37 @@ impl Runner {
                 .system(0, crate::sandbox::ROOTLESS_LIMITS_NOTICE.to_owned())
                 .await;
         }
+        let broker_dir = self
+            .attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_string();
         let end = self
             .run_job_as(
-                lease, job_dir, events, cancel, &spec, &profile, id_map, started,
+                lease,
+                job_dir,
+                events,
+                cancel,
+                &spec,
+                &profile,
+                id_map,
+                started,
+                &broker_dir,
             )
             .await;
         // A broker dropped on an early end (closed, not removed) leaves its directory.
-        let broker_dir = self.cfg.state_dir.join("oidc").join(&lease.job_id);
-        match std::fs::remove_dir_all(&broker_dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                warn!(error = %e, "could not remove the token broker directory");
-            }
-            _ => {}
+        let broker_dir = self.instance.oidc_dir().join(&broker_dir);
+        if let Err(e) = crate::state::reap::remove_tree(&broker_dir) {
+            warn!(error = %e, "could not remove the token broker directory");
+        }
+        // A step whose future was dropped mid-way (the job aborted) leaves its container's
+        // bundle and maybe its cgroup: remove what is left of this attempt's containers.
+        let prefix = crate::state::container_prefix(&lease.job_id, lease.attempt);
+        let launcher = self.launcher.clone();
+        match tokio::task::spawn_blocking(move || launcher.cleanup_prefix(&prefix)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => warn!(containers = n, "removed containers the attempt left behind"),
+            Ok(Err(e)) => warn!(error = %e, "could not remove the attempt's containers"),
+            Err(e) => warn!(error = %e, "the container cleanup task failed"),
         }
         // Rootless: give the workspace back to the runner so it can be removed.
         let trees = [job_dir.join("work"), job_dir.join("out")];
@@ -257,6 +308,7 @@ impl Runner {
         profile: &Profile,
         id_map: crate::sandbox::IdMap,
         started: Instant,
+        broker_dir: &str,
     ) -> JobEnd {
         let deadline = started + spec.timeout();
         let host_uid = id_map.host_base.saturating_add(crate::sandbox::STEP_UID);
@@ -264,6 +316,7 @@ impl Runner {
 
         // Phase 1: prepare the workspace and inputs, outside the sandbox. The prepared job
         // holds the rootfs pin until this job's last step has ended.
+        info!("phase: preparing");
         let prepared = match self
             .prepare_job(
                 lease, job_dir, events, &cancel, spec, id_map, host_uid, host_gid,
@@ -279,7 +332,7 @@ impl Runner {
         // requests get 410, and `run_job` removes its directory; the normal path shuts it down
         // after the last step.
         let broker = match self
-            .start_token_broker(lease, events, spec, profile, host_uid, host_gid)
+            .start_token_broker(lease, events, spec, profile, host_uid, host_gid, broker_dir)
             .await
         {
             Ok(b) => b,
@@ -297,6 +350,7 @@ impl Runner {
         }
 
         // Phase 2: run each step in a fresh sandbox.
+        info!("phase: steps");
         if let Err(end) = self
             .run_steps(
                 lease,

@@ -27,6 +27,7 @@ use crate::image::ImageCache;
 use crate::prepare::Fetchers;
 use crate::profile::Profiles;
 use crate::sandbox::{Launcher, SandboxError};
+use crate::state::{Instance, StateError};
 use fs::mkdir_searchable;
 
 /// The error `run` ends with when the registration secret was refused.
@@ -60,14 +61,25 @@ pub enum RunnerError {
     /// The sandbox launcher could not be prepared.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The state directory could not be claimed or cleaned.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// A connected, registered runner. Cloned once per concurrent job (the clones share the
-/// channel, the credentials, the image cache and the id-range allocator; a job's clone swaps
-/// `client` for one scoped to the job's token).
+/// channel, the credentials, the image cache, the id-range allocator and the room in the
+/// state directory; a job's clone swaps `client` for one scoped to the job's token).
 #[derive(Debug, Clone)]
 pub struct Runner {
     cfg: RunnerConfig,
+    /// This process's room in the state directory (see [`crate::state`]), locked while it
+    /// lives.
+    instance: Arc<Instance>,
+    /// Numbers the attempts this process runs (their token broker directories).
+    attempts: Arc<std::sync::atomic::AtomicU64>,
+    /// Turns true when running jobs are to be handed back to the controller (a second
+    /// SIGTERM, or the drain deadline).
+    hand_back: watch::Receiver<bool>,
     creds: Credentials,
     client: RunnerServiceClient<AuthedChannel>,
     images: ImageCache,
@@ -82,7 +94,19 @@ impl Runner {
     /// registration secret, and prepares local state.
     pub async fn connect(cfg: RunnerConfig, connect_for: Duration) -> Result<Self, RunnerError> {
         mkdir_searchable(&cfg.state_dir)?;
-        mkdir_searchable(&cfg.state_dir.join("jobs"))?;
+        // Claim a room first: from now on no other runner's reaper touches ours.
+        let instance = Arc::new(Instance::claim(&cfg.state_dir)?);
+        let reaped =
+            crate::state::reap_dead(&cfg.state_dir, instance.id(), &cfg.launcher_exe).await?;
+        if !reaped.is_empty() {
+            warn!(
+                rooms = reaped.rooms,
+                helpers_killed = reaped.helpers_killed,
+                containers = reaped.containers,
+                mounts = reaped.mounts,
+                "removed what dead runners left in the state directory"
+            );
+        }
         let started = Instant::now();
         let mut delay = Duration::from_millis(100);
         let channel = loop {
@@ -111,9 +135,13 @@ impl Runner {
             .with_max_bytes(cfg.rootfs_cache_max_bytes);
         let fetchers =
             Fetchers::from_config(&cfg).map_err(|e| RunnerError::Setup(e.to_string()))?;
-        let launcher = Launcher::new(&cfg.launcher_exe, cfg.state_dir.join("sandbox"))?;
-        if let Err(e) = launcher.cleanup_stale() {
-            warn!(error = %e, "could not clean stale sandbox state");
+        let launcher = Launcher::new(&cfg.launcher_exe, instance.sandbox_dir())?;
+        let partial = fetchers.reap_partial() + images.reap_partial();
+        if partial > 0 {
+            info!(
+                partial,
+                "removed partial downloads and unpacks that nobody is writing"
+            );
         }
         let profiles = match &cfg.profiles_dir {
             Some(dir) => Profiles::from_dir(dir),
@@ -121,9 +149,13 @@ impl Runner {
         }
         .map_err(|e| RunnerError::Setup(e.to_string()))?;
         let ids = allocator_for(&cfg).map_err(|e| RunnerError::Setup(e.to_string()))?;
-        info!(labels = ?cfg.labels, "runner ready");
+        info!(labels = ?cfg.labels, room = %instance.dir().display(), "runner ready");
         Ok(Self {
             cfg,
+            instance,
+            attempts: Arc::default(),
+            // Never fires unless `run_until` is given one that does.
+            hand_back: watch::channel(false).1,
             creds,
             client,
             images,
@@ -146,7 +178,21 @@ impl Runner {
     /// registers again with the registration secret. Renews the runner token meanwhile. When
     /// the registration secret is refused (revoked), it fails closed: running jobs are
     /// aborted, and it returns [`CredentialError::Revoked`].
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), RunnerError> {
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), RunnerError> {
+        let (_never, hand_back) = watch::channel(false);
+        self.run_until(shutdown, hand_back).await
+    }
+
+    /// [`Runner::run`], and when `hand_back` turns true (after `shutdown`: a second SIGTERM
+    /// or a drain deadline) the running jobs are handed back instead of finished: their
+    /// steps are stopped and each attempt is completed as an infrastructure failure saying
+    /// so, which releases its lease at once and re-queues the job for another runner.
+    pub async fn run_until(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+        hand_back: watch::Receiver<bool>,
+    ) -> Result<(), RunnerError> {
+        self.hand_back = hand_back;
         let renewal = tokio::spawn(self.creds.clone().keep_renewed());
         let mut revoked = self.creds.revoked();
         let slots = Arc::new(Semaphore::new(self.cfg.max_jobs.max(1) as usize));
@@ -235,14 +281,25 @@ impl Runner {
         if !running.is_empty() {
             info!(
                 jobs = running.len(),
-                "draining: waiting for running jobs to finish"
+                "draining: waiting for running jobs to finish (a second SIGTERM hands them back)"
             );
         }
         while running.join_next().await.is_some() {}
         renewal.abort();
+        let revoked_meanwhile = self.creds.is_revoked();
+        // Every job is over and its sandboxes gone: the room is empty but for its skeleton.
+        let Self { instance, .. } = self;
+        match Arc::try_unwrap(instance) {
+            Ok(instance) => {
+                if let Err(e) = instance.remove() {
+                    warn!(error = %e, "could not remove this runner's room; the next runner reaps it");
+                }
+            }
+            Err(_) => warn!("a job still holds this runner's room; the next runner reaps it"),
+        }
         // A revocation noticed while draining (or by an ephemeral runner's job) still fails.
         match result {
-            Ok(()) if self.creds.is_revoked() => Err(revoked_error()),
+            Ok(()) if revoked_meanwhile => Err(revoked_error()),
             other => other,
         }
     }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt;
 
 use super::Runner;
-use super::fs::{chown_tree, mkdir_searchable};
+use super::fs::{chown_tree, mkdir_fresh, mkdir_searchable};
 use super::job::JobEnd;
 use crate::events::EventSink;
 use crate::image::{ImageProgress, PreparedImage, RootfsPin};
@@ -54,10 +54,18 @@ impl Runner {
     ) -> Result<PreparedJob, JobEnd> {
         let work = job_dir.join("work");
         let out = job_dir.join("out");
-        for d in [job_dir, &work, &out] {
+        // Fresh, never reused: creating the attempt's directory fails if it exists.
+        if let Err(e) = mkdir_fresh(job_dir) {
+            return Err(JobEnd::Infra(e));
+        }
+        for d in [&work, &out] {
             if let Err(e) = mkdir_searchable(d) {
                 return Err(JobEnd::Infra(e.to_string()));
             }
+        }
+        // Rootless, a reaper needs the id range to give the step's files back.
+        if let Err(e) = crate::state::write_ids(job_dir, id_map) {
+            return Err(JobEnd::Infra(e.to_string()));
         }
         let source_epoch = match &spec.source {
             SourceSpec::Path {

@@ -88,7 +88,8 @@ impl Runner {
                     duration_ms: 0,
                 })
                 .await;
-            let container_id = format!("airlock-{}-{i}", &lease.job_id);
+            let container_id =
+                crate::state::container_id(&lease.job_id, lease.attempt, i, self.instance.id());
             let (tx, mut rx) = mpsc::channel::<crate::sandbox::OutputChunk>(64);
             let forward = {
                 let events = events.clone();

@@ -58,6 +58,13 @@ pub(crate) fn unpack_lock(root: &Path, digest: &Sha256Digest) -> Result<Flock<Fi
         .map_err(|(_, errno)| ImageError::io("locking", &path, io::Error::from(errno)))
 }
 
+/// [`unpack_lock`] if nobody holds it now; `None` otherwise (or on any error).
+pub(crate) fn try_unpack_lock(root: &Path, digest: &Sha256Digest) -> Option<Flock<File>> {
+    let path = root.join("locks").join(format!("{}.unpack", digest.hex()));
+    let file = OpenOptions::new().read(true).open(path).ok()?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
+}
+
 /// A shared pin on the rootfs of `digest` (taken before it is looked up or unpacked).
 pub(crate) fn pin(root: &Path, digest: &Sha256Digest) -> Result<RootfsPin, ImageError> {
     Ok(RootfsPin {

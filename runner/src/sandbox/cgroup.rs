@@ -233,8 +233,12 @@ pub(crate) fn kill_all(rel: &Path, wait: Duration) -> io::Result<usize> {
         // ESRCH: it exited meanwhile, which is what we want.
         let _ = kill(pid, Signal::SIGKILL);
     }
-    if frozen {
-        write(&freezer, "THAWED")?;
+    // The cgroup may be gone already (its last process exited and someone removed it).
+    if frozen
+        && let Err(e) = write(&freezer, "THAWED")
+        && e.kind() != ErrorKind::NotFound
+    {
+        return Err(e);
     }
     let deadline = Instant::now() + wait;
     loop {

@@ -70,6 +70,14 @@ pub enum SandboxError {
     /// still be alive, so its outputs must not be trusted.
     #[error("cleaning up after the sandbox: {0}")]
     Cleanup(String),
+    /// The step's init (pid 1 of its pid namespace, which nothing inside the sandbox can
+    /// SIGKILL) died of SIGKILL that neither the launcher nor the OOM killer sent: the host,
+    /// an operator or a dying helper killed it. An infrastructure failure, never the build's.
+    #[error(
+        "the step was killed by SIGKILL from outside the sandbox (no timeout, cancel or \
+         out-of-memory kill asked for it): its helper died or something on the host killed it"
+    )]
+    KilledFromOutside,
     /// A rootless runner has no delegated cgroup to put its containers in.
     #[error("{0}")]
     NoDelegatedCgroup(String),

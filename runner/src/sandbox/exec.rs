@@ -286,6 +286,9 @@ impl Executor for StepExecutor {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| ExecutorError::InvalidArg)?;
         let program = argv.first().ok_or(ExecutorError::InvalidArg)?;
+        // The init is the helper's child: if the helper dies (SIGKILLed with its runner),
+        // the kernel kills the init and with it the whole pid namespace. Kept across exec.
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
         restore_signals();
         let Err(error) = nix::unistd::execvp(program, &argv);
         eprintln!("airlock-sandbox: cannot execute {:?}: {error}", args[0]);

@@ -343,6 +343,16 @@ impl Launcher {
                  (runner shutting down, or the thread that started it exited?)"
                     .to_owned(),
             )),
+            // Nothing inside a pid namespace can SIGKILL its init; the kernel's OOM killer is
+            // the one legitimate outside sender, and it is reported as such.
+            Some(r)
+                if stop.is_none()
+                    && !r.killed_on_request
+                    && !r.oom_killed
+                    && r.signal == Some(Signal::SIGKILL as i32) =>
+            {
+                Err(SandboxError::KilledFromOutside)
+            }
             Some(r) => Ok(outcome(
                 r.exit_code,
                 r.signal,
@@ -419,16 +429,32 @@ impl Launcher {
     }
 
     /// Kills and removes every container, cgroup and bundle left in the state directory by
-    /// an earlier runner process. Call it at start-up only, never while steps are running.
-    /// Returns how many leftovers were removed.
+    /// an earlier runner process. Call it only on a state directory no live runner uses
+    /// (a dead runner's room). Returns how many leftovers were removed.
     pub fn cleanup_stale(&self) -> Result<usize, SandboxError> {
+        self.remove_containers(|_| true)
+    }
+
+    /// Kills and removes what is left of the containers whose id starts with `prefix` (one
+    /// job attempt's, once its steps are over: a step whose future was dropped mid-way
+    /// leaves its bundle and maybe its cgroup). Blocking. Returns how many there were.
+    pub fn cleanup_prefix(&self, prefix: &str) -> Result<usize, SandboxError> {
+        self.remove_containers(|id| id.starts_with(prefix))
+    }
+
+    /// Kills and removes the containers of this state directory that `select` picks.
+    fn remove_containers(&self, select: impl Fn(&str) -> bool) -> Result<usize, SandboxError> {
         let mut ids = std::collections::BTreeSet::new();
         for root in [self.containers_root(), self.bundles_root()] {
-            let entries =
-                std::fs::read_dir(&root).map_err(|e| SandboxError::io("listing", &root, e))?;
+            let entries = match std::fs::read_dir(&root) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(SandboxError::io("listing", &root, e)),
+            };
             for entry in entries.flatten() {
                 if let Some(name) = entry.file_name().to_str()
                     && validate_container_id(name).is_ok()
+                    && select(name)
                 {
                     ids.insert(name.to_owned());
                 }
