@@ -13,6 +13,7 @@ mod build_token_job;
 mod build_token_sandbox;
 mod client_token;
 mod common;
+mod concurrent_runs;
 mod escape_probe;
 mod fleet_processes;
 mod hermetic_inputs;

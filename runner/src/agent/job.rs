@@ -116,7 +116,7 @@ impl Runner {
                         flag.store(true, std::sync::atomic::Ordering::SeqCst);
                         let _ = cancel.send(true);
                     }
-                })
+                }.in_current_span())
             };
             let end = self.run_job(&lease, &job_dir, &sink, cancel_rx).await;
             hand_back.abort();

@@ -325,45 +325,7 @@ impl Launcher {
         }
         drain(pumps).await;
 
-        let outcome =
-            |exit_code, signal, killed: bool, report: Option<&HelperReport>| StepOutcome {
-                exit_code,
-                signal,
-                timed_out: killed && stop == Some(Stop::Timeout),
-                cancelled: killed && stop == Some(Stop::Cancel),
-                oom_killed: report.is_some_and(|r| r.oom_killed),
-                pids_exhausted: report.is_some_and(|r| r.pids_exhausted),
-                tmp_full: report.is_some_and(|r| r.tmp_full),
-                duration,
-            };
-        match report {
-            Some(HelperReport { error: Some(e), .. }) => Err(SandboxError::Container(e)),
-            Some(r) if r.killed_on_request && stop.is_none() => Err(SandboxError::Container(
-                "the helper was told to stop by a signal the launcher did not send \
-                 (runner shutting down, or the thread that started it exited?)"
-                    .to_owned(),
-            )),
-            // Nothing inside a pid namespace can SIGKILL its init; the kernel's OOM killer is
-            // the one legitimate outside sender, and it is reported as such.
-            Some(r)
-                if stop.is_none()
-                    && !r.killed_on_request
-                    && !r.oom_killed
-                    && r.signal == Some(Signal::SIGKILL as i32) =>
-            {
-                Err(SandboxError::KilledFromOutside)
-            }
-            Some(r) => Ok(outcome(
-                r.exit_code,
-                r.signal,
-                r.killed_on_request,
-                Some(&r),
-            )),
-            None if force_killed => Ok(outcome(None, Some(Signal::SIGKILL as i32), true, None)),
-            None => Err(SandboxError::HelperCrashed {
-                status: status.to_string(),
-            }),
-        }
+        judge(report, stop, force_killed, duration, &status.to_string())
     }
 
     /// Rootless only (a no-op as root, where the runner chowns itself): gives the trees
@@ -471,6 +433,55 @@ impl Launcher {
             }
         }
         Ok(ids.len())
+    }
+}
+
+/// Turns what the helper reported (nothing, if it died) into the step's outcome, or into an
+/// infrastructure error when the step did not end by its own doing or by the launcher's.
+fn judge(
+    report: Option<HelperReport>,
+    stop: Option<Stop>,
+    force_killed: bool,
+    duration: Duration,
+    helper_status: &str,
+) -> Result<StepOutcome, SandboxError> {
+    let outcome = |exit_code, signal, killed: bool, report: Option<&HelperReport>| StepOutcome {
+        exit_code,
+        signal,
+        timed_out: killed && stop == Some(Stop::Timeout),
+        cancelled: killed && stop == Some(Stop::Cancel),
+        oom_killed: report.is_some_and(|r| r.oom_killed),
+        pids_exhausted: report.is_some_and(|r| r.pids_exhausted),
+        tmp_full: report.is_some_and(|r| r.tmp_full),
+        duration,
+    };
+    match report {
+        Some(HelperReport { error: Some(e), .. }) => Err(SandboxError::Container(e)),
+        Some(r) if r.killed_on_request && stop.is_none() => Err(SandboxError::Container(
+            "the helper was told to stop by a signal the launcher did not send \
+             (runner shutting down, or the thread that started it exited?)"
+                .to_owned(),
+        )),
+        // Nothing inside a pid namespace can SIGKILL its init; the kernel's OOM killer is
+        // the one legitimate outside sender, and it is reported as such.
+        Some(r)
+            if stop.is_none()
+                && !r.killed_on_request
+                && !r.oom_killed
+                && r.signal == Some(Signal::SIGKILL as i32) =>
+        {
+            Err(SandboxError::KilledFromOutside)
+        }
+        Some(r) => Ok(outcome(
+            r.exit_code,
+            r.signal,
+            r.killed_on_request,
+            Some(&r),
+        )),
+        None if force_killed => Ok(outcome(None, Some(Signal::SIGKILL as i32), true, None)),
+        None => Err(SandboxError::HelperCrashed {
+            status: helper_status.to_owned(),
+        }),
     }
 }
 
@@ -729,6 +740,42 @@ mod tests {
         std::fs::remove_file(rootfs.join("out")).expect("rm");
         std::fs::create_dir(rootfs.join("out")).expect("mkdir");
         check_mount_points(rootfs, &spec).expect("complete");
+    }
+
+    fn killed(signal: i32, oom: bool, on_request: bool) -> Option<HelperReport> {
+        Some(HelperReport {
+            signal: Some(signal),
+            oom_killed: oom,
+            killed_on_request: on_request,
+            ..HelperReport::default()
+        })
+    }
+
+    #[test]
+    fn a_sigkill_nobody_in_the_runner_asked_for_is_infrastructure() {
+        let d = Duration::ZERO;
+        // Another process (a reaper, the host) SIGKILLed the init: never the build's fault.
+        assert!(matches!(
+            judge(killed(9, false, false), None, false, d, ""),
+            Err(SandboxError::KilledFromOutside)
+        ));
+        // The OOM killer did it: the build's memory, the build's failure.
+        let oom = judge(killed(9, true, false), None, false, d, "").expect("outcome");
+        assert!(oom.oom_killed && !oom.success());
+        // The launcher did it (timeout, cancel): an outcome that says so.
+        let t = judge(killed(9, false, true), Some(Stop::Timeout), false, d, "").expect("timeout");
+        assert!(t.timed_out);
+        let c = judge(killed(9, false, true), Some(Stop::Cancel), false, d, "").expect("cancel");
+        assert!(c.cancelled);
+        // Other signals stay the step's own (it can kill itself with SIGTERM, SIGSEGV...).
+        let own = judge(killed(15, false, false), None, false, d, "").expect("outcome");
+        assert_eq!(own.signal, Some(15));
+        // A helper told to stop by someone else, or dead without a report: infrastructure.
+        assert!(judge(killed(9, false, true), None, false, d, "").is_err());
+        assert!(matches!(
+            judge(None, None, false, d, "signal: 9"),
+            Err(SandboxError::HelperCrashed { .. })
+        ));
     }
 
     #[tokio::test]
