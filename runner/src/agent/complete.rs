@@ -31,7 +31,16 @@ impl Runner {
                 .map(|i| i.layers.iter().map(Sha256Digest::hex).collect())
                 .unwrap_or_default(),
         };
-        match self.client.complete_job(req).await {
+        let mut retry = super::retry::Transient::new();
+        let answer = loop {
+            match self.client.complete_job(req.clone()).await {
+                Err(status) if retry.wait(&status).await => {
+                    warn!(%status, "CompleteJob did not reach the controller; sending it again");
+                }
+                other => break other,
+            }
+        };
+        match answer {
             Ok(resp) => {
                 info!(state = resp.into_inner().state, "completed");
                 JobEnd::Succeeded {

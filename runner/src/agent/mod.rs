@@ -8,6 +8,7 @@ mod fs;
 mod job;
 mod outputs;
 mod prepare;
+mod retry;
 mod steps;
 
 use std::sync::Arc;

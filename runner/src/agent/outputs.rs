@@ -3,9 +3,12 @@
 
 use airlock_job::JobSpec;
 use airlock_proto::v1::upload_output_request::Kind as UploadKind;
-use airlock_proto::v1::{Lease, OutputFile, OutputHeader, UploadOutputRequest};
+use airlock_proto::v1::{
+    Lease, OutputFile, OutputHeader, UploadOutputRequest, UploadOutputResponse,
+};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
+use tracing::warn;
 
 use super::Runner;
 use super::job::JobEnd;
@@ -74,7 +77,9 @@ impl Runner {
         }
     }
 
-    /// Uploads the collected outputs; the files to report, or why uploading failed.
+    /// Uploads the collected outputs; the files to report, or why uploading failed. An
+    /// upload cut by a controller restart is sent again (the controller keeps the first
+    /// copy of an output and checks the digest of every copy).
     pub(super) async fn upload_outputs(
         &mut self,
         lease: &Lease,
@@ -82,60 +87,22 @@ impl Runner {
     ) -> Result<Vec<OutputFile>, String> {
         let mut files = Vec::new();
         for o in outputs {
-            let mut file = tokio::fs::File::open(&o.file)
-                .await
-                .map_err(|e| format!("reading output {}: {e}", o.path))?;
-            let header = UploadOutputRequest {
-                kind: Some(UploadKind::Header(OutputHeader {
-                    job_id: lease.job_id.clone(),
-                    lease_token: lease.lease_token.clone(),
-                    path: o.path.clone(),
-                    size: o.size,
-                    sha256: o.sha256.hex(),
-                    executable: o.executable,
-                })),
+            let mut retry = super::retry::Transient::new();
+            let resp = loop {
+                match self.upload_output(lease, o).await? {
+                    Ok(resp) => break resp,
+                    Err(status) => {
+                        if !retry.wait(&status).await {
+                            return Err(format!(
+                                "uploading output {}: {}",
+                                o.path,
+                                status.message()
+                            ));
+                        }
+                        warn!(%status, output = %o.path, "uploading an output failed; sending it again");
+                    }
+                }
             };
-            let (tx, rx) = mpsc::channel(4);
-            let path = o.path.clone();
-            let size = o.size;
-            let feeder = tokio::spawn(async move {
-                if tx.send(header).await.is_err() {
-                    return Ok(());
-                }
-                let mut sent = 0u64;
-                let mut buf = vec![0u8; UPLOAD_CHUNK];
-                // Upload exactly the bytes that were hashed: the file cannot change, as
-                // nothing of the sandbox runs any more, but never send more than hashed.
-                while sent < size {
-                    let want = usize::try_from((size - sent).min(UPLOAD_CHUNK as u64))
-                        .unwrap_or(UPLOAD_CHUNK);
-                    let n = file
-                        .read(&mut buf[..want])
-                        .await
-                        .map_err(|e| format!("reading output {path}: {e}"))?;
-                    if n == 0 {
-                        break;
-                    }
-                    sent += n as u64;
-                    let msg = UploadOutputRequest {
-                        kind: Some(UploadKind::Data(buf[..n].to_vec())),
-                    };
-                    if tx.send(msg).await.is_err() {
-                        break;
-                    }
-                }
-                Ok::<(), String>(())
-            });
-            let resp = self
-                .client
-                .upload_output(tokio_stream::wrappers::ReceiverStream::new(rx))
-                .await;
-            feeder
-                .await
-                .map_err(|e| format!("upload task panicked: {e}"))??;
-            let resp = resp
-                .map_err(|s| format!("uploading output {}: {}", o.path, s.message()))?
-                .into_inner();
             files.push(OutputFile {
                 path: o.path.clone(),
                 sha256: resp.sha256,
@@ -144,5 +111,65 @@ impl Runner {
             });
         }
         Ok(files)
+    }
+
+    /// Streams one output; `Err` for a local failure, `Ok(Err)` for the controller's answer.
+    async fn upload_output(
+        &mut self,
+        lease: &Lease,
+        o: &CollectedOutput,
+    ) -> Result<Result<UploadOutputResponse, tonic::Status>, String> {
+        let mut file = tokio::fs::File::open(&o.file)
+            .await
+            .map_err(|e| format!("reading output {}: {e}", o.path))?;
+        let header = UploadOutputRequest {
+            kind: Some(UploadKind::Header(OutputHeader {
+                job_id: lease.job_id.clone(),
+                lease_token: lease.lease_token.clone(),
+                path: o.path.clone(),
+                size: o.size,
+                sha256: o.sha256.hex(),
+                executable: o.executable,
+            })),
+        };
+        let (tx, rx) = mpsc::channel(4);
+        let path = o.path.clone();
+        let size = o.size;
+        let feeder = tokio::spawn(async move {
+            if tx.send(header).await.is_err() {
+                return Ok(());
+            }
+            let mut sent = 0u64;
+            let mut buf = vec![0u8; UPLOAD_CHUNK];
+            // Upload exactly the bytes that were hashed: the file cannot change, as nothing
+            // of the sandbox runs any more, but never send more than hashed.
+            while sent < size {
+                let want =
+                    usize::try_from((size - sent).min(UPLOAD_CHUNK as u64)).unwrap_or(UPLOAD_CHUNK);
+                let n = file
+                    .read(&mut buf[..want])
+                    .await
+                    .map_err(|e| format!("reading output {path}: {e}"))?;
+                if n == 0 {
+                    break;
+                }
+                sent += n as u64;
+                let msg = UploadOutputRequest {
+                    kind: Some(UploadKind::Data(buf[..n].to_vec())),
+                };
+                if tx.send(msg).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<(), String>(())
+        });
+        let resp = self
+            .client
+            .upload_output(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await;
+        feeder
+            .await
+            .map_err(|e| format!("upload task panicked: {e}"))??;
+        Ok(resp.map(tonic::Response::into_inner))
     }
 }
