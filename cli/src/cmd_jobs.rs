@@ -56,6 +56,11 @@ pub struct SubmitArgs {
     /// Print the job's events and logs until it finishes (implies --wait).
     #[arg(long)]
     follow: bool,
+    /// A directory outside the job file's own from which a `path` source may be packed;
+    /// repeatable. Without it a path source must lie in the job file's directory tree
+    /// (symlinks resolved). airlock's own state directories are never packed.
+    #[arg(long = "allow-source-dir", value_name = "DIR")]
+    allow_source_dir: Vec<PathBuf>,
     /// A key that makes the submission idempotent: submitting the same job file again with
     /// the same key returns the first job instead of queueing another (1-128 printable
     /// ASCII characters, e.g. a CI run id).
@@ -117,7 +122,7 @@ pub struct FetchArgs {
 
 /// Runs `submit`.
 pub async fn submit(args: SubmitArgs) -> Result<Exit, Failure> {
-    let mut spec = submit_ops::load_job_file(&args.job_file)?;
+    let mut spec = submit_ops::load_job_file(&args.job_file, &args.allow_source_dir)?;
     let mut client = args.conn.client().await?;
     submit_ops::upload_source(&mut client, &mut spec).await?;
     let job_id =

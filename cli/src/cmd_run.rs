@@ -28,6 +28,11 @@ pub struct RunArgs {
     /// Show only step and state lines, not the steps' output.
     #[arg(long, short)]
     quiet: bool,
+    /// A directory outside the job file's own from which a `path` source may be packed;
+    /// repeatable. Without it a path source must lie in the job file's directory tree
+    /// (symlinks resolved). airlock's own state directories are never packed.
+    #[arg(long = "allow-source-dir", value_name = "DIR")]
+    allow_source_dir: Vec<PathBuf>,
 }
 
 fn random_token() -> Result<String, Failure> {
@@ -40,7 +45,7 @@ fn random_token() -> Result<String, Failure> {
 pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
     let started = Instant::now();
     // Parse and validate before anything starts: bad input costs nothing.
-    let spec = submit_ops::load_job_file(&args.job_file)?;
+    let spec = submit_ops::load_job_file(&args.job_file, &args.allow_source_dir)?;
     let home = airlock_home();
     for dir in [&home, &home.join("keys")] {
         std::fs::create_dir_all(dir)

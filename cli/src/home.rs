@@ -19,3 +19,23 @@ pub fn airlock_home() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."));
     base.join("airlock")
 }
+
+/// Directories that hold airlock's own state (keys, databases, workspaces) on this machine:
+/// a job's `path` source may neither lie in nor contain one, whatever is allowed.
+pub fn airlock_state_dirs() -> Vec<PathBuf> {
+    let home = airlock_home();
+    // Inside `$AIRLOCK_HOME` only what airlock writes (a project may live beside it).
+    let mut dirs: Vec<PathBuf> = ["keys", "runner", "runs", "controller"]
+        .iter()
+        .map(|d| home.join(d))
+        .collect();
+    dirs.extend([
+        PathBuf::from("/var/lib/airlock"),
+        PathBuf::from("/etc/airlock"),
+        PathBuf::from("/run/airlock"),
+    ]);
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".local/share/airlock"));
+    }
+    dirs
+}

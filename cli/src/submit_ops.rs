@@ -19,15 +19,23 @@ use crate::exit::{Exit, Failure, OrExit, from_status, usage};
 /// A job-service client.
 pub type Client = JobServiceClient<AuthedChannel>;
 
-/// Reads a job file, pins a git `ref` or an image tag it names (recording both), and makes
-/// its paths absolute.
-pub fn load_job_file(path: &Path) -> Result<JobSpec, Failure> {
+/// Reads a job file, pins a git `ref` or an image tag it names (recording both), confines a
+/// `path` source to the job file's tree (or to `allowed_source_dirs`; never airlock's own
+/// state) and makes its paths absolute.
+pub fn load_job_file(path: &Path, allowed_source_dirs: &[PathBuf]) -> Result<JobSpec, Failure> {
     let mut spec =
         airlock_job::from_toml_file_resolving(path, &mut crate::pinning::CliResolver).usage()?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    let policy = airlock_job::SourcePolicy {
+        allowed_dirs: allowed_source_dirs.to_vec(),
+        forbidden_dirs: crate::home::airlock_state_dirs(),
+    };
+    spec.confine_source(base, &policy)
+        .map_err(|e| e.in_file(path))
+        .usage()?;
     spec.resolve_relative_paths(base);
     Ok(spec)
 }
@@ -65,6 +73,16 @@ pub async fn upload_source(client: &mut Client, spec: &mut JobSpec) -> Result<()
         .await
         .map_err(|s| from_status("uploading the source", s))?
         .into_inner();
+    // A digest the job file declares is a claim about the tree: it must hold.
+    if let Some(declared) = sha256
+        && *declared != digest
+    {
+        return Err(usage(format!(
+            "source.sha256: the job file declares sha256:{declared} but {} packs to \
+             sha256:{digest}; fix the digest or remove it (airlock records the packed tree's)",
+            dir.display()
+        )));
+    }
     if resp.sha256 != digest.hex() || resp.size != size {
         return Err(crate::exit::infra(format!(
             "the controller stored the source as sha256:{} ({} bytes) but it is sha256:{digest} ({size} bytes)",

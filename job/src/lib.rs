@@ -5,16 +5,21 @@
 //! same types parse the JSON form that clients submit to the controller, so the
 //! controller re-validates everything it receives.
 
+mod confine;
 mod error;
 mod image_ref;
+pub mod limits;
+mod reserved;
 mod resolve;
 mod source;
 mod spec;
 mod step;
 mod units;
 
+pub use confine::SourcePolicy;
 pub use error::JobFileError;
 pub use image_ref::ImageRef;
+pub use reserved::{RESERVED_OUTPUT_SUFFIXES, is_reserved_component, reserved_component};
 pub use resolve::{Resolver, from_toml_file_resolving};
 pub use source::{SourceSpec, is_git_ref};
 pub use spec::{

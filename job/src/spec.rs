@@ -335,13 +335,22 @@ impl JobSpec {
                 ));
             }
         }
-        if self.resources.pids == 0 || self.resources.memory.0 < (16 << 20) {
-            return Err(JobFileError::field(
-                "resources",
-                "memory must be at least 16MiB and pids at least 1",
-                None,
-            ));
+        for (i, p) in self.outputs.paths.iter().enumerate() {
+            if let Some(component) = crate::reserved::reserved_component(p) {
+                return Err(JobFileError::field(
+                    format!("outputs.paths[{i}]"),
+                    format!(
+                        "`{component}` is a name airlock writes next to the outputs (its \
+                         provenance, bundle or temporary files)"
+                    ),
+                    Some(format!(
+                        "rename the output; names ending in {} are airlock's",
+                        crate::reserved::RESERVED_OUTPUT_SUFFIXES.join(", ")
+                    )),
+                ));
+            }
         }
+        crate::limits::check(self)?;
         if let Some(oidc) = &self.oidc {
             for (i, aud) in oidc.audiences.iter().enumerate() {
                 if aud.is_empty()

@@ -26,3 +26,4 @@ pub mod sandbox;
 pub mod source_archive;
 pub mod state;
 pub mod token_broker;
+pub mod tree;

@@ -240,14 +240,9 @@ fn unescape_octal(field: &str) -> Vec<u8> {
     out
 }
 
-/// Removes a tree, without following symlinks; a tree that is already gone is fine.
+/// Removes a tree (any depth, without following symlinks); one already gone is fine.
 pub(crate) fn remove_tree(dir: &Path) -> Result<(), StateError> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(StateError::io("removing", dir, e))
-        }
-        _ => Ok(()),
-    }
+    crate::tree::remove_tree(dir).map_err(|e| StateError::io("removing", dir, e))
 }
 
 #[cfg(test)]

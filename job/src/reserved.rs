@@ -1,0 +1,47 @@
+//! Names in the output directory that belong to airlock: a build's outputs may not take
+//! them, so nothing airlock writes beside the outputs can replace an artifact, and no
+//! artifact can pass for airlock's provenance.
+
+/// Suffixes of the files airlock writes next to the outputs (`<job>.intoto.jsonl`,
+/// `<job>.sigstore.json`) and of its temporary files (`*.airlock-partial`).
+pub const RESERVED_OUTPUT_SUFFIXES: &[&str] =
+    &[".intoto.jsonl", ".sigstore.json", ".airlock-partial"];
+
+/// Whether one path component names (or could be a directory above) an airlock file.
+pub fn is_reserved_component(component: &str) -> bool {
+    RESERVED_OUTPUT_SUFFIXES
+        .iter()
+        .any(|suffix| component.ends_with(suffix) || component.contains(".airlock-partial"))
+}
+
+/// The first component of the `/`-separated output path `path` that is reserved, if any.
+pub fn reserved_component(path: &str) -> Option<&str> {
+    path.split('/').find(|c| is_reserved_component(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn airlock_names_are_reserved_in_every_component() {
+        for bad in [
+            "clob.intoto.jsonl",
+            "clob.sigstore.json",
+            "x.airlock-partial",
+            "provdir.intoto.jsonl/a",
+            "bin/x.airlock-partial.1",
+        ] {
+            assert!(reserved_component(bad).is_some(), "{bad}");
+        }
+        for ok in [
+            "hello",
+            "dist/app.tar.gz",
+            "intoto.json",
+            "a.jsonl",
+            "sigstore",
+        ] {
+            assert_eq!(reserved_component(ok), None, "{ok}");
+        }
+    }
+}
