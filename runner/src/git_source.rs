@@ -229,7 +229,7 @@ pub fn checkout(
             stderr: "the commit time is not a number".into(),
         })?;
     let dot_git = work.join(".git");
-    std::fs::remove_dir_all(&dot_git).map_err(|source| GitError::Cleanup {
+    crate::tree::remove_tree(&dot_git).map_err(|source| GitError::Cleanup {
         path: dot_git.display().to_string(),
         source,
     })?;

@@ -117,16 +117,7 @@ pub fn collect_outputs(
     }
     let mut found = Vec::new();
     let mut matched = vec![false; sets.len()];
-    let mut total = 0u64;
-    walk(
-        out_dir,
-        "",
-        &sets,
-        &mut matched,
-        &mut found,
-        &mut total,
-        limits,
-    )?;
+    walk(out_dir, &sets, &mut matched, &mut found, limits)?;
     if let Some(i) = matched.iter().position(|m| !m) {
         return Err(OutputError::Missing {
             pattern: sets[i].0.clone(),
@@ -136,94 +127,146 @@ pub fn collect_outputs(
     Ok(found)
 }
 
+/// Walks `/out` with an explicit stack (a build controls its depth), depth-first in name
+/// order, collecting the files `sets` match. Deeper than [`crate::tree::MAX_DEPTH`], more
+/// than [`crate::tree::MAX_ENTRIES`] entries, a path over `PATH_MAX` or a name airlock
+/// reserves fail the job as the build's fault.
 fn walk(
     root: &Path,
-    rel: &str,
     sets: &[(String, GlobSet)],
     matched: &mut [bool],
     found: &mut Vec<CollectedOutput>,
-    total: &mut u64,
     limits: OutputLimits,
 ) -> Result<(), OutputError> {
-    let dir = if rel.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(rel)
-    };
-    let io = |source| OutputError::Io {
-        path: dir.clone(),
-        source,
-    };
-    let mut entries: Vec<_> = fs::read_dir(&dir)
-        .map_err(io)?
-        .collect::<Result<_, _>>()
-        .map_err(io)?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            return Err(OutputError::Refused {
-                path: format!("{rel}/{}", entry.file_name().to_string_lossy()),
-                reason: "the name is not UTF-8".into(),
-            });
-        };
-        let child = if rel.is_empty() {
-            name.clone()
+    let mut total = 0u64;
+    let mut seen = 0usize;
+    let mut stack: Vec<(String, usize)> = vec![(String::new(), 0)];
+    while let Some((rel, depth)) = stack.pop() {
+        let dir = if rel.is_empty() {
+            root.to_path_buf()
         } else {
-            format!("{rel}/{name}")
+            root.join(&rel)
         };
-        // symlink_metadata: never follow.
-        let meta = fs::symlink_metadata(entry.path()).map_err(|source| OutputError::Io {
-            path: entry.path(),
-            source,
-        })?;
-        let hits: Vec<usize> = sets
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, s))| s.is_match(&child))
-            .map(|(i, _)| i)
-            .collect();
-        if meta.is_dir() {
-            walk(root, &child, sets, matched, found, total, limits)?;
-            continue;
-        }
-        if hits.is_empty() {
-            continue;
-        }
-        let ft = meta.file_type();
-        if !ft.is_file() {
-            let kind = if ft.is_symlink() {
-                "a symlink"
-            } else {
-                "not a regular file (device, FIFO or socket)"
-            };
+        let io = |source: io::Error| io_or_refused(&dir, &rel, source);
+        let mut entries: Vec<_> = fs::read_dir(&dir)
+            .map_err(io)?
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        entries.sort_by_key(|e| std::cmp::Reverse(e.file_name()));
+        seen += entries.len();
+        if seen > crate::tree::MAX_ENTRIES {
             return Err(OutputError::Refused {
-                path: child,
-                reason: format!("it is {kind}; outputs must be regular files"),
-            });
-        }
-        let out = read_output(&entry.path(), &child, limits)?;
-        *total += out.size;
-        if *total > limits.max_total_bytes {
-            return Err(OutputError::Refused {
-                path: child,
+                path: rel,
                 reason: format!(
-                    "outputs exceed the total ceiling of {} bytes",
-                    limits.max_total_bytes
+                    "/out holds more than {} entries; write fewer files",
+                    crate::tree::MAX_ENTRIES
                 ),
             });
         }
-        if found.len() >= limits.max_files {
-            return Err(OutputError::Refused {
-                path: child,
-                reason: format!("more than {} output files", limits.max_files),
-            });
+        let mut files = Vec::new();
+        for entry in entries {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                return Err(OutputError::Refused {
+                    path: format!("{rel}/{}", entry.file_name().to_string_lossy()),
+                    reason: "the name is not UTF-8".into(),
+                });
+            };
+            let child = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            // symlink_metadata: never follow.
+            let meta = fs::symlink_metadata(entry.path())
+                .map_err(|source| io_or_refused(&entry.path(), &child, source))?;
+            if meta.is_dir() {
+                if depth + 1 > crate::tree::MAX_DEPTH {
+                    return Err(OutputError::Refused {
+                        path: child,
+                        reason: format!(
+                            "/out is nested deeper than {} directories",
+                            crate::tree::MAX_DEPTH
+                        ),
+                    });
+                }
+                stack.push((child, depth + 1));
+            } else {
+                files.push((entry.path(), child, meta));
+            }
         }
-        for i in hits {
-            matched[i] = true;
+        // Name order within a directory (the listing was sorted in reverse for the stack).
+        files.reverse();
+        for (path, child, meta) in files {
+            let hits: Vec<usize> = sets
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, s))| s.is_match(&child))
+                .map(|(i, _)| i)
+                .collect();
+            if hits.is_empty() {
+                continue;
+            }
+            if let Some(component) = airlock_job::reserved_component(&child) {
+                return Err(OutputError::Refused {
+                    path: child.clone(),
+                    reason: format!(
+                        "`{component}` is a name airlock writes next to the outputs (provenance, \
+                         bundle, temporary files); rename it"
+                    ),
+                });
+            }
+            let ft = meta.file_type();
+            if !ft.is_file() {
+                let kind = if ft.is_symlink() {
+                    "a symlink"
+                } else {
+                    "not a regular file (device, FIFO or socket)"
+                };
+                return Err(OutputError::Refused {
+                    path: child,
+                    reason: format!("it is {kind}; outputs must be regular files"),
+                });
+            }
+            let out = read_output(&path, &child, limits)?;
+            total += out.size;
+            if total > limits.max_total_bytes {
+                return Err(OutputError::Refused {
+                    path: child,
+                    reason: format!(
+                        "outputs exceed the total ceiling of {} bytes",
+                        limits.max_total_bytes
+                    ),
+                });
+            }
+            if found.len() >= limits.max_files {
+                return Err(OutputError::Refused {
+                    path: child,
+                    reason: format!("more than {} output files", limits.max_files),
+                });
+            }
+            for i in hits {
+                matched[i] = true;
+            }
+            found.push(out);
         }
-        found.push(out);
     }
     Ok(())
+}
+
+/// A path the build made too long to name is the build's fault; other I/O errors are the
+/// runner's.
+fn io_or_refused(path: &Path, rel: &str, source: io::Error) -> OutputError {
+    if source.raw_os_error() == Some(nix::libc::ENAMETOOLONG) {
+        OutputError::Refused {
+            path: rel.to_owned(),
+            reason: "the path is longer than the system allows (PATH_MAX)".into(),
+        }
+    } else {
+        OutputError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
 fn read_output(
@@ -295,6 +338,40 @@ mod tests {
 
     fn pats(p: &[&str]) -> Vec<String> {
         p.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_glob_that_matches_an_airlock_name_fails_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("app"), "x").unwrap();
+        fs::write(dir.path().join("clob.intoto.jsonl"), "forged").unwrap();
+        let err = collect_outputs(dir.path(), &pats(&["*"]), OutputLimits::default())
+            .expect_err("reserved name");
+        assert!(err.is_build_failure(), "{err}");
+        assert!(err.to_string().contains("clob.intoto.jsonl"), "{err}");
+    }
+
+    #[test]
+    fn an_out_tree_deeper_than_the_limit_fails_the_build_without_recursion() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = dir.path().to_path_buf();
+        for _ in 0..=crate::tree::MAX_DEPTH {
+            p.push("d");
+        }
+        fs::create_dir_all(&p).unwrap();
+        fs::write(dir.path().join("app"), "x").unwrap();
+        let out = dir.path().to_owned();
+        let result = std::thread::Builder::new()
+            .stack_size(128 << 10)
+            .spawn(move || collect_outputs(&out, &pats(&["app"]), OutputLimits::default()))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        let err = result.expect_err("too deep");
+        assert!(
+            err.is_build_failure() && err.to_string().contains("deeper"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -84,7 +84,7 @@ impl<W: Write> Write for HashingWriter<W> {
 /// Packs `dir` into a canonical tar at `dest`; returns its sha256 and size.
 pub fn pack_dir(dir: &Path, dest: &Path) -> Result<(Sha256Digest, u64), SourceArchiveError> {
     let mut paths = Vec::new();
-    collect(dir, Path::new(""), &mut paths)?;
+    collect(dir, &mut paths)?;
     paths.sort();
     let file = File::create(dest).map_err(io_err(dest))?;
     let writer = HashingWriter {
@@ -136,22 +136,44 @@ pub fn pack_dir(dir: &Path, dest: &Path) -> Result<(Sha256Digest, u64), SourceAr
     Ok((writer.hasher.finalize(), writer.bytes))
 }
 
-fn collect(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceArchiveError> {
-    let dir = root.join(rel);
-    let entries = fs::read_dir(&dir).map_err(io_err(&dir))?;
-    for entry in entries {
-        let entry = entry.map_err(io_err(&dir))?;
-        let name = entry.file_name();
-        let child = rel.join(&name);
-        let ft = entry.file_type().map_err(io_err(&dir))?;
-        if ft.is_dir() {
-            if SKIP_DIRS.iter().any(|s| name == *s) {
-                continue;
+/// Lists every entry below `root` (relative paths; directories too) with an explicit
+/// stack: a source tree comes from a pull request, so its depth and size are bounded by
+/// [`crate::tree::MAX_DEPTH`] and [`crate::tree::MAX_ENTRIES`].
+fn collect(root: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceArchiveError> {
+    let mut stack = vec![(PathBuf::new(), 0usize)];
+    while let Some((rel, depth)) = stack.pop() {
+        let dir = root.join(&rel);
+        let entries = fs::read_dir(&dir).map_err(io_err(&dir))?;
+        for entry in entries {
+            let entry = entry.map_err(io_err(&dir))?;
+            let name = entry.file_name();
+            let child = rel.join(&name);
+            let ft = entry.file_type().map_err(io_err(&dir))?;
+            if ft.is_dir() {
+                if SKIP_DIRS.iter().any(|s| name == *s) {
+                    continue;
+                }
+                if depth + 1 > crate::tree::MAX_DEPTH {
+                    return Err(SourceArchiveError::Unsupported {
+                        path: root.join(&child),
+                        reason: format!(
+                            "the source tree is nested deeper than {} directories",
+                            crate::tree::MAX_DEPTH
+                        ),
+                    });
+                }
+                stack.push((child.clone(), depth + 1));
             }
-            out.push(child.clone());
-            collect(root, &child, out)?;
-        } else {
             out.push(child);
+            if out.len() > crate::tree::MAX_ENTRIES {
+                return Err(SourceArchiveError::Unsupported {
+                    path: root.to_path_buf(),
+                    reason: format!(
+                        "the source tree holds more than {} entries",
+                        crate::tree::MAX_ENTRIES
+                    ),
+                });
+            }
         }
     }
     Ok(())

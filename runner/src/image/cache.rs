@@ -82,7 +82,7 @@ impl ImageCache {
             let Some(lock) = eviction::try_unpack_lock(&self.root, &digest) else {
                 continue;
             };
-            if fs::remove_dir_all(entry.path()).is_ok() {
+            if crate::tree::remove_tree(&entry.path()).is_ok() {
                 removed += 1;
             }
             drop(lock);
@@ -199,5 +199,5 @@ fn is_real_dir(path: &Path) -> Result<bool, ImageError> {
 
 /// Removes a staged rootfs tree that will not be used.
 fn remove_tree(path: &Path) -> Result<(), ImageError> {
-    fs::remove_dir_all(path).map_err(|e| ImageError::io("removing", path, e))
+    crate::tree::remove_tree(path).map_err(|e| ImageError::io("removing", path, e))
 }

@@ -157,7 +157,8 @@ pub(crate) fn evict(root: &Path, max_bytes: u64) -> Result<u64, ImageError> {
         let doomed = root.join("tmp").join(format!("{}.evicted", digest.hex()));
         match fs::rename(&tree, &doomed) {
             Ok(()) => {
-                fs::remove_dir_all(&doomed).map_err(|e| ImageError::io("evicting", &doomed, e))?;
+                crate::tree::remove_tree(&doomed)
+                    .map_err(|e| ImageError::io("evicting", &doomed, e))?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(ImageError::io("evicting", &tree, e)),

@@ -68,7 +68,7 @@ fn ensure_real_dir(path: &Path) -> Result<(), ImageError> {
 fn replace_file(path: &Path, content: &str) -> Result<(), ImageError> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_dir() => {
-            fs::remove_dir_all(path).map_err(|e| ImageError::io("removing", path, e))?;
+            crate::tree::remove_tree(path).map_err(|e| ImageError::io("removing", path, e))?;
         }
         Ok(_) => fs::remove_file(path).map_err(|e| ImageError::io("removing", path, e))?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}

@@ -114,7 +114,7 @@ pub(crate) fn lookup(root: &Path, rel: &Path) -> Result<Option<(PathBuf, Metadat
 /// the link itself for a symlink.
 pub(crate) fn remove_existing(path: &Path, meta: &Metadata) -> Result<(), EntryError> {
     let result = if meta.file_type().is_dir() {
-        fs::remove_dir_all(path)
+        crate::tree::remove_tree(path)
     } else {
         fs::remove_file(path)
     };

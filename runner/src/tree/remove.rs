@@ -78,8 +78,8 @@ fn empty(root: Dir) -> io::Result<()> {
         if stack.len() >= MAX_OPEN_DEPTH {
             // Too deep to hold open: move the subtree to the top and take it from there.
             flattened += 1;
-            let fresh = CString::new(format!(".airlock-removing-{flattened}"))
-                .map_err(io::Error::other)?;
+            let fresh =
+                CString::new(format!(".airlock-removing-{flattened}")).map_err(io::Error::other)?;
             nix::fcntl::renameat(Some(fd), name.as_c_str(), Some(root_fd), fresh.as_c_str())
                 .map_err(io::Error::from)?;
             continue;
