@@ -7,6 +7,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::host::*;
 
 /// A job whose one step sleeps `secs` seconds, then writes `/out/result.txt`.
 fn sleeping_job(root: &Path, name: &str, secs: u32) -> PathBuf {
@@ -64,51 +65,6 @@ fn wait_for_step(log: &Path) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Entries of `dir` (none if it does not exist).
-fn entries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The pids of processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
-            && String::from_utf8_lossy(&cmdline).contains(needle)
-        {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// The pids of processes in a sandbox cgroup of the runner room `room_id` (container ids,
-/// hence cgroup names, end in `.<room id>`).
-fn build_processes_of(room_id: &str) -> Vec<i32> {
-    let suffix = format!(".{room_id}");
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if let Ok(cgroups) = std::fs::read_to_string(entry.path().join("cgroup"))
-            && cgroups.lines().any(|l| l.trim_end().ends_with(&suffix))
-        {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 /// Starts `n` runs of `job` at once (the first one's step already running when the others
@@ -201,14 +157,5 @@ fn a_killed_runs_build_dies_with_it_and_the_next_run_removes_its_leftovers() {
     assert_eq!(entries(&home.join("runner/runners")), Vec::<String>::new());
     assert_eq!(entries(&home.join("runs")), Vec::<String>::new());
     assert_eq!(processes_mentioning(&room_id), Vec::<i32>::new());
-    for hierarchy in entries(Path::new("/sys/fs/cgroup")) {
-        let parent = Path::new("/sys/fs/cgroup").join(hierarchy).join("airlock");
-        for cgroup in entries(&parent) {
-            assert!(
-                !cgroup.ends_with(&format!(".{room_id}")),
-                "cgroup {cgroup} of the dead run is left in {}",
-                parent.display()
-            );
-        }
-    }
+    assert_eq!(cgroups_of(&room_id), Vec::<PathBuf>::new());
 }

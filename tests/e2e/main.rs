@@ -11,12 +11,15 @@
 mod bad_job_files;
 mod build_token_job;
 mod build_token_sandbox;
+mod chaos;
 mod client_token;
 mod common;
 mod concurrent_runs;
 mod escape_probe;
+mod fleet;
 mod fleet_processes;
 mod hermetic_inputs;
+mod host;
 mod local_run;
 mod provenance_fixtures;
 mod provenance_interop;
