@@ -123,8 +123,9 @@ pub struct FetchArgs {
 /// Runs `submit`.
 pub async fn submit(args: SubmitArgs) -> Result<Exit, Failure> {
     let mut spec = submit_ops::load_job_file(&args.job_file, &args.allow_source_dir)?;
+    let packed = submit_ops::pack_source(&args.job_file, &spec).await?;
     let mut client = args.conn.client().await?;
-    submit_ops::upload_source(&mut client, &mut spec).await?;
+    submit_ops::upload_source(&mut client, &mut spec, packed).await?;
     let job_id =
         submit_ops::submit_with(&mut client, &spec, &args.idempotency_key, args.priority).await?;
     println!("{job_id}");

@@ -46,6 +46,7 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
     let started = Instant::now();
     // Parse and validate before anything starts: bad input costs nothing.
     let spec = submit_ops::load_job_file(&args.job_file, &args.allow_source_dir)?;
+    let packed = submit_ops::pack_source(&args.job_file, &spec).await?;
     let home = airlock_home();
     for dir in [&home, &home.join("keys")] {
         std::fs::create_dir_all(dir)
@@ -56,7 +57,16 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
     // as long as the run lives: runs started at once never see each other's jobs, and what
     // a killed run left is removed by the next one.
     let room = claim_run_room(&home.join("runs"))?;
-    let result = run_in(args, spec, &home, &key_path, &pub_path, &room, started).await;
+    let result = run_in(
+        args,
+        spec,
+        packed,
+        &home,
+        (&key_path, &pub_path),
+        &room,
+        started,
+    )
+    .await;
     // The outputs, provenance and logs have been handed out (or the run failed); the run's
     // database goes either way.
     if let Err(e) = room.remove() {
@@ -69,9 +79,9 @@ pub async fn run(args: RunArgs) -> Result<Exit, Failure> {
 async fn run_in(
     args: RunArgs,
     mut spec: airlock_job::JobSpec,
+    packed: Option<submit_ops::PackedSource>,
     home: &Path,
-    key_path: &Path,
-    pub_path: &Path,
+    (key_path, pub_path): (&Path, &Path),
     room: &Instance,
     started: Instant,
 ) -> Result<Exit, Failure> {
@@ -121,7 +131,7 @@ async fn run_in(
 
     let channel = connect(&url).await.infra()?;
     let mut client = job_client(channel, BearerAuth::new(&api_token).infra()?);
-    submit_ops::upload_source(&mut client, &mut spec).await?;
+    submit_ops::upload_source(&mut client, &mut spec, packed).await?;
     let job_id = submit_ops::submit(&mut client, &spec).await?;
     eprintln!(
         "job {job_id} ({}) submitted to the local controller at {url}",

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use airlock_job::{JobSpec, SourceSpec, is_clean_relative};
+use airlock_job::{JobSpec, SourceSpec, is_clean_relative, is_job_name, reserved_component};
 use airlock_proto::auth::AuthedChannel;
 use airlock_proto::v1::job_event::Kind;
 use airlock_proto::v1::job_service_client::JobServiceClient;
@@ -40,22 +40,31 @@ pub fn load_job_file(path: &Path, allowed_source_dirs: &[PathBuf]) -> Result<Job
     Ok(spec)
 }
 
-/// Packs a `path` source, uploads it, and pins its digest in the spec. Git and archive
-/// sources are already pinned (commit, sha256); the runner fetches them.
-pub async fn upload_source(client: &mut Client, spec: &mut JobSpec) -> Result<(), Failure> {
-    let SourceSpec::Path { path, sha256 } = &mut spec.source else {
-        eprintln!("source {}", spec.source.uri());
-        return Ok(());
+/// A `path` source packed into a canonical tar, before anything is started or uploaded.
+pub struct PackedSource {
+    tar: tempfile::NamedTempFile,
+    dir: PathBuf,
+    digest: airlock_attest::Sha256Digest,
+    size: u64,
+}
+
+/// Packs the `path` source of the job file `job_file` (nothing for git and archive sources,
+/// which are pinned already). A `sha256` the job file declares is a claim about the tree: it
+/// must match what was packed, or the job is refused with both digests.
+pub async fn pack_source(job_file: &Path, spec: &JobSpec) -> Result<Option<PackedSource>, Failure> {
+    let SourceSpec::Path { path, sha256 } = &spec.source else {
+        return Ok(None);
     };
-    let dir = PathBuf::from(&*path);
+    let dir = PathBuf::from(path);
     if !dir.is_dir() {
         return Err(usage(format!(
-            "source.path: {} is not a directory",
+            "{}: field `source.path`: {} is not a directory",
+            job_file.display(),
             dir.display()
         )));
     }
-    let tmp = tempfile::NamedTempFile::new().infra()?;
-    let tar_path = tmp.path().to_path_buf();
+    let tar = tempfile::NamedTempFile::new().infra()?;
+    let tar_path = tar.path().to_path_buf();
     let (digest, size) = tokio::task::spawn_blocking({
         let dir = dir.clone();
         move || airlock_runner::source_archive::pack_dir(&dir, &tar_path)
@@ -63,7 +72,49 @@ pub async fn upload_source(client: &mut Client, spec: &mut JobSpec) -> Result<()
     .await
     .infra()?
     .usage()?;
-    let bytes = tokio::fs::read(tmp.path()).await.infra()?;
+    if let Some(declared) = sha256
+        && *declared != digest
+    {
+        let err = airlock_job::JobFileError::field(
+            "source.sha256",
+            format!(
+                "the job file declares sha256:{declared} but {} packs to sha256:{digest}",
+                dir.display()
+            ),
+            Some("fix the digest or remove it (airlock records the packed tree's)".to_owned()),
+        )
+        .in_file(job_file);
+        return Err(usage(err.to_string()));
+    }
+    eprintln!(
+        "source {} packed: sha256:{digest} ({size} bytes)",
+        dir.display()
+    );
+    Ok(Some(PackedSource {
+        tar,
+        dir,
+        digest,
+        size,
+    }))
+}
+
+/// Uploads a packed `path` source and pins its digest in the spec. Git and archive sources
+/// are already pinned (commit, sha256); the runner fetches them.
+pub async fn upload_source(
+    client: &mut Client,
+    spec: &mut JobSpec,
+    packed: Option<PackedSource>,
+) -> Result<(), Failure> {
+    let SourceSpec::Path { sha256, .. } = &mut spec.source else {
+        eprintln!("source {}", spec.source.uri());
+        return Ok(());
+    };
+    let Some(packed) = packed else {
+        return Err(crate::exit::infra(
+            "a path source was not packed before upload",
+        ));
+    };
+    let bytes = tokio::fs::read(packed.tar.path()).await.infra()?;
     let chunks: Vec<BlobChunk> = bytes
         .chunks(256 * 1024)
         .map(|c| BlobChunk { data: c.to_vec() })
@@ -73,26 +124,15 @@ pub async fn upload_source(client: &mut Client, spec: &mut JobSpec) -> Result<()
         .await
         .map_err(|s| from_status("uploading the source", s))?
         .into_inner();
-    // A digest the job file declares is a claim about the tree: it must hold.
-    if let Some(declared) = sha256
-        && *declared != digest
-    {
-        return Err(usage(format!(
-            "source.sha256: the job file declares sha256:{declared} but {} packs to \
-             sha256:{digest}; fix the digest or remove it (airlock records the packed tree's)",
-            dir.display()
-        )));
-    }
+    let (digest, size) = (packed.digest, packed.size);
     if resp.sha256 != digest.hex() || resp.size != size {
         return Err(crate::exit::infra(format!(
-            "the controller stored the source as sha256:{} ({} bytes) but it is sha256:{digest} ({size} bytes)",
-            resp.sha256, resp.size
+            "the controller stored the source {} as sha256:{} ({} bytes) but it is sha256:{digest} ({size} bytes)",
+            packed.dir.display(),
+            resp.sha256,
+            resp.size
         )));
     }
-    eprintln!(
-        "source {} packed: sha256:{digest} ({size} bytes)",
-        dir.display()
-    );
     *sha256 = Some(digest);
     Ok(())
 }
@@ -243,16 +283,10 @@ pub struct Fetched {
 
 /// Writes every output and the provenance of a succeeded job into `out_dir`.
 pub async fn fetch(client: &mut Client, job: &Job, out_dir: &Path) -> Result<Fetched, Failure> {
+    check_fetchable(job)?;
     tokio::fs::create_dir_all(out_dir).await.usage()?;
     let mut outputs = Vec::new();
     for o in &job.outputs {
-        // Paths come from the controller: still check them before writing.
-        if !is_clean_relative(&o.path) {
-            return Err(crate::exit::infra(format!(
-                "the controller sent an unsafe output path `{}`",
-                o.path
-            )));
-        }
         let dest = out_dir.join(&o.path);
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await.usage()?;
@@ -304,6 +338,35 @@ pub async fn fetch(client: &mut Client, job: &Job, out_dir: &Path) -> Result<Fet
     })
 }
 
+/// Names come from the controller: before anything is written, every output path must be
+/// clean, relative and clear of airlock's own names (`<job>.intoto.jsonl`,
+/// `<job>.sigstore.json`, `*.airlock-partial`), and the job name a safe file stem, so the
+/// files written are exactly the outputs and the two provenance files.
+fn check_fetchable(job: &Job) -> Result<(), Failure> {
+    if !is_job_name(&job.name) {
+        return Err(crate::exit::infra(format!(
+            "the controller sent an unsafe job name `{}`",
+            job.name.escape_debug()
+        )));
+    }
+    for o in &job.outputs {
+        if !is_clean_relative(&o.path) {
+            return Err(crate::exit::infra(format!(
+                "the controller sent an unsafe output path `{}`",
+                o.path.escape_debug()
+            )));
+        }
+        if let Some(component) = reserved_component(&o.path) {
+            return Err(crate::exit::infra(format!(
+                "the controller sent output `{}`, whose `{component}` is a name airlock \
+                 writes itself; refusing to fetch a job that could overwrite its provenance",
+                o.path.escape_debug()
+            )));
+        }
+    }
+    Ok(())
+}
+
 async fn write_atomic(dest: &Path, bytes: &[u8], executable: bool) -> Result<(), Failure> {
     use std::os::unix::fs::PermissionsExt;
     let tmp = dest.with_extension("airlock-partial");
@@ -316,4 +379,47 @@ async fn write_atomic(dest: &Path, bytes: &[u8], executable: bool) -> Result<(),
     }
     tokio::fs::rename(&tmp, dest).await.usage()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use airlock_proto::v1::OutputFile;
+
+    use super::*;
+
+    fn job(name: &str, paths: &[&str]) -> Job {
+        Job {
+            name: name.into(),
+            outputs: paths
+                .iter()
+                .map(|p| OutputFile {
+                    path: (*p).into(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fetch_refuses_records_that_could_overwrite_airlocks_files() {
+        assert!(check_fetchable(&job("hello", &["hello", "bin/tool"])).is_ok());
+        for (name, path) in [
+            ("hello", "hello.intoto.jsonl"),
+            ("hello", "x.sigstore.json"),
+            ("hello", "x.airlock-partial"),
+            ("hello", "provdir.intoto.jsonl/a"),
+            ("hello", "../escape"),
+            ("hello", "/etc/passwd"),
+            ("../up", "hello"),
+            (".hidden", "hello"),
+        ] {
+            let err = check_fetchable(&job(name, &[path])).expect_err(path);
+            assert!(
+                format!("{err:?}").contains("unsafe")
+                    || format!("{err:?}").contains("airlock writes itself"),
+                "{name} {path}: {err:?}"
+            );
+        }
+    }
 }

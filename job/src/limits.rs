@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::error::JobFileError;
+use crate::source::SourceSpec;
 use crate::spec::JobSpec;
 use crate::step::Command;
 
@@ -129,6 +130,20 @@ pub(crate) fn check(spec: &JobSpec) -> Result<(), JobFileError> {
                 "use a shorter URL".into(),
             );
         }
+    }
+    let source_url = match &spec.source {
+        SourceSpec::Git { url, .. } => Some(("source.git", url)),
+        SourceSpec::Archive { url, .. } => Some(("source.archive", url)),
+        SourceSpec::Path { .. } => None,
+    };
+    if let Some((field, url)) = source_url
+        && url.len() > MAX_URL_BYTES
+    {
+        return over(
+            field.into(),
+            format!("the URL is {} bytes; at most {MAX_URL_BYTES}", url.len()),
+            "use a shorter URL".into(),
+        );
     }
     if spec.outputs.paths.len() > MAX_OUTPUTS {
         return over(

@@ -152,6 +152,12 @@ fn is_name(s: &str, max: usize) -> bool {
         && !s.starts_with('.')
 }
 
+/// True when `s` is a valid job name (`[A-Za-z0-9._-]`, 1-64 characters, not starting with
+/// `.`): safe as the stem of a file name.
+pub fn is_job_name(s: &str) -> bool {
+    is_name(s, 64)
+}
+
 /// True when `p` is a relative path with no `..`, `.` or empty components.
 pub fn is_clean_relative(p: &str) -> bool {
     !p.is_empty()
@@ -254,7 +260,7 @@ impl JobSpec {
 
     /// Checks that hold across fields. Called by every constructor.
     pub fn validate(&self) -> Result<(), JobFileError> {
-        if !is_name(&self.job.name, 64) {
+        if !is_job_name(&self.job.name) {
             return Err(JobFileError::field(
                 "job.name",
                 format!("`{}` is not a valid job name", self.job.name),

@@ -20,6 +20,7 @@ mod fleet;
 mod fleet_processes;
 mod hermetic_inputs;
 mod host;
+mod job_file_attacks;
 mod local_run;
 mod provenance_fixtures;
 mod provenance_interop;

@@ -580,7 +580,7 @@ i=0; while [ ! -e /work/done ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
         ),
         "\"uid_map\"",
     );
-    let a_jobs = home_a.path().join("runner/jobs");
+    let a_rooms = home_a.path().join("runner/runners");
     let out_a = home_a.path().join("out");
     let a = std::thread::spawn({
         let (file_a, home_a) = (file_a.clone(), home_a.path().to_owned());
@@ -589,12 +589,16 @@ i=0; while [ ! -e /work/done ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
     // Wait until A runs and its secret is in its workspace.
     let deadline = Instant::now() + Duration::from_secs(60);
     let a_work = loop {
-        let found = std::fs::read_dir(&a_jobs).ok().and_then(|mut it| {
-            it.find_map(|e| {
-                let w = e.ok()?.path().join("work");
-                w.join("secret").exists().then_some(w)
-            })
-        });
+        // runner/runners/<room>/jobs/<job>.<attempt>/work
+        let found = std::fs::read_dir(&a_rooms)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|room| std::fs::read_dir(room.path().join("jobs")).ok())
+            .flatten()
+            .flatten()
+            .map(|attempt| attempt.path().join("work"))
+            .find(|w| w.join("secret").exists());
         if let Some(w) = found {
             break w;
         }

@@ -22,7 +22,7 @@ use std::io::{Read as _, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-use nix::unistd::{ForkResult, Gid, Uid, getegid, geteuid};
+use nix::unistd::{ForkResult, getegid, geteuid};
 use oci_spec::runtime::{LinuxIdMappingBuilder, PosixRlimitBuilder, PosixRlimitType, Spec};
 use serde::{Deserialize, Serialize};
 
@@ -286,42 +286,9 @@ fn chown_child(
     Ok(())
 }
 
-/// `lchown`s `root` and everything below it, never following symlinks.
+/// `lchown`s `root` and everything below it, never following symlinks, at any depth.
 pub(crate) fn lchown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), String> {
-    let chown = |p: &Path| {
-        nix::unistd::fchownat(
-            None,
-            p,
-            Some(Uid::from_raw(uid)),
-            Some(Gid::from_raw(gid)),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| format!("chown {}: {e}", p.display()))
-    };
-    chown(root)?;
-    // A single file (the token broker's socket) has nothing below it.
-    let is_dir = std::fs::symlink_metadata(root)
-        .map_err(|e| format!("{}: {e}", root.display()))?
-        .is_dir();
-    if !is_dir {
-        return Ok(());
-    }
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-            let path = entry.path();
-            chown(&path)?;
-            let ft = entry
-                .file_type()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            if ft.is_dir() {
-                stack.push(path);
-            }
-        }
-    }
-    Ok(())
+    crate::tree::lchown_tree(root, uid, gid).map_err(|e| format!("chown {}: {e}", root.display()))
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! Walking and removing trees that a build (or a pull request) controls: never recursive,
 //! never following a symlink, and bounded, so no tree can crash or hang the runner.
 
+mod at;
+pub mod chown;
 pub mod remove;
 
+pub use chown::lchown_tree;
 pub use remove::remove_tree;
 
 /// Deepest directory nesting airlock reads in a build-controlled tree (outputs, source

@@ -10,11 +10,11 @@ use std::os::fd::AsRawFd as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::Path;
 
-use nix::dir::{Dir, Type};
+use nix::dir::Dir;
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::UnlinkatFlags;
+
+use super::at::{entries, open_dir};
 
 /// Most directories held open at once while descending.
 pub const MAX_OPEN_DEPTH: usize = 64;
@@ -105,39 +105,6 @@ fn frame(mut dir: Dir, name: Option<CString>) -> io::Result<Frame> {
     Ok(Frame { dir, name, pending })
 }
 
-/// The entries of `dir` but `.` and `..`, each with whether it is a directory (a symlink
-/// never is).
-fn entries(dir: &mut Dir) -> io::Result<Vec<(CString, bool)>> {
-    let fd = dir.as_raw_fd();
-    let mut out = Vec::new();
-    for entry in dir.iter() {
-        let entry = entry.map_err(io::Error::from)?;
-        let name = entry.file_name();
-        if name.to_bytes() == b"." || name.to_bytes() == b".." {
-            continue;
-        }
-        let is_dir = match entry.file_type() {
-            Some(Type::Directory) => true,
-            Some(_) => false,
-            None => nix::sys::stat::fstatat(Some(fd), name, AtFlags::AT_SYMLINK_NOFOLLOW)
-                .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
-                .unwrap_or(false),
-        };
-        out.push((name.to_owned(), is_dir));
-    }
-    Ok(out)
-}
-
-fn open_dir(at: Option<i32>, name: &OsStr) -> io::Result<Dir> {
-    Dir::openat(
-        at,
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(io::Error::from)
-}
-
 fn unlink(at: i32, name: &CString, dir: bool) -> io::Result<()> {
     let flag = if dir {
         UnlinkatFlags::RemoveDir
@@ -152,31 +119,8 @@ fn unlink(at: i32, name: &CString, dir: bool) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::at::testing::deep_chain;
     use super::*;
-
-    /// A chain of `depth` nested directories below `root`, made with relative paths (like
-    /// a build would: the full path is far longer than PATH_MAX).
-    fn deep_chain(root: &Path, depth: usize) {
-        let mut dir = open_dir(None, root.as_os_str()).expect("open");
-        for i in 0..depth {
-            let name = CString::new(format!("d{}", i % 10)).expect("name");
-            nix::sys::stat::mkdirat(Some(dir.as_raw_fd()), name.as_c_str(), Mode::S_IRWXU)
-                .expect("mkdirat");
-            if i % 100 == 0 {
-                let file = CString::new("f").expect("name");
-                let fd = nix::fcntl::openat(
-                    Some(dir.as_raw_fd()),
-                    file.as_c_str(),
-                    OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-                    Mode::S_IRUSR,
-                )
-                .expect("create");
-                let _ = nix::unistd::close(fd);
-            }
-            dir = open_dir(Some(dir.as_raw_fd()), OsStr::from_bytes(name.as_bytes()))
-                .expect("descend");
-        }
-    }
 
     #[test]
     fn a_tree_sixteen_thousand_levels_deep_is_removed_without_recursion() {
