@@ -97,9 +97,12 @@ async fn run_in(
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.infra()?;
     let url = format!("http://{}", listener.local_addr().infra()?);
+    // The runner stops first and the controller after it: a controller that closed its
+    // database while the runner still reported would answer with internal errors.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (controller_stop_tx, controller_stop_rx) = tokio::sync::watch::channel(false);
     let controller = {
-        let mut stop = stop_rx.clone();
+        let mut stop = controller_stop_rx;
         tokio::spawn(async move {
             airlock_controller::serve(config, listener, async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -204,6 +207,7 @@ async fn run_in(
         Ok(Err(e)) => return Err(e).infra(),
         Err(e) => return Err(infra(format!("runner task failed: {e}"))),
     }
+    let _ = controller_stop_tx.send(true);
     match controller.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e).infra(),
