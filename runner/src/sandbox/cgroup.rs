@@ -285,39 +285,76 @@ fn kill_all_v2(rel: &Path, wait: Duration) -> io::Result<usize> {
     }
 }
 
+/// How long [`remove`] retries a cgroup the kernel still calls busy: the processes killed
+/// a moment ago can hold it until their parents have reaped them.
+const REMOVE_BUSY_WAIT: Duration = Duration::from_secs(2);
+
 /// Removes cgroup `rel` from every v1 controller where it exists (or the v2 cgroup). The
-/// cgroup must be empty.
+/// cgroup must be empty; a cgroup still busy with just-killed processes is retried for
+/// [`REMOVE_BUSY_WAIT`].
 pub(crate) fn remove(rel: &Path) -> io::Result<()> {
-    if is_v2() {
-        let path = dir("", rel);
-        return match std::fs::remove_dir(&path) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(io::Error::new(
-                e.kind(),
-                format!("removing cgroup {}: {e}", path.display()),
-            )),
-            _ => Ok(()),
-        };
-    }
-    let entries = match std::fs::read_dir(CGROUP_ROOT) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    let paths: Vec<PathBuf> = if is_v2() {
+        vec![dir("", rel)]
+    } else {
+        match std::fs::read_dir(CGROUP_ROOT) {
+            Ok(entries) => entries.flatten().map(|e| e.path().join(rel)).collect(),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
     };
+    let deadline = Instant::now() + REMOVE_BUSY_WAIT;
     let mut first_error = None;
-    for entry in entries.flatten() {
-        let path = entry.path().join(rel);
-        match std::fs::remove_dir(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => {
-                first_error.get_or_insert(io::Error::new(
-                    e.kind(),
-                    format!("removing cgroup {}: {e}", path.display()),
-                ));
+    for path in paths {
+        loop {
+            match std::fs::remove_dir(&path) {
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::NotFound => break,
+                Err(e)
+                    if e.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32)
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(io::Error::new(
+                        e.kind(),
+                        format!("removing cgroup {}: {e}", path.display()),
+                    ));
+                    break;
+                }
             }
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// The sandbox cgroups (relative paths, each once) in any hierarchy whose container id ends
+/// in `suffix`: what a runner room's containers left, whether or not their state survived.
+pub(crate) fn with_suffix(suffix: &str) -> Vec<PathBuf> {
+    let parent = relative_path("x")
+        .parent()
+        .map_or_else(|| PathBuf::from(PARENT), Path::to_path_buf);
+    let parents: Vec<PathBuf> = if is_v2() {
+        vec![Path::new(CGROUP_ROOT).join(&parent)]
+    } else {
+        std::fs::read_dir(CGROUP_ROOT)
+            .map(|d| d.flatten().map(|e| e.path().join(&parent)).collect())
+            .unwrap_or_default()
+    };
+    let mut found = std::collections::BTreeSet::new();
+    for dir in parents {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if let Some(name) = entry.file_name().to_str()
+                && name.ends_with(suffix)
+            {
+                found.insert(parent.join(name));
+            }
+        }
+    }
+    found.into_iter().collect()
 }
 
 #[cfg(test)]

@@ -404,6 +404,25 @@ impl Launcher {
         self.remove_containers(|id| id.starts_with(prefix))
     }
 
+    /// Kills and removes every sandbox cgroup whose container id ends in `suffix` (a dead
+    /// runner room's `.<room id>`), in every hierarchy, also those whose container state
+    /// never got written. Blocking. Returns how many there were.
+    pub fn cleanup_cgroups_with_suffix(&self, suffix: &str) -> usize {
+        let mut removed = 0;
+        for rel in cgroup::with_suffix(suffix) {
+            if let Err(e) = cgroup::kill_all(&rel, CGROUP_KILL_WAIT) {
+                tracing::warn!(cgroup = %rel.display(), error = %e, "could not empty a dead runner's cgroup");
+            }
+            match cgroup::remove(&rel) {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(cgroup = %rel.display(), error = %e, "could not remove a dead runner's cgroup");
+                }
+            }
+        }
+        removed
+    }
+
     /// Kills and removes the containers of this state directory that `select` picks.
     fn remove_containers(&self, select: impl Fn(&str) -> bool) -> Result<usize, SandboxError> {
         let mut ids = std::collections::BTreeSet::new();

@@ -74,6 +74,8 @@ impl Instance {
                     let _ = std::fs::remove_file(&claiming);
                     continue;
                 }
+                // Taken away before it was renamed (an older reaper's doing): try again.
+                Err(Errno::ENOENT) => continue,
                 Err(e) => {
                     let _ = std::fs::remove_file(&claiming);
                     return Err(StateError::io("claiming", &lock_path, e.into()));

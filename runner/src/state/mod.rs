@@ -120,6 +120,18 @@ pub async fn reap_dead(state_dir: &Path, own: &str, exe: &Path) -> Result<ReapRe
                 .await
                 .map_err(|e| StateError::io("reaping", &dir, std::io::Error::other(e)))??
         };
+        // Cgroups by name too: a runner killed between creating a container's cgroups and
+        // writing its state leaves cgroups that no state names.
+        if let Some(id) = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !n.is_empty())
+        {
+            let (launcher, suffix) = (launcher.clone(), format!(".{id}"));
+            tokio::task::spawn_blocking(move || launcher.cleanup_cgroups_with_suffix(&suffix))
+                .await
+                .map_err(|e| StateError::io("reaping", &dir, std::io::Error::other(e)))?;
+        }
         if let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") {
             report.mounts += reap::unmount_below(&mountinfo, &dir);
         }
@@ -155,6 +167,34 @@ async fn give_back_rootless(launcher: &Launcher, jobs: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runners_starting_at_once_on_one_state_dir_never_break_each_others_claims() {
+        let state = tempfile::tempdir().expect("tempdir");
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let dir = state.path().to_owned();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let me = Instance::claim(&dir).expect("claim");
+                        // What a starting runner does next: look for dead rooms.
+                        for dead in reap::dead_rooms(&dir, me.id()).expect("scan") {
+                            dead.remove().expect("remove dead");
+                        }
+                        assert!(me.dir().is_dir(), "nobody reaped a live room");
+                        me.remove().expect("remove");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("no claim failed");
+        }
+        let left: Vec<_> = std::fs::read_dir(state.path().join("runners"))
+            .expect("list")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 
     #[test]
     fn container_ids_fit_libcontainer_for_uuid_jobs() {

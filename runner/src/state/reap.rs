@@ -33,6 +33,9 @@ impl ReapReport {
     }
 }
 
+/// How old an unlocked `.claiming-*` file must be before a reaper removes it.
+const CLAIMING_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A dead runner's room, locked by the reaper until it is gone.
 #[derive(Debug)]
 pub struct DeadRoom {
@@ -98,8 +101,18 @@ pub fn dead_rooms_in(runners: &Path, own: &str) -> Result<Vec<DeadRoom>, StateEr
             ids.insert(id.to_owned());
         }
     }
-    // A lock file a runner died holding before it was renamed into place.
+    // A lock file a runner died holding before it was renamed into place. A claimer creates
+    // it and locks it a moment later: one that young may just not be locked yet, so only
+    // files older than CLAIMING_STALE_AFTER go.
     for path in claiming {
+        let young = std::fs::symlink_metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < CLAIMING_STALE_AFTER);
+        if young {
+            continue;
+        }
         if let Some(lock) = try_lock(&path)? {
             let _ = std::fs::remove_file(&path);
             drop(lock);
@@ -278,19 +291,33 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_claim_file_is_removed_and_a_held_one_kept() {
+    fn a_stale_claim_file_is_removed_and_a_held_or_fresh_one_kept() {
         let state = tempfile::tempdir().expect("tempdir");
         let runners = state.path().join(RUNNERS_DIR);
         std::fs::create_dir_all(&runners).expect("mkdir");
+        let old = std::time::SystemTime::now() - 2 * CLAIMING_STALE_AFTER;
+        let aged = |path: &Path| {
+            std::fs::write(path, "").expect("write");
+            File::options()
+                .write(true)
+                .open(path)
+                .expect("open")
+                .set_modified(old)
+                .expect("age it");
+        };
         let stale = runners.join(format!("{CLAIMING_PREFIX}dead"));
-        std::fs::write(&stale, "").expect("write");
+        aged(&stale);
         let held = runners.join(format!("{CLAIMING_PREFIX}live"));
-        std::fs::write(&held, "").expect("write");
+        aged(&held);
+        // Just created and not yet locked by its claimer: not stale either.
+        let fresh = runners.join(format!("{CLAIMING_PREFIX}fresh"));
+        std::fs::write(&fresh, "").expect("write");
         let _holder =
             Flock::lock(File::open(&held).expect("open"), FlockArg::LockExclusive).expect("lock");
         assert!(dead_rooms(state.path(), "me").expect("scan").is_empty());
         assert!(!stale.exists());
         assert!(held.exists());
+        assert!(fresh.exists(), "a claim being made is left alone");
     }
 
     #[test]
