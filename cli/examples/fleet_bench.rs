@@ -350,7 +350,7 @@ async fn real_spec(client: &mut Jobs, job_file: &Path) -> Vec<u8> {
     };
     let tar = tempfile::NamedTempFile::new().unwrap();
     let (digest, _) =
-        airlock_runner::source_archive::pack_dir(Path::new(&*path), tar.path()).unwrap();
+        airlock_runner::fetch::source_archive::pack_dir(Path::new(&*path), tar.path()).unwrap();
     let bytes = std::fs::read(tar.path()).unwrap();
     client
         .upload_source(tokio_stream::iter(vec![pb::BlobChunk { data: bytes }]))

@@ -4,9 +4,11 @@
 
 use airlock_attest::GitCommit;
 use airlock_job::Resolver;
-use airlock_runner::git_source::{GitTransports, resolve_ref};
-use airlock_runner::http::HttpClient;
-use airlock_runner::image::registry::{RegistryAuth, RegistryClient, RegistryRepo, split_tag};
+use airlock_runner::fetch::git_source::{GitTransports, resolve_ref};
+use airlock_runner::fetch::http::HttpClient;
+use airlock_runner::fetch::image::registry::{
+    RegistryAuth, RegistryClient, RegistryRepo, split_tag,
+};
 
 /// Resolves refs and tags over the network, printing each pin to stderr.
 #[derive(Debug, Default)]

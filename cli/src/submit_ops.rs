@@ -67,7 +67,7 @@ pub async fn pack_source(job_file: &Path, spec: &JobSpec) -> Result<Option<Packe
     let tar_path = tar.path().to_path_buf();
     let (digest, size) = tokio::task::spawn_blocking({
         let dir = dir.clone();
-        move || airlock_runner::source_archive::pack_dir(&dir, &tar_path)
+        move || airlock_runner::fetch::source_archive::pack_dir(&dir, &tar_path)
     })
     .await
     .infra()?

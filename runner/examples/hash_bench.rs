@@ -43,7 +43,8 @@ fn main() {
         }
         "tree" => {
             let tmp = tempfile::NamedTempFile::new_in(std::env::temp_dir()).unwrap();
-            let (d, n) = airlock_runner::source_archive::pack_dir(&path, tmp.path()).unwrap();
+            let (d, n) =
+                airlock_runner::fetch::source_archive::pack_dir(&path, tmp.path()).unwrap();
             (d.hex(), n, 0)
         }
         "files" => {

@@ -6,24 +6,12 @@
 //! dead, uploads the outputs and completes the job. It never holds a signing key.
 
 pub mod agent;
-pub mod archive_source;
-pub mod build_tokens;
-pub mod cache;
 pub mod config;
-pub mod credentials;
-pub mod events;
-pub mod git_source;
-pub mod heartbeat;
-pub mod http;
-pub mod identity;
-pub mod image;
-pub mod inputs;
-pub mod outputs;
-pub mod prepare;
+pub mod control;
+pub mod fetch;
 pub mod profile;
-pub mod redact;
+pub mod report;
 pub mod sandbox;
-pub mod source_archive;
+pub mod services;
 pub mod state;
-pub mod token_broker;
 pub mod tree;

@@ -16,7 +16,7 @@ use airlock_proto::auth::{JOB_TOKEN_HEADER, connect};
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::runner_service_server::{RunnerService, RunnerServiceServer};
 use airlock_runner::config::Secret;
-use airlock_runner::credentials::{CredentialError, Credentials};
+use airlock_runner::control::credentials::{CredentialError, Credentials};
 use tonic::{Request, Response, Status, Streaming};
 
 const SECRET: &str = "registration-secret-0123456789";
@@ -371,14 +371,14 @@ async fn a_revoked_registration_fails_closed() {
     let creds = registered(&fake, 2).await;
     let mut revoked = creds.revoked();
     // A running job's guard: it must cancel the job on revocation.
-    let (sink, _reporter) = airlock_runner::events::EventReporter::start(
+    let (sink, _reporter) = airlock_runner::report::events::EventReporter::start(
         creds.job_client("airlock-jt_job1").unwrap(),
         "job-1".into(),
         "lease-1".into(),
         Arc::new(tokio::sync::watch::channel(false).0),
     );
     let (cancel, mut cancelled) = tokio::sync::watch::channel(false);
-    let guard = tokio::spawn(airlock_runner::credentials::guard_job(
+    let guard = tokio::spawn(airlock_runner::control::credentials::guard_job(
         creds.clone(),
         sink,
         Arc::new(cancel),
@@ -504,7 +504,7 @@ async fn a_lease_without_a_job_token_is_refused_and_nothing_runs() {
 #[tokio::test]
 async fn a_step_printing_the_runner_credentials_leaves_only_redacted_text() {
     use airlock_proto::v1::LogStream;
-    use airlock_runner::events::EventReporter;
+    use airlock_runner::report::events::EventReporter;
 
     const JOB_TOKEN: &str = "airlock-jt_jobtoken123";
     let fake = Fake::default();
@@ -518,7 +518,7 @@ async fn a_step_printing_the_runner_credentials_leaves_only_redacted_text() {
     );
     creds.redact_in(&sink, JOB_TOKEN).await;
     let (guard_cancel, _) = tokio::sync::watch::channel(false);
-    let guard = tokio::spawn(airlock_runner::credentials::guard_job(
+    let guard = tokio::spawn(airlock_runner::control::credentials::guard_job(
         creds.clone(),
         sink.clone(),
         Arc::new(guard_cancel),

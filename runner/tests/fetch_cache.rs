@@ -11,10 +11,10 @@ use std::sync::{Arc, Barrier};
 
 use airlock_attest::Sha256Digest;
 use airlock_job::InputSpec;
-use airlock_runner::cache::{BlobCache, Fetched};
-use airlock_runner::http::HttpClient;
-use airlock_runner::image::registry::{RegistryAuth, RegistryClient, RegistryRepo, pull};
-use airlock_runner::inputs::{InputError, provide_inputs};
+use airlock_runner::fetch::cache::{BlobCache, Fetched};
+use airlock_runner::fetch::http::HttpClient;
+use airlock_runner::fetch::image::registry::{RegistryAuth, RegistryClient, RegistryRepo, pull};
+use airlock_runner::fetch::inputs::{InputError, provide_inputs};
 
 /// Serves `body` for every GET on 127.0.0.1; returns the base URL and the request counter.
 fn serve(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
@@ -143,7 +143,7 @@ fn concurrent_pulls_of_one_image_download_each_blob_once() {
             std::thread::spawn(move || {
                 barrier.wait();
                 let pulled = pull(&client, &cache, &repo, &digest, &mut |p| {
-                    if let airlock_runner::image::registry::PullProgress::Downloading {
+                    if let airlock_runner::fetch::image::registry::PullProgress::Downloading {
                         transfer,
                         ..
                     } = p
@@ -269,7 +269,7 @@ fn push_image(
 #[test]
 #[ignore = "needs the loopback registry and skopeo: run scripts/test.sh"]
 fn registry_layers_are_unpacked_safely_whiteouts_applied_escapes_refused() {
-    use airlock_runner::image::ImageCache;
+    use airlock_runner::fetch::image::ImageCache;
     use tar::EntryType::{Directory, Regular, Symlink};
     let dir = tempfile::tempdir().unwrap();
     let nonce = format!("{:?}", std::time::SystemTime::now());
@@ -335,7 +335,7 @@ fn registry_layers_are_unpacked_safely_whiteouts_applied_escapes_refused() {
 
 #[test]
 fn archive_sources_unpack_verified_and_refuse_escapes() {
-    use airlock_runner::archive_source::provide_archive_source;
+    use airlock_runner::fetch::archive_source::provide_archive_source;
     let dir = tempfile::tempdir().unwrap();
     let cache = BlobCache::new(dir.path().join("cache"), 1 << 30);
     let http = HttpClient::new();
@@ -432,7 +432,7 @@ fn registry_logins_come_from_a_docker_config_and_never_leak() {
     );
     // Ready when the API answers (401 without credentials); polled, bounded.
     let http = HttpClient::new();
-    let v2 = airlock_runner::http::HttpUrl::parse(&format!("http://{addr}/v2/")).unwrap();
+    let v2 = airlock_runner::fetch::http::HttpUrl::parse(&format!("http://{addr}/v2/")).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while http.get(&v2, &[]).map(|r| r.status().as_u16()).ok() != Some(401) {
         assert!(

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use airlock_runner::git_source::{GitTransports, checkout, resolve_ref};
+use airlock_runner::fetch::git_source::{GitTransports, checkout, resolve_ref};
 
 struct Kill(Child);
 

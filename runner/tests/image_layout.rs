@@ -6,7 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use airlock_attest::Sha256Digest;
-use airlock_runner::image::{ImageCache, ImageError, ImageProgress, PreparedImage};
+use airlock_runner::fetch::image::{ImageCache, ImageError, ImageProgress, PreparedImage};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::json;

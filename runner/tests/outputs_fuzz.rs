@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
 use airlock_job::{is_clean_relative, reserved_component};
-use airlock_runner::outputs::{OutputLimits, collect_outputs};
+use airlock_runner::report::outputs::{OutputLimits, collect_outputs};
 use proptest::prelude::*;
 
 /// One entry a build writes below `/out`.

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use airlock_runner::token_broker::{
+use airlock_runner::services::token_broker::{
     BrokerPolicy, BrokeredToken, SocketOwner, TokenBroker, TokenRefusal, TokenRequest, TokenSource,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -16,9 +16,9 @@ use airlock_controller::oidc::{
 };
 use airlock_controller::{Clock, Controller, ControllerConfig, RandomIds, SystemClock};
 use airlock_job::SourceSpec;
-use airlock_runner::image::ImageCache;
+use airlock_runner::fetch::image::ImageCache;
 use airlock_runner::sandbox::{IdMap, Launcher, OutputChunk, SandboxPlan};
-use airlock_runner::token_broker::{
+use airlock_runner::services::token_broker::{
     BrokerPolicy, BrokeredToken, SocketOwner, TokenBroker, TokenRefusal, TokenRequest, TokenSource,
     step_env,
 };

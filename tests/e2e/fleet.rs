@@ -214,7 +214,7 @@ pub async fn prepared_spec(jobs: &mut Jobs, job_file: &Path) -> Vec<u8> {
     };
     let tar = tempfile::NamedTempFile::new().unwrap();
     let (digest, _) =
-        airlock_runner::source_archive::pack_dir(Path::new(&*path), tar.path()).unwrap();
+        airlock_runner::fetch::source_archive::pack_dir(Path::new(&*path), tar.path()).unwrap();
     let bytes = std::fs::read(tar.path()).unwrap();
     let chunks: Vec<pb::BlobChunk> = bytes
         .chunks(256 * 1024)

@@ -6,8 +6,8 @@ use airlock_proto::v1::Lease;
 
 use super::Runner;
 use super::fs::mkdir_searchable;
-use crate::events::EventSink;
 use crate::profile::Profile;
+use crate::report::events::EventSink;
 
 impl Runner {
     /// Starts the attempt's token broker in `<room>/oidc/<broker_dir>` when the job declares
@@ -23,13 +23,16 @@ impl Runner {
         host_uid: u32,
         host_gid: u32,
         broker_dir: &str,
-    ) -> Result<Option<crate::token_broker::TokenBroker>, crate::token_broker::BrokerError> {
-        use crate::token_broker::{BrokerPolicy, SocketOwner, TokenBroker};
+    ) -> Result<
+        Option<crate::services::token_broker::TokenBroker>,
+        crate::services::token_broker::BrokerError,
+    > {
+        use crate::services::token_broker::{BrokerPolicy, SocketOwner, TokenBroker};
         let audiences = match &spec.oidc {
             Some(oidc) if !oidc.audiences.is_empty() => oidc.audiences.clone(),
             _ => return Ok(None),
         };
-        let untrusted = crate::build_tokens::UNTRUSTED_PR_PROFILE;
+        let untrusted = crate::services::build_tokens::UNTRUSTED_PR_PROFILE;
         if !profile.build_tokens || profile.name == untrusted || spec.job.profile == untrusted {
             return Ok(None);
         }
@@ -37,9 +40,9 @@ impl Runner {
             job_id: lease.job_id.clone(),
             tokens_allowed: true,
             audiences,
-            max_lifetime: crate::build_tokens::BROKER_MAX_LIFETIME,
+            max_lifetime: crate::services::build_tokens::BROKER_MAX_LIFETIME,
         };
-        let source = crate::build_tokens::ControllerTokenSource::new(
+        let source = crate::services::build_tokens::ControllerTokenSource::new(
             self.client.clone(),
             lease.job_id.clone(),
             lease.lease_token.clone(),
@@ -48,7 +51,7 @@ impl Runner {
         // One directory per attempt under the room's short `oidc/` parent: the socket path
         // must fit in `sun_path` (108 bytes), which a path under the workspace may not.
         let parent = self.instance.oidc_dir();
-        mkdir_searchable(&parent).map_err(|e| crate::token_broker::BrokerError::Io {
+        mkdir_searchable(&parent).map_err(|e| crate::services::token_broker::BrokerError::Io {
             path: parent.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;

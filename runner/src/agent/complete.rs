@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::Runner;
 use super::job::JobEnd;
-use crate::prepare::ImageRecord;
+use crate::fetch::prepare::ImageRecord;
 
 impl Runner {
     /// Sends CompleteJob; returns `Succeeded` placeholder or the failure to report.

@@ -11,10 +11,10 @@ use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::Runner;
-use crate::events::{EventReporter, EventSink};
-use crate::outputs::CollectedOutput;
-use crate::prepare::ImageRecord;
+use crate::fetch::prepare::ImageRecord;
 use crate::profile::Profile;
+use crate::report::events::{EventReporter, EventSink};
+use crate::report::outputs::CollectedOutput;
 
 /// The reason an attempt handed back by a stopping runner is recorded with.
 pub(super) const HANDED_BACK: &str = "interrupted: the runner was stopped (second SIGTERM or \
@@ -82,7 +82,7 @@ impl Runner {
             let (cancel_tx, cancel_rx) = watch::channel(false);
             let cancel_tx = Arc::new(cancel_tx);
             let heartbeat = tokio::spawn(
-                crate::heartbeat::keep_alive(
+                crate::control::heartbeat::keep_alive(
                     self.creds.clone(),
                     self.client.clone(),
                     job_id.clone(),
@@ -101,7 +101,7 @@ impl Runner {
             // The runner's own credentials must never reach a log either.
             self.creds.redact_in(&sink, &lease.job_token).await;
             let guard = tokio::spawn(
-                crate::credentials::guard_job(self.creds.clone(), sink.clone(), Arc::clone(&cancel_tx))
+                crate::control::credentials::guard_job(self.creds.clone(), sink.clone(), Arc::clone(&cancel_tx))
                     .in_current_span(),
             );
             // Handing back (the runner is stopping for good) stops the steps like a cancel;

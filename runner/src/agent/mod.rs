@@ -22,11 +22,11 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::config::RunnerConfig;
-use crate::credentials::{CredentialError, Credentials, needs_registration};
-use crate::identity::{IdAllocator, allocator_for};
-use crate::image::ImageCache;
-use crate::prepare::Fetchers;
+use crate::control::credentials::{CredentialError, Credentials, needs_registration};
+use crate::fetch::image::ImageCache;
+use crate::fetch::prepare::Fetchers;
 use crate::profile::Profiles;
+use crate::sandbox::identity::{IdAllocator, allocator_for};
 use crate::sandbox::{Launcher, SandboxError};
 use crate::state::{Instance, StateError};
 use fs::mkdir_searchable;

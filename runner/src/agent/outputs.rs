@@ -13,10 +13,10 @@ use tracing::warn;
 use super::Runner;
 use super::job::JobEnd;
 use super::prepare::PreparedJob;
-use crate::events::EventSink;
-use crate::outputs::{CollectedOutput, OutputLimits, collect_outputs};
-use crate::prepare::ImageRecord;
+use crate::fetch::prepare::ImageRecord;
 use crate::profile::Profile;
+use crate::report::events::EventSink;
+use crate::report::outputs::{CollectedOutput, OutputLimits, collect_outputs};
 
 /// Upload chunk size.
 const UPLOAD_CHUNK: usize = 256 * 1024;

@@ -12,10 +12,10 @@ use tokio_stream::StreamExt;
 use super::Runner;
 use super::fs::{chown_tree, mkdir_fresh, mkdir_searchable};
 use super::job::JobEnd;
-use crate::events::EventSink;
-use crate::image::{ImageProgress, PreparedImage, RootfsPin};
-use crate::prepare::PrepareFailure;
-use crate::source_archive::{unpack_verified, write_hashed};
+use crate::fetch::image::{ImageProgress, PreparedImage, RootfsPin};
+use crate::fetch::prepare::PrepareFailure;
+use crate::fetch::source_archive::{unpack_verified, write_hashed};
+use crate::report::events::EventSink;
 
 /// `SOURCE_DATE_EPOCH` for path sources, which have no commit time: 1980-01-01,
 /// the earliest time every archive format can store.
@@ -81,13 +81,15 @@ impl Runner {
                 PATH_SOURCE_DATE_EPOCH
             }
             SourceSpec::Git { url, commit, .. } => {
-                match crate::prepare::git_source(&self.fetchers, url, commit, &work, events).await {
+                match crate::fetch::prepare::git_source(&self.fetchers, url, commit, &work, events)
+                    .await
+                {
                     Ok(epoch) => epoch,
                     Err(f) => return Err(prepare_failed(f)),
                 }
             }
             SourceSpec::Archive { url, sha256 } => {
-                if let Err(f) = crate::prepare::archive_source(
+                if let Err(f) = crate::fetch::prepare::archive_source(
                     &self.fetchers,
                     url,
                     sha256,
@@ -112,7 +114,8 @@ impl Runner {
             None
         } else {
             let dir = job_dir.join("inputs");
-            if let Err(f) = crate::prepare::inputs(&self.fetchers, &spec.inputs, &dir, events).await
+            if let Err(f) =
+                crate::fetch::prepare::inputs(&self.fetchers, &spec.inputs, &dir, events).await
             {
                 return Err(prepare_failed(f));
             }
@@ -200,7 +203,7 @@ impl Runner {
         let (dir, digest) = match &spec.image.reference {
             ImageRef::OciLayout { dir, digest } => (PathBuf::from(dir), *digest),
             ImageRef::Registry { repository, digest } => {
-                return crate::prepare::registry_image(
+                return crate::fetch::prepare::registry_image(
                     &self.fetchers,
                     &self.images,
                     repository,

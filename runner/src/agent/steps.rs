@@ -11,10 +11,10 @@ use tokio::sync::{mpsc, watch};
 use super::Runner;
 use super::job::JobEnd;
 use super::prepare::PreparedJob;
-use crate::events::EventSink;
 use crate::profile::Profile;
+use crate::report::events::EventSink;
 use crate::sandbox::{FailureKind, SandboxPlan, StepOutcome, Stream};
-use crate::token_broker::TokenBroker;
+use crate::services::token_broker::TokenBroker;
 
 impl Runner {
     /// Runs the job's steps in order until one fails, the job times out or it is cancelled
@@ -74,7 +74,7 @@ impl Runner {
             if let Some(broker) = &broker {
                 plan.oidc_socket_dir = Some(broker.socket_dir().to_owned());
                 plan.env.extend(
-                    crate::token_broker::step_env()
+                    crate::services::token_broker::step_env()
                         .iter()
                         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
                 );

@@ -12,6 +12,7 @@
 mod cgroup;
 mod error;
 mod exec;
+pub mod identity;
 mod launcher;
 mod loopback;
 mod outcome;

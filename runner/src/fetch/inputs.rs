@@ -2,7 +2,7 @@
 //! blob cache, verified against the pinned sha256, and linked into the job's directory.
 //!
 //! A download whose bytes do not hash to the pinned digest fails the job before any step
-//! runs and leaves nothing in the cache (see [`crate::cache`]). Each input is hard-linked
+//! runs and leaves nothing in the cache (see [`crate::fetch::cache`]). Each input is hard-linked
 //! (or copied across file systems) from the cache to `<job>/inputs/<name>`, which the
 //! sandbox mounts read-only at `/inputs`; eviction can then never pull a file out from
 //! under a running job.
@@ -14,8 +14,8 @@ use std::path::Path;
 use airlock_attest::Sha256Digest;
 use airlock_job::InputSpec;
 
-use crate::cache::{BlobCache, CacheError, Fetched};
-use crate::http::{HttpClient, HttpUrl, Transfer};
+use crate::fetch::cache::{BlobCache, CacheError, Fetched};
+use crate::fetch::http::{HttpClient, HttpUrl, Transfer};
 
 /// Largest download accepted (per input).
 pub const MAX_DOWNLOAD_BYTES: u64 = 16 << 30;

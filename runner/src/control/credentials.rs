@@ -267,7 +267,7 @@ impl Credentials {
     /// Registers the runner's credentials with a job's log redactor before anything of the
     /// job runs: the registration secret, the job's token and the current runner token
     /// ([`guard_job`] adds the renewed ones).
-    pub async fn redact_in(&self, sink: &crate::events::EventSink, job_token: &str) {
+    pub async fn redact_in(&self, sink: &crate::report::events::EventSink, job_token: &str) {
         sink.add_secret(self.inner.secret.expose()).await;
         sink.add_secret(job_token).await;
         let current = self.inner.token.borrow().clone();
@@ -415,7 +415,7 @@ impl Credentials {
 /// registration is revoked (its reports would be refused anyway: fail closed).
 pub async fn guard_job(
     creds: Credentials,
-    sink: crate::events::EventSink,
+    sink: crate::report::events::EventSink,
     cancel: Arc<watch::Sender<bool>>,
 ) {
     let mut tokens = creds.runner_token();

@@ -15,7 +15,7 @@ use airlock_proto::v1::{LogChunk, LogStream, ReportEventsRequest, RunnerEvent, S
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::redact::Redactor;
+use crate::report::redact::Redactor;
 
 /// What travels from the sinks to the reporting task, in order.
 #[derive(Debug)]

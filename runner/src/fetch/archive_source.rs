@@ -9,10 +9,10 @@ use std::path::Path;
 use airlock_attest::Sha256Digest;
 use flate2::read::MultiGzDecoder;
 
-use crate::cache::BlobCache;
-use crate::http::HttpClient;
-use crate::inputs::{InputError, InputProgress, fetch_verified};
-use crate::source_archive::{SourceArchiveError, unpack_verified, write_hashed};
+use crate::fetch::cache::BlobCache;
+use crate::fetch::http::HttpClient;
+use crate::fetch::inputs::{InputError, InputProgress, fetch_verified};
+use crate::fetch::source_archive::{SourceArchiveError, unpack_verified, write_hashed};
 
 /// Why an archive source could not be prepared.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use airlock_proto::v1::runner_service_client::RunnerServiceClient;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::credentials::Credentials;
+use crate::control::credentials::Credentials;
 
 /// The longest a heartbeat long poll is asked to wait.
 const MAX_WAIT: Duration = Duration::from_secs(5);

@@ -11,7 +11,7 @@ use airlock_attest::Sha256Digest;
 use super::auth::{Challenge, RegistryAuth, TokenResponse, parse_challenge};
 use super::error::RegistryError;
 use super::reference::RegistryRepo;
-use crate::http::{HttpClient, HttpUrl, Transfer, is_loopback_host, stream_body};
+use crate::fetch::http::{HttpClient, HttpUrl, Transfer, is_loopback_host, stream_body};
 
 /// Largest manifest, index or token answer accepted.
 pub(crate) const MAX_DOCUMENT_BYTES: u64 = 4 << 20;

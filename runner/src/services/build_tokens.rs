@@ -10,8 +10,8 @@ use airlock_proto::v1::MintBuildTokenRequest;
 use airlock_proto::v1::runner_service_client::RunnerServiceClient;
 use tonic::Code;
 
-use crate::events::EventSink;
-use crate::token_broker::{BrokeredToken, TokenRefusal, TokenRequest, TokenSource};
+use crate::report::events::EventSink;
+use crate::services::token_broker::{BrokeredToken, TokenRefusal, TokenRequest, TokenSource};
 
 /// The lifetime bound the broker checks locally: the controller's default maximum. A
 /// controller with a lower maximum refuses again (and the broker answers 400).

@@ -9,10 +9,10 @@ use oci_spec::image::{ImageIndex, ImageManifest};
 use super::client::{MAX_DOCUMENT_BYTES, RegistryClient};
 use super::error::RegistryError;
 use super::reference::RegistryRepo;
-use crate::cache::{BlobCache, BlobPin, CacheError, Fetched};
-use crate::http::Transfer;
-use crate::image::blob::descriptor_digest;
-use crate::image::manifest::host_architecture;
+use crate::fetch::cache::{BlobCache, BlobPin, CacheError, Fetched};
+use crate::fetch::http::Transfer;
+use crate::fetch::image::blob::descriptor_digest;
+use crate::fetch::image::manifest::host_architecture;
 
 const INDEX_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::error::RegistryError;
-use crate::http::is_loopback_host;
+use crate::fetch::http::is_loopback_host;
 
 /// A repository in a registry, e.g. `127.0.0.1:5000/airlock/base`.
 #[derive(Debug, Clone, PartialEq, Eq)]

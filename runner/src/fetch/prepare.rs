@@ -9,17 +9,17 @@ use std::sync::Arc;
 use airlock_attest::{GitCommit, Sha256Digest};
 use airlock_job::InputSpec;
 
-use crate::archive_source::provide_archive_source;
-use crate::cache::BlobCache;
 use crate::config::RunnerConfig;
-use crate::events::EventSink;
-use crate::git_source::{GitTransports, checkout};
-use crate::http::HttpClient;
-use crate::image::registry::{
+use crate::fetch::archive_source::provide_archive_source;
+use crate::fetch::cache::BlobCache;
+use crate::fetch::git_source::{GitTransports, checkout};
+use crate::fetch::http::HttpClient;
+use crate::fetch::image::registry::{
     PullProgress, RegistryAuth, RegistryClient, RegistryError, RegistryRepo, pull,
 };
-use crate::image::{ImageCache, ImageProgress, PreparedImage, RootfsPin};
-use crate::inputs::{InputProgress, provide_inputs};
+use crate::fetch::image::{ImageCache, ImageProgress, PreparedImage, RootfsPin};
+use crate::fetch::inputs::{InputProgress, provide_inputs};
+use crate::report::events::EventSink;
 
 /// A preparation failure: whose fault, and what to tell the user.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 
 use airlock_attest::Sha256Digest;
 
-use crate::cache::CacheError;
-use crate::http::HttpError;
+use crate::fetch::cache::CacheError;
+use crate::fetch::http::HttpError;
 
 use super::super::ImageError;
 
