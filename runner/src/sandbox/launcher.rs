@@ -12,7 +12,7 @@
 //! request/report files of the launcher-helper protocol. Cgroups are
 //! `/sys/fs/cgroup/<controller>/airlock/<id>`.
 
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -22,7 +22,9 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::cleanup::remove_container;
 use super::output::pump;
+use super::preflight::{check_host_dirs, check_mount_points, validate_container_id};
 use super::protocol::{
     HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json, write_json,
 };
@@ -42,7 +44,7 @@ const GRACE: Duration = Duration::from_secs(5);
 /// How long the output pipes may stay open after the helper exited.
 const DRAIN: Duration = Duration::from_secs(2);
 /// How long a last-resort cgroup kill may take.
-const CGROUP_KILL_WAIT: Duration = Duration::from_secs(5);
+pub(super) const CGROUP_KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the launcher stopped a step early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,11 +112,11 @@ impl Launcher {
         &self.state_dir
     }
 
-    fn containers_root(&self) -> PathBuf {
+    pub(super) fn containers_root(&self) -> PathBuf {
         self.state_dir.join("containers")
     }
 
-    fn bundles_root(&self) -> PathBuf {
+    pub(super) fn bundles_root(&self) -> PathBuf {
         self.state_dir.join("bundles")
     }
 
@@ -389,70 +391,6 @@ impl Launcher {
         }
         result
     }
-
-    /// Kills and removes every container, cgroup and bundle left in the state directory by
-    /// an earlier runner process. Call it only on a state directory no live runner uses
-    /// (a dead runner's room). Returns how many leftovers were removed.
-    pub fn cleanup_stale(&self) -> Result<usize, SandboxError> {
-        self.remove_containers(|_| true)
-    }
-
-    /// Kills and removes what is left of the containers whose id starts with `prefix` (one
-    /// job attempt's, once its steps are over: a step whose future was dropped mid-way
-    /// leaves its bundle and maybe its cgroup). Blocking. Returns how many there were.
-    pub fn cleanup_prefix(&self, prefix: &str) -> Result<usize, SandboxError> {
-        self.remove_containers(|id| id.starts_with(prefix))
-    }
-
-    /// Kills and removes every sandbox cgroup whose container id ends in `suffix` (a dead
-    /// runner room's `.<room id>`), in every hierarchy, also those whose container state
-    /// never got written. Blocking. Returns how many there were.
-    pub fn cleanup_cgroups_with_suffix(&self, suffix: &str) -> usize {
-        let mut removed = 0;
-        for rel in cgroup::with_suffix(suffix) {
-            if let Err(e) = cgroup::kill_all(&rel, CGROUP_KILL_WAIT) {
-                tracing::warn!(cgroup = %rel.display(), error = %e, "could not empty a dead runner's cgroup");
-            }
-            match cgroup::remove(&rel) {
-                Ok(()) => removed += 1,
-                Err(e) => {
-                    tracing::warn!(cgroup = %rel.display(), error = %e, "could not remove a dead runner's cgroup");
-                }
-            }
-        }
-        removed
-    }
-
-    /// Kills and removes the containers of this state directory that `select` picks.
-    fn remove_containers(&self, select: impl Fn(&str) -> bool) -> Result<usize, SandboxError> {
-        let mut ids = std::collections::BTreeSet::new();
-        for root in [self.containers_root(), self.bundles_root()] {
-            let entries = match std::fs::read_dir(&root) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(SandboxError::io("listing", &root, e)),
-            };
-            for entry in entries.flatten() {
-                if let Some(name) = entry.file_name().to_str()
-                    && validate_container_id(name).is_ok()
-                    && select(name)
-                {
-                    ids.insert(name.to_owned());
-                }
-            }
-        }
-        for id in &ids {
-            remove_container(&self.containers_root(), id, &cgroup::relative_path(id))
-                .map_err(SandboxError::Cleanup)?;
-            let bundle = self.bundles_root().join(id);
-            if let Err(e) = std::fs::remove_dir_all(&bundle)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                return Err(SandboxError::io("removing", bundle, e));
-            }
-        }
-        Ok(ids.len())
-    }
 }
 
 /// Turns what the helper reported (nothing, if it died) into the step's outcome, or into an
@@ -542,147 +480,11 @@ fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
-/// Makes sure nothing of container `id` is left: kills what is still in its cgroup, removes
-/// the cgroup and libcontainer's state directory. Blocking.
-fn remove_container(containers_root: &Path, id: &str, rel_cgroup: &Path) -> Result<(), String> {
-    let killed = cgroup::kill_all(rel_cgroup, CGROUP_KILL_WAIT)
-        .map_err(|e| format!("killing what is left of container {id}: {e}"))?;
-    if killed > 0 {
-        tracing::warn!(
-            container_id = id,
-            killed,
-            "killed leftover sandbox processes"
-        );
-    }
-    if let Err(e) = cgroup::remove(rel_cgroup) {
-        tracing::warn!(container_id = id, error = %e, "could not remove sandbox cgroup");
-    }
-    let state = containers_root.join(id);
-    match std::fs::remove_dir_all(&state) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("removing {}: {e}", state.display())),
-    }
-}
-
-/// libcontainer's id rules, plus a length cap.
-fn validate_container_id(id: &str) -> Result<(), SandboxError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id != "."
-        && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(SandboxError::InvalidContainerId(id.to_owned()))
-    }
-}
-
-/// Checks what the kernel would otherwise refuse with an unhelpful EACCES deep inside
-/// container creation: the step must own `/work` and `/out`, and the sandbox's user
-/// namespace (an unprivileged host uid) must be able to reach every bound directory.
-fn check_host_dirs(plan: &SandboxPlan) -> Result<(), SandboxError> {
-    let host_uid = plan.host_uid();
-    for (field, dir, owned) in [
-        ("rootfs", Some(&plan.rootfs), false),
-        ("work_dir", Some(&plan.work_dir), true),
-        ("out_dir", Some(&plan.out_dir), true),
-        ("inputs_dir", plan.inputs_dir.as_ref(), false),
-        ("oidc_socket_dir", plan.oidc_socket_dir.as_ref(), false),
-    ] {
-        let Some(dir) = dir else { continue };
-        let meta = std::fs::metadata(dir).map_err(|e| SandboxError::io("inspecting", dir, e))?;
-        if !meta.is_dir() {
-            return Err(SandboxError::plan(
-                field,
-                format!("{} is not a directory", dir.display()),
-            ));
-        }
-        if owned && meta.uid() != host_uid {
-            return Err(SandboxError::plan(
-                field,
-                format!(
-                    "{} is owned by uid {}; chown it (recursively) to {host_uid}:{} so the \
-                     step (uid 1000 in the sandbox) can write to it",
-                    dir.display(),
-                    meta.uid(),
-                    plan.host_gid()
-                ),
-            ));
-        }
-        for ancestor in dir.ancestors().skip(1) {
-            let meta = std::fs::metadata(ancestor)
-                .map_err(|e| SandboxError::io("inspecting", ancestor, e))?;
-            if meta.mode() & 0o001 == 0 {
-                return Err(SandboxError::plan(
-                    field,
-                    format!(
-                        "{} (above {}) is not searchable by others (mode {:o}); the sandbox \
-                         runs as unprivileged host uids and must traverse it",
-                        ancestor.display(),
-                        dir.display(),
-                        meta.mode() & 0o7777
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The image is shared and read-only: every mount point the spec needs directly in it must
-/// already be a real directory (libcontainer would otherwise try to create it in the image,
-/// as an unprivileged uid, and fail with an unhelpful "failed to prepare rootfs").
-fn check_mount_points(rootfs: &Path, spec: &oci_spec::runtime::Spec) -> Result<(), SandboxError> {
-    let destinations: Vec<&Path> = spec
-        .mounts()
-        .iter()
-        .flatten()
-        .map(|m| m.destination().as_path())
-        .collect();
-    let mut missing = Vec::new();
-    for (i, dest) in destinations.iter().enumerate() {
-        // Below an earlier mount (/dev/pts in /dev, /run/airlock in /run): created there.
-        if destinations[..i].iter().any(|d| dest.starts_with(d)) {
-            continue;
-        }
-        let path = rootfs.join(dest.strip_prefix("/").unwrap_or(dest));
-        let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
-        if !is_dir {
-            missing.push(dest.display().to_string());
-        }
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(SandboxError::plan(
-            "rootfs",
-            format!(
-                "{} lacks the mount point directories {} (not symlinks); create them when \
-                 unpacking the image",
-                rootfs.display(),
-                missing.join(" ")
-            ),
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::os::unix::fs::MetadataExt as _;
 
-    #[test]
-    fn container_ids_follow_libcontainer_rules() {
-        for ok in ["a", "job-1.step_2+x", &"x".repeat(64)] {
-            assert!(validate_container_id(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", ".", "..", "a/b", "a b", "ä", &"x".repeat(65)] {
-            assert!(validate_container_id(bad).is_err(), "{bad:?}");
-        }
-    }
+    use super::*;
 
     #[test]
     fn new_creates_a_private_state_dir() {
@@ -695,70 +497,6 @@ mod tests {
         }
         assert_eq!(launcher.cleanup_stale().expect("cleanup"), 0);
         assert!(Launcher::new("airlock", &state).is_err());
-    }
-
-    #[test]
-    fn host_dirs_must_be_owned_and_reachable() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let base = dir.path();
-        std::fs::set_permissions(base, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod");
-        for sub in ["rootfs", "work", "out"] {
-            std::fs::create_dir(base.join(sub)).expect("mkdir");
-        }
-        let plan = SandboxPlan::new(
-            base.join("rootfs"),
-            base.join("work"),
-            base.join("out"),
-            vec!["true".into()],
-            super::super::IdMap {
-                host_base: 300_000,
-                size: 65536,
-            },
-        );
-        // owned by whoever runs the test, not by 301000
-        match check_host_dirs(&plan) {
-            Err(SandboxError::InvalidPlan { field, .. }) => assert_eq!(field, "work_dir"),
-            other => panic!("expected work_dir to be refused, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn missing_mount_points_are_named() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let rootfs = dir.path();
-        for d in ["proc", "dev", "sys", "tmp", "work"] {
-            std::fs::create_dir(rootfs.join(d)).expect("mkdir");
-        }
-        std::os::unix::fs::symlink("/tmp", rootfs.join("out")).expect("symlink");
-        let plan = SandboxPlan::new(
-            rootfs,
-            "/w",
-            "/o",
-            vec!["true".into()],
-            super::super::IdMap {
-                host_base: 300_000,
-                size: 65536,
-            },
-        );
-        let spec = plan.to_oci_spec().expect("spec");
-        match check_mount_points(rootfs, &spec) {
-            Err(SandboxError::InvalidPlan {
-                field: "rootfs",
-                reason,
-            }) => {
-                assert!(
-                    reason.ends_with(
-                        "directories /out (not symlinks); create them when unpacking the image"
-                    ),
-                    "{reason}"
-                );
-            }
-            other => panic!("expected /out to be missing, got {other:?}"),
-        }
-        std::fs::remove_file(rootfs.join("out")).expect("rm");
-        std::fs::create_dir(rootfs.join("out")).expect("mkdir");
-        check_mount_points(rootfs, &spec).expect("complete");
     }
 
     fn killed(signal: i32, oom: bool, on_request: bool) -> Option<HelperReport> {

@@ -10,14 +10,17 @@
 //! (user namespaces only, rlimits instead of cgroup limits; see `rootless.rs`).
 
 mod cgroup;
+mod cleanup;
 mod error;
 mod exec;
 pub mod identity;
 mod launcher;
 mod loopback;
+mod mounts;
 mod outcome;
 mod output;
 mod plan;
+mod preflight;
 mod protocol;
 mod rootless;
 mod seccomp;
