@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod digest;
 pub mod dsse;
+pub mod key_files;
 pub mod keys;
 pub mod provenance;
 pub mod resource_descriptor;
@@ -20,10 +21,11 @@ pub mod verify;
 pub use bundle::{BUNDLE_MEDIA_TYPE_V03, Bundle, BundleError};
 pub use digest::{DigestError, GitCommit, Sha256Digest, Sha256Hasher, hash_reader};
 pub use dsse::{DsseError, Envelope, EnvelopeSignature, pae};
-pub use keys::{
-    KeyAlgorithm, KeyError, SigningKey, VerifyingKey, load_signing_key, load_verifying_key,
-    read_private_key_file, write_key_files, write_keypair, write_keypair_with,
+pub use key_files::{
+    load_signing_key, load_verifying_key, read_private_key_file, write_key_files, write_keypair,
+    write_keypair_with,
 };
+pub use keys::{KeyAlgorithm, KeyError, SigningKey, VerifyingKey};
 pub use provenance::{
     BuildDefinition, BuildMetadata, Builder, Provenance, ProvenanceError, RunDetails,
 };
