@@ -108,29 +108,47 @@ impl Runner {
                 "removed what dead runners left in the state directory"
             );
         }
+        // Reaching the controller and registering are retried while the controller is
+        // unreachable or restarting (for `connect_for`); a refusal is final.
         let started = Instant::now();
         let mut delay = Duration::from_millis(100);
-        let channel = loop {
-            match airlock_proto::auth::connect_with(&cfg.controller_url, &cfg.tls).await {
-                Ok(c) => break c,
+        let request = RegisterRunnerRequest {
+            name: cfg.name.clone(),
+            labels: cfg.labels.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let creds = loop {
+            let retry_in = match airlock_proto::auth::connect_with(&cfg.controller_url, &cfg.tls)
+                .await
+            {
+                Ok(channel) => {
+                    match Credentials::register(
+                        channel,
+                        cfg.registration_secret.clone(),
+                        request.clone(),
+                    )
+                    .await
+                    {
+                        Ok(creds) => break creds,
+                        Err(CredentialError::Rpc { status, .. })
+                            if retry::is_transient(status.code())
+                                && started.elapsed() < connect_for =>
+                        {
+                            warn!(%status, "registration cut off (controller restarting?); retrying in {delay:?}");
+                            delay
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 Err(e) if e.is_transient() && started.elapsed() < connect_for => {
                     warn!(error = %e, "controller not reachable yet; retrying in {delay:?}");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    delay
                 }
                 Err(e) => return Err(e.into()),
-            }
+            };
+            tokio::time::sleep(retry_in).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
         };
-        let creds = Credentials::register(
-            channel,
-            cfg.registration_secret.clone(),
-            RegisterRunnerRequest {
-                name: cfg.name.clone(),
-                labels: cfg.labels.clone(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            },
-        )
-        .await?;
         let client = creds.client();
         let images = ImageCache::new(cfg.state_dir.join("images"))
             .with_max_bytes(cfg.rootfs_cache_max_bytes);
