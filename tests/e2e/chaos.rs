@@ -12,10 +12,7 @@
 //! (`cargo test -p airlock --test e2e -- --include-ignored --nocapture chaos | grep
 //! chaos-figures`).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use airlock_attest::Sha256Digest;
@@ -160,17 +157,14 @@ async fn a_step_running_on(jobs: &mut Jobs, runner: &Proc, runner_id: &str, ids:
     loop {
         for id in ids {
             let job = get(jobs, id).await;
-            if job.runner_id == runner_id && job.state() == pb::JobState::Running {
-                let log = runner.log_text();
-                if log
+            if job.runner_id == runner_id
+                && job.state() == pb::JobState::Running
+                && runner
+                    .log_text()
                     .lines()
-                    .any(|l| l.contains(id.as_str()) && l.contains("==> step 1"))
-                    || log
-                        .lines()
-                        .any(|l| l.contains(id.as_str()) && l.contains("phase: steps"))
-                {
-                    return;
-                }
+                    .any(|l| l.contains(id.as_str()) && l.contains("phase: steps"))
+            {
+                return;
             }
         }
         assert!(
@@ -204,40 +198,6 @@ async fn submit_n(jobs: &mut Jobs, spec: &[u8], n: usize) -> Vec<String> {
     ids
 }
 
-/// Serves `body` on 127.0.0.1. The first GET gets the headers and half the body, then its
-/// connection stalls (held open until the server ends) and `stalled` is told; later GETs
-/// get the whole body. Returns the base URL and `stalled`.
-fn stalling_server(body: Vec<u8>) -> (String, mpsc::Receiver<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                line.clear();
-            }
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            if n == 0 {
-                let _ = stream.write_all(&body[..body.len() / 2]);
-                let _ = stream.flush();
-                let _ = tx.send(());
-                held.push(stream);
-            } else {
-                let _ = stream.write_all(&body);
-            }
-        }
-    });
-    (url, rx)
-}
-
 /// Waits until the blob cache in `state` holds a partial download.
 fn partial_download_in(state: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -258,7 +218,7 @@ fn chaos_runner_sigkilled_in_each_phase_and_restarted_on_its_state_dir() {
 
     let body: Vec<u8> = (0..1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
     let sha = Sha256Digest::of(&body);
-    let (url, stalled) = stalling_server(body);
+    let (url, stalled) = serve_stalling_first(body);
     let fetching = fleet.job_file(
         "fetching",
         &format!(

@@ -1,9 +1,11 @@
 //! Shared helpers: paths, scratch directories, running the binary, controller processes.
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -256,4 +258,47 @@ pub fn runner_command(url: &str, secret: &Path, state: &Path) -> Command {
         .arg(&layout)
         .stdout(Stdio::null());
     cmd
+}
+
+/// Serves `body` for every GET on 127.0.0.1 until the process ends; returns the base URL.
+pub fn serve(body: Vec<u8>) -> String {
+    serve_with(body, None)
+}
+
+/// [`serve`], except that the first GET gets the headers and half the body, then its
+/// connection stalls (held open until the server ends) and the receiver is told; later GETs
+/// get the whole body.
+pub fn serve_stalling_first(body: Vec<u8>) -> (String, mpsc::Receiver<()>) {
+    let (tx, rx) = mpsc::channel();
+    (serve_with(body, Some(tx)), rx)
+}
+
+fn serve_with(body: Vec<u8>, mut stall_first: Option<mpsc::Sender<()>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            if let Some(stalled) = stall_first.take() {
+                let _ = stream.write_all(&body[..body.len() / 2]);
+                let _ = stream.flush();
+                let _ = stalled.send(());
+                held.push(stream);
+            } else {
+                let _ = stream.write_all(&body);
+            }
+        }
+    });
+    url
 }

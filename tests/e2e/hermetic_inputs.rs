@@ -2,8 +2,6 @@
 //! and recorded), declared downloads mounted read-only at `/inputs`, a git source pinned
 //! from a tag, and a corrupted registry blob that fails the job and caches nothing.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
@@ -54,29 +52,6 @@ fn dependency<'a>(st: &'a serde_json::Value, name: &str) -> &'a serde_json::Valu
         .iter()
         .find(|d| d["name"] == name)
         .unwrap_or_else(|| panic!("no resolved dependency `{name}` in {st}"))
-}
-
-/// Serves `body` for every GET on 127.0.0.1 until the process ends; returns the base URL.
-fn serve(body: Vec<u8>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                line.clear();
-            }
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(&body);
-        }
-    });
-    url
 }
 
 fn cached(home: &Path, digest: &Sha256Digest) -> bool {
