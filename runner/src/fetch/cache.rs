@@ -314,28 +314,9 @@ impl BlobCache {
     /// writer died: a download holds its digest's exclusive lock until the rename). Returns
     /// how many were removed. Finished blobs are never touched.
     pub fn reap_partial(&self) -> usize {
-        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else {
-            return 0;
-        };
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let Some(digest) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.split_once('.'))
-                .and_then(|(hex, _)| Sha256Digest::from_hex(hex).ok())
-            else {
-                continue;
-            };
-            let Ok(lock) = self.lock(&digest, FlockArg::LockExclusiveNonblock) else {
-                continue;
-            };
-            if fs::remove_file(entry.path()).is_ok() {
-                removed += 1;
-            }
-            drop(lock);
-        }
-        removed
+        super::partial::reap(&self.root.join("tmp"), |digest| {
+            self.lock(digest, FlockArg::LockExclusiveNonblock).ok()
+        })
     }
 
     /// Removes least recently used blobs that no job has pinned until the cache fits its cap.

@@ -9,5 +9,6 @@ pub mod git_source;
 pub mod http;
 pub mod image;
 pub mod inputs;
+mod partial;
 pub mod prepare;
 pub mod source_archive;

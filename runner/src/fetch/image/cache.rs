@@ -66,28 +66,9 @@ impl ImageCache {
     /// Removes the unpacks in progress under `tmp/` whose writer died (an unpack holds the
     /// manifest's unpack lock until its rename). Returns how many were removed.
     pub fn reap_partial(&self) -> usize {
-        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else {
-            return 0;
-        };
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let Some(digest) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.split_once('.'))
-                .and_then(|(hex, _)| Sha256Digest::from_hex(hex).ok())
-            else {
-                continue;
-            };
-            let Some(lock) = eviction::try_unpack_lock(&self.root, &digest) else {
-                continue;
-            };
-            if crate::tree::remove_tree(&entry.path()).is_ok() {
-                removed += 1;
-            }
-            drop(lock);
-        }
-        removed
+        crate::fetch::partial::reap(&self.root.join("tmp"), |digest| {
+            eviction::try_unpack_lock(&self.root, digest)
+        })
     }
 
     /// The cache's root directory.
