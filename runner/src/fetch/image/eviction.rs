@@ -25,9 +25,14 @@ pub struct RootfsPin {
 }
 
 fn lock(root: &Path, digest: &Sha256Digest, arg: FlockArg) -> Result<Flock<File>, ImageError> {
+    lock_named(root, &digest.hex(), arg)
+}
+
+/// Locks `<root>/locks/<name>` (created, mode 0600, if missing) with `arg`.
+fn lock_named(root: &Path, name: &str, arg: FlockArg) -> Result<Flock<File>, ImageError> {
     let dir = root.join("locks");
     fs::create_dir_all(&dir).map_err(|e| ImageError::io("creating directory", &dir, e))?;
-    let path = dir.join(digest.hex());
+    let path = dir.join(name);
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -43,24 +48,16 @@ fn lock(root: &Path, digest: &Sha256Digest, arg: FlockArg) -> Result<Flock<File>
 /// Serialises unpacking one manifest: concurrent jobs wanting the same image unpack it
 /// once; the others wait, then find it cached. Released on drop.
 pub(crate) fn unpack_lock(root: &Path, digest: &Sha256Digest) -> Result<Flock<File>, ImageError> {
-    let dir = root.join("locks");
-    fs::create_dir_all(&dir).map_err(|e| ImageError::io("creating directory", &dir, e))?;
-    let path = dir.join(format!("{}.unpack", digest.hex()));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| ImageError::io("opening lock file", &path, e))?;
-    Flock::lock(file, FlockArg::LockExclusive)
-        .map_err(|(_, errno)| ImageError::io("locking", &path, io::Error::from(errno)))
+    lock_named(root, &unpack_lock_name(digest), FlockArg::LockExclusive)
+}
+
+fn unpack_lock_name(digest: &Sha256Digest) -> String {
+    format!("{}.unpack", digest.hex())
 }
 
 /// [`unpack_lock`] if nobody holds it now; `None` otherwise (or on any error).
 pub(crate) fn try_unpack_lock(root: &Path, digest: &Sha256Digest) -> Option<Flock<File>> {
-    let path = root.join("locks").join(format!("{}.unpack", digest.hex()));
+    let path = root.join("locks").join(unpack_lock_name(digest));
     let file = OpenOptions::new().read(true).open(path).ok()?;
     Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
 }
