@@ -5,8 +5,7 @@ use airlock_attest::Sha256Digest;
 use airlock_proto::v1 as pb;
 use prost::Message;
 
-use sqlx::{ColumnIndex, Decode, Row, Type};
-
+use super::sql::Row;
 use super::{JobRecord, StoreError, StoredProvenance};
 use crate::ids::{JobId, LeaseToken, RunnerId};
 use crate::state::JobState;
@@ -69,17 +68,8 @@ pub(crate) fn carries_all(runner: &[String], required: &[String]) -> bool {
     required.iter().all(|label| runner.contains(label))
 }
 
-/// Decodes a row selected with [`JOB_COLUMNS`]; one decoder serves SQLite and PostgreSQL.
-pub(crate) fn job_from_row<R>(row: &R) -> Result<JobRecord, StoreError>
-where
-    R: Row,
-    for<'c> &'c str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
-{
+/// Decodes a row selected with [`JOB_COLUMNS`].
+pub(crate) fn job_from_row(row: &Row) -> Result<JobRecord, StoreError> {
     let state: String = row.try_get("state")?;
     let state = JobState::parse(&state)
         .ok_or_else(|| StoreError::Corrupt(format!("job state {state:?}")))?;

@@ -4,14 +4,17 @@
 //! names; `scripts/postgres.sh` starts one; ignored unless asked for, as it needs a server).
 
 use super::*;
+use crate::auth::TokenDigest;
+use crate::ids::LeaseToken;
+use airlock_attest::Sha256Digest;
 use airlock_proto::v1 as pb;
 use sqlx::Row;
 use uuid::Uuid;
 
 fn sqlite_pool(store: &Store) -> sqlx::SqlitePool {
-    match store {
-        Store::Sqlite(s) => s.pool.clone(),
-        Store::Postgres(_) => panic!("not SQLite"),
+    match &store.pool {
+        sql::Pool::Sqlite { pool, .. } => pool.clone(),
+        sql::Pool::Postgres(_) => panic!("not SQLite"),
     }
 }
 
@@ -36,8 +39,8 @@ pub(crate) async fn postgres_store() -> (Option<tempfile::TempDir>, Store) {
     admin.close().await;
     let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
     let options = options.options([("search_path", schema.as_str())]);
-    let store = PostgresStore::connect_with(options, 8).await.unwrap();
-    (None, Store::Postgres(store))
+    let store = Store::connect_postgres_with(options, 8).await.unwrap();
+    (None, store)
 }
 
 macro_rules! both_backends {

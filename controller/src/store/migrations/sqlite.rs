@@ -1,7 +1,4 @@
-//! The database schema, as SQL migrations applied in order at startup.
-//!
-//! `PRAGMA user_version` records how many migrations a database has had. Migrations are only
-//! ever appended: a released migration is never edited.
+//! The SQLite schema. `PRAGMA user_version` records how many migrations a database has had.
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 pub(crate) const MIGRATIONS: &[&str] = &[

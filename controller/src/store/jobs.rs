@@ -2,46 +2,66 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::AssertSqlSafe;
 
-use super::SqliteStore;
-use super::events;
-use super::leases;
-use crate::ids::{JobId, LeaseToken};
-use crate::state::JobState;
-use crate::store::codec::{
+use super::codec::{
     EventKind, JOB_COLUMNS, carries_all, job_from_row, labels_from_json, labels_to_json,
     parse_uuid, state_event,
 };
-use crate::store::{
+use super::dialect::{claim_queued, lock_tenant};
+use super::sql::{Conn, query};
+use super::{
     Completion, JobRecord, JobTokenGrant, LeaseTerms, NewJob, Reported, RetryPolicy, RunnerRecord,
-    StoreError, Submitted,
+    Store, StoreError, Submitted, events, leases,
 };
+use crate::ids::{JobId, LeaseToken};
+use crate::state::JobState;
 
-pub(super) async fn fetch_job(
-    conn: &mut SqliteConnection,
+/// The job with this id.
+pub(super) async fn fetch_job(conn: &mut Conn<'_>, id: JobId) -> Result<JobRecord, StoreError> {
+    select_job(conn, id, "").await
+}
+
+/// The job with this id, its row locked until the transaction ends.
+pub(super) async fn fetch_job_locked(
+    conn: &mut Conn<'_>,
     id: JobId,
 ) -> Result<JobRecord, StoreError> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"));
-    let row = sqlx::query(sql)
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::JobNotFound(id))?;
+    let lock = conn.dialect().lock_rows();
+    select_job(conn, id, lock).await
+}
+
+async fn select_job(
+    conn: &mut Conn<'_>,
+    id: JobId,
+    lock: &'static str,
+) -> Result<JobRecord, StoreError> {
+    let row = query(AssertSqlSafe(format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1{lock}"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(conn)
+    .await?
+    .ok_or(StoreError::JobNotFound(id))?;
     job_from_row(&row)
 }
 
 /// Checks that `token` is the current lease of a job a runner holds; returns the job's state.
+/// The job's row stays locked until the transaction ends, so the check and the change it
+/// guards are one step.
 pub(super) async fn check_lease_in(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     job: JobId,
     token: LeaseToken,
 ) -> Result<JobState, StoreError> {
-    let row = sqlx::query("SELECT state, lease_token FROM jobs WHERE id = ?")
-        .bind(job.to_string())
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::JobNotFound(job))?;
+    let lock = conn.dialect().lock_rows();
+    let row = query(AssertSqlSafe(format!(
+        "SELECT state, lease_token FROM jobs WHERE id = $1{lock}"
+    )))
+    .bind(job.to_string())
+    .fetch_optional(conn)
+    .await?
+    .ok_or(StoreError::JobNotFound(job))?;
     let state: String = row.try_get(0)?;
     let state =
         JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state:?}")))?;
@@ -53,38 +73,54 @@ pub(super) async fn check_lease_in(
     }
 }
 
+/// The earlier job holding the idempotency key `key`, if any: the same job when its spec is
+/// byte-identical to `spec_json`, a conflict otherwise.
+async fn job_with_key(
+    conn: &mut Conn<'_>,
+    key: &str,
+    spec_json: &[u8],
+) -> Result<Option<Submitted>, StoreError> {
+    let Some(row) = query("SELECT id, spec_json FROM jobs WHERE idempotency_key = $1")
+        .bind(key)
+        .fetch_optional(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id = JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?);
+    let spec: Vec<u8> = row.try_get(1)?;
+    if spec == spec_json {
+        Ok(Some(Submitted::Existing(id)))
+    } else {
+        Err(StoreError::IdempotencyConflict { job: id })
+    }
+}
+
 /// Queued jobs examined per lease attempt (in queue order) for label and tenant fit.
 const CANDIDATES: u32 = 512;
 
 /// The short first page of candidates.
 const FIRST_PAGE: u32 = 16;
 
-impl SqliteStore {
+impl Store {
     /// Stores a new job as QUEUED with its first event, unless its idempotency key names an
     /// earlier job: then that job is returned when its spec is byte-identical, and
     /// [`StoreError::IdempotencyConflict`] otherwise.
     pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if let Some(key) = &job.idempotency_key {
-            let existing = sqlx::query("SELECT id, spec_json FROM jobs WHERE idempotency_key = ?")
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = existing {
-                let id = JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?);
-                let spec: Vec<u8> = row.try_get(1)?;
-                return if spec == job.spec_json {
-                    Ok(Submitted::Existing(id))
-                } else {
-                    Err(StoreError::IdempotencyConflict { job: id })
-                };
-            }
+        let mut tx = self.pool.begin_write().await?;
+        let mut conn = tx.conn();
+        if let Some(key) = &job.idempotency_key
+            && let Some(existing) = job_with_key(&mut conn, key, &job.spec_json).await?
+        {
+            return Ok(existing);
         }
-        sqlx::query(
+        // A concurrent submission with the same key (another replica) makes this insert a
+        // no-op once that one commits; the job it created is then returned below.
+        let inserted = query(
             "INSERT INTO jobs (id, name, spec_json, profile, labels, source_sha256, state, \
              created_ms, idempotency_key, priority, queue_key, tenant, timeout_ms, max_attempts) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )
         .bind(job.id.to_string())
         .bind(&job.name)
@@ -100,10 +136,16 @@ impl SqliteStore {
         .bind(&job.tenant)
         .bind(job.timeout_ms)
         .bind(i64::from(job.max_attempts.max(1)))
-        .execute(&mut *tx)
+        .execute(&mut conn)
         .await?;
+        if inserted == 0 {
+            let key = job.idempotency_key.as_deref().unwrap_or_default();
+            return job_with_key(&mut conn, key, &job.spec_json)
+                .await?
+                .ok_or(StoreError::Query(sqlx::Error::RowNotFound));
+        }
         let seq = events::append(
-            &mut tx,
+            &mut conn,
             job.id,
             job.created_ms,
             [state_event(JobState::Queued, "waiting for a runner")],
@@ -115,13 +157,14 @@ impl SqliteStore {
 
     /// The job with this id.
     pub async fn job(&self, id: JobId) -> Result<JobRecord, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        fetch_job(&mut conn, id).await
+        let mut pooled = self.pool.acquire().await?;
+        fetch_job(&mut pooled.conn(), id).await
     }
 
     /// The job, if `token` is its current lease.
     pub async fn leased_job(&self, id: JobId, token: LeaseToken) -> Result<JobRecord, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut pooled = self.pool.acquire().await?;
+        let mut conn = pooled.conn();
         check_lease_in(&mut conn, id, token).await?;
         fetch_job(&mut conn, id).await
     }
@@ -129,8 +172,11 @@ impl SqliteStore {
     /// Leases the first QUEUED job (by queue key: priority with aging, then FIFO) whose labels
     /// `runner` all carries, whose retry backoff has passed and whose tenant is under its
     /// concurrency limit: a new lease token, one more attempt with its own row, a lease expiry
-    /// and a deadline, state LEASED and its event, atomically. Returns the job and the event's
-    /// sequence number, or `None` when no job fits.
+    /// and a deadline, the job token's digest, state LEASED and its event, atomically. Returns
+    /// the job and the event's sequence number, or `None` when no job fits.
+    ///
+    /// With several replicas, a candidate another replica is leasing is skipped, not waited
+    /// for, and leasers of one tenant are serialized so its limit holds exactly.
     pub async fn lease_next(
         &self,
         runner: &RunnerRecord,
@@ -139,20 +185,21 @@ impl SqliteStore {
         terms: &LeaseTerms,
     ) -> Result<Option<(JobRecord, u64)>, StoreError> {
         let now_ms = terms.now_ms;
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.pool.begin_write().await?;
+        let mut conn = tx.conn();
+        let order = conn.dialect().insertion_order();
         let mut running: HashMap<String, i64> = HashMap::new();
         let mut chosen = None;
         // Usually the first few queued jobs fit: look at a short page first, and at a long
         // one only when none of those does (labels, tenant limits).
         for limit in [FIRST_PAGE, CANDIDATES] {
-            let rows = sqlx::query(
+            let rows = query(AssertSqlSafe(format!(
                 "SELECT id, labels, tenant FROM jobs WHERE state = 'QUEUED' \
-                 AND not_before_ms <= ? ORDER BY queue_key, rowid LIMIT ?",
-            )
+                 AND not_before_ms <= $1 ORDER BY queue_key, {order} LIMIT $2"
+            )))
             .bind(now_ms)
             .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut conn)
             .await?;
             for row in &rows {
                 let labels = labels_from_json(&row.try_get::<String, _>(1)?)?;
@@ -164,12 +211,13 @@ impl SqliteStore {
                     let count = match running.get(&tenant) {
                         Some(n) => *n,
                         None => {
-                            let n: i64 = sqlx::query(
-                                "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND \
+                            lock_tenant(&mut conn, &tenant).await?;
+                            let n: i64 = query(
+                                "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND \
                                  state IN ('LEASED', 'RUNNING')",
                             )
                             .bind(&tenant)
-                            .fetch_one(&mut *tx)
+                            .fetch_one(&mut conn)
                             .await?
                             .try_get(0)?;
                             running.insert(tenant.clone(), n);
@@ -180,8 +228,11 @@ impl SqliteStore {
                         continue;
                     }
                 }
-                chosen = Some(JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?));
-                break;
+                let id: String = row.try_get(0)?;
+                if claim_queued(&mut conn, &id).await? {
+                    chosen = Some(JobId::new(parse_uuid("id", &id)?));
+                    break;
+                }
             }
             if chosen.is_some() || rows.len() < usize::try_from(limit).unwrap_or(usize::MAX) {
                 break;
@@ -190,11 +241,11 @@ impl SqliteStore {
         let Some(id) = chosen else {
             return Ok(None);
         };
-        let updated = sqlx::query(
-            "UPDATE jobs SET state = 'LEASED', lease_token = ?, attempt = attempt + 1, \
-             runner_id = ?, leased_ms = ?, started_ms = NULL, message = ?, \
-             lease_expires_ms = ?, deadline_ms = ? + timeout_ms + ?, job_token_sha256 = ?, \
-             job_token_expires_ms = ? + timeout_ms + ? WHERE id = ? AND state = 'QUEUED'",
+        let updated = query(
+            "UPDATE jobs SET state = 'LEASED', lease_token = $1, attempt = attempt + 1, \
+             runner_id = $2, leased_ms = $3, started_ms = NULL, message = $4, \
+             lease_expires_ms = $5, deadline_ms = $6 + timeout_ms + $7, job_token_sha256 = $8, \
+             job_token_expires_ms = $6 + timeout_ms + $9 WHERE id = $10 AND state = 'QUEUED'",
         )
         .bind(token.to_string())
         .bind(runner.id.to_string())
@@ -204,30 +255,30 @@ impl SqliteStore {
         .bind(now_ms)
         .bind(terms.deadline_grace_ms)
         .bind(job_token.token_sha256.hex())
-        .bind(now_ms)
         .bind(terms.deadline_grace_ms.saturating_add(job_token.grace_ms))
         .bind(id.to_string())
-        .execute(&mut *tx)
+        .execute(&mut conn)
         .await?;
-        if updated.rows_affected() != 1 {
+        if updated != 1 {
             return Ok(None);
         }
-        let job = fetch_job(&mut tx, id).await?;
-        sqlx::query(
-            "INSERT INTO job_attempts (job_id, attempt, runner_id, leased_ms) VALUES (?, ?, ?, ?)",
+        let job = fetch_job(&mut conn, id).await?;
+        query(
+            "INSERT INTO job_attempts (job_id, attempt, runner_id, leased_ms) \
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(id.to_string())
         .bind(i64::from(job.attempt))
         .bind(runner.id.to_string())
         .bind(now_ms)
-        .execute(&mut *tx)
+        .execute(&mut conn)
         .await?;
         let message = format!(
             "attempt {} leased by runner {} ({})",
             job.attempt, runner.name, runner.id
         );
         let seq = events::append(
-            &mut tx,
+            &mut conn,
             id,
             now_ms,
             [state_event(JobState::Leased, &message)],
@@ -246,30 +297,28 @@ impl SqliteStore {
         now_ms: i64,
         kinds: Vec<EventKind>,
     ) -> Result<Reported, StoreError> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let state = check_lease_in(&mut tx, job, token).await?;
+        let mut tx = self.pool.begin_write().await?;
+        let mut conn = tx.conn();
+        let state = check_lease_in(&mut conn, job, token).await?;
         let mut all = Vec::with_capacity(kinds.len() + 1);
         let mut started_after_ms = None;
-        let row = sqlx::query("SELECT leased_ms, cancel_requested FROM jobs WHERE id = ?")
+        let row = query("SELECT leased_ms, cancel_requested FROM jobs WHERE id = $1")
             .bind(job.to_string())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut conn)
             .await?;
         let leased_ms: Option<i64> = row.try_get(0)?;
         let cancel_requested: bool = row.try_get(1)?;
         if state == JobState::Leased {
-            sqlx::query(
-                "UPDATE jobs SET state = 'RUNNING', started_ms = ?, message = '' WHERE id = ?",
-            )
-            .bind(now_ms)
-            .bind(job.to_string())
-            .execute(&mut *tx)
-            .await?;
+            query("UPDATE jobs SET state = 'RUNNING', started_ms = $1, message = '' WHERE id = $2")
+                .bind(now_ms)
+                .bind(job.to_string())
+                .execute(&mut conn)
+                .await?;
             all.push(state_event(JobState::Running, "steps are running"));
             started_after_ms = leased_ms.map(|l| now_ms.saturating_sub(l));
         }
         all.extend(kinds);
-        let seq = events::append(&mut tx, job, now_ms, all).await?;
+        let seq = events::append(&mut conn, job, now_ms, all).await?;
         tx.commit().await?;
         Ok(Reported {
             seq,
@@ -291,14 +340,14 @@ impl SqliteStore {
         completion: &Completion,
         retry: &RetryPolicy,
     ) -> Result<(u64, JobState), StoreError> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        check_lease_in(&mut tx, job, token).await?;
+        let mut tx = self.pool.begin_write().await?;
+        let mut conn = tx.conn();
+        check_lease_in(&mut conn, job, token).await?;
         if completion.state == JobState::InfraFailed && completion.retryable {
-            let record = fetch_job(&mut tx, job).await?;
+            let record = fetch_job(&mut conn, job).await?;
             if !record.cancel_requested {
                 let ended = leases::requeue_or_fail(
-                    &mut tx,
+                    &mut conn,
                     &record,
                     completion.finished_ms,
                     retry,
@@ -310,11 +359,11 @@ impl SqliteStore {
             }
         }
         let p = completion.provenance.as_ref();
-        sqlx::query(
-            "UPDATE jobs SET state = ?, message = ?, exit_code = ?, finished_ms = ?, \
-             log_sha256 = ?, builder_id = ?, envelope_json = ?, bundle_json = ?, keyid = ?, \
-             public_key_pem = ?, lease_expires_ms = NULL, deadline_ms = NULL \
-             WHERE id = ? AND lease_token = ? AND state IN ('LEASED', 'RUNNING')",
+        query(
+            "UPDATE jobs SET state = $1, message = $2, exit_code = $3, finished_ms = $4, \
+             log_sha256 = $5, builder_id = $6, envelope_json = $7, bundle_json = $8, keyid = $9, \
+             public_key_pem = $10, lease_expires_ms = NULL, deadline_ms = NULL \
+             WHERE id = $11 AND lease_token = $12 AND state IN ('LEASED', 'RUNNING')",
         )
         .bind(completion.state.as_str())
         .bind(&completion.message)
@@ -328,10 +377,10 @@ impl SqliteStore {
         .bind(p.map(|p| p.public_key_pem.as_str()))
         .bind(job.to_string())
         .bind(token.to_string())
-        .execute(&mut *tx)
+        .execute(&mut conn)
         .await?;
         leases::finish_attempt(
-            &mut tx,
+            &mut conn,
             job,
             completion.finished_ms,
             completion.state,
@@ -339,7 +388,7 @@ impl SqliteStore {
         )
         .await?;
         let seq = events::append(
-            &mut tx,
+            &mut conn,
             job,
             completion.finished_ms,
             [state_event(completion.state, &completion.message)],

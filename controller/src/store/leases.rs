@@ -4,30 +4,30 @@
 //! Every function takes `now_ms` from the caller (the scheduler's injected clock), so expiry
 //! is tested by moving a manual clock, never by waiting.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::AssertSqlSafe;
 
-use super::SqliteStore;
+use super::codec::{parse_uuid, state_event};
 use super::events;
-use super::jobs::{check_lease_in, fetch_job};
+use super::jobs::{check_lease_in, fetch_job, fetch_job_locked};
+use super::sql::{Conn, query};
+use super::{AttemptRecord, Expired, ExpiryCause, JobRecord, RetryPolicy, Store, StoreError};
 use crate::ids::{JobId, LeaseToken, RunnerId};
 use crate::state::JobState;
-use crate::store::codec::{parse_uuid, state_event};
-use crate::store::{AttemptRecord, Expired, ExpiryCause, JobRecord, RetryPolicy, StoreError};
 
 /// Jobs handled per expiry sweep (the rest wait for the next sweep).
 const SWEEP_BATCH: i64 = 256;
 
 /// Records how attempt `job.attempt` ended.
 pub(super) async fn finish_attempt(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     job: JobId,
     now_ms: i64,
     state: JobState,
     reason: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE job_attempts SET finished_ms = ?, state = ?, reason = ? \
-         WHERE job_id = ? AND attempt = (SELECT attempt FROM jobs WHERE id = ?) \
+    query(
+        "UPDATE job_attempts SET finished_ms = $1, state = $2, reason = $3 \
+         WHERE job_id = $4 AND attempt = (SELECT attempt FROM jobs WHERE id = $5) \
          AND state IS NULL",
     )
     .bind(now_ms)
@@ -35,7 +35,7 @@ pub(super) async fn finish_attempt(
     .bind(reason)
     .bind(job.to_string())
     .bind(job.to_string())
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -45,7 +45,7 @@ pub(super) async fn finish_attempt(
 /// token is cleared either way, so the old runner is fenced off. Returns the state event's
 /// sequence number and the new state.
 pub(super) async fn requeue_or_fail(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     record: &JobRecord,
     now_ms: i64,
     retry: &RetryPolicy,
@@ -61,15 +61,15 @@ pub(super) async fn requeue_or_fail(
             record.max_attempts,
             delay
         );
-        sqlx::query(
+        query(
             "UPDATE jobs SET state = 'QUEUED', lease_token = NULL, job_token_sha256 = NULL, \
              job_token_expires_ms = NULL, lease_expires_ms = NULL, \
-             deadline_ms = NULL, started_ms = NULL, not_before_ms = ?, message = ? WHERE id = ?",
+             deadline_ms = NULL, started_ms = NULL, not_before_ms = $1, message = $2 WHERE id = $3",
         )
         .bind(now_ms.saturating_add(delay))
         .bind(&message)
         .bind(record.id.to_string())
-        .execute(&mut *conn)
+        .execute(conn)
         .await?;
         let seq = events::append(
             conn,
@@ -92,27 +92,27 @@ pub(super) async fn requeue_or_fail(
 /// Moves a job to a terminal state without its runner (deadline, cancel, retries used up),
 /// clearing the lease; appends the state event.
 async fn end_job(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     job: JobId,
     now_ms: i64,
     state: JobState,
     message: &str,
 ) -> Result<u64, StoreError> {
-    sqlx::query(
-        "UPDATE jobs SET state = ?, message = ?, finished_ms = ?, lease_token = NULL, \
+    query(
+        "UPDATE jobs SET state = $1, message = $2, finished_ms = $3, lease_token = NULL, \
          job_token_sha256 = NULL, job_token_expires_ms = NULL, \
-         lease_expires_ms = NULL, deadline_ms = NULL WHERE id = ?",
+         lease_expires_ms = NULL, deadline_ms = NULL WHERE id = $4",
     )
     .bind(state.as_str())
     .bind(message)
     .bind(now_ms)
     .bind(job.to_string())
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
     events::append(conn, job, now_ms, [state_event(state, message)]).await
 }
 
-impl SqliteStore {
+impl Store {
     /// Renews the lease `token` until `now_ms + ttl_ms`. Returns whether a cancel was
     /// requested. Fails with [`StoreError::StaleLease`] when the lease is not current.
     pub async fn renew_lease(
@@ -122,16 +122,15 @@ impl SqliteStore {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        check_lease_in(&mut tx, job, token).await?;
-        let row = sqlx::query(
-            "UPDATE jobs SET lease_expires_ms = ? WHERE id = ? RETURNING cancel_requested",
-        )
-        .bind(now_ms.saturating_add(ttl_ms))
-        .bind(job.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
+        let mut tx = self.pool.begin_write().await?;
+        let mut conn = tx.conn();
+        check_lease_in(&mut conn, job, token).await?;
+        let row =
+            query("UPDATE jobs SET lease_expires_ms = $1 WHERE id = $2 RETURNING cancel_requested")
+                .bind(now_ms.saturating_add(ttl_ms))
+                .bind(job.to_string())
+                .fetch_one(&mut conn)
+                .await?;
         let cancel: bool = row.try_get(0)?;
         tx.commit().await?;
         Ok(cancel)
@@ -143,13 +142,14 @@ impl SqliteStore {
         job: JobId,
         token: LeaseToken,
     ) -> Result<bool, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut pooled = self.pool.acquire().await?;
+        let mut conn = pooled.conn();
         check_lease_in(&mut conn, job, token).await?;
-        let row = sqlx::query("SELECT cancel_requested FROM jobs WHERE id = ?")
+        let row = query("SELECT cancel_requested FROM jobs WHERE id = $1")
             .bind(job.to_string())
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut conn)
             .await?;
-        Ok(row.try_get(0)?)
+        row.try_get(0)
     }
 
     /// Asks for `job` to stop. A QUEUED job becomes CANCELLED at once; a LEASED or RUNNING
@@ -162,18 +162,18 @@ impl SqliteStore {
         now_ms: i64,
         reason: &str,
     ) -> Result<(JobState, Option<u64>), StoreError> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let record = fetch_job(&mut tx, job).await?;
+        let mut tx = self.pool.begin_write().await?;
+        let mut conn = tx.conn();
+        let record = fetch_job_locked(&mut conn, job).await?;
         let result = match record.state {
             JobState::Queued => {
-                let seq = end_job(&mut tx, job, now_ms, JobState::Cancelled, reason).await?;
+                let seq = end_job(&mut conn, job, now_ms, JobState::Cancelled, reason).await?;
                 (JobState::Cancelled, Some(seq))
             }
             state if state.is_leased() => {
-                sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ?")
+                query("UPDATE jobs SET cancel_requested = TRUE WHERE id = $1")
                     .bind(job.to_string())
-                    .execute(&mut *tx)
+                    .execute(&mut conn)
                     .await?;
                 (state, None)
             }
@@ -192,21 +192,23 @@ impl SqliteStore {
         now_ms: i64,
         retry: &RetryPolicy,
     ) -> Result<Vec<Expired>, StoreError> {
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(
+        let mut tx = self.pool.begin_write().await?;
+        let mut conn = tx.conn();
+        // Rows another replica is sweeping are skipped, not waited for.
+        let skip_locked = conn.dialect().skip_locked();
+        let rows = query(AssertSqlSafe(format!(
             "SELECT id FROM jobs WHERE state IN ('LEASED', 'RUNNING') \
-             AND (lease_expires_ms <= ? OR deadline_ms <= ?) LIMIT ?",
-        )
+             AND (lease_expires_ms <= $1 OR deadline_ms <= $2) LIMIT $3{skip_locked}"
+        )))
         .bind(now_ms)
         .bind(now_ms)
         .bind(SWEEP_BATCH)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut conn)
         .await?;
         let mut ended = Vec::with_capacity(rows.len());
         for row in &rows {
             let id = JobId::new(parse_uuid("id", &row.try_get::<String, _>(0)?)?);
-            let record = fetch_job(&mut tx, id).await?;
+            let record = fetch_job(&mut conn, id).await?;
             let runner = record.runner_id.map(|r| r.to_string()).unwrap_or_default();
             let (cause, seq, state) = if record.deadline_ms.is_some_and(|d| d <= now_ms) {
                 let message = format!(
@@ -214,21 +216,21 @@ impl SqliteStore {
                      plus grace) on runner {runner}",
                     record.attempt, record.timeout_ms
                 );
-                finish_attempt(&mut tx, id, now_ms, JobState::TimedOut, &message).await?;
-                let seq = end_job(&mut tx, id, now_ms, JobState::TimedOut, &message).await?;
+                finish_attempt(&mut conn, id, now_ms, JobState::TimedOut, &message).await?;
+                let seq = end_job(&mut conn, id, now_ms, JobState::TimedOut, &message).await?;
                 (ExpiryCause::Deadline, seq, JobState::TimedOut)
             } else if record.cancel_requested {
                 let message = format!(
                     "cancelled: the runner {runner} stopped renewing its lease after the cancel \
                      request"
                 );
-                finish_attempt(&mut tx, id, now_ms, JobState::Cancelled, &message).await?;
-                let seq = end_job(&mut tx, id, now_ms, JobState::Cancelled, &message).await?;
+                finish_attempt(&mut conn, id, now_ms, JobState::Cancelled, &message).await?;
+                let seq = end_job(&mut conn, id, now_ms, JobState::Cancelled, &message).await?;
                 (ExpiryCause::LeaseExpired, seq, JobState::Cancelled)
             } else {
                 let reason = format!("lease expired: runner {runner} stopped renewing it");
                 let (seq, state) =
-                    requeue_or_fail(&mut tx, &record, now_ms, retry, &reason).await?;
+                    requeue_or_fail(&mut conn, &record, now_ms, retry, &reason).await?;
                 (ExpiryCause::LeaseExpired, seq, state)
             };
             ended.push(Expired {
@@ -246,12 +248,12 @@ impl SqliteStore {
 
     /// Every attempt of `job`, oldest first.
     pub async fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT attempt, runner_id, leased_ms, finished_ms, state, reason FROM job_attempts \
-             WHERE job_id = ? ORDER BY attempt",
+             WHERE job_id = $1 ORDER BY attempt",
         )
         .bind(job.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.pool.acquire().await?.conn())
         .await?;
         rows.iter()
             .map(|row| {
@@ -280,11 +282,11 @@ impl SqliteStore {
 
     /// How many jobs are in each non-terminal state (for metrics): (queued, leased, running).
     pub async fn queue_depth(&self) -> Result<(i64, i64, i64), StoreError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT state, COUNT(*) FROM jobs WHERE state IN ('QUEUED', 'LEASED', 'RUNNING') \
              GROUP BY state",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.pool.acquire().await?.conn())
         .await?;
         let mut depth = (0, 0, 0);
         for row in &rows {

@@ -1,14 +1,13 @@
 //! Output files of a job attempt, as the controller hashed them.
 
-use sqlx::Row;
-
-use super::PostgresStore;
+use super::Store;
+use super::codec::parse_digest;
 use super::jobs::check_lease_in;
+use super::sql::{Row, query};
+use super::{OutputRecord, StoreError};
 use crate::ids::{JobId, LeaseToken};
-use crate::store::codec::parse_digest;
-use crate::store::{OutputRecord, StoreError};
 
-fn output_from_row(row: &sqlx::postgres::PgRow) -> Result<OutputRecord, StoreError> {
+fn output_from_row(row: &Row) -> Result<OutputRecord, StoreError> {
     let size: i64 = row.try_get("size")?;
     Ok(OutputRecord {
         path: row.try_get("path")?,
@@ -18,7 +17,7 @@ fn output_from_row(row: &sqlx::postgres::PgRow) -> Result<OutputRecord, StoreErr
     })
 }
 
-impl PostgresStore {
+impl Store {
     /// True when `path` was already recorded for `attempt` of `job`.
     pub async fn output_exists(
         &self,
@@ -26,13 +25,12 @@ impl PostgresStore {
         attempt: u32,
         path: &str,
     ) -> Result<bool, StoreError> {
-        let row =
-            sqlx::query("SELECT 1 FROM outputs WHERE job_id = $1 AND attempt = $2 AND path = $3")
-                .bind(job.to_string())
-                .bind(i64::from(attempt))
-                .bind(path)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = query("SELECT 1 FROM outputs WHERE job_id = $1 AND attempt = $2 AND path = $3")
+            .bind(job.to_string())
+            .bind(i64::from(attempt))
+            .bind(path)
+            .fetch_optional(&mut self.pool.acquire().await?.conn())
+            .await?;
         Ok(row.is_some())
     }
 
@@ -44,11 +42,12 @@ impl PostgresStore {
         token: LeaseToken,
         output: &OutputRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        check_lease_in(&mut tx, job, token).await?;
-        let inserted = sqlx::query(
+        let mut tx = self.pool.begin_write().await?;
+        let mut conn = tx.conn();
+        check_lease_in(&mut conn, job, token).await?;
+        let inserted = query(
             "INSERT INTO outputs (job_id, attempt, path, sha256, size, executable) \
-             SELECT id, attempt, $1::TEXT, $2::TEXT, $3::BIGINT, $4::BOOLEAN FROM jobs WHERE id = $5 \
+             SELECT id, attempt, $1, $2, $3, $4 FROM jobs WHERE id = $5 \
              ON CONFLICT (job_id, attempt, path) DO NOTHING",
         )
         .bind(&output.path)
@@ -56,9 +55,9 @@ impl PostgresStore {
         .bind(i64::try_from(output.size).unwrap_or(i64::MAX))
         .bind(output.executable)
         .bind(job.to_string())
-        .execute(&mut *tx)
+        .execute(&mut conn)
         .await?;
-        if inserted.rows_affected() != 1 {
+        if inserted != 1 {
             return Err(StoreError::OutputExists {
                 job,
                 path: output.path.clone(),
@@ -70,13 +69,13 @@ impl PostgresStore {
 
     /// The outputs recorded for `attempt` of `job`, sorted by path.
     pub async fn outputs(&self, job: JobId, attempt: u32) -> Result<Vec<OutputRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT path, sha256, size, executable FROM outputs WHERE job_id = $1 AND attempt = $2 \
              ORDER BY path",
         )
         .bind(job.to_string())
         .bind(i64::from(attempt))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.pool.acquire().await?.conn())
         .await?;
         rows.iter().map(output_from_row).collect()
     }

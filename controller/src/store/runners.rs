@@ -1,18 +1,17 @@
 //! Registered runners.
 
-use sqlx::Row;
-
-use super::SqliteStore;
+use super::Store;
+use super::codec::{labels_from_json, labels_to_json};
+use super::sql::query;
+use super::{RunnerRecord, StoreError};
 use crate::ids::RunnerId;
-use crate::store::codec::{labels_from_json, labels_to_json};
-use crate::store::{RunnerRecord, StoreError};
 
-impl SqliteStore {
+impl Store {
     /// Records a runner.
     pub async fn insert_runner(&self, runner: &RunnerRecord) -> Result<(), StoreError> {
-        sqlx::query(
+        query(
             "INSERT INTO runners (id, name, labels, version, registered_ms, registration) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(runner.id.to_string())
         .bind(&runner.name)
@@ -20,18 +19,18 @@ impl SqliteStore {
         .bind(&runner.version)
         .bind(runner.registered_ms)
         .bind(&runner.registration)
-        .execute(&self.pool)
+        .execute(&mut self.pool.acquire().await?.conn())
         .await?;
         Ok(())
     }
 
     /// The runner with this id.
     pub async fn runner(&self, id: RunnerId) -> Result<RunnerRecord, StoreError> {
-        let row = sqlx::query(
-            "SELECT name, labels, version, registered_ms, registration FROM runners WHERE id = ?",
+        let row = query(
+            "SELECT name, labels, version, registered_ms, registration FROM runners WHERE id = $1",
         )
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut self.pool.acquire().await?.conn())
         .await?
         .ok_or(StoreError::RunnerNotFound(id))?;
         Ok(RunnerRecord {

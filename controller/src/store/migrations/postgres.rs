@@ -1,5 +1,4 @@
-//! The PostgreSQL schema, as migrations applied in order at startup. The table
-//! `airlock_schema` records how many were applied. Migrations are only ever appended.
+//! The PostgreSQL schema. The table `airlock_schema` records how many migrations were applied.
 //!
 //! Version 1 is the whole schema of SQLite version 2 (the two backends share columns and
 //! meanings; only the types are PostgreSQL's).

@@ -4,12 +4,11 @@
 use airlock_attest::{Sha256Digest, Sha256Hasher};
 use airlock_proto::v1 as pb;
 use prost::Message;
-use sqlx::{PgConnection, Row};
 
-use super::PostgresStore;
+use super::codec::{EventKind, decode, kind_name};
+use super::sql::{Conn, query};
+use super::{Store, StoreError};
 use crate::ids::JobId;
-use crate::store::StoreError;
-use crate::store::codec::{EventKind, decode, kind_name};
 
 /// Rows fetched per query when scanning a job's events.
 const PAGE: i64 = 512;
@@ -18,16 +17,16 @@ const PAGE: i64 = 512;
 /// transaction. Returns the sequence number of the last one (the current last if `kinds` is
 /// empty).
 pub(super) async fn append(
-    conn: &mut PgConnection,
+    conn: &mut Conn<'_>,
     job: JobId,
     time_ms: i64,
     kinds: impl IntoIterator<Item = EventKind>,
 ) -> Result<u64, StoreError> {
-    let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM job_events WHERE job_id = $1")
+    let mut seq: i64 = query("SELECT COALESCE(MAX(seq), 0) FROM job_events WHERE job_id = $1")
         .bind(job.to_string())
-        .fetch_one(&mut *conn)
-        .await?;
-    let mut seq: i64 = row.try_get(0)?;
+        .fetch_one(conn)
+        .await?
+        .try_get(0)?;
     for kind in kinds {
         seq += 1;
         let name = kind_name(&kind);
@@ -36,21 +35,19 @@ pub(super) async fn append(
             time_ms,
             kind: Some(kind),
         };
-        sqlx::query(
-            "INSERT INTO job_events (job_id, seq, time_ms, kind, event) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(job.to_string())
-        .bind(seq)
-        .bind(time_ms)
-        .bind(name)
-        .bind(event.encode_to_vec())
-        .execute(&mut *conn)
-        .await?;
+        query("INSERT INTO job_events (job_id, seq, time_ms, kind, event) VALUES ($1, $2, $3, $4, $5)")
+            .bind(job.to_string())
+            .bind(seq)
+            .bind(time_ms)
+            .bind(name)
+            .bind(event.encode_to_vec())
+            .execute(conn)
+            .await?;
     }
     Ok(u64::try_from(seq).unwrap_or(0))
 }
 
-impl PostgresStore {
+impl Store {
     /// Up to `limit` events of `job` with `seq > after_seq`, in order.
     pub async fn events_after(
         &self,
@@ -58,13 +55,14 @@ impl PostgresStore {
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<pb::JobEvent>, StoreError> {
-        let rows = sqlx::query(
+        let mut pooled = self.pool.acquire().await?;
+        let rows = query(
             "SELECT event FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(job.to_string())
         .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut pooled.conn())
         .await?;
         rows.iter()
             .map(|row| decode(&row.try_get::<Vec<u8>, _>(0)?))
@@ -73,17 +71,19 @@ impl PostgresStore {
 
     /// sha256 of the concatenated `data` of the job's log chunks, in event order.
     pub async fn log_digest(&self, job: JobId) -> Result<Sha256Digest, StoreError> {
+        let mut pooled = self.pool.acquire().await?;
+        let mut conn = pooled.conn();
         let mut hasher = Sha256Hasher::new();
         let mut after: i64 = 0;
         loop {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT seq, event FROM job_events WHERE job_id = $1 AND kind = 'log' AND seq > $2 \
                  ORDER BY seq LIMIT $3",
             )
             .bind(job.to_string())
             .bind(after)
             .bind(PAGE)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut conn)
             .await?;
             if rows.is_empty() {
                 break;
