@@ -1,6 +1,6 @@
 //! Token digests: the controller stores only the SHA-256 of each bearer token or secret, and a
 //! request is accepted when the SHA-256 of what it presents equals a stored digest
-//! ([`crate::client_auth`] for job-API clients).
+//! (`client_auth` for job-API clients).
 
 use std::fmt;
 use std::str::FromStr;

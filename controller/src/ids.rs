@@ -4,7 +4,16 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use crate::status::ApiError;
+/// A request field that does not hold the id it should (the caller's error type wraps it,
+/// e.g. as an invalid-argument status).
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct BadId {
+    /// The request field at fault.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
 
 macro_rules! uuid_newtype {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
@@ -19,8 +28,8 @@ macro_rules! uuid_newtype {
             }
 
             /// Parses the hyphenated form from a request field; the error names `field`.
-            pub fn parse(field: &str, value: &str) -> Result<Self, ApiError> {
-                Uuid::try_parse(value).map(Self).map_err(|_| ApiError::InvalidArgument {
+            pub fn parse(field: &str, value: &str) -> Result<Self, BadId> {
+                Uuid::try_parse(value).map(Self).map_err(|_| BadId {
                     field: field.to_owned(),
                     message: format!(concat!("`{}` is not ", $what, " (a UUID)"), value),
                 })

@@ -44,7 +44,7 @@ impl RunnerApi {
 }
 
 fn lease_token(lease_token: &str) -> Result<LeaseToken, ApiError> {
-    LeaseToken::parse("lease_token", lease_token)
+    Ok(LeaseToken::parse("lease_token", lease_token)?)
 }
 
 #[tonic::async_trait]

@@ -3,6 +3,7 @@
 use tonic::{Code, Status};
 
 use crate::blobs::BlobError;
+use crate::ids::BadId;
 use crate::store::StoreError;
 
 /// Why an API call failed. Converted into a [`Status`] at the gRPC boundary.
@@ -42,6 +43,15 @@ pub enum ApiError {
     Blob(#[from] BlobError),
 }
 
+impl From<BadId> for ApiError {
+    fn from(e: BadId) -> Self {
+        Self::InvalidArgument {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 impl ApiError {
     /// An [`ApiError::InvalidArgument`] about `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -79,6 +89,12 @@ impl From<StoreError> for ApiError {
             StoreError::OutputExists { .. } => ApiError::AlreadyExists(e.to_string()),
             other => ApiError::Store(other),
         }
+    }
+}
+
+impl From<BadId> for Status {
+    fn from(e: BadId) -> Self {
+        ApiError::from(e).into()
     }
 }
 

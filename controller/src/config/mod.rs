@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod auth;
+mod database_url;
 mod signing;
 mod tls;
 
 pub use auth::{
     AuthConfig, ClientEntry, MAX_RUNNER_TOKEN_TTL_SECONDS, Role, RunnerRegistrationEntry,
 };
+pub use database_url::DatabaseUrl;
 pub use signing::{SigningConfig, is_profile_name};
 pub use tls::TlsConfig;
 
@@ -51,7 +53,7 @@ pub struct ControllerConfig {
     /// controller replicas may share it; give them one shared `blob_dir` too). Prefer
     /// `database_url_file` so the password stays out of this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database_url: Option<crate::database::DatabaseUrl>,
+    pub database_url: Option<DatabaseUrl>,
     /// A file (mode 0600) holding the PostgreSQL URL; relative to the config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_url_file: Option<PathBuf>,

@@ -7,7 +7,6 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use super::discovery::{DISCOVERY_PATH, DiscoveryDocument, JWKS_PATH};
-use super::jwks::JwkSet;
 use super::keys::KeyRing;
 use super::reload::RingReloader;
 use super::settings::JWKS_MAX_AGE;
@@ -65,7 +64,7 @@ impl OidcHttp {
                     reload.refresh();
                 }
                 let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
-                let set = JwkSet::published(&ring, self.clock.now());
+                let set = ring.jwks(self.clock.now());
                 serde_json::to_vec_pretty(&set).unwrap_or_default()
             }
             _ => return None,
@@ -126,6 +125,7 @@ impl fmt::Debug for OidcHttp {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::oidc::jwks::JwkSet;
     use airlock_attest::SigningKey;
     use std::time::Duration;
 

@@ -5,15 +5,11 @@
 //! requires the full coordinate length, left-padded with zeros; a SEC1 uncompressed point
 //! already has that fixed width).
 
-use std::time::SystemTime;
-
 use airlock_attest::{KeyError, VerifyingKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::pkcs8::DecodePublicKey;
 use serde::{Deserialize, Serialize};
-
-use super::keys::KeyRing;
 
 /// Length of one P-256 coordinate in bytes.
 const COORDINATE_LEN: usize = 32;
@@ -74,15 +70,6 @@ impl Jwk {
 pub struct JwkSet {
     /// The published keys, oldest first.
     pub keys: Vec<Jwk>,
-}
-
-impl JwkSet {
-    /// The keys `ring` publishes at `now`.
-    pub fn published(ring: &KeyRing, now: SystemTime) -> Self {
-        Self {
-            keys: ring.published(now).map(|k| k.jwk().clone()).collect(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use airlock_attest::{KeyAlgorithm, KeyError, SigningKey};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
 
-use super::jwks::Jwk;
+use super::jwks::{Jwk, JwkSet};
 use super::time::{secs, unix_secs};
 
 /// When a key is published, signs and retires, in unix seconds.
@@ -282,6 +282,13 @@ impl KeyRing {
         self.keys
             .iter()
             .filter(move |k| k.schedule.is_published(now, max))
+    }
+
+    /// The JWKS at `now`: the public keys of [`KeyRing::published`].
+    pub fn jwks(&self, now: SystemTime) -> JwkSet {
+        JwkSet {
+            keys: self.published(now).map(|k| k.jwk().clone()).collect(),
+        }
     }
 
     /// The published key with this kid, if any (an unknown or withdrawn kid verifies nothing).

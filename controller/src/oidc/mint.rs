@@ -16,13 +16,10 @@ use super::TOKEN_ALGORITHM;
 use super::claims::BuildClaims;
 use super::keys::KeyRing;
 use super::reload::RingReloader;
-use super::settings::OidcSettings;
+use super::settings::{OidcSettings, UNTRUSTED_PR_PROFILE};
 use super::subject::SourceIdentity;
 use super::time::unix_secs;
 use crate::clock::{Clock, IdGen};
-
-/// The profile that never gets build tokens, whatever its profile file says.
-pub const UNTRUSTED_PR_PROFILE: &str = "untrusted-pr";
 
 /// What the control plane knows about the job a token is asked for. Every field comes from
 /// the job record and its lease, never from the request.

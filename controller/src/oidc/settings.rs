@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::mint::UNTRUSTED_PR_PROFILE;
+/// The profile that never gets build tokens, whatever its profile file says.
+pub const UNTRUSTED_PR_PROFILE: &str = "untrusted-pr";
 
 /// Default and ceiling of a build token's default lifetime: 5 minutes, like GitHub's.
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(300);

@@ -2,13 +2,10 @@
 //! and the locks that only matter when several controllers share a database.
 //!
 //! SQLite needs no row locks: a write transaction holds the database's only write lock from
-//! `BEGIN IMMEDIATE` to commit ([`Pool::begin_write`](super::sql::Pool::begin_write)).
+//! `BEGIN IMMEDIATE` to commit (`sql::Pool::begin_write`).
 //! PostgreSQL runs at READ COMMITTED, so a transaction that checks a row and then changes it
 //! locks the row first (`FOR UPDATE`), and the leasing and sweeping queries skip rows another
 //! replica holds (`FOR UPDATE SKIP LOCKED`) instead of waiting on them.
-
-use super::StoreError;
-use super::sql::{Conn, query};
 
 /// The SQL dialect of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,31 +52,4 @@ impl Dialect {
             Dialect::Postgres => "id",
         }
     }
-}
-
-/// Serializes the transactions that lease jobs of `tenant` across replicas until commit, so a
-/// per-tenant limit counted inside them holds exactly (PostgreSQL: a transaction-scoped
-/// advisory lock; SQLite: its write lock already does).
-pub(crate) async fn lock_tenant(conn: &mut Conn<'_>, tenant: &str) -> Result<(), StoreError> {
-    if conn.dialect() == Dialect::Postgres {
-        query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(tenant)
-            .execute(conn)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Locks the QUEUED job `id` for this transaction, or returns false when another one (a
-/// replica leasing the same row) holds it or it is no longer queued.
-pub(crate) async fn claim_queued(conn: &mut Conn<'_>, id: &str) -> Result<bool, StoreError> {
-    if conn.dialect() == Dialect::Sqlite {
-        return Ok(true);
-    }
-    let locked =
-        query("SELECT id FROM jobs WHERE id = $1 AND state = 'QUEUED' FOR UPDATE SKIP LOCKED")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(locked.is_some())
 }

@@ -4,74 +4,19 @@ use std::collections::HashMap;
 
 use sqlx::AssertSqlSafe;
 
+use super::attempts;
 use super::codec::{
-    EventKind, JOB_COLUMNS, carries_all, job_from_row, labels_from_json, labels_to_json,
-    parse_uuid, state_event,
+    EventKind, carries_all, labels_from_json, labels_to_json, parse_uuid, state_event,
 };
-use super::dialect::{claim_queued, lock_tenant};
+use super::dialect::Dialect;
+use super::job_rows::{check_lease_in, fetch_job};
 use super::sql::{Conn, query};
 use super::{
     Completion, JobRecord, JobTokenGrant, LeaseTerms, NewJob, Reported, RetryPolicy, RunnerRecord,
-    Store, StoreError, Submitted, events, leases,
+    Store, StoreError, Submitted, events,
 };
 use crate::ids::{JobId, LeaseToken};
 use crate::state::JobState;
-
-/// The job with this id.
-pub(super) async fn fetch_job(conn: &mut Conn<'_>, id: JobId) -> Result<JobRecord, StoreError> {
-    select_job(conn, id, "").await
-}
-
-/// The job with this id, its row locked until the transaction ends.
-pub(super) async fn fetch_job_locked(
-    conn: &mut Conn<'_>,
-    id: JobId,
-) -> Result<JobRecord, StoreError> {
-    let lock = conn.dialect().lock_rows();
-    select_job(conn, id, lock).await
-}
-
-async fn select_job(
-    conn: &mut Conn<'_>,
-    id: JobId,
-    lock: &'static str,
-) -> Result<JobRecord, StoreError> {
-    let row = query(AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1{lock}"
-    )))
-    .bind(id.to_string())
-    .fetch_optional(conn)
-    .await?
-    .ok_or(StoreError::JobNotFound(id))?;
-    job_from_row(&row)
-}
-
-/// Checks that `token` is the current lease of a job a runner holds; returns the job's state.
-/// The job's row stays locked until the transaction ends, so the check and the change it
-/// guards are one step.
-pub(super) async fn check_lease_in(
-    conn: &mut Conn<'_>,
-    job: JobId,
-    token: LeaseToken,
-) -> Result<JobState, StoreError> {
-    let lock = conn.dialect().lock_rows();
-    let row = query(AssertSqlSafe(format!(
-        "SELECT state, lease_token FROM jobs WHERE id = $1{lock}"
-    )))
-    .bind(job.to_string())
-    .fetch_optional(conn)
-    .await?
-    .ok_or(StoreError::JobNotFound(job))?;
-    let state: String = row.try_get(0)?;
-    let state =
-        JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state:?}")))?;
-    let current: Option<String> = row.try_get(1)?;
-    if state.is_leased() && current.as_deref() == Some(token.to_string().as_str()) {
-        Ok(state)
-    } else {
-        Err(StoreError::StaleLease { job, state })
-    }
-}
 
 /// The earlier job holding the idempotency key `key`, if any: the same job when its spec is
 /// byte-identical to `spec_json`, a conflict otherwise.
@@ -94,6 +39,33 @@ async fn job_with_key(
     } else {
         Err(StoreError::IdempotencyConflict { job: id })
     }
+}
+
+/// Serializes the transactions that lease jobs of `tenant` across replicas until commit, so a
+/// per-tenant limit counted inside them holds exactly (PostgreSQL: a transaction-scoped
+/// advisory lock; SQLite: its write lock already does).
+async fn lock_tenant(conn: &mut Conn<'_>, tenant: &str) -> Result<(), StoreError> {
+    if conn.dialect() == Dialect::Postgres {
+        query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(tenant)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Locks the QUEUED job `id` for this transaction, or returns false when another one (a
+/// replica leasing the same row) holds it or it is no longer queued.
+async fn claim_queued(conn: &mut Conn<'_>, id: &str) -> Result<bool, StoreError> {
+    if conn.dialect() == Dialect::Sqlite {
+        return Ok(true);
+    }
+    let locked =
+        query("SELECT id FROM jobs WHERE id = $1 AND state = 'QUEUED' FOR UPDATE SKIP LOCKED")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(locked.is_some())
 }
 
 /// Queued jobs examined per lease attempt (in queue order) for label and tenant fit.
@@ -346,7 +318,7 @@ impl Store {
         if completion.state == JobState::InfraFailed && completion.retryable {
             let record = fetch_job(&mut conn, job).await?;
             if !record.cancel_requested {
-                let ended = leases::requeue_or_fail(
+                let ended = attempts::requeue_or_fail(
                     &mut conn,
                     &record,
                     completion.finished_ms,
@@ -379,7 +351,7 @@ impl Store {
         .bind(token.to_string())
         .execute(&mut conn)
         .await?;
-        leases::finish_attempt(
+        attempts::finish_attempt(
             &mut conn,
             job,
             completion.finished_ms,

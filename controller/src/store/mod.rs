@@ -13,9 +13,11 @@
 //! with `FOR UPDATE SKIP LOCKED`) on PostgreSQL. Both backends run the same test suite
 //! (`store/tests.rs`), the store's contract.
 
+mod attempts;
 pub(crate) mod codec;
 mod dialect;
 mod events;
+mod job_rows;
 mod jobs;
 mod leases;
 mod migrations;

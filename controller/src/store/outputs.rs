@@ -2,7 +2,7 @@
 
 use super::Store;
 use super::codec::parse_digest;
-use super::jobs::check_lease_in;
+use super::job_rows::check_lease_in;
 use super::sql::{Row, query};
 use super::{OutputRecord, StoreError};
 use crate::ids::{JobId, LeaseToken};
