@@ -3,6 +3,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
+/// Separates a value's own hint (after `HINT_SEPARATOR`) from its message in a
+/// deserialization error's text.
+pub(crate) const HINT_SEPARATOR: &str = "\nhint: ";
+
 /// A job file or job spec that cannot be accepted.
 ///
 /// Display shows `FILE: field `F`: MESSAGE` and, when known, a hint line, so a

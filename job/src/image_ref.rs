@@ -101,7 +101,7 @@ impl<'de> Deserialize<'de> for ImageRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(|(m, h): (String, String)| {
-            serde::de::Error::custom(format!("{m}{}{h}", crate::spec::HINT_SEPARATOR))
+            serde::de::Error::custom(format!("{m}{}{h}", crate::error::HINT_SEPARATOR))
         })
     }
 }

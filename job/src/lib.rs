@@ -15,6 +15,7 @@ mod source;
 mod spec;
 mod step;
 mod units;
+mod validate;
 
 pub use confine::SourcePolicy;
 pub use error::JobFileError;

@@ -1,13 +1,12 @@
 //! The whole job: parsed strictly, validated, and serialized canonically.
 
-use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use airlock_attest::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::error::JobFileError;
+use crate::error::{HINT_SEPARATOR, JobFileError};
 use crate::image_ref::ImageRef;
 use crate::source::SourceSpec;
 use crate::step::StepSpec;
@@ -144,7 +143,7 @@ pub struct OidcSpec {
     pub audiences: Vec<String>,
 }
 
-fn is_name(s: &str, max: usize) -> bool {
+pub(crate) fn is_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
         && s.chars()
@@ -257,122 +256,6 @@ impl JobSpec {
             *dir = absolutize(dir);
         }
     }
-
-    /// Checks that hold across fields. Called by every constructor.
-    pub fn validate(&self) -> Result<(), JobFileError> {
-        if !is_job_name(&self.job.name) {
-            return Err(JobFileError::field(
-                "job.name",
-                format!("`{}` is not a valid job name", self.job.name),
-                Some("use 1-64 characters from [A-Za-z0-9._-], not starting with `.`".into()),
-            ));
-        }
-        if !PROFILES.contains(&self.job.profile.as_str()) {
-            return Err(JobFileError::field(
-                "job.profile",
-                format!("unknown profile `{}`", self.job.profile),
-                Some(format!("use one of: {}", PROFILES.join(", "))),
-            ));
-        }
-        for (i, label) in self.job.labels.iter().enumerate() {
-            if !is_name(label, 63) {
-                return Err(JobFileError::field(
-                    format!("job.labels[{i}]"),
-                    format!("`{label}` is not a valid label"),
-                    Some("labels use [A-Za-z0-9._-], 1-63 characters".into()),
-                ));
-            }
-        }
-        if self.job.timeout.0.is_zero() {
-            return Err(JobFileError::field(
-                "job.timeout",
-                "the timeout is zero",
-                Some("write e.g. `10m`".into()),
-            ));
-        }
-        if self.steps.is_empty() {
-            return Err(JobFileError::field(
-                "steps",
-                "the job has no steps",
-                Some("add a `[[steps]]` table with `run = \"...\"`".into()),
-            ));
-        }
-        let mut names = BTreeSet::new();
-        for i in 0..self.steps.len() {
-            let name = self.step_name(i);
-            if !names.insert(name.clone()) {
-                return Err(JobFileError::field(
-                    format!("steps[{i}].name"),
-                    format!("step name `{name}` is used twice"),
-                    Some("give each step its own name".into()),
-                ));
-            }
-        }
-        let mut input_names = BTreeSet::new();
-        for (i, input) in self.inputs.iter().enumerate() {
-            if !is_name(&input.name, 64) || !input_names.insert(input.name.as_str()) {
-                return Err(JobFileError::field(
-                    format!("inputs[{i}].name"),
-                    format!("input name `{}` is invalid or repeated", input.name),
-                    Some("each input needs a unique name from [A-Za-z0-9._-]".into()),
-                ));
-            }
-        }
-        if self.outputs.paths.is_empty() {
-            return Err(JobFileError::field(
-                "outputs.paths",
-                "no outputs are declared",
-                Some("list the files the build writes to /out, e.g. `paths = [\"hello\"]`".into()),
-            ));
-        }
-        for (i, p) in self.outputs.paths.iter().enumerate() {
-            if !is_clean_relative(p) {
-                return Err(JobFileError::field(
-                    format!("outputs.paths[{i}]"),
-                    format!("`{p}` must be a relative path under /out without `.` or `..`"),
-                    Some("write e.g. `hello` or `bin/*`".into()),
-                ));
-            }
-            if let Err(e) = globset::Glob::new(p) {
-                return Err(JobFileError::field(
-                    format!("outputs.paths[{i}]"),
-                    format!("bad glob: {e}"),
-                    None,
-                ));
-            }
-        }
-        for (i, p) in self.outputs.paths.iter().enumerate() {
-            if let Some(component) = crate::reserved::reserved_component(p) {
-                return Err(JobFileError::field(
-                    format!("outputs.paths[{i}]"),
-                    format!(
-                        "`{component}` is a name airlock writes next to the outputs (its \
-                         provenance, bundle or temporary files)"
-                    ),
-                    Some(format!(
-                        "rename the output; names ending in {} are airlock's",
-                        crate::reserved::RESERVED_OUTPUT_SUFFIXES.join(", ")
-                    )),
-                ));
-            }
-        }
-        crate::limits::check(self)?;
-        if let Some(oidc) = &self.oidc {
-            for (i, aud) in oidc.audiences.iter().enumerate() {
-                if aud.is_empty()
-                    || aud.len() > 256
-                    || aud.chars().any(|c| c.is_control() || c.is_whitespace())
-                {
-                    return Err(JobFileError::field(
-                        format!("oidc.audiences[{i}]"),
-                        "invalid audience",
-                        None,
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The 1-based line of a byte span's start.
@@ -380,9 +263,6 @@ fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> Option<usize> {
     let start = span?.start;
     Some(text.get(..start)?.matches('\n').count() + 1)
 }
-
-/// Separates a value's own hint (after `HINT_SEPARATOR`) from its message.
-pub(crate) const HINT_SEPARATOR: &str = "\nhint: ";
 
 fn serde_error<E>(
     e: serde_path_to_error::Error<E>,

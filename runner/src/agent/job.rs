@@ -185,7 +185,7 @@ impl Runner {
             }
             heartbeat.abort();
             // Cleanup always runs: every sandbox process is dead by now.
-            if let Err(e) = crate::state::reap::remove_tree(&job_dir) {
+            if let Err(e) = crate::state::remove_tree(&job_dir) {
                 warn!(error = %e, "could not remove the attempt's workspace; the next runner reaps it");
             }
         }
@@ -267,7 +267,7 @@ impl Runner {
             .await;
         // A broker dropped on an early end (closed, not removed) leaves its directory.
         let broker_dir = self.instance.oidc_dir().join(&broker_dir);
-        if let Err(e) = crate::state::reap::remove_tree(&broker_dir) {
+        if let Err(e) = crate::state::remove_tree(&broker_dir) {
             warn!(error = %e, "could not remove the token broker directory");
         }
         // A step whose future was dropped mid-way (the job aborted) leaves its container's

@@ -19,6 +19,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// Where the v1 controllers are mounted.
+/// How long a last-resort cgroup kill may take.
+pub(super) const CGROUP_KILL_WAIT: Duration = Duration::from_secs(5);
+
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The parent of every sandbox cgroup, below each controller's root.
 const PARENT: &str = "airlock";

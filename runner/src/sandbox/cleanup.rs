@@ -4,74 +4,63 @@
 
 use std::path::Path;
 
-use super::launcher::{CGROUP_KILL_WAIT, Launcher};
+use super::SandboxError;
+use super::cgroup::{self, CGROUP_KILL_WAIT};
 use super::preflight::validate_container_id;
-use super::{SandboxError, cgroup};
 
-impl Launcher {
-    /// Kills and removes every container, cgroup and bundle left in the state directory by
-    /// an earlier runner process. Call it only on a state directory no live runner uses
-    /// (a dead runner's room). Returns how many leftovers were removed.
-    pub fn cleanup_stale(&self) -> Result<usize, SandboxError> {
-        self.remove_containers(|_| true)
-    }
-
-    /// Kills and removes what is left of the containers whose id starts with `prefix` (one
-    /// job attempt's, once its steps are over: a step whose future was dropped mid-way
-    /// leaves its bundle and maybe its cgroup). Blocking. Returns how many there were.
-    pub fn cleanup_prefix(&self, prefix: &str) -> Result<usize, SandboxError> {
-        self.remove_containers(|id| id.starts_with(prefix))
-    }
-
-    /// Kills and removes every sandbox cgroup whose container id ends in `suffix` (a dead
-    /// runner room's `.<room id>`), in every hierarchy, also those whose container state
-    /// never got written. Blocking. Returns how many there were.
-    pub fn cleanup_cgroups_with_suffix(&self, suffix: &str) -> usize {
-        let mut removed = 0;
-        for rel in cgroup::with_suffix(suffix) {
-            if let Err(e) = cgroup::kill_all(&rel, CGROUP_KILL_WAIT) {
-                tracing::warn!(cgroup = %rel.display(), error = %e, "could not empty a dead runner's cgroup");
-            }
-            match cgroup::remove(&rel) {
-                Ok(()) => removed += 1,
-                Err(e) => {
-                    tracing::warn!(cgroup = %rel.display(), error = %e, "could not remove a dead runner's cgroup");
-                }
+/// Kills and removes every sandbox cgroup whose container id ends in `suffix` (a dead
+/// runner room's `.<room id>`), in every hierarchy, also those whose container state
+/// never got written. Blocking. Returns how many there were.
+pub(super) fn remove_cgroups_with_suffix(suffix: &str) -> usize {
+    let mut removed = 0;
+    for rel in cgroup::with_suffix(suffix) {
+        if let Err(e) = cgroup::kill_all(&rel, CGROUP_KILL_WAIT) {
+            tracing::warn!(cgroup = %rel.display(), error = %e, "could not empty a dead runner's cgroup");
+        }
+        match cgroup::remove(&rel) {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(cgroup = %rel.display(), error = %e, "could not remove a dead runner's cgroup");
             }
         }
-        removed
     }
+    removed
+}
 
-    /// Kills and removes the containers of this state directory that `select` picks.
-    fn remove_containers(&self, select: impl Fn(&str) -> bool) -> Result<usize, SandboxError> {
-        let mut ids = std::collections::BTreeSet::new();
-        for root in [self.containers_root(), self.bundles_root()] {
-            let entries = match std::fs::read_dir(&root) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(SandboxError::io("listing", &root, e)),
-            };
-            for entry in entries.flatten() {
-                if let Some(name) = entry.file_name().to_str()
-                    && validate_container_id(name).is_ok()
-                    && select(name)
-                {
-                    ids.insert(name.to_owned());
-                }
-            }
-        }
-        for id in &ids {
-            remove_container(&self.containers_root(), id, &cgroup::relative_path(id))
-                .map_err(SandboxError::Cleanup)?;
-            let bundle = self.bundles_root().join(id);
-            if let Err(e) = std::fs::remove_dir_all(&bundle)
-                && e.kind() != std::io::ErrorKind::NotFound
+/// Kills and removes the containers (state under `containers_root`, bundles under
+/// `bundles_root`) that `select` picks. Blocking. Returns how many there were.
+pub(super) fn remove_containers(
+    containers_root: &Path,
+    bundles_root: &Path,
+    select: impl Fn(&str) -> bool,
+) -> Result<usize, SandboxError> {
+    let mut ids = std::collections::BTreeSet::new();
+    for root in [containers_root, bundles_root] {
+        let entries = match std::fs::read_dir(root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(SandboxError::io("listing", root, e)),
+        };
+        for entry in entries.flatten() {
+            if let Some(name) = entry.file_name().to_str()
+                && validate_container_id(name).is_ok()
+                && select(name)
             {
-                return Err(SandboxError::io("removing", bundle, e));
+                ids.insert(name.to_owned());
             }
         }
-        Ok(ids.len())
     }
+    for id in &ids {
+        remove_container(containers_root, id, &cgroup::relative_path(id))
+            .map_err(SandboxError::Cleanup)?;
+        let bundle = bundles_root.join(id);
+        if let Err(e) = std::fs::remove_dir_all(&bundle)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(SandboxError::io("removing", bundle, e));
+        }
+    }
+    Ok(ids.len())
 }
 
 /// Makes sure nothing of container `id` is left: kills what is still in its cgroup, removes

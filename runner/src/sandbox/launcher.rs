@@ -22,14 +22,15 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::cleanup::remove_container;
+use super::cgroup::{self, CGROUP_KILL_WAIT};
+use super::cleanup::{remove_cgroups_with_suffix, remove_container, remove_containers};
 use super::output::pump;
 use super::preflight::{check_host_dirs, check_mount_points, validate_container_id};
 use super::protocol::{
     HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json, write_json,
 };
 use super::rootless::{self, ChownRequest, Owner};
-use super::{IdMap, OutputChunk, SandboxError, SandboxPlan, StepOutcome, Stream, cgroup};
+use super::{IdMap, OutputChunk, SandboxError, SandboxPlan, StepOutcome, Stream};
 
 /// The hidden CLI subcommand that runs [`super::sandbox_exec_main`].
 pub const SANDBOX_EXEC_SUBCOMMAND: &str = "sandbox-exec";
@@ -43,8 +44,6 @@ static CHOWN_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 const GRACE: Duration = Duration::from_secs(5);
 /// How long the output pipes may stay open after the helper exited.
 const DRAIN: Duration = Duration::from_secs(2);
-/// How long a last-resort cgroup kill may take.
-pub(super) const CGROUP_KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the launcher stopped a step early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +109,29 @@ impl Launcher {
     /// The state directory.
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
+    }
+
+    /// Kills and removes every container, cgroup and bundle left in the state directory by
+    /// an earlier runner process. Call it only on a state directory no live runner uses
+    /// (a dead runner's room). Returns how many leftovers were removed.
+    pub fn cleanup_stale(&self) -> Result<usize, SandboxError> {
+        remove_containers(&self.containers_root(), &self.bundles_root(), |_| true)
+    }
+
+    /// Kills and removes what is left of the containers whose id starts with `prefix` (one
+    /// job attempt's, once its steps are over: a step whose future was dropped mid-way
+    /// leaves its bundle and maybe its cgroup). Blocking. Returns how many there were.
+    pub fn cleanup_prefix(&self, prefix: &str) -> Result<usize, SandboxError> {
+        remove_containers(&self.containers_root(), &self.bundles_root(), |id| {
+            id.starts_with(prefix)
+        })
+    }
+
+    /// Kills and removes every sandbox cgroup whose container id ends in `suffix` (a dead
+    /// runner room's `.<room id>`), in every hierarchy, also those whose container state
+    /// never got written. Blocking. Returns how many there were.
+    pub fn cleanup_cgroups_with_suffix(&self, suffix: &str) -> usize {
+        remove_cgroups_with_suffix(suffix)
     }
 
     pub(super) fn containers_root(&self) -> PathBuf {

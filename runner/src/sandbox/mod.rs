@@ -24,6 +24,7 @@ mod preflight;
 mod protocol;
 mod rootless;
 mod seccomp;
+mod spec;
 
 pub use error::SandboxError;
 pub use exec::{HELPER_FAILURE_EXIT, sandbox_exec_main};

@@ -93,7 +93,7 @@ fn bind_mount(dest: &str, source: &Path, writable: bool) -> Result<Mount, Sandbo
 mod tests {
     use std::path::PathBuf;
 
-    use super::super::plan::tests::{plan, spec};
+    use super::super::spec::tests::{plan, spec};
     use super::*;
 
     #[test]

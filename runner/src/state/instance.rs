@@ -86,7 +86,7 @@ impl Instance {
                 Ok(()) => {}
                 // A room without a lock: what a reaper that crashed mid-way leaves. Ours now.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    super::reap::remove_tree(&dir)?;
+                    super::remove_tree(&dir)?;
                     mkdir_searchable(&dir)?;
                 }
                 Err(e) => return Err(StateError::io("creating", &dir, e)),
@@ -134,7 +134,7 @@ impl Instance {
     /// Removes the room and then its lock, at a clean exit (every job over, every sandbox
     /// process dead). On error the room stays, for the next runner's reaper.
     pub fn remove(self) -> Result<(), StateError> {
-        super::reap::remove_tree(&self.dir)?;
+        super::remove_tree(&self.dir)?;
         std::fs::remove_file(&self.lock_path)
             .map_err(|e| StateError::io("removing", &self.lock_path, e))?;
         Ok(())

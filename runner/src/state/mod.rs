@@ -164,6 +164,11 @@ async fn give_back_rootless(launcher: &Launcher, jobs: &Path) {
     }
 }
 
+/// Removes a tree (any depth, without following symlinks); one already gone is fine.
+pub(crate) fn remove_tree(dir: &Path) -> Result<(), StateError> {
+    crate::tree::remove_tree(dir).map_err(|e| StateError::io("removing", dir, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,8 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::StateError;
 use super::instance::{CLAIMING_PREFIX, LOCK_SUFFIX, RUNNERS_DIR, is_instance_id};
+use super::{StateError, remove_tree};
 
 /// What one reaping pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -251,11 +251,6 @@ fn unescape_octal(field: &str) -> Vec<u8> {
         }
     }
     out
-}
-
-/// Removes a tree (any depth, without following symlinks); one already gone is fine.
-pub(crate) fn remove_tree(dir: &Path) -> Result<(), StateError> {
-    crate::tree::remove_tree(dir).map_err(|e| StateError::io("removing", dir, e))
 }
 
 #[cfg(test)]
