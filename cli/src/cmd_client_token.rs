@@ -6,8 +6,8 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 
+use airlock_controller::auth::secret::{API_TOKEN_PREFIX, Secret};
 use airlock_controller::config::Role;
-use airlock_controller::secret::{API_TOKEN_PREFIX, Secret};
 use clap::Args;
 
 use crate::exit::{Exit, Failure, infra, usage};

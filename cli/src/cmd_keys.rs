@@ -81,7 +81,8 @@ pub fn run(args: KeysArgs) -> Result<Exit, Failure> {
         }
         KeysCommand::List { config, pem } => {
             let config = airlock_controller::ControllerConfig::load(&config).usage()?;
-            let signer = airlock_controller::signer::Signer::load(&config.signing).usage()?;
+            let signer =
+                airlock_controller::provenance::signer::Signer::load(&config.signing).usage()?;
             for published in signer.published_keys() {
                 let key = &published.key;
                 if pem {
@@ -91,7 +92,7 @@ pub fn run(args: KeysArgs) -> Result<Exit, Failure> {
                 let role = match (&published.profile, published.active) {
                     (Some(profile), _) => format!(
                         "signs {}",
-                        airlock_controller::provenance::builder_id(
+                        airlock_controller::provenance::statement::builder_id(
                             config.issuer(),
                             config.mode,
                             profile

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use airlock_controller::ControllerConfig;
+use airlock_controller::auth::registrations::{RegistrationError, Registrations};
 use airlock_controller::clock::from_unix_ms;
-use airlock_controller::registrations::{RegistrationError, Registrations};
 use airlock_controller::store::StoreError;
 use clap::Subcommand;
 

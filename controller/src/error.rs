@@ -1,8 +1,8 @@
 //! Errors that stop the controller from starting or serving.
 
-use crate::blobs::BlobError;
+use crate::blobs::store::BlobError;
 use crate::config::ConfigError;
-use crate::signer::SignerError;
+use crate::provenance::signer::SignerError;
 use crate::store::StoreError;
 
 /// Why the controller cannot start or stopped serving.

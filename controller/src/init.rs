@@ -11,7 +11,7 @@ use airlock_attest::{KeyError, write_keypair};
 /// The trust profiles `init` creates a signing key for, in this order.
 pub const PROFILES: [&str; 3] = ["untrusted-pr", "trusted", "release"];
 
-use crate::auth::TokenDigest;
+use crate::auth::digest::TokenDigest;
 
 /// File name of the configuration inside the init directory.
 pub const CONFIG_FILE: &str = "controller.toml";
@@ -82,7 +82,7 @@ pub enum InitError {
     Random(getrandom::Error),
     /// The registration secret could not be generated.
     #[error(transparent)]
-    Secret(#[from] crate::secret::RandomError),
+    Secret(#[from] crate::auth::secret::RandomError),
 }
 
 /// Creates `dir/controller.toml`, `dir/keys/<profile>.{key,pub}` for each of [`PROFILES`]
@@ -120,7 +120,8 @@ pub fn init(dir: &Path, listen: SocketAddr) -> Result<InitSummary, InitError> {
 
     let runner_secret_path = dir.join("runner.secret");
     let admin_token = dir.join("admin.token");
-    let runner_secret = crate::secret::Secret::generate(crate::secret::REGISTRATION_SECRET_PREFIX)?;
+    let runner_secret =
+        crate::auth::secret::Secret::generate(crate::auth::secret::REGISTRATION_SECRET_PREFIX)?;
     let admin_secret = new_token()?;
     write_secret(&runner_secret_path, runner_secret.expose())?;
     write_secret(&admin_token, &admin_secret)?;

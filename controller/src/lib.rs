@@ -9,37 +9,28 @@
 //! [`serve`] (or [`Controller`]) runs it on a listener the caller bound.
 //!
 //! Layout: [`config`] and [`mod@init`] set up; [`store`] (SQLite or PostgreSQL) and [`blobs`]
-//! hold state; [`scheduler`] holds the job logic; [`job_service`] (behind [`client_auth`]'s
-//! roles) and [`runner_service`] (behind [`runner_auth`]'s runner and job tokens) adapt it to
-//! gRPC; [`tls`] terminates TLS; [`oidc`] issues build tokens; [`provenance`] formats
-//! statements and [`signer`] signs them.
+//! hold state; [`scheduler`] holds the job logic; [`api`] adapts it to gRPC and HTTP, behind
+//! [`auth`] (client roles, runner and job tokens); [`server`] assembles them on one listener
+//! and [`tls`] terminates TLS; [`oidc`] issues build tokens; [`provenance`] formats statements
+//! and signs them.
 
+pub mod api;
 pub mod auth;
-pub mod blob_stream;
 pub mod blobs;
-pub mod client_auth;
 pub mod clock;
 pub mod config;
 pub mod database;
 pub mod error;
-pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod init;
-pub mod job_service;
 pub mod metrics;
 pub mod oidc;
 pub mod provenance;
-pub mod registrations;
-pub mod runner_auth;
-pub mod runner_service;
 pub mod scheduler;
 pub mod scheduling;
-pub mod secret;
 pub mod server;
-pub mod signer;
 pub mod state;
-pub mod status;
 pub mod store;
 pub mod sweeper;
 pub mod tls;
@@ -48,6 +39,6 @@ pub use clock::{Clock, IdGen, ManualClock, RandomIds, SequentialIds, SystemClock
 pub use config::{ControllerConfig, LOCAL_ISSUER, Mode, SigningConfig};
 pub use error::ControllerError;
 pub use init::{InitError, InitSummary, ProfileKey, init, read_token_file};
-pub use provenance::{BUILD_TYPE, EXTERNAL_PARAMETERS};
+pub use provenance::statement::{BUILD_TYPE, EXTERNAL_PARAMETERS};
 pub use server::{Controller, serve};
 pub use state::JobState;

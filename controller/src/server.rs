@@ -11,21 +11,21 @@ use airlock_proto::v1::runner_service_server::RunnerServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::blobs::BlobStore;
+use crate::api::jobs::JobApi;
+use crate::api::runners::RunnerApi;
+use crate::blobs::store::BlobStore;
 use crate::clock::{Clock, IdGen, RandomIds, SystemClock};
 use crate::config::{AuthConfig, ControllerConfig};
 use crate::error::ControllerError;
-use crate::job_service::JobApi;
-use crate::runner_service::RunnerApi;
+use crate::provenance::signer::Signer;
 use crate::scheduler::{Scheduler, SchedulerParts};
-use crate::signer::Signer;
 
 /// A controller with its state opened, ready to serve.
 #[derive(Debug)]
 pub struct Controller {
     scheduler: Arc<Scheduler>,
     auth: AuthConfig,
-    runner_auth: crate::runner_auth::RunnerAuth,
+    runner_auth: crate::auth::runners::RunnerAuth,
     oidc: Option<crate::oidc::OidcHttp>,
     tls: Option<crate::tls::ServerTls>,
 }
@@ -82,14 +82,14 @@ impl Controller {
             None => None,
         };
         // Registrations declared in [auth] (more are made with `airlock controller registration`).
-        crate::runner_auth::sync_registrations(
+        crate::auth::runners::sync_registrations(
             &store,
             &config.auth,
             crate::clock::unix_ms(clock.now()),
         )
         .await?;
         let runner_auth =
-            crate::runner_auth::RunnerAuth::new(store.clone(), clock.clone(), &config.auth);
+            crate::auth::runners::RunnerAuth::new(store.clone(), clock.clone(), &config.auth);
         let scheduler = Scheduler::new(SchedulerParts {
             store,
             blobs,
@@ -143,7 +143,7 @@ impl Controller {
 
         let jobs = JobServiceServer::with_interceptor(
             JobApi::new(Arc::clone(&self.scheduler)),
-            crate::client_auth::ClientAuth::new(&self.auth),
+            crate::auth::clients::ClientAuth::new(&self.auth),
         );
         // Runner calls authenticate inside RunnerApi (registration secret, runner token, job
         // token: they need the database, which an interceptor cannot await).
@@ -169,7 +169,7 @@ impl Controller {
             .add_service(jobs)
             .add_service(runners);
         let mut routes = routes.routes();
-        let mut http = crate::http::routes(Arc::clone(&self.scheduler));
+        let mut http = crate::api::http::routes(Arc::clone(&self.scheduler));
         if let Some(oidc) = &self.oidc {
             http = http.merge(oidc.clone().router());
         }

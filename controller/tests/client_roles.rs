@@ -9,7 +9,7 @@ mod common;
 
 use airlock_attest::{Sha256Digest, load_verifying_key, write_keypair};
 use airlock_controller::ControllerConfig;
-use airlock_controller::auth::TokenDigest;
+use airlock_controller::auth::digest::TokenDigest;
 use airlock_controller::config::{ClientEntry, Role};
 use airlock_proto::v1 as pb;
 use common::*;

@@ -11,8 +11,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use airlock_attest::{Envelope, Sha256Digest, SigningKey, verify_envelope};
 use airlock_controller::Mode;
-use airlock_controller::provenance::{ProvenanceInputs, build_statement};
-use airlock_controller::signer::Signer;
+use airlock_controller::provenance::signer::Signer;
+use airlock_controller::provenance::statement::{ProvenanceInputs, build_statement};
 use airlock_controller::store::OutputRecord;
 use airlock_job::JobSpec;
 

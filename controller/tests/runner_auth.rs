@@ -10,8 +10,8 @@ mod common;
 use std::fmt::Debug;
 use std::time::Duration;
 
+use airlock_controller::auth::registrations::Registrations;
 use airlock_controller::ids::RunnerId;
-use airlock_controller::registrations::Registrations;
 use airlock_controller::scheduling::HumanDuration;
 use airlock_controller::store::Store;
 use airlock_proto::auth::BearerAuth;

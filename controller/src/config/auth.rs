@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::is_profile_name;
-use crate::auth::TokenDigest;
+use crate::auth::digest::TokenDigest;
 
 /// `[auth]`: who may call the controller. Only SHA-256 digests (lowercase hex) of secrets are
 /// stored; the secrets themselves never are. See docs/identity.md.
@@ -84,7 +84,7 @@ impl AuthConfig {
         let mut names: Vec<&str> = Vec::new();
         let mut digests: Vec<TokenDigest> = Vec::new();
         if let Some(admin) = self.api_token_sha256 {
-            names.push(crate::client_auth::ADMIN_CLIENT);
+            names.push(crate::auth::clients::ADMIN_CLIENT);
             digests.push(admin);
         }
         for client in &self.clients {
@@ -103,7 +103,7 @@ impl AuthConfig {
                 ));
             }
             if names.contains(&name) {
-                let why = if name == crate::client_auth::ADMIN_CLIENT {
+                let why = if name == crate::auth::clients::ADMIN_CLIENT {
                     " (`admin` is the client of api_token_sha256)"
                 } else {
                     ""

@@ -330,7 +330,7 @@ impl ControllerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::TokenDigest;
+    use crate::auth::digest::TokenDigest;
 
     fn write(dir: &Path, text: &str) -> PathBuf {
         let p = dir.join("controller.toml");

@@ -4,11 +4,11 @@ use airlock_attest::Sha256Digest;
 use airlock_job::JobSpec;
 
 use super::Scheduler;
+use crate::api::status::ApiError;
 use crate::clock::from_unix_ms;
 use crate::ids::{JobId, LeaseToken};
 use crate::oidc::{JobFacts, JobTokenContext, MintError, MintRequest, MintedToken};
-use crate::provenance;
-use crate::status::ApiError;
+use crate::provenance::statement::builder_id;
 
 impl Scheduler {
     /// Mints a build token for the running job `job` (only its current attempt, fenced by
@@ -41,7 +41,7 @@ impl Scheduler {
         let facts = JobFacts {
             job_id: job.to_string(),
             runner_id: record.runner_id.map(|r| r.to_string()).unwrap_or_default(),
-            builder_id: provenance::builder_id(&self.issuer, self.mode, &spec.job.profile),
+            builder_id: builder_id(&self.issuer, self.mode, &spec.job.profile),
             // `[oidc] build_token_profiles` decides (never `untrusted-pr`; the minter refuses
             // that again); the runner's profile file may still withhold its broker.
             profile_allows_tokens: minter.settings().allows_build_tokens(&spec.job.profile),

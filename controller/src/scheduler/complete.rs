@@ -6,11 +6,11 @@ use airlock_job::JobSpec;
 use airlock_proto::v1 as pb;
 
 use super::{Scheduler, compare_outputs};
+use crate::api::status::ApiError;
 use crate::clock::{from_unix_ms, unix_ms};
 use crate::ids::{JobId, LeaseToken};
-use crate::provenance::{self, CONTROLLER_VERSION, ProvenanceInputs};
+use crate::provenance::statement::{CONTROLLER_VERSION, ProvenanceInputs, build_statement};
 use crate::state::JobState;
-use crate::status::ApiError;
 use crate::store::{Completion, JobRecord};
 
 /// What a runner reports when it finishes a job.
@@ -175,7 +175,7 @@ impl Scheduler {
             started,
             finished,
         };
-        let statement = match provenance::build_statement(&inputs) {
+        let statement = match build_statement(&inputs) {
             Ok(s) => s,
             Err(e) => return Ok(infra(format!("cannot build provenance: {e}"))),
         };

@@ -6,9 +6,9 @@ use airlock_attest::Sha256Digest;
 use airlock_proto::v1 as pb;
 
 use super::{ACQUIRE_REPOLL, Scheduler, now_ms};
-use crate::auth::TokenDigest;
+use crate::api::status::ApiError;
+use crate::auth::digest::TokenDigest;
 use crate::ids::{JobId, LeaseToken, RunnerId};
-use crate::status::ApiError;
 use crate::store::JobTokenGrant;
 
 /// The longest an AcquireJob call waits for work.
@@ -66,7 +66,7 @@ impl Scheduler {
                     lease_ttl_ms: u32::try_from(self.scheduling.lease_ttl.0.as_millis())
                         .unwrap_or(u32::MAX),
                     job_token: String::new(),
-                    job_token_expires_at_unix: crate::runner_auth::job_token_expiry_unix(
+                    job_token_expires_at_unix: crate::auth::runners::job_token_expiry_unix(
                         job.job_token_expires_ms,
                     ),
                 }));

@@ -18,16 +18,16 @@ mod sweep;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::blobs::BlobStore;
+use crate::api::status::ApiError;
+use crate::blobs::store::BlobStore;
 use crate::clock::{Clock, IdGen, unix_ms};
 use crate::config::Mode;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::oidc::Minter;
+use crate::provenance::signer::Signer;
 use crate::scheduling::SchedulingConfig;
-use crate::signer::Signer;
 use crate::state::JobState;
-use crate::status::ApiError;
 use crate::store::{Store, StoreError};
 
 pub use complete::RunnerCompletion;

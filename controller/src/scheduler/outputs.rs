@@ -8,8 +8,8 @@ use airlock_job::is_clean_relative;
 use airlock_proto::v1 as pb;
 
 use super::Scheduler;
+use crate::api::status::ApiError;
 use crate::ids::{JobId, LeaseToken};
-use crate::status::ApiError;
 use crate::store::OutputRecord;
 
 /// An output upload that passed its checks and may now stream bytes.

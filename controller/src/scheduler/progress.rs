@@ -5,9 +5,9 @@ use std::time::Duration;
 use airlock_proto::v1 as pb;
 
 use super::{ACQUIRE_REPOLL, Scheduler, now_ms};
+use crate::api::status::ApiError;
 use crate::ids::{JobId, LeaseToken};
 use crate::state::JobState;
-use crate::status::ApiError;
 use crate::store::EventKind;
 
 impl Scheduler {

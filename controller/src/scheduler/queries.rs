@@ -3,9 +3,9 @@
 use airlock_proto::v1 as pb;
 
 use super::Scheduler;
+use crate::api::status::ApiError;
 use crate::ids::JobId;
 use crate::state::JobState;
-use crate::status::ApiError;
 use crate::store::{JobRecord, OutputRecord};
 
 impl Scheduler {

@@ -1,8 +1,8 @@
 //! Runner registration.
 
 use super::{Scheduler, now_ms};
+use crate::api::status::ApiError;
 use crate::ids::RunnerId;
-use crate::status::ApiError;
 use crate::store::RunnerRecord;
 
 impl Scheduler {

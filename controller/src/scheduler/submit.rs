@@ -3,8 +3,8 @@
 use airlock_job::{JobSpec, SourceSpec};
 
 use super::{Scheduler, now_ms};
+use crate::api::status::ApiError;
 use crate::ids::JobId;
-use crate::status::ApiError;
 use crate::store::{NewJob, StoreError, Submitted};
 
 /// Longest idempotency key accepted.

@@ -1,8 +1,8 @@
 //! The periodic sweep: lapsed leases, attempts past their deadline, expired runner tokens.
 
 use super::{Scheduler, now_ms};
+use crate::api::status::ApiError;
 use crate::state::JobState;
-use crate::status::ApiError;
 use crate::store::ExpiryCause;
 #[cfg(doc)]
 use crate::store::Store;

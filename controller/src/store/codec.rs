@@ -55,7 +55,7 @@ pub(crate) fn parse_digest(column: &str, hex: &str) -> Result<Sha256Digest, Stor
 pub(crate) fn parse_token_digest(
     column: &str,
     hex: &str,
-) -> Result<crate::auth::TokenDigest, StoreError> {
+) -> Result<crate::auth::digest::TokenDigest, StoreError> {
     hex.parse()
         .map_err(|e| StoreError::Corrupt(format!("{column} {hex:?}: {e}")))
 }

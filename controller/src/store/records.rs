@@ -2,7 +2,7 @@
 
 use airlock_attest::Sha256Digest;
 
-use crate::auth::TokenDigest;
+use crate::auth::digest::TokenDigest;
 use crate::ids::{JobId, LeaseToken, RunnerId};
 use crate::state::JobState;
 

@@ -7,7 +7,7 @@ use super::Store;
 use super::codec::{parse_token_digest, parse_uuid};
 use super::sql::{Conn, query};
 use super::{RegistrationRecord, RegistrationSync, RunnerIdentity, RunnerTokenRecord, StoreError};
-use crate::auth::TokenDigest;
+use crate::auth::digest::TokenDigest;
 use crate::ids::{JobId, RunnerId};
 
 /// Inserts the registration `name` unless one with that name exists; returns whether it did.

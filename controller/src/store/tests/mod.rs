@@ -4,7 +4,7 @@
 //! names; `scripts/postgres.sh` starts one; ignored unless asked for, as it needs a server).
 
 use super::*;
-use crate::auth::TokenDigest;
+use crate::auth::digest::TokenDigest;
 use crate::ids::LeaseToken;
 use airlock_attest::Sha256Digest;
 use airlock_proto::v1 as pb;

@@ -9,11 +9,11 @@ use airlock_proto::v1::runner_service_server::RunnerService;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::blob_stream::{ChunkStream, send_blob};
+use crate::api::status::ApiError;
+use crate::auth::runners::RunnerAuth;
+use crate::blobs::stream::{ChunkStream, send_blob};
 use crate::ids::{JobId, LeaseToken, RunnerId};
-use crate::runner_auth::RunnerAuth;
 use crate::scheduler::{RunnerCompletion, Scheduler};
-use crate::status::ApiError;
 
 /// The runner service.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use crate::auth::TokenDigest;
+use crate::auth::digest::TokenDigest;
 use crate::config::{AuthConfig, Role};
 
 /// The name of the client that `api_token_sha256` (`admin.token`) authenticates.

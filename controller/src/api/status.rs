@@ -2,7 +2,7 @@
 
 use tonic::{Code, Status};
 
-use crate::blobs::BlobError;
+use crate::blobs::store::BlobError;
 use crate::ids::BadId;
 use crate::store::StoreError;
 

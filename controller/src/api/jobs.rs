@@ -1,5 +1,5 @@
 //! `airlock.v1.JobService`: what clients call. A thin adapter over [`Scheduler`] that
-//! authorizes each call by the client [`crate::client_auth::ClientAuth`] attached: reads need
+//! authorizes each call by the client [`crate::auth::clients::ClientAuth`] attached: reads need
 //! any role; uploads, submissions and cancellations a submit role (or `admin`) whose profiles
 //! include the job's.
 
@@ -12,11 +12,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
-use crate::blob_stream::{ChunkStream, receive_blob, send_blob};
-use crate::client_auth::client_of;
+use crate::api::status::ApiError;
+use crate::auth::clients::client_of;
+use crate::blobs::stream::{ChunkStream, receive_blob, send_blob};
 use crate::ids::JobId;
 use crate::scheduler::Scheduler;
-use crate::status::ApiError;
 
 /// Events read from the store per query while replaying.
 const WATCH_PAGE: u32 = 256;

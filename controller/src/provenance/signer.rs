@@ -1,5 +1,5 @@
 //! Signs provenance statements with the controller's keys: the "sign" stage after the pure
-//! "format" stage of [`crate::provenance`] and before the store.
+//! "format" stage of [`crate::provenance::statement`] and before the store.
 //!
 //! Each trust profile signs with its own key (see [`crate::config::SigningConfig`]), so a
 //! verifier that trusts the (key, `builder.id`) pair of `release` is not fooled by provenance
@@ -237,7 +237,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn statement() -> Statement {
-        let text = include_str!("../tests/golden/provenance-v1.statement.json");
+        let text = include_str!("../../tests/golden/provenance-v1.statement.json");
         Statement::from_json(text.trim_end().as_bytes()).unwrap()
     }
 

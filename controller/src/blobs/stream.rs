@@ -9,8 +9,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 use tracing::Instrument;
 
-use crate::blobs::BlobStore;
-use crate::status::ApiError;
+use crate::api::status::ApiError;
+use crate::blobs::store::BlobStore;
 
 /// Size of each chunk sent for a blob.
 pub const CHUNK_SIZE: usize = 64 * 1024;

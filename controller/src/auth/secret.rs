@@ -6,7 +6,7 @@ use std::fmt;
 
 use base64::Engine as _;
 
-use crate::auth::TokenDigest;
+use crate::auth::digest::TokenDigest;
 
 /// Prefix of a runner registration secret.
 pub const REGISTRATION_SECRET_PREFIX: &str = "airlock-reg_";

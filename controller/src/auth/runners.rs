@@ -18,12 +18,12 @@ use std::time::Duration;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
-use crate::auth::{BearerError, TokenDigest, bearer_token};
+use crate::api::status::ApiError;
+use crate::auth::digest::{BearerError, TokenDigest, bearer_token};
+use crate::auth::secret::{JOB_TOKEN_PREFIX, RUNNER_TOKEN_PREFIX, RandomError, Secret};
 use crate::clock::{Clock, unix_ms};
 use crate::config::{AuthConfig, MAX_RUNNER_TOKEN_TTL_SECONDS};
 use crate::ids::{JobId, RunnerId};
-use crate::secret::{JOB_TOKEN_PREFIX, RUNNER_TOKEN_PREFIX, RandomError, Secret};
-use crate::status::ApiError;
 use crate::store::{JobTokenGrant, RegistrationSync, RunnerTokenRecord, Store, StoreError};
 
 /// The metadata key of the job token (the same as the client's).

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
+use crate::auth::runners::check_registration_name;
+use crate::auth::secret::{REGISTRATION_SECRET_PREFIX, RandomError, Secret};
 use crate::clock::{Clock, unix_ms};
 use crate::config::{ConfigError, ControllerConfig};
-use crate::runner_auth::check_registration_name;
-use crate::secret::{REGISTRATION_SECRET_PREFIX, RandomError, Secret};
 use crate::store::{RegistrationRecord, Store, StoreError};
 
 /// Why a registration command failed.

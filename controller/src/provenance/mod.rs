@@ -1,0 +1,6 @@
+//! Provenance in two stages: [`statement`] formats the SLSA v1 in-toto Statement of a
+//! succeeded job (pure, golden-tested) and [`signer`] signs it with the profile's key into a
+//! DSSE envelope and a Sigstore bundle.
+
+pub mod signer;
+pub mod statement;
