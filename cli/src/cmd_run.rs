@@ -13,7 +13,7 @@ use airlock_runner::config::{RunnerConfig, Secret};
 use airlock_runner::state::Instance;
 use clap::Args;
 
-use crate::exit::{Exit, Failure, OrExit, infra};
+use crate::exit::{Exit, Failure, OrExit, infra, usage};
 use crate::home::airlock_home;
 use crate::submit_ops::{self, EventPrinter};
 
@@ -33,6 +33,14 @@ pub struct RunArgs {
     /// (symlinks resolved). airlock's own state directories are never packed.
     #[arg(long = "allow-source-dir", value_name = "DIR")]
     allow_source_dir: Vec<PathBuf>,
+    /// Where `[[deps]]` packages of an ecosystem are fetched from, `ECOSYSTEM=URL`;
+    /// repeatable, one per ecosystem: `cargo=URL` (the crates.io download layout,
+    /// URL/NAME/VERSION/download), `npm=URL` (a registry: URL/NAME/-/NAME-VERSION.tgz),
+    /// `pypi=URL` (a PEP 503/691 simple index: URL/PROJECT/). There is no default: a job
+    /// with a lockfile of an ecosystem without a mirror fails and names this flag. Only the
+    /// lockfile's hashes are trusted; what the mirror serves is verified against them.
+    #[arg(long = "mirror", value_name = "ECOSYSTEM=URL")]
+    mirror: Vec<String>,
 }
 
 fn random_token() -> Result<String, Failure> {
@@ -85,6 +93,9 @@ async fn run_in(
     room: &Instance,
     started: Instant,
 ) -> Result<Exit, Failure> {
+    let mirrors =
+        airlock_runner::fetch::deps::Mirrors::parse(args.mirror.iter().map(String::as_str))
+            .map_err(usage)?;
     let api_token = random_token()?;
     // The embedded runner's registration secret (registration `default`): it registers with
     // it and gets a runner token, like any deployed runner.
@@ -123,6 +134,7 @@ async fn run_in(
     // The local user names their own repositories: `file://` git sources are allowed.
     runner_cfg.allow_file_git = true;
     runner_cfg.labels = spec.job.labels.clone();
+    runner_cfg.mirrors = mirrors;
     if let ImageRef::OciLayout { dir, .. } = &spec.image.reference {
         // The local user named this layout in their own job file.
         runner_cfg.allowed_layout_roots.push(PathBuf::from(dir));

@@ -77,6 +77,14 @@ pub struct RunnerArgs {
     /// elsewhere are refused.
     #[arg(long = "allow-oci-layout")]
     allow_oci_layout: Vec<PathBuf>,
+    /// Where `[[deps]]` packages of an ecosystem are fetched from, `ECOSYSTEM=URL`;
+    /// repeatable, one per ecosystem: `cargo=URL` (the crates.io download layout,
+    /// URL/NAME/VERSION/download), `npm=URL` (a registry: URL/NAME/-/NAME-VERSION.tgz),
+    /// `pypi=URL` (a PEP 503/691 simple index: URL/PROJECT/). There is no default: a job
+    /// with a lockfile of an ecosystem without a mirror fails and names this flag. Only the
+    /// lockfile's hashes are trusted; what the mirror serves is verified against them.
+    #[arg(long = "mirror", value_name = "ECOSYSTEM=URL")]
+    mirror: Vec<String>,
     /// Docker-style config.json with registry logins (auths."HOST[:PORT]".auth)
     /// [default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json, if present].
     #[arg(long)]
@@ -134,6 +142,9 @@ pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
     cfg.ephemeral = args.ephemeral;
     cfg.max_jobs = args.max_jobs;
     cfg.allowed_layout_roots = args.allow_oci_layout;
+    cfg.mirrors =
+        airlock_runner::fetch::deps::Mirrors::parse(args.mirror.iter().map(String::as_str))
+            .map_err(usage)?;
     cfg.registry_auth_file = args.registry_auth_file;
     cfg.cache_max_bytes = args.cache_max_gib.saturating_mul(1 << 30);
     cfg.rootfs_cache_max_bytes = args.rootfs_cache_max_gib.saturating_mul(1 << 30);

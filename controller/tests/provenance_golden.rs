@@ -78,6 +78,7 @@ fn provenance_matches_golden_bytes() {
         runner_version: "1.2.3",
         image_digest: &image,
         image_layers: &[],
+        dependencies: &[],
         outputs: &outputs,
         log_sha256: &log,
         started: UNIX_EPOCH + Duration::from_millis(1_700_000_000_999),

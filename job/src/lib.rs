@@ -6,6 +6,7 @@
 //! controller re-validates everything it receives.
 
 mod confine;
+mod deps;
 mod error;
 mod image_ref;
 pub mod limits;
@@ -18,6 +19,7 @@ mod units;
 mod validate;
 
 pub use confine::SourcePolicy;
+pub use deps::{DepsSpec, Ecosystem};
 pub use error::JobFileError;
 pub use image_ref::ImageRef;
 pub use reserved::{RESERVED_OUTPUT_SUFFIXES, is_reserved_component, reserved_component};

@@ -24,6 +24,8 @@ pub const MAX_ENV: usize = 256;
 pub const MAX_ENV_VALUE_BYTES: usize = 32 << 10;
 /// Most declared inputs.
 pub const MAX_INPUTS: usize = 256;
+/// Most `[[deps]]` lockfiles.
+pub const MAX_DEPS: usize = 16;
 /// Longest URL (inputs, git and archive sources).
 pub const MAX_URL_BYTES: usize = 2048;
 /// Most output patterns.
@@ -118,6 +120,25 @@ pub(crate) fn check(spec: &JobSpec) -> Result<(), JobFileError> {
             format!("{} inputs; at most {MAX_INPUTS}", spec.inputs.len()),
             "pack inputs into fewer archives".into(),
         );
+    }
+    if spec.deps.len() > MAX_DEPS {
+        return over(
+            "deps".into(),
+            format!("{} lockfiles; at most {MAX_DEPS}", spec.deps.len()),
+            "build the parts of a monorepo as separate jobs".into(),
+        );
+    }
+    for (i, dep) in spec.deps.iter().enumerate() {
+        if dep.lockfile.len() > MAX_OUTPUT_PATH_BYTES {
+            return over(
+                format!("deps[{i}].lockfile"),
+                format!(
+                    "the path is {} bytes; at most {MAX_OUTPUT_PATH_BYTES}",
+                    dep.lockfile.len()
+                ),
+                "use a shorter path".into(),
+            );
+        }
     }
     for (i, input) in spec.inputs.iter().enumerate() {
         if input.url.len() > MAX_URL_BYTES {

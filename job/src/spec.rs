@@ -6,6 +6,7 @@ use std::time::Duration;
 use airlock_attest::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
+use crate::deps::DepsSpec;
 use crate::error::{HINT_SEPARATOR, JobFileError};
 use crate::image_ref::ImageRef;
 use crate::source::SourceSpec;
@@ -29,6 +30,9 @@ pub struct JobSpec {
     /// `[[inputs]]`
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<InputSpec>,
+    /// `[[deps]]`
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deps: Vec<DepsSpec>,
     /// `[[steps]]`
     #[serde(default)]
     pub steps: Vec<StepSpec>,

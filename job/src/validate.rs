@@ -67,6 +67,26 @@ impl JobSpec {
                 ));
             }
         }
+        let mut lockfiles = BTreeSet::new();
+        for (i, dep) in self.deps.iter().enumerate() {
+            if !is_clean_relative(&dep.lockfile) {
+                return Err(JobFileError::field(
+                    format!("deps[{i}].lockfile"),
+                    format!(
+                        "`{}` must be a relative path inside the source without `.` or `..`",
+                        dep.lockfile
+                    ),
+                    Some("write e.g. `Cargo.lock` or `web/package-lock.json`".into()),
+                ));
+            }
+            if !lockfiles.insert(dep.lockfile.as_str()) {
+                return Err(JobFileError::field(
+                    format!("deps[{i}].lockfile"),
+                    format!("`{}` is listed twice", dep.lockfile),
+                    Some("list each lockfile once".into()),
+                ));
+            }
+        }
         if self.outputs.paths.is_empty() {
             return Err(JobFileError::field(
                 "outputs.paths",

@@ -71,6 +71,8 @@ pub struct RunnerConfig {
     /// Allow `file://` git sources (local repositories on this machine): for `airlock run`,
     /// whose user names their own repositories.
     pub allow_file_git: bool,
+    /// Where each ecosystem's `[[deps]]` packages are fetched from (`--mirror`).
+    pub mirrors: crate::fetch::deps::Mirrors,
     /// Take one job, then exit.
     pub ephemeral: bool,
     /// How many jobs run at once (each in its own id range; at most `id_slots`).
@@ -104,6 +106,7 @@ impl RunnerConfig {
             rootfs_cache_max_bytes: 40 << 30,
             registry_auth_file: None,
             allow_file_git: false,
+            mirrors: crate::fetch::deps::Mirrors::default(),
             ephemeral: false,
             max_jobs: 1,
             poll_wait: Duration::from_secs(20),

@@ -290,6 +290,7 @@ impl RunnerService for RunnerApi {
                     outputs: r.outputs,
                     image_manifest_sha256: r.image_manifest_sha256,
                     image_layers_sha256: r.image_layers_sha256,
+                    dependencies: r.dependencies,
                 },
             )
             .await?;

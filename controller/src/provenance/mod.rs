@@ -1,6 +1,8 @@
 //! Provenance in two stages: [`statement`] formats the SLSA v1 in-toto Statement of a
 //! succeeded job (pure, golden-tested) and [`signer`] signs it with the profile's key into a
-//! DSSE envelope and a Sigstore bundle.
+//! DSSE envelope and a Sigstore bundle; [`dependencies`] checks the lockfile packages a
+//! runner reports before they are recorded.
 
+pub mod dependencies;
 pub mod signer;
 pub mod statement;

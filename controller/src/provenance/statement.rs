@@ -15,6 +15,7 @@ use airlock_attest::{
 use airlock_job::{JobSpec, SourceSpec};
 use serde_json::{Map, Value, json};
 
+use super::dependencies::PackageDependency;
 use crate::config::Mode;
 use crate::store::OutputRecord;
 
@@ -87,6 +88,8 @@ pub struct ProvenanceInputs<'a> {
     /// The image's layer digests, base first, as the runner verified them (recorded as the
     /// image dependency's `layers` annotation; omitted when empty).
     pub image_layers: &'a [Sha256Digest],
+    /// The packages the job's `[[deps]]` lockfiles pinned, as the runner verified them.
+    pub dependencies: &'a [PackageDependency],
     /// The outputs as the controller hashed them.
     pub outputs: &'a [OutputRecord],
     /// sha256 of the job's concatenated log bytes.
@@ -199,6 +202,12 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
         digest: sha256_set(&input.sha256),
         ..Default::default()
     }));
+    resolved.extend(
+        inputs
+            .dependencies
+            .iter()
+            .map(PackageDependency::descriptor),
+    );
 
     let predicate = Provenance {
         build_definition: BuildDefinition {

@@ -9,6 +9,7 @@ use super::{Scheduler, compare_outputs};
 use crate::api::status::ApiError;
 use crate::clock::{from_unix_ms, unix_ms};
 use crate::ids::{JobId, LeaseToken};
+use crate::provenance::dependencies::parse_dependencies;
 use crate::provenance::statement::{CONTROLLER_VERSION, ProvenanceInputs, build_statement};
 use crate::state::JobState;
 use crate::store::{Completion, JobRecord};
@@ -28,6 +29,8 @@ pub struct RunnerCompletion {
     pub image_manifest_sha256: String,
     /// The image's layer digests as the runner verified them (lowercase hex, base first).
     pub image_layers_sha256: Vec<String>,
+    /// The packages of the job's `[[deps]]` lockfiles, as the runner verified them.
+    pub dependencies: Vec<pb::ResolvedPackage>,
 }
 
 impl Scheduler {
@@ -151,6 +154,15 @@ impl Scheduler {
                 )));
             }
         };
+        if spec.deps.is_empty() && !report.dependencies.is_empty() {
+            return Ok(infra(
+                "the runner reports lockfile dependencies for a job without [[deps]]".into(),
+            ));
+        }
+        let dependencies = match parse_dependencies(&report.dependencies) {
+            Ok(deps) => deps,
+            Err(e) => return Ok(infra(format!("the runner's dependency report: {e}"))),
+        };
         let Some(runner_id) = record.runner_id else {
             return Ok(infra("the job has no runner on record".into()));
         };
@@ -170,6 +182,7 @@ impl Scheduler {
             runner_version: &runner.version,
             image_digest: &pinned,
             image_layers: &image_layers,
+            dependencies: &dependencies,
             outputs: &outputs,
             log_sha256: &log_sha256,
             started,

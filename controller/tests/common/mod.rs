@@ -414,5 +414,6 @@ pub fn complete_request(
         outputs,
         image_manifest_sha256: IMAGE_DIGEST.into(),
         image_layers_sha256: Vec::new(),
+        dependencies: Vec::new(),
     }
 }

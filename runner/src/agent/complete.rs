@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::Runner;
 use super::job::JobEnd;
-use crate::fetch::prepare::ImageRecord;
+use crate::fetch::prepare::ResolvedInputs;
 
 impl Runner {
     /// Sends CompleteJob; returns `Succeeded` placeholder or the failure to report.
@@ -17,7 +17,7 @@ impl Runner {
         message: String,
         exit_code: i32,
         outputs: Vec<OutputFile>,
-        image: Option<ImageRecord>,
+        image: Option<ResolvedInputs>,
     ) -> JobEnd {
         let req = CompleteJobRequest {
             job_id: lease.job_id.clone(),
@@ -28,8 +28,10 @@ impl Runner {
             outputs,
             image_manifest_sha256: image.as_ref().map(|i| i.manifest.hex()).unwrap_or_default(),
             image_layers_sha256: image
+                .as_ref()
                 .map(|i| i.layers.iter().map(Sha256Digest::hex).collect())
                 .unwrap_or_default(),
+            dependencies: image.map(|i| i.dependencies).unwrap_or_default(),
         };
         let mut retry = super::retry::Transient::new();
         let answer = loop {
@@ -45,9 +47,10 @@ impl Runner {
                 info!(state = resp.into_inner().state, "completed");
                 JobEnd::Succeeded {
                     outputs: vec![],
-                    image: ImageRecord {
+                    image: ResolvedInputs {
                         manifest: Sha256Digest::of(b""),
                         layers: Vec::new(),
+                        dependencies: Vec::new(),
                     },
                 }
             }

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::Runner;
-use crate::fetch::prepare::ImageRecord;
+use crate::fetch::prepare::ResolvedInputs;
 use crate::profile::Profile;
 use crate::report::events::{EventReporter, EventSink};
 use crate::report::outputs::CollectedOutput;
@@ -25,7 +25,7 @@ pub(super) const HANDED_BACK: &str = "interrupted: the runner was stopped (secon
 pub(super) enum JobEnd {
     Succeeded {
         outputs: Vec<CollectedOutput>,
-        image: ImageRecord,
+        image: ResolvedInputs,
     },
     Failed {
         message: String,

@@ -13,7 +13,7 @@ use tracing::warn;
 use super::Runner;
 use super::job::JobEnd;
 use super::prepare::PreparedJob;
-use crate::fetch::prepare::ImageRecord;
+use crate::fetch::prepare::ResolvedInputs;
 use crate::profile::Profile;
 use crate::report::events::EventSink;
 use crate::report::outputs::{CollectedOutput, OutputLimits, collect_outputs};
@@ -62,9 +62,14 @@ impl Runner {
                 }
                 JobEnd::Succeeded {
                     outputs,
-                    image: ImageRecord {
+                    image: ResolvedInputs {
                         manifest: image.manifest_digest,
                         layers: image.layers.clone(),
+                        dependencies: prepared
+                            .deps
+                            .as_ref()
+                            .map(|d| d.resolved.clone())
+                            .unwrap_or_default(),
                     },
                 }
             }

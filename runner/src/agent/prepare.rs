@@ -1,5 +1,5 @@
-//! Phase 1 of a job, outside the sandbox: its workspace, its source, its declared inputs
-//! and its verified image.
+//! Phase 1 of a job, outside the sandbox: its workspace, its source, its declared inputs,
+//! its lockfile packages and its verified image.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +13,7 @@ use super::Runner;
 use super::fs::{chown_tree, mkdir_fresh, mkdir_searchable};
 use super::job::JobEnd;
 use crate::fetch::image::{ImageProgress, PreparedImage, RootfsPin};
-use crate::fetch::prepare::PrepareFailure;
+use crate::fetch::prepare::{PrepareFailure, PreparedDeps};
 use crate::fetch::source_archive::{unpack_verified, write_hashed};
 use crate::report::events::EventSink;
 
@@ -31,6 +31,8 @@ pub(super) struct PreparedJob {
     pub(super) source_epoch: u64,
     /// The declared inputs, linked read-only; `None` when the job declares none.
     pub(super) inputs_dir: Option<PathBuf>,
+    /// The lockfile packages, laid out read-only; `None` without `[[deps]]`.
+    pub(super) deps: Option<PreparedDeps>,
     /// The verified, unpacked image.
     pub(super) image: PreparedImage,
     /// The pin keeps the rootfs out of eviction until this job's last step has ended.
@@ -121,6 +123,31 @@ impl Runner {
             }
             Some(dir)
         };
+        // Lockfile packages: read from the source before the step owns it, verified into the
+        // cache, laid out read-only under the job. A cancel stops waiting at once.
+        let deps = if spec.deps.is_empty() {
+            None
+        } else {
+            let mut cancelled = cancel.clone();
+            let deps_dir = job_dir.join("deps");
+            let fetched = tokio::select! {
+                fetched = crate::fetch::prepare::deps(
+                    &self.fetchers,
+                    &self.cfg.mirrors,
+                    &spec.deps,
+                    &work,
+                    &deps_dir,
+                    events,
+                ) => fetched,
+                _ = cancelled.wait_for(|c| *c) => {
+                    return Err(JobEnd::Cancelled("cancelled while fetching dependencies".into()));
+                }
+            };
+            match fetched {
+                Ok(d) => Some(d),
+                Err(f) => return Err(prepare_failed(f)),
+            }
+        };
         if let Err(m) = chown_tree(&work, host_uid, host_gid)
             .and_then(|()| chown_tree(&out, host_uid, host_gid))
         {
@@ -154,6 +181,7 @@ impl Runner {
             out,
             source_epoch,
             inputs_dir,
+            deps,
             image,
             _rootfs_pin,
         })

@@ -38,6 +38,7 @@ impl Runner {
             out,
             source_epoch,
             inputs_dir,
+            deps,
             image,
             ..
         } = prepared;
@@ -61,9 +62,13 @@ impl Runner {
                 })
                 .collect();
             env.push(("SOURCE_DATE_EPOCH".into(), source_epoch.to_string()));
+            if let Some(deps) = deps {
+                env.extend(deps.env.iter().cloned());
+            }
             env.extend(step.env.iter().map(|(k, v)| (k.clone(), v.clone())));
             plan.env = env;
             plan.inputs_dir = inputs_dir.clone();
+            plan.deps_dir = deps.as_ref().map(|d| d.dir.clone());
             plan.tmp_size_bytes = spec.resources.tmp.0;
             plan.memory_bytes = Some(spec.resources.memory.0);
             plan.pids = Some(spec.resources.pids);

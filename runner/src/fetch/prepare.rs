@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use airlock_attest::{GitCommit, Sha256Digest};
-use airlock_job::InputSpec;
+use airlock_job::{DepsSpec, InputSpec};
 
 use crate::config::RunnerConfig;
 use crate::fetch::archive_source::provide_archive_source;
 use crate::fetch::cache::BlobCache;
+use crate::fetch::deps::{
+    DepsError, DepsProgress, Mirrors, fetch_all, lay_out, parse_lockfile, read_lockfile,
+};
 use crate::fetch::git_source::{GitTransports, checkout};
 use crate::fetch::http::HttpClient;
 use crate::fetch::image::registry::{
@@ -20,6 +23,7 @@ use crate::fetch::image::registry::{
 use crate::fetch::image::{ImageCache, ImageProgress, PreparedImage, RootfsPin};
 use crate::fetch::inputs::{InputProgress, provide_inputs};
 use crate::report::events::EventSink;
+use crate::sandbox::DEPS_MOUNT;
 
 /// A preparation failure: whose fault, and what to tell the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,14 +50,28 @@ impl PrepareFailure {
     }
 }
 
-/// The image a job ran in, as reported to the controller: the pinned manifest digest and
-/// the layer digests verified while unpacking (provenance records them).
+/// What a job's pins resolved to, as reported to the controller (provenance records it):
+/// the pinned image manifest digest, the layer digests verified while unpacking, and the
+/// lockfile packages fetched and verified for `[[deps]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRecord {
+pub struct ResolvedInputs {
     /// The digest the job pinned.
     pub manifest: Sha256Digest,
     /// Layer blob digests, base first.
     pub layers: Vec<Sha256Digest>,
+    /// Every package file of the job's lockfiles.
+    pub dependencies: Vec<airlock_proto::v1::ResolvedPackage>,
+}
+
+/// A job's `[[deps]]`, fetched, verified and laid out for its steps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreparedDeps {
+    /// `<job>/deps`, mounted read-only at `/deps`.
+    pub dir: PathBuf,
+    /// Environment for every step, pointing the package managers at `/deps`.
+    pub env: Vec<(String, String)>,
+    /// What provenance records.
+    pub resolved: Vec<airlock_proto::v1::ResolvedPackage>,
 }
 
 /// The runner's fetchers: blob cache, HTTP client, registry client. Cheap to clone.
@@ -222,6 +240,119 @@ pub async fn inputs(
         })
     })
     .await
+}
+
+/// Fetches, verifies and lays out every package of the job's lockfiles (read from the
+/// source unpacked at `work`) below `dir`.
+pub async fn deps(
+    fetchers: &Fetchers,
+    mirrors: &Mirrors,
+    deps: &[DepsSpec],
+    work: &Path,
+    dir: &Path,
+    events: &EventSink,
+) -> Result<PreparedDeps, PrepareFailure> {
+    let f = fetchers.clone();
+    let (mirrors, deps) = (mirrors.clone(), deps.to_vec());
+    let (work, dir) = (work.to_path_buf(), dir.to_path_buf());
+    let sink = events.clone();
+    blocking("deps", move || {
+        provide_deps(&f, &mirrors, &deps, &work, &dir, &sink).map_err(|e| {
+            if e.is_job_error() {
+                PrepareFailure::job(e.to_string())
+            } else {
+                PrepareFailure::infra(e.to_string())
+            }
+        })
+    })
+    .await
+}
+
+fn provide_deps(
+    f: &Fetchers,
+    mirrors: &Mirrors,
+    deps: &[DepsSpec],
+    work: &Path,
+    dir: &Path,
+    sink: &EventSink,
+) -> Result<PreparedDeps, DepsError> {
+    let mut prepared = PreparedDeps {
+        dir: dir.to_path_buf(),
+        ..PreparedDeps::default()
+    };
+    std::fs::create_dir(dir).map_err(|e| DepsError::io("creating", dir, e))?;
+    for spec in deps {
+        let started = std::time::Instant::now();
+        let text = read_lockfile(work, &spec.lockfile)?;
+        let packages = parse_lockfile(spec.ecosystem, &spec.lockfile, &text)?;
+        if packages.is_empty() {
+            sink.system_blocking(
+                0,
+                format!(
+                    "deps: {} pins no {} packages",
+                    spec.lockfile, spec.ecosystem
+                ),
+            );
+            continue;
+        }
+        let mirror = mirrors
+            .get(spec.ecosystem)
+            .ok_or_else(|| DepsError::NoMirror {
+                lockfile: spec.lockfile.clone(),
+                ecosystem: spec.ecosystem,
+            })?;
+        sink.system_blocking(
+            0,
+            format!(
+                "deps: {} pins {} {} packages; fetching from {mirror}",
+                spec.lockfile,
+                packages.len(),
+                spec.ecosystem
+            ),
+        );
+        let progress = |p: DepsProgress| match p {
+            DepsProgress::Downloaded {
+                purl,
+                bytes,
+                done,
+                of,
+            } => sink.system_blocking(
+                0,
+                format!(
+                    "deps: [{done}/{of}] downloaded {purl} ({:.1} KiB), verified",
+                    bytes as f64 / 1024.0
+                ),
+            ),
+        };
+        let (files, hits) = fetch_all(&f.blobs, &f.http, mirror, &packages, &progress)?;
+        let layout = lay_out(&f.blobs, dir, spec.ecosystem, mirror, &packages, &files)?;
+        for (k, v) in layout.env {
+            if !prepared.env.iter().any(|(name, _)| *name == k) {
+                prepared.env.push((k, v));
+            }
+        }
+        prepared
+            .resolved
+            .extend(files.iter().map(|file| airlock_proto::v1::ResolvedPackage {
+                purl: packages[file.package].purl(),
+                digest_algorithm: file.digest.algorithm().to_owned(),
+                digest_hex: file.digest.hex(),
+                download_location: file.url.clone(),
+                file_name: file.file_name.clone(),
+            }));
+        sink.system_blocking(
+            0,
+            format!(
+                "deps: {}: {} files verified ({hits} from the cache, {} downloaded) in {:.1} s; \
+                 mounted read-only at {DEPS_MOUNT}",
+                spec.lockfile,
+                files.len(),
+                files.len().saturating_sub(hits),
+                started.elapsed().as_secs_f64()
+            ),
+        );
+    }
+    Ok(prepared)
 }
 
 fn pull_message(p: PullProgress) -> Option<String> {

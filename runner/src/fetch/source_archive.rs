@@ -180,7 +180,7 @@ fn collect(root: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceArchiveError
 }
 
 /// Checks that `name` is a relative path of normal components only.
-fn clean_entry_path(name: &Path) -> Result<PathBuf, String> {
+pub(crate) fn clean_entry_path(name: &Path) -> Result<PathBuf, String> {
     let mut clean = PathBuf::new();
     for c in name.components() {
         match c {
@@ -198,7 +198,7 @@ fn clean_entry_path(name: &Path) -> Result<PathBuf, String> {
 
 /// Refuses to go through a symlink: every parent of `rel` below `root` must be a
 /// real directory.
-fn parents_are_dirs(root: &Path, rel: &Path) -> Result<(), String> {
+pub(crate) fn parents_are_dirs(root: &Path, rel: &Path) -> Result<(), String> {
     let mut cur = root.to_path_buf();
     if let Some(parent) = rel.parent() {
         for c in parent.components() {

@@ -7,7 +7,7 @@ use std::path::Path;
 use oci_spec::runtime::{Mount, MountBuilder};
 
 use super::SandboxError;
-use super::plan::{INPUTS_MOUNT, OIDC_SOCKET_MOUNT, SandboxPlan};
+use super::plan::{DEPS_MOUNT, INPUTS_MOUNT, OIDC_SOCKET_MOUNT, SandboxPlan};
 
 /// Size of the `/dev` and `/dev/shm` tmpfs mounts.
 const DEV_TMPFS_SIZE: &str = "size=65536k";
@@ -51,6 +51,9 @@ pub(super) fn mounts(plan: &SandboxPlan) -> Result<Vec<Mount>, SandboxError> {
     ];
     if let Some(inputs) = &plan.inputs_dir {
         mounts.push(bind_mount(INPUTS_MOUNT, inputs, false)?);
+    }
+    if let Some(deps) = &plan.deps_dir {
+        mounts.push(bind_mount(DEPS_MOUNT, deps, false)?);
     }
     if let Some(socket_dir) = &plan.oidc_socket_dir {
         // The root is read-only, so /run/airlock is created inside a small /run tmpfs.
@@ -148,10 +151,11 @@ mod tests {
     fn optional_inputs_and_socket_are_readonly() {
         let mut p = plan();
         p.inputs_dir = Some("/var/lib/airlock/jobs/j1/inputs".into());
+        p.deps_dir = Some("/var/lib/airlock/jobs/j1/deps".into());
         p.oidc_socket_dir = Some("/run/airlock-broker/j1".into());
         let spec = p.to_oci_spec().expect("spec");
         let mounts = spec.mounts().as_ref().expect("mounts");
-        for dest in [INPUTS_MOUNT, OIDC_SOCKET_MOUNT] {
+        for dest in [INPUTS_MOUNT, DEPS_MOUNT, OIDC_SOCKET_MOUNT] {
             let m = mounts
                 .iter()
                 .find(|m| m.destination() == Path::new(dest))

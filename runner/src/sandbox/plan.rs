@@ -23,6 +23,8 @@ pub const MIN_HOST_BASE: u32 = 65536;
 
 /// Where the host's `inputs_dir` appears (read-only).
 pub const INPUTS_MOUNT: &str = "/inputs";
+/// Where the host's `deps_dir` appears (read-only; the lockfile packages).
+pub const DEPS_MOUNT: &str = "/deps";
 /// Where the host's `oidc_socket_dir` appears (read-only; holds `oidc.sock`).
 pub const OIDC_SOCKET_MOUNT: &str = "/run/airlock";
 
@@ -69,6 +71,8 @@ pub struct SandboxPlan {
     pub out_dir: PathBuf,
     /// Optional host directory bound read-only at `/inputs`.
     pub inputs_dir: Option<PathBuf>,
+    /// Optional host directory bound read-only at `/deps` (the job's lockfile packages).
+    pub deps_dir: Option<PathBuf>,
     /// Optional host directory bound read-only at `/run/airlock` (the token-broker socket).
     pub oidc_socket_dir: Option<PathBuf>,
     /// The command; `argv[0]` is looked up in `PATH` inside the sandbox.
@@ -118,6 +122,7 @@ impl SandboxPlan {
             work_dir: work_dir.into(),
             out_dir: out_dir.into(),
             inputs_dir: None,
+            deps_dir: None,
             oidc_socket_dir: None,
             argv,
             env: Vec::new(),
@@ -153,6 +158,7 @@ impl SandboxPlan {
             ("work_dir", Some(&self.work_dir)),
             ("out_dir", Some(&self.out_dir)),
             ("inputs_dir", self.inputs_dir.as_ref()),
+            ("deps_dir", self.deps_dir.as_ref()),
             ("oidc_socket_dir", self.oidc_socket_dir.as_ref()),
         ] {
             if let Some(path) = path {

@@ -3,9 +3,11 @@
 
 mod at;
 pub mod chown;
+pub mod read;
 pub mod remove;
 
 pub use chown::lchown_tree;
+pub use read::read_beneath;
 pub use remove::remove_tree;
 
 /// Deepest directory nesting airlock reads in a build-controlled tree (outputs, source

@@ -98,6 +98,8 @@ impl ImageCache {
         let spec = manifest::load(layout_dir, manifest_digest)?;
         let final_dir = self.rootfs_path(manifest_digest);
         if is_real_dir(&final_dir)? {
+            // A tree prepared by an older runner may lack a newer mount point (`/deps`).
+            rootfs::ensure_mount_points(&final_dir)?;
             progress(ImageProgress::Cached);
             return Ok(prepared(final_dir, manifest_digest, spec));
         }

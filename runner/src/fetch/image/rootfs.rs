@@ -12,8 +12,8 @@ use std::path::Path;
 use super::error::ImageError;
 
 /// Directories the sandbox mounts over or needs to exist.
-pub(crate) const MOUNT_POINTS: [&str; 9] = [
-    "work", "out", "inputs", "tmp", "proc", "dev", "sys", "run", "etc",
+pub(crate) const MOUNT_POINTS: [&str; 10] = [
+    "work", "out", "inputs", "deps", "tmp", "proc", "dev", "sys", "run", "etc",
 ];
 
 /// The sandbox's fixed hostname (see the job contract in ARCHITECTURE.md).
@@ -43,6 +43,22 @@ pub(crate) fn finish(root: &Path) -> Result<(), ImageError> {
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => replace_file(&hosts, DEFAULT_HOSTS)?,
         Err(e) => return Err(ImageError::io("inspecting", &hosts, e)),
+    }
+    Ok(())
+}
+
+/// Adds any mount point missing from a finished rootfs (one prepared before a mount point
+/// was added); what is there is left alone.
+pub(crate) fn ensure_mount_points(root: &Path) -> Result<(), ImageError> {
+    for name in MOUNT_POINTS {
+        let path = root.join(name);
+        if fs::symlink_metadata(&path).is_err() {
+            match DirBuilder::new().mode(0o755).create(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(ImageError::io("creating", &path, e)),
+            }
+        }
     }
     Ok(())
 }

@@ -1,0 +1,316 @@
+//! Laying verified packages out under `<job>/deps/`, mounted read-only at `/deps`, in the
+//! form each package manager reads offline, and the environment that points it there:
+//!
+//! - cargo: `/deps/cargo/vendor/<name>-<version>/` (a directory source: each crate unpacked,
+//!   with a `.cargo-checksum.json` naming the lockfile's checksum, which cargo checks against
+//!   `Cargo.lock`) and `/deps/cargo/config.toml` replacing crates.io with it;
+//!   `CARGO_HOME` stays writable, in `/tmp`, because cargo locks and caches there.
+//! - npm: `/deps/npm/_cacache/`, the cache `npm ci --offline` reads (content by sha512,
+//!   index entries keyed by the tarball URL on the configured registry).
+//! - pypi: `/deps/pypi/wheels/` (a `--find-links` directory) with `PIP_NO_INDEX`.
+
+use std::fs;
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use airlock_job::Ecosystem;
+use sha2::Digest as _;
+
+use super::fetch::FetchedFile;
+use super::{DepsError, MirrorUrl, Package};
+use crate::fetch::cache::BlobCache;
+use crate::fetch::source_archive::{clean_entry_path, parents_are_dirs};
+use crate::sandbox::DEPS_MOUNT;
+
+/// Most bytes unpacked from one crate, and most entries.
+const MAX_CRATE_BYTES: u64 = 2 << 30;
+const MAX_CRATE_ENTRIES: usize = 100_000;
+
+/// What the steps of a job with `[[deps]]` get.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DepsLayout {
+    /// Environment variables for every step (before the step's own `env`).
+    pub env: Vec<(String, String)>,
+}
+
+/// Lays `files` (fetched for `packages` of `ecosystem`) out below `dir` (`<job>/deps`),
+/// returning the environment the steps need.
+pub fn lay_out(
+    cache: &BlobCache,
+    dir: &Path,
+    ecosystem: Ecosystem,
+    mirror: &MirrorUrl,
+    packages: &[Package],
+    files: &[FetchedFile],
+) -> Result<DepsLayout, DepsError> {
+    mkdir(dir)?;
+    match ecosystem {
+        Ecosystem::Cargo => cargo(cache, &dir.join("cargo"), packages, files),
+        Ecosystem::Npm => npm(cache, &dir.join("npm"), mirror, packages, files),
+        Ecosystem::Pypi => pypi(cache, &dir.join("pypi"), files),
+    }
+}
+
+fn mkdir(dir: &Path) -> Result<(), DepsError> {
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(DepsError::io("creating", dir, e)),
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+        .map_err(|e| DepsError::io("setting permissions of", dir, e))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DepsError> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| DepsError::io("creating", path, e))?;
+    f.write_all(bytes)
+        .map_err(|e| DepsError::io("writing", path, e))
+}
+
+/// Hard-links the cached blob to `dest` (copies across file systems): read-only, and never
+/// pulled out from under the job by eviction.
+fn link_blob(
+    cache: &BlobCache,
+    blob: &airlock_attest::Sha256Digest,
+    dest: &Path,
+) -> Result<(), DepsError> {
+    let src = cache.path(blob);
+    match fs::hard_link(&src, dest) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
+            fs::copy(&src, dest).map_err(|e| DepsError::io("copying to", dest, e))?;
+            fs::set_permissions(dest, fs::Permissions::from_mode(0o444))
+                .map_err(|e| DepsError::io("setting permissions of", dest, e))
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(DepsError::io("linking", dest, e)),
+    }
+}
+
+fn cargo(
+    cache: &BlobCache,
+    dir: &Path,
+    packages: &[Package],
+    files: &[FetchedFile],
+) -> Result<DepsLayout, DepsError> {
+    mkdir(dir)?;
+    let vendor = dir.join("vendor");
+    mkdir(&vendor)?;
+    for file in files {
+        let package = &packages[file.package];
+        let top = format!("{}-{}", package.name, package.version);
+        let dest = vendor.join(&top);
+        if dest.exists() {
+            // The same crate listed by a second Cargo.lock of the job.
+            continue;
+        }
+        unpack_crate(&cache.path(&file.blob), &vendor, &top, &package.purl())?;
+        let checksum = format!("{{\"files\":{{}},\"package\":\"{}\"}}", file.digest.hex());
+        write_file(&dest.join(".cargo-checksum.json"), checksum.as_bytes())?;
+    }
+    let config = format!(
+        "# Written by airlock: crates come only from the verified, vendored copies.\n\
+         [source.crates-io]\nreplace-with = \"airlock-vendored\"\n\n\
+         [source.airlock-vendored]\ndirectory = \"{DEPS_MOUNT}/cargo/vendor\"\n\n\
+         [net]\noffline = true\n"
+    );
+    write_file(&dir.join("config.toml"), config.as_bytes())?;
+    Ok(DepsLayout {
+        env: vec![
+            // Cargo writes locks and caches into CARGO_HOME; /tmp is the writable place that
+            // is there before the step starts. The config comes from the read-only copy.
+            ("CARGO_HOME".into(), "/tmp/airlock-cargo-home".into()),
+            (
+                "CARGO_SOURCE_CRATES_IO_REPLACE_WITH".into(),
+                "airlock-vendored".into(),
+            ),
+            (
+                "CARGO_SOURCE_AIRLOCK_VENDORED_DIRECTORY".into(),
+                format!("{DEPS_MOUNT}/cargo/vendor"),
+            ),
+            ("CARGO_NET_OFFLINE".into(), "true".into()),
+        ],
+    })
+}
+
+/// Unpacks the `.crate` (gzip tar) at `archive` into `vendor`: every entry must lie in
+/// `top/`, and be a file or a directory.
+fn unpack_crate(archive: &Path, vendor: &Path, top: &str, purl: &str) -> Result<(), DepsError> {
+    let bad = |message: String| DepsError::Archive {
+        package: purl.to_owned(),
+        message,
+    };
+    let file = fs::File::open(archive).map_err(|e| DepsError::io("opening", archive, e))?;
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(file)));
+    let entries = ar.entries().map_err(|e| bad(e.to_string()))?;
+    let mut total: u64 = 0;
+    let mut count = 0usize;
+    mkdir(&vendor.join(top))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        count += 1;
+        if count > MAX_CRATE_ENTRIES {
+            return Err(bad(format!("more than {MAX_CRATE_ENTRIES} entries")));
+        }
+        let raw = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+        let rel = clean_entry_path(&raw).map_err(|r| bad(format!("{}: {r}", raw.display())))?;
+        if rel.components().next().map(|c| c.as_os_str()) != Some(std::ffi::OsStr::new(top)) {
+            return Err(bad(format!("{} lies outside {top}/", raw.display())));
+        }
+        let target = vendor.join(&rel);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                parents_are_dirs(vendor, &rel).map_err(bad)?;
+                fs::create_dir_all(&target).map_err(|e| DepsError::io("creating", &target, e))?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if let Some(parent) = target.parent() {
+                    fs::create_dir_all(parent).map_err(|e| DepsError::io("creating", parent, e))?;
+                }
+                parents_are_dirs(vendor, &rel).map_err(bad)?;
+                let exec = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(if exec { 0o755 } else { 0o644 })
+                    .custom_flags(nix::libc::O_NOFOLLOW)
+                    .open(&target)
+                    .map_err(|e| DepsError::io("creating", &target, e))?;
+                let limit = MAX_CRATE_BYTES.saturating_sub(total);
+                let n = io::copy(&mut (&mut entry).take(limit + 1), &mut out)
+                    .map_err(|e| bad(format!("{}: {e}", raw.display())))?;
+                total += n;
+                if total > MAX_CRATE_BYTES {
+                    return Err(bad(format!("unpacks to more than {MAX_CRATE_BYTES} bytes")));
+                }
+            }
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
+            other => {
+                return Err(bad(format!(
+                    "{}: {other:?} entries are not unpacked (only files and directories)",
+                    raw.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn pypi(cache: &BlobCache, dir: &Path, files: &[FetchedFile]) -> Result<DepsLayout, DepsError> {
+    mkdir(dir)?;
+    let wheels = dir.join("wheels");
+    mkdir(&wheels)?;
+    for file in files {
+        // Checked by the index parser: one safe path component.
+        link_blob(cache, &file.blob, &wheels.join(&file.file_name))?;
+    }
+    Ok(DepsLayout {
+        env: vec![
+            ("PIP_NO_INDEX".into(), "1".into()),
+            ("PIP_FIND_LINKS".into(), format!("{DEPS_MOUNT}/pypi/wheels")),
+            ("PIP_DISABLE_PIP_VERSION_CHECK".into(), "1".into()),
+        ],
+    })
+}
+
+/// The registry URL npm is told to use inside the sandbox. Nothing listens there (the
+/// sandbox has no network); it only names the cache entries.
+const NPM_REGISTRY: &str = "http://airlock-npm.invalid/";
+
+fn npm(
+    cache: &BlobCache,
+    dir: &Path,
+    _mirror: &MirrorUrl,
+    packages: &[Package],
+    files: &[FetchedFile],
+) -> Result<DepsLayout, DepsError> {
+    mkdir(dir)?;
+    let cacache = dir.join("_cacache");
+    for sub in ["", "content-v2", "content-v2/sha512", "index-v5", "tmp"] {
+        mkdir(&cacache.join(sub))?;
+    }
+    for file in files {
+        let package = &packages[file.package];
+        let sha512 = file.digest.hex();
+        let content = cacache
+            .join("content-v2/sha512")
+            .join(&sha512[..2])
+            .join(&sha512[2..4]);
+        fs::create_dir_all(&content).map_err(|e| DepsError::io("creating", &content, e))?;
+        link_blob(cache, &file.blob, &content.join(&sha512[4..]))?;
+        let url = format!(
+            "{NPM_REGISTRY}{}",
+            super::npm::tarball_path(&package.name, &package.version)
+        );
+        let integrity = format!(
+            "sha512-{}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                hex::decode(&sha512).unwrap_or_default()
+            )
+        );
+        let size = fs::metadata(cache.path(&file.blob))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        write_index_entry(&cacache, &url, &integrity, size)?;
+    }
+    Ok(DepsLayout {
+        env: vec![
+            ("npm_config_cache".into(), format!("{DEPS_MOUNT}/npm")),
+            ("npm_config_registry".into(), NPM_REGISTRY.into()),
+            ("npm_config_offline".into(), "true".into()),
+            ("npm_config_audit".into(), "false".into()),
+            ("npm_config_fund".into(), "false".into()),
+            ("npm_config_update_notifier".into(), "false".into()),
+            ("npm_config_logs_dir".into(), "/tmp/airlock-npm-logs".into()),
+        ],
+    })
+}
+
+/// One cacache index entry: `index-v5/<aa>/<bb>/<rest>` of the sha256 of the key, a line
+/// `\n<sha1 of the JSON>\t<JSON>`.
+fn write_index_entry(
+    cacache: &Path,
+    url: &str,
+    integrity: &str,
+    size: u64,
+) -> Result<(), DepsError> {
+    let key = format!("make-fetch-happen:request-cache:{url}");
+    let bucket = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+    let entry = serde_json::json!({
+        "key": key,
+        "integrity": integrity,
+        "time": 0,
+        "size": size,
+        "metadata": {
+            "url": url,
+            "reqHeaders": {},
+            "resHeaders": {},
+            "options": { "compress": true },
+        },
+    })
+    .to_string();
+    let sha1 = hex::encode(sha1::Sha1::digest(entry.as_bytes()));
+    let dir: PathBuf = cacache
+        .join("index-v5")
+        .join(&bucket[..2])
+        .join(&bucket[2..4]);
+    fs::create_dir_all(&dir).map_err(|e| DepsError::io("creating", &dir, e))?;
+    let path = dir.join(&bucket[4..]);
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| DepsError::io("creating", &path, e))?;
+    f.write_all(format!("\n{sha1}\t{entry}").as_bytes())
+        .map_err(|e| DepsError::io("writing", &path, e))
+}
