@@ -101,7 +101,7 @@ fetch_cargo() {
   local line name version sum file
   for line in "${pkgs[@]}"; do
     read -r name version sum <<<"${line}"
-    [[ "${name}" != BAD ]] || die "cargo: ${line#BAD } has no crates.io checksum in Cargo.lock; only registry packages can be fixtures"
+    [[ "${name}" != BAD ]] || die "cargo: ${line#BAD } has no registry checksum in Cargo.lock; only registry packages can be fixtures"
     file="${dest}/${name}-${version}.crate"
     if [[ -f "${file}" && "$(sha256_of "${file}")" == "${sum}" ]]; then
       continue

@@ -15,6 +15,8 @@ mod chaos;
 mod client_token;
 mod common;
 mod concurrent_runs;
+mod deps;
+mod deps_mirror;
 mod escape_probe;
 mod fleet;
 mod fleet_processes;

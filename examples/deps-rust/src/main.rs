@@ -1,5 +1,5 @@
 //! airlock example `deps-rust`: parses a JSON catalogue embedded at compile time
-//! and prints a deterministic summary. Every dependency comes from crates.io, pinned
+//! and prints a deterministic summary. Every dependency comes from the Rust registry, pinned
 //! with a checksum in Cargo.lock; in a sandboxed build the runner provides them offline.
 
 use std::io::{self, Write};
@@ -56,7 +56,7 @@ fn with_separators(n: u64) -> String {
 }
 
 fn summarise(cat: &Catalogue) -> Summary<'_> {
-    let semver = Regex::new(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
+    let semver = Regex::new(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(?:-[0-9A-Za-z.-]+)?$")
         .expect("valid regex");
     let fast = memchr::memmem::Finder::new("Fast");
 

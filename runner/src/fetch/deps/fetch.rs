@@ -83,6 +83,7 @@ pub fn fetch_all(
                     }
                     match fetch_package(cache, http, mirror, i, &packages[i]) {
                         Ok(files) => {
+                            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                             for (file, fetched) in files {
                                 match fetched {
                                     Fetched::Hit => {
@@ -92,7 +93,7 @@ pub fn fetch_all(
                                         progress(DepsProgress::Downloaded {
                                             purl: packages[i].purl(),
                                             bytes,
-                                            done: done.load(Ordering::Relaxed) + 1,
+                                            done: n,
                                             of: packages.len(),
                                         })
                                     }
@@ -101,7 +102,6 @@ pub fn fetch_all(
                                     r.push(file);
                                 }
                             }
-                            done.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(e) => {
                             if let Ok(mut f) = failure.lock() {

@@ -3,8 +3,8 @@
 //!
 //! - cargo: `/deps/cargo/vendor/<name>-<version>/` (a directory source: each crate unpacked,
 //!   with a `.cargo-checksum.json` naming the lockfile's checksum, which cargo checks against
-//!   `Cargo.lock`) and `/deps/cargo/config.toml` replacing crates.io with it;
-//!   `CARGO_HOME` stays writable, in `/tmp`, because cargo locks and caches there.
+//!   `Cargo.lock`) and `/deps/cargo/config.toml` replacing crates.io with it, read by cargo
+//!   as `CARGO_HOME=/deps/cargo`.
 //! - npm: `/deps/npm/_cacache/`, the cache `npm ci --offline` reads (content by sha512,
 //!   index entries keyed by the tarball URL on the configured registry).
 //! - pypi: `/deps/pypi/wheels/` (a `--find-links` directory) with `PIP_NO_INDEX`.
@@ -123,20 +123,9 @@ fn cargo(
     );
     write_file(&dir.join("config.toml"), config.as_bytes())?;
     Ok(DepsLayout {
-        env: vec![
-            // Cargo writes locks and caches into CARGO_HOME; /tmp is the writable place that
-            // is there before the step starts. The config comes from the read-only copy.
-            ("CARGO_HOME".into(), "/tmp/airlock-cargo-home".into()),
-            (
-                "CARGO_SOURCE_CRATES_IO_REPLACE_WITH".into(),
-                "airlock-vendored".into(),
-            ),
-            (
-                "CARGO_SOURCE_AIRLOCK_VENDORED_DIRECTORY".into(),
-                format!("{DEPS_MOUNT}/cargo/vendor"),
-            ),
-            ("CARGO_NET_OFFLINE".into(), "true".into()),
-        ],
+        // Cargo reads `config.toml` from CARGO_HOME, and a read-only CARGO_HOME is fine for
+        // an offline build from a directory source (nothing is downloaded or cached).
+        env: vec![("CARGO_HOME".into(), format!("{DEPS_MOUNT}/cargo"))],
     })
 }
 

@@ -1,0 +1,271 @@
+//! `[[deps]]` end to end: lockfile packages fetched from a loopback mirror, verified against
+//! the lockfile, laid out read-only at `/deps` and recorded in provenance as purls; a mirror
+//! serving tampered bytes fails the job before any step, naming the package; the cache serves
+//! verified bytes only; real offline builds of the three examples (cargo, npm, pip) in the
+//! toolchains image.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use base64::Engine;
+
+use crate::common::*;
+use crate::deps_mirror::Mirror;
+
+/// The toolchains image layout and its manifest digest; panics with what to run.
+pub fn toolchains_image() -> (PathBuf, String) {
+    let dir = repo().join("examples/toolchains-image/oci");
+    let digest = std::fs::read_to_string(dir.join("MANIFEST_DIGEST")).unwrap_or_else(|_| {
+        panic!("the toolchains image is missing: run examples/toolchains-image/build.sh (scripts/test.sh does)")
+    });
+    (
+        std::fs::canonicalize(&dir).unwrap(),
+        digest.trim().to_owned(),
+    )
+}
+
+fn run_with(job: &Path, home: &Path, out: &Path, extra: &[String]) -> Output {
+    let mut c = airlock();
+    c.arg("run")
+        .arg(job)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env("AIRLOCK_HOME", home);
+    run(c)
+}
+
+fn statement(out: &Path, name: &str) -> serde_json::Value {
+    let line = std::fs::read_to_string(out.join(format!("{name}.intoto.jsonl"))).unwrap();
+    let envelope: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&payload).unwrap()
+}
+
+/// `(purl, alg, hex, downloadLocation)` of every resolved dependency with a `pkg:` uri.
+fn packages_in(st: &serde_json::Value) -> Vec<(String, String, String, String)> {
+    st["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["uri"].as_str().is_some_and(|u| u.starts_with("pkg:")))
+        .map(|d| {
+            let (alg, hex) = d["digest"].as_object().unwrap().iter().next().unwrap();
+            (
+                d["uri"].as_str().unwrap().to_owned(),
+                alg.clone(),
+                hex.as_str().unwrap().to_owned(),
+                d["downloadLocation"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `(name, version, checksum)` of every crates.io package of the Rust example's lockfile.
+fn cargo_lock_packages() -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(repo().join("examples/deps-rust/Cargo.lock")).unwrap();
+    let lock: toml::Value = toml::from_str(&text).unwrap();
+    lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p.get("source").is_some())
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["version"].as_str().unwrap().to_owned(),
+                p["checksum"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A job in `<root>/<name>/` with the Rust example's lockfile, on the base image: its step
+/// lists what `/deps` holds and proves it read-only (no toolchain needed).
+fn listing_job(root: &Path, name: &str, profile: &str) -> PathBuf {
+    let (layout, digest) = base_image();
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        repo().join("examples/deps-rust/Cargo.lock"),
+        dir.join("Cargo.lock"),
+    )
+    .unwrap();
+    let file = dir.join("airlock.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"[job]
+name = "{name}"
+profile = "{profile}"
+timeout = "3m"
+
+[source]
+path = "."
+
+[image]
+ref = "oci-layout:{}@{digest}"
+
+[[deps]]
+ecosystem = "cargo"
+lockfile = "Cargo.lock"
+
+[[steps]]
+run = """
+set -e
+ls /deps/cargo/vendor > /out/vendor.txt
+cat "$CARGO_HOME/config.toml" > /out/config.toml
+if touch /deps/x 2>/dev/null || touch /deps/cargo/vendor/itoa-*/Cargo.toml 2>/dev/null; then
+  echo writable; exit 1
+fi
+"""
+
+[outputs]
+paths = ["vendor.txt", "config.toml"]
+"#,
+            layout.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+#[ignore = "needs root, the base image and the deps fixtures: run scripts/test.sh"]
+fn lockfile_packages_are_vendored_read_only_and_recorded_as_purls() {
+    let mirror = Mirror::with_fixtures();
+    let home = scratch();
+    let file = listing_job(home.path(), "deps-listing", "trusted");
+    let out = home.path().join("out");
+    let o = run_with(&file, home.path(), &out, &mirror.flags());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let locked = cargo_lock_packages();
+    assert!(locked.len() >= 5, "the example pins several crates");
+    let vendor = std::fs::read_to_string(out.join("vendor.txt")).unwrap();
+    for (name, version, _) in &locked {
+        assert!(
+            vendor.lines().any(|l| l == format!("{name}-{version}")),
+            "{name}-{version} not vendored: {vendor}"
+        );
+    }
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        config.contains("replace-with = \"airlock-vendored\""),
+        "{config}"
+    );
+    assert!(
+        t.contains(&format!("pins {} cargo packages", locked.len())),
+        "{t}"
+    );
+
+    let st = statement(&out, "deps-listing");
+    let recorded = packages_in(&st);
+    assert_eq!(recorded.len(), locked.len(), "{recorded:?}");
+    for (name, version, checksum) in &locked {
+        let purl = format!("pkg:cargo/{name}@{version}");
+        let entry = recorded
+            .iter()
+            .find(|r| r.0 == purl)
+            .unwrap_or_else(|| panic!("{purl} missing from provenance: {recorded:?}"));
+        assert_eq!(
+            (entry.1.as_str(), entry.2.as_str()),
+            ("sha256", checksum.as_str())
+        );
+        assert_eq!(
+            entry.3,
+            format!("{}/cargo/{name}/{version}/download", mirror.url)
+        );
+    }
+
+    // A second job on the same runner cache: every crate is a verified cache hit, even
+    // with a mirror that now serves only tampered bytes.
+    let downloads_before = mirror.requests().len();
+    for path in mirror.paths().iter().filter(|p| p.starts_with("/cargo/")) {
+        mirror.tamper(path);
+    }
+    let file2 = listing_job(home.path(), "deps-listing-2", "trusted");
+    let out2 = home.path().join("out2");
+    let o = run_with(&file2, home.path(), &out2, &mirror.flags());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert_eq!(
+        mirror.requests().len(),
+        downloads_before,
+        "cached crates were fetched again"
+    );
+}
+
+#[test]
+#[ignore = "needs root, the base image and the deps fixtures: run scripts/test.sh"]
+fn a_mirror_serving_tampered_bytes_fails_the_job_before_any_step_and_caches_nothing() {
+    let mirror = Mirror::with_fixtures();
+    let (name, version, checksum) = cargo_lock_packages()
+        .into_iter()
+        .find(|(n, _, _)| n == "itoa")
+        .unwrap();
+    let path = format!("/cargo/{name}/{version}/download");
+    mirror.tamper(&path);
+    let home = scratch();
+    let file = listing_job(home.path(), "deps-tampered", "untrusted-pr");
+    let out = home.path().join("out");
+    let o = run_with(&file, home.path(), &out, &mirror.flags());
+    let t = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains(&format!("pkg:cargo/{name}@{version}")), "{t}");
+    assert!(t.contains(&format!("expected sha256:{checksum}")), "{t}");
+    assert!(t.contains("does not match the lockfile"), "{t}");
+    assert!(!out.join("vendor.txt").exists(), "a step ran");
+    // Nothing of the tampered download is in the cache, under any name.
+    let blobs = home.path().join("runner/cache/blobs/sha256");
+    assert!(!blobs.join(&checksum).exists());
+    let tampered = sha2_hex(&mirror_body(&mirror, &path));
+    assert!(!blobs.join(tampered).exists(), "tampered bytes were cached");
+}
+
+#[test]
+#[ignore = "needs root, the base image and the deps fixtures: run scripts/test.sh"]
+fn missing_mirror_and_a_lockfile_symlink_fail_with_what_to_do() {
+    let home = scratch();
+    let file = listing_job(home.path(), "deps-no-mirror", "untrusted-pr");
+    let o = run_with(&file, home.path(), &home.path().join("out"), &[]);
+    let t = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("--mirror cargo=URL"), "{t}");
+
+    // A lockfile that is a link to a host file is never read by the (root) runner.
+    let file = listing_job(home.path(), "deps-symlink", "untrusted-pr");
+    let lock = file.parent().unwrap().join("Cargo.lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", &lock).unwrap();
+    let mirror = Mirror::with_fixtures();
+    let o = run_with(
+        &file,
+        home.path(),
+        &home.path().join("out2"),
+        &mirror.flags(),
+    );
+    let t = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("Cargo.lock") && t.contains("symlink"), "{t}");
+    assert!(!t.contains("root:"), "{t}");
+}
+
+fn mirror_body(mirror: &Mirror, path: &str) -> Vec<u8> {
+    let url = format!("{}{path}", mirror.url);
+    let o = std::process::Command::new("curl")
+        .args(["-sf", &url])
+        .output()
+        .unwrap();
+    o.stdout
+}
+
+fn sha2_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
