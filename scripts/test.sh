@@ -16,6 +16,12 @@ export AIRLOCK_VENV_PYTHON="$PWD/.venv/bin/python"
 step "example base image"
 examples/base-image/build.sh
 
+step "example toolchains image (rustc, cargo, node, npm, python3) for the [[deps]] examples"
+examples/toolchains-image/build.sh
+
+step "the [[deps]] examples' packages, for the loopback mirror the tests serve them from"
+scripts/fetch-deps-fixtures.sh >/dev/null
+
 step "PostgreSQL for the store, fleet and HA tests (loopback, throwaway cluster)"
 eval "$(scripts/postgres.sh)"
 export AIRLOCK_TEST_POSTGRES_URL

@@ -269,3 +269,146 @@ fn sha2_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// Copies `examples/<name>` into `root` and points its image at the toolchains layout.
+fn example(root: &Path, name: &str) -> PathBuf {
+    let (layout, digest) = toolchains_image();
+    let src = repo().join("examples").join(name);
+    let dest = root.join(name);
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&src)
+        .arg(&dest)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for junk in ["target", "node_modules", "dist", ".venv", "build"] {
+        let _ = std::fs::remove_dir_all(dest.join(junk));
+    }
+    let file = dest.join("airlock.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let re_pinned: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("ref = \"oci-layout:") {
+                format!("ref = \"oci-layout:{}@{digest}\"", layout.display())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&file, re_pinned).unwrap();
+    file
+}
+
+/// Runs an example against a fresh fixture mirror; returns its output dir and statement.
+fn build_example(name: &str) -> (tempfile::TempDir, PathBuf, serde_json::Value, String) {
+    let mirror = Mirror::with_fixtures();
+    let home = scratch();
+    let file = example(home.path(), name);
+    let out = home.path().join("out");
+    let o = run_with(&file, home.path(), &out, &mirror.flags());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let st = statement(&out, name);
+    (home, out, st, t)
+}
+
+#[test]
+#[ignore = "needs root, the toolchains image and the deps fixtures: run scripts/test.sh"]
+fn the_rust_example_builds_offline_with_cargo_from_its_lockfile() {
+    let (_home, out, st, _) = build_example("deps-rust");
+    let summary = std::fs::read_to_string(out.join("summary.txt")).unwrap();
+    assert!(
+        summary.contains("total downloads:") && summary.contains("\"packages\": 9"),
+        "{summary}"
+    );
+    let recorded = packages_in(&st);
+    for (name, version, checksum) in cargo_lock_packages() {
+        assert!(
+            recorded
+                .iter()
+                .any(|r| r.0 == format!("pkg:cargo/{name}@{version}")
+                    && r.1 == "sha256"
+                    && r.2 == checksum),
+            "pkg:cargo/{name}@{version} not recorded: {recorded:?}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root, the toolchains image and the deps fixtures: run scripts/test.sh"]
+fn the_python_example_builds_a_wheel_offline_from_hashed_requirements() {
+    let (_home, out, st, t) = build_example("deps-python");
+    assert!(
+        out.join("airlock_deps_python-0.1.0-py3-none-any.whl")
+            .exists()
+    );
+    assert!(t.contains("Ran 4 tests") && t.contains("OK"), "{t}");
+    let recorded = packages_in(&st);
+    for purl in [
+        "pkg:pypi/idna@3.10",
+        "pkg:pypi/packaging@24.2",
+        "pkg:pypi/six@1.17.0",
+        "pkg:pypi/tomli@2.0.1",
+        "pkg:pypi/setuptools@75.8.0",
+        "pkg:pypi/wheel@0.45.1",
+    ] {
+        let entry = recorded
+            .iter()
+            .find(|r| r.0 == purl)
+            .unwrap_or_else(|| panic!("{purl} not recorded: {recorded:?}"));
+        assert_eq!(entry.1, "sha256");
+        let pinned = std::fs::read_to_string(repo().join("examples/deps-python/requirements.txt"))
+            .unwrap()
+            + &std::fs::read_to_string(repo().join("examples/deps-python/build-requirements.txt"))
+                .unwrap();
+        assert!(
+            pinned.contains(&format!("sha256:{}", entry.2)),
+            "{purl}: digest not from the lockfile"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root, the toolchains image and the deps fixtures: run scripts/test.sh"]
+fn the_node_example_installs_offline_with_npm_ci_from_its_lockfile() {
+    let (_home, out, st, t) = build_example("deps-node");
+    assert!(out.join("out.txt").exists());
+    assert!(t.contains("# fail 0"), "{t}");
+    let lock: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("examples/deps-node/package-lock.json")).unwrap(),
+    )
+    .unwrap();
+    let recorded = packages_in(&st);
+    let mut count = 0;
+    for (key, entry) in lock["packages"].as_object().unwrap() {
+        let Some(i) = key.rfind("node_modules/") else {
+            continue;
+        };
+        count += 1;
+        let name = &key[i + "node_modules/".len()..];
+        let purl = match name.split_once('/') {
+            Some((scope, rest)) => format!(
+                "pkg:npm/%40{}/{rest}@{}",
+                &scope[1..],
+                entry["version"].as_str().unwrap()
+            ),
+            None => format!("pkg:npm/{name}@{}", entry["version"].as_str().unwrap()),
+        };
+        let sri = entry["integrity"].as_str().unwrap();
+        let hex = hex::encode(
+            base64::engine::general_purpose::STANDARD
+                .decode(sri.strip_prefix("sha512-").unwrap())
+                .unwrap(),
+        );
+        assert!(
+            recorded
+                .iter()
+                .any(|r| r.0 == purl && r.1 == "sha512" && r.2 == hex),
+            "{purl} sha512:{hex} not recorded: {recorded:?}"
+        );
+    }
+    assert_eq!(recorded.len(), count);
+}

@@ -325,7 +325,7 @@ fn provide_deps(
             ),
         };
         let (files, hits) = fetch_all(&f.blobs, &f.http, mirror, &packages, &progress)?;
-        let layout = lay_out(&f.blobs, dir, spec.ecosystem, mirror, &packages, &files)?;
+        let layout = lay_out(&f.blobs, dir, spec.ecosystem, &packages, &files)?;
         for (k, v) in layout.env {
             if !prepared.env.iter().any(|(name, _)| *name == k) {
                 prepared.env.push((k, v));

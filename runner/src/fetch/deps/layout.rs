@@ -5,20 +5,20 @@
 //!   with a `.cargo-checksum.json` naming the lockfile's checksum, which cargo checks against
 //!   `Cargo.lock`) and `/deps/cargo/config.toml` replacing crates.io with it, read by cargo
 //!   as `CARGO_HOME=/deps/cargo`.
-//! - npm: `/deps/npm/_cacache/`, the cache `npm ci --offline` reads (content by sha512,
-//!   index entries keyed by the tarball URL on the configured registry).
+//! - npm: `/deps/npm/_cacache/content-v2/sha512/`, the cache `npm ci --offline` reads a
+//!   tarball from by the lockfile's `integrity` when the lockfile names it (`resolved`); no
+//!   index entries are needed then, and npm writes nothing to the read-only cache.
 //! - pypi: `/deps/pypi/wheels/` (a `--find-links` directory) with `PIP_NO_INDEX`.
 
 use std::fs;
 use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use airlock_job::Ecosystem;
-use sha2::Digest as _;
 
 use super::fetch::FetchedFile;
-use super::{DepsError, MirrorUrl, Package};
+use super::{DepsError, Package};
 use crate::fetch::cache::BlobCache;
 use crate::fetch::source_archive::{clean_entry_path, parents_are_dirs};
 use crate::sandbox::DEPS_MOUNT;
@@ -40,14 +40,13 @@ pub fn lay_out(
     cache: &BlobCache,
     dir: &Path,
     ecosystem: Ecosystem,
-    mirror: &MirrorUrl,
     packages: &[Package],
     files: &[FetchedFile],
 ) -> Result<DepsLayout, DepsError> {
     mkdir(dir)?;
     match ecosystem {
         Ecosystem::Cargo => cargo(cache, &dir.join("cargo"), packages, files),
-        Ecosystem::Npm => npm(cache, &dir.join("npm"), mirror, packages, files),
+        Ecosystem::Npm => npm(cache, &dir.join("npm"), files),
         Ecosystem::Pypi => pypi(cache, &dir.join("pypi"), files),
     }
 }
@@ -213,20 +212,13 @@ fn pypi(cache: &BlobCache, dir: &Path, files: &[FetchedFile]) -> Result<DepsLayo
 /// sandbox has no network); it only names the cache entries.
 const NPM_REGISTRY: &str = "http://airlock-npm.invalid/";
 
-fn npm(
-    cache: &BlobCache,
-    dir: &Path,
-    _mirror: &MirrorUrl,
-    packages: &[Package],
-    files: &[FetchedFile],
-) -> Result<DepsLayout, DepsError> {
+fn npm(cache: &BlobCache, dir: &Path, files: &[FetchedFile]) -> Result<DepsLayout, DepsError> {
     mkdir(dir)?;
     let cacache = dir.join("_cacache");
-    for sub in ["", "content-v2", "content-v2/sha512", "index-v5", "tmp"] {
+    for sub in ["", "content-v2", "content-v2/sha512"] {
         mkdir(&cacache.join(sub))?;
     }
     for file in files {
-        let package = &packages[file.package];
         let sha512 = file.digest.hex();
         let content = cacache
             .join("content-v2/sha512")
@@ -234,21 +226,6 @@ fn npm(
             .join(&sha512[2..4]);
         fs::create_dir_all(&content).map_err(|e| DepsError::io("creating", &content, e))?;
         link_blob(cache, &file.blob, &content.join(&sha512[4..]))?;
-        let url = format!(
-            "{NPM_REGISTRY}{}",
-            super::npm::tarball_path(&package.name, &package.version)
-        );
-        let integrity = format!(
-            "sha512-{}",
-            base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                hex::decode(&sha512).unwrap_or_default()
-            )
-        );
-        let size = fs::metadata(cache.path(&file.blob))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        write_index_entry(&cacache, &url, &integrity, size)?;
     }
     Ok(DepsLayout {
         env: vec![
@@ -261,45 +238,4 @@ fn npm(
             ("npm_config_logs_dir".into(), "/tmp/airlock-npm-logs".into()),
         ],
     })
-}
-
-/// One cacache index entry: `index-v5/<aa>/<bb>/<rest>` of the sha256 of the key, a line
-/// `\n<sha1 of the JSON>\t<JSON>`.
-fn write_index_entry(
-    cacache: &Path,
-    url: &str,
-    integrity: &str,
-    size: u64,
-) -> Result<(), DepsError> {
-    let key = format!("make-fetch-happen:request-cache:{url}");
-    let bucket = hex::encode(sha2::Sha256::digest(key.as_bytes()));
-    let entry = serde_json::json!({
-        "key": key,
-        "integrity": integrity,
-        "time": 0,
-        "size": size,
-        "metadata": {
-            "url": url,
-            "reqHeaders": {},
-            "resHeaders": {},
-            "options": { "compress": true },
-        },
-    })
-    .to_string();
-    let sha1 = hex::encode(sha1::Sha1::digest(entry.as_bytes()));
-    let dir: PathBuf = cacache
-        .join("index-v5")
-        .join(&bucket[..2])
-        .join(&bucket[2..4]);
-    fs::create_dir_all(&dir).map_err(|e| DepsError::io("creating", &dir, e))?;
-    let path = dir.join(&bucket[4..]);
-    let mut f = fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|e| DepsError::io("creating", &path, e))?;
-    f.write_all(format!("\n{sha1}\t{entry}").as_bytes())
-        .map_err(|e| DepsError::io("writing", &path, e))
 }

@@ -82,9 +82,19 @@ pub(super) fn parse(lockfile: &str, text: &str) -> Result<Vec<Package>, DepsErro
                  folder of the source"
             )));
         }
-        if let Some(resolved) = &entry.resolved
-            && !is_registry_tarball(resolved, name, version)
-        {
+        // npm 9 finds a package in a read-only cache by its integrity only when the
+        // lockfile names the tarball; without `resolved` it asks the registry for metadata
+        // first, and cannot work offline from a cache the build may not write.
+        let Some(resolved) = &entry.resolved else {
+            return Err(fail(
+                "has no `resolved` tarball URL; `npm ci --offline` needs it to find the package \
+                 in the cache: regenerate the lockfile without \
+                 `--omit-lockfile-registry-resolved` (any registry host is fine: airlock fetches \
+                 from its own mirror)"
+                    .into(),
+            ));
+        };
+        if !is_registry_tarball(resolved, name, version) {
             return Err(fail(format!(
                 "resolves to `{resolved}`, not a registry tarball; only registry packages are \
                  fetched (from the runner's npm mirror)"
@@ -176,6 +186,8 @@ mod tests {
         )
     }
 
+    const R: &str = "https://registry.example.invalid";
+
     fn lock(packages: &str) -> String {
         format!(
             r#"{{"name":"app","lockfileVersion":3,"requires":true,"packages":{{"":{{"name":"app","version":"1.0.0"}},{packages}}}}}"#
@@ -185,10 +197,10 @@ mod tests {
     #[test]
     fn installed_packages_with_sha512_integrity() {
         let text = lock(&format!(
-            r#""node_modules/ms":{{"version":"2.1.3","integrity":"{}"}},
-               "node_modules/@scope/pkg":{{"version":"1.2.3","integrity":"{}"}},
-               "node_modules/a/node_modules/ms":{{"version":"2.0.0","integrity":"{}"}},
-               "node_modules/alias":{{"name":"ms","version":"2.1.2","integrity":"{}"}},
+            r#""node_modules/ms":{{"version":"2.1.3","resolved":"{R}/ms/-/ms-2.1.3.tgz","integrity":"{}"}},
+               "node_modules/@scope/pkg":{{"version":"1.2.3","resolved":"{R}/@scope/pkg/-/pkg-1.2.3.tgz","integrity":"{}"}},
+               "node_modules/a/node_modules/ms":{{"version":"2.0.0","resolved":"{R}/ms/-/ms-2.0.0.tgz","integrity":"{}"}},
+               "node_modules/alias":{{"name":"ms","version":"2.1.2","resolved":"{R}/ms/-/ms-2.1.2.tgz","integrity":"{}"}},
                "packages/local":{{"version":"0.0.1"}},
                "node_modules/local":{{"resolved":"packages/local","link":true}},
                "node_modules/bundled":{{"version":"1.0.0","inBundle":true}}"#,
@@ -215,11 +227,24 @@ mod tests {
     #[test]
     fn unverifiable_or_non_registry_packages_are_refused() {
         for (entry, needle) in [
-            (r#""node_modules/x":{"version":"1.0.0"}"#.to_owned(), "integrity"),
             (
-                r#""node_modules/x":{"version":"1.0.0","integrity":"sha1-AAAAAAAAAAAAAAAAAAAAAAAAAAA="}"#
-                    .to_owned(),
+                format!(
+                    r#""node_modules/x":{{"version":"1.0.0","resolved":"{R}/x/-/x-1.0.0.tgz"}}"#
+                ),
+                "integrity",
+            ),
+            (
+                format!(
+                    r#""node_modules/x":{{"version":"1.0.0","resolved":"{R}/x/-/x-1.0.0.tgz","integrity":"sha1-AAAAAAAAAAAAAAAAAAAAAAAAAAA="}}"#
+                ),
                 "sha512",
+            ),
+            (
+                format!(
+                    r#""node_modules/x":{{"version":"1.0.0","integrity":"{}"}}"#,
+                    integrity(1)
+                ),
+                "no `resolved`",
             ),
             (
                 format!(
