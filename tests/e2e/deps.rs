@@ -226,6 +226,17 @@ fn a_mirror_serving_tampered_bytes_fails_the_job_before_any_step_and_caches_noth
     assert!(!blobs.join(&checksum).exists());
     let tampered = sha2_hex(&mirror_body(&mirror, &path));
     assert!(!blobs.join(tampered).exists(), "tampered bytes were cached");
+
+    // The poisoned attempt left nothing a trusted job on the same runner cache could read:
+    // with an honest mirror it gets the lockfile's bytes.
+    let honest = Mirror::with_fixtures();
+    let file = listing_job(home.path(), "deps-after-tamper", "trusted");
+    let out = home.path().join("out-trusted");
+    let o = run_with(&file, home.path(), &out, &honest.flags());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(blobs.join(&checksum).exists());
+    assert_eq!(sha2_hex(&std::fs::read(blobs.join(&checksum)).unwrap()), checksum);
 }
 
 #[test]

@@ -239,3 +239,65 @@ fn npm(cache: &BlobCache, dir: &Path, files: &[FetchedFile]) -> Result<DepsLayou
         ],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gzip tar with `(path, kind)` entries: `f` file, `l` symlink.
+    fn crate_file(dir: &Path, entries: &[(&str, char)]) -> std::path::PathBuf {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, kind) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            match kind {
+                'l' => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    builder.append_link(&mut h, path, "/etc/passwd").expect("link");
+                }
+                _ => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(5);
+                    // `append_data` would refuse `..`; write the raw name like an attacker.
+                    let name = h.as_old_mut();
+                    name.name[..path.len()].copy_from_slice(path.as_bytes());
+                    h.set_cksum();
+                    builder.append(&h, &b"hello"[..]).expect("file");
+                }
+            }
+        }
+        let tar = builder.into_inner().expect("tar");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).expect("gz");
+        let path = dir.join("x.crate");
+        fs::write(&path, gz.finish().expect("gz")).expect("write");
+        path
+    }
+
+    #[test]
+    fn crates_unpack_inside_their_directory_with_files_only() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let good = crate_file(tmp.path(), &[("x-1.0.0/Cargo.toml", 'f'), ("x-1.0.0/src/lib.rs", 'f')]);
+        let vendor = tmp.path().join("vendor");
+        fs::create_dir(&vendor).expect("mkdir");
+        unpack_crate(&good, &vendor, "x-1.0.0", "pkg:cargo/x@1.0.0").expect("unpack");
+        assert_eq!(fs::read(vendor.join("x-1.0.0/src/lib.rs")).expect("read"), b"hello");
+
+        for (entries, needle) in [
+            (vec![("y-1.0.0/Cargo.toml", 'f')], "outside x-1.0.0/"),
+            (vec![("x-1.0.0/../../evil", 'f')], "`..`"),
+            (vec![("x-1.0.0/link", 'l')], "Symlink"),
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let archive = crate_file(dir.path(), &entries);
+            let vendor = dir.path().join("vendor");
+            fs::create_dir(&vendor).expect("mkdir");
+            let err = unpack_crate(&archive, &vendor, "x-1.0.0", "pkg:cargo/x@1.0.0")
+                .expect_err(needle)
+                .to_string();
+            assert!(err.contains(needle) && err.contains("pkg:cargo/x@1.0.0"), "{needle}: {err}");
+            assert!(!dir.path().join("evil").exists());
+        }
+    }
+}
