@@ -34,19 +34,33 @@ fn check(ecosystem: Ecosystem, text: &str) {
         Ok(packages) => {
             for p in packages {
                 assert!(!p.pins.is_empty(), "{p:?}");
-                assert!(!p.version.is_empty() && !p.version.contains(['/', ' ', '*']), "{p:?}");
-                let parts: Vec<&str> = p.name.split('/').collect();
                 assert!(
-                    parts.len() == 1 || (ecosystem == Ecosystem::Npm && parts.len() == 2 && parts[0].starts_with('@')),
+                    !p.version.is_empty() && !p.version.contains(['/', ' ', '*']),
                     "{p:?}"
                 );
-                assert!(parts.iter().all(|s| !s.is_empty() && *s != "." && *s != ".."), "{p:?}");
+                let parts: Vec<&str> = p.name.split('/').collect();
+                assert!(
+                    parts.len() == 1
+                        || (ecosystem == Ecosystem::Npm
+                            && parts.len() == 2
+                            && parts[0].starts_with('@')),
+                    "{p:?}"
+                );
+                assert!(
+                    parts
+                        .iter()
+                        .all(|s| !s.is_empty() && *s != "." && *s != ".."),
+                    "{p:?}"
+                );
                 assert!(p.purl().starts_with(&format!("pkg:{ecosystem}/")), "{p:?}");
             }
         }
         Err(e) => {
             assert!(e.is_job_error(), "{e}");
-            assert!(matches!(e, DepsError::Lockfile { .. } | DepsError::Package { .. }), "{e}");
+            assert!(
+                matches!(e, DepsError::Lockfile { .. } | DepsError::Package { .. }),
+                "{e}"
+            );
         }
     }
 }
@@ -91,7 +105,11 @@ proptest! {
 
 #[test]
 fn the_unmutated_lockfiles_parse() {
-    for (e, text) in [(Ecosystem::Cargo, CARGO), (Ecosystem::Npm, NPM), (Ecosystem::Pypi, PYPI)] {
+    for (e, text) in [
+        (Ecosystem::Cargo, CARGO),
+        (Ecosystem::Npm, NPM),
+        (Ecosystem::Pypi, PYPI),
+    ] {
         let packages = parse_lockfile(e, "lock", text).expect("parse");
         assert_eq!(packages.len(), 1, "{e}");
     }

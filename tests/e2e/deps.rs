@@ -236,7 +236,10 @@ fn a_mirror_serving_tampered_bytes_fails_the_job_before_any_step_and_caches_noth
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(blobs.join(&checksum).exists());
-    assert_eq!(sha2_hex(&std::fs::read(blobs.join(&checksum)).unwrap()), checksum);
+    assert_eq!(
+        sha2_hex(&std::fs::read(blobs.join(&checksum)).unwrap()),
+        checksum
+    );
 }
 
 #[test]

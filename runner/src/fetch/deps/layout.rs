@@ -254,7 +254,9 @@ mod tests {
                 'l' => {
                     h.set_entry_type(tar::EntryType::Symlink);
                     h.set_size(0);
-                    builder.append_link(&mut h, path, "/etc/passwd").expect("link");
+                    builder
+                        .append_link(&mut h, path, "/etc/passwd")
+                        .expect("link");
                 }
                 _ => {
                     h.set_entry_type(tar::EntryType::Regular);
@@ -278,11 +280,17 @@ mod tests {
     #[test]
     fn crates_unpack_inside_their_directory_with_files_only() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let good = crate_file(tmp.path(), &[("x-1.0.0/Cargo.toml", 'f'), ("x-1.0.0/src/lib.rs", 'f')]);
+        let good = crate_file(
+            tmp.path(),
+            &[("x-1.0.0/Cargo.toml", 'f'), ("x-1.0.0/src/lib.rs", 'f')],
+        );
         let vendor = tmp.path().join("vendor");
         fs::create_dir(&vendor).expect("mkdir");
         unpack_crate(&good, &vendor, "x-1.0.0", "pkg:cargo/x@1.0.0").expect("unpack");
-        assert_eq!(fs::read(vendor.join("x-1.0.0/src/lib.rs")).expect("read"), b"hello");
+        assert_eq!(
+            fs::read(vendor.join("x-1.0.0/src/lib.rs")).expect("read"),
+            b"hello"
+        );
 
         for (entries, needle) in [
             (vec![("y-1.0.0/Cargo.toml", 'f')], "outside x-1.0.0/"),
@@ -296,7 +304,10 @@ mod tests {
             let err = unpack_crate(&archive, &vendor, "x-1.0.0", "pkg:cargo/x@1.0.0")
                 .expect_err(needle)
                 .to_string();
-            assert!(err.contains(needle) && err.contains("pkg:cargo/x@1.0.0"), "{needle}: {err}");
+            assert!(
+                err.contains(needle) && err.contains("pkg:cargo/x@1.0.0"),
+                "{needle}: {err}"
+            );
             assert!(!dir.path().join("evil").exists());
         }
     }
