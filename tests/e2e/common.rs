@@ -24,9 +24,14 @@ pub fn airlock() -> Command {
 
 /// The example base image layout and its manifest digest; panics with what to run.
 pub fn base_image() -> (PathBuf, String) {
-    let dir = repo().join("examples/base-image/oci");
+    example_image("base-image")
+}
+
+/// `examples/<name>/oci` and its manifest digest; panics with what to run.
+pub fn example_image(name: &str) -> (PathBuf, String) {
+    let dir = repo().join("examples").join(name).join("oci");
     let digest = std::fs::read_to_string(dir.join("MANIFEST_DIGEST")).unwrap_or_else(|_| {
-        panic!("the example base image is missing: run examples/base-image/build.sh (scripts/test.sh does)")
+        panic!("examples/{name} is not built: run examples/{name}/build.sh (scripts/test.sh does)")
     });
     (
         std::fs::canonicalize(&dir).unwrap(),
@@ -96,13 +101,30 @@ pub fn run(mut cmd: Command) -> Output {
 
 /// `airlock run` of `job` with its own AIRLOCK_HOME under `home`.
 pub fn airlock_run(job: &Path, home: &Path, out: &Path) -> Output {
+    airlock_run_with(job, home, out, &[])
+}
+
+/// [`airlock_run`] with more flags.
+pub fn airlock_run_with(job: &Path, home: &Path, out: &Path, extra: &[String]) -> Output {
     let mut c = airlock();
     c.arg("run")
         .arg(job)
         .arg("--out")
         .arg(out)
+        .args(extra)
         .env("AIRLOCK_HOME", home);
     run(c)
+}
+
+/// The in-toto statement in `<out>/<name>.intoto.jsonl` (the DSSE payload, decoded).
+pub fn statement(out: &Path, name: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let line = std::fs::read_to_string(out.join(format!("{name}.intoto.jsonl"))).unwrap();
+    let envelope: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&payload).unwrap()
 }
 
 /// The venv python with securesystemslib, from scripts/setup-test-env.sh.

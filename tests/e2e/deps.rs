@@ -5,43 +5,15 @@
 //! toolchains image.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use base64::Engine;
+use base64::Engine as _;
 
 use crate::common::*;
 use crate::deps_mirror::Mirror;
 
-/// The toolchains image layout and its manifest digest; panics with what to run.
+/// The toolchains image layout and its manifest digest.
 pub fn toolchains_image() -> (PathBuf, String) {
-    let dir = repo().join("examples/toolchains-image/oci");
-    let digest = std::fs::read_to_string(dir.join("MANIFEST_DIGEST")).unwrap_or_else(|_| {
-        panic!("the toolchains image is missing: run examples/toolchains-image/build.sh (scripts/test.sh does)")
-    });
-    (
-        std::fs::canonicalize(&dir).unwrap(),
-        digest.trim().to_owned(),
-    )
-}
-
-fn run_with(job: &Path, home: &Path, out: &Path, extra: &[String]) -> Output {
-    let mut c = airlock();
-    c.arg("run")
-        .arg(job)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .env("AIRLOCK_HOME", home);
-    run(c)
-}
-
-fn statement(out: &Path, name: &str) -> serde_json::Value {
-    let line = std::fs::read_to_string(out.join(format!("{name}.intoto.jsonl"))).unwrap();
-    let envelope: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(envelope["payload"].as_str().unwrap())
-        .unwrap();
-    serde_json::from_slice(&payload).unwrap()
+    example_image("toolchains-image")
 }
 
 /// `(purl, alg, hex, downloadLocation)` of every resolved dependency with a `pkg:` uri.
@@ -142,7 +114,7 @@ fn lockfile_packages_are_vendored_read_only_and_recorded_as_purls() {
     let home = scratch();
     let file = listing_job(home.path(), "deps-listing", "trusted");
     let out = home.path().join("out");
-    let o = run_with(&file, home.path(), &out, &mirror.flags());
+    let o = airlock_run_with(&file, home.path(), &out, &mirror.flags());
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     let locked = cargo_lock_packages();
@@ -191,7 +163,7 @@ fn lockfile_packages_are_vendored_read_only_and_recorded_as_purls() {
     }
     let file2 = listing_job(home.path(), "deps-listing-2", "trusted");
     let out2 = home.path().join("out2");
-    let o = run_with(&file2, home.path(), &out2, &mirror.flags());
+    let o = airlock_run_with(&file2, home.path(), &out2, &mirror.flags());
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert_eq!(
@@ -214,7 +186,7 @@ fn a_mirror_serving_tampered_bytes_fails_the_job_before_any_step_and_caches_noth
     let home = scratch();
     let file = listing_job(home.path(), "deps-tampered", "untrusted-pr");
     let out = home.path().join("out");
-    let o = run_with(&file, home.path(), &out, &mirror.flags());
+    let o = airlock_run_with(&file, home.path(), &out, &mirror.flags());
     let t = text(&o);
     assert_ne!(o.status.code(), Some(0), "{t}");
     assert!(t.contains(&format!("pkg:cargo/{name}@{version}")), "{t}");
@@ -232,7 +204,7 @@ fn a_mirror_serving_tampered_bytes_fails_the_job_before_any_step_and_caches_noth
     let honest = Mirror::with_fixtures();
     let file = listing_job(home.path(), "deps-after-tamper", "trusted");
     let out = home.path().join("out-trusted");
-    let o = run_with(&file, home.path(), &out, &honest.flags());
+    let o = airlock_run_with(&file, home.path(), &out, &honest.flags());
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(blobs.join(&checksum).exists());
@@ -247,7 +219,7 @@ fn a_mirror_serving_tampered_bytes_fails_the_job_before_any_step_and_caches_noth
 fn missing_mirror_and_a_lockfile_symlink_fail_with_what_to_do() {
     let home = scratch();
     let file = listing_job(home.path(), "deps-no-mirror", "untrusted-pr");
-    let o = run_with(&file, home.path(), &home.path().join("out"), &[]);
+    let o = airlock_run_with(&file, home.path(), &home.path().join("out"), &[]);
     let t = text(&o);
     assert_ne!(o.status.code(), Some(0), "{t}");
     assert!(t.contains("--mirror cargo=URL"), "{t}");
@@ -258,7 +230,7 @@ fn missing_mirror_and_a_lockfile_symlink_fail_with_what_to_do() {
     std::fs::remove_file(&lock).unwrap();
     std::os::unix::fs::symlink("/etc/shadow", &lock).unwrap();
     let mirror = Mirror::with_fixtures();
-    let o = run_with(
+    let o = airlock_run_with(
         &file,
         home.path(),
         &home.path().join("out2"),
@@ -322,7 +294,7 @@ fn build_example(name: &str) -> (tempfile::TempDir, PathBuf, serde_json::Value, 
     let home = scratch();
     let file = example(home.path(), name);
     let out = home.path().join("out");
-    let o = run_with(&file, home.path(), &out, &mirror.flags());
+    let o = airlock_run_with(&file, home.path(), &out, &mirror.flags());
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     let st = statement(&out, name);

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::Command;
 
 use airlock_attest::Sha256Digest;
-use base64::Engine;
 
 use crate::common::*;
 
@@ -33,16 +32,6 @@ fn job(root: &Path, name: &str, source: &str, image: &str, rest: &str) -> std::p
     )
     .unwrap();
     file
-}
-
-/// The in-toto statement in `<out>/<name>.intoto.jsonl`.
-fn statement(out: &Path, name: &str) -> serde_json::Value {
-    let line = std::fs::read_to_string(out.join(format!("{name}.intoto.jsonl"))).unwrap();
-    let envelope: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(envelope["payload"].as_str().unwrap())
-        .unwrap();
-    serde_json::from_slice(&payload).unwrap()
 }
 
 fn dependency<'a>(st: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
