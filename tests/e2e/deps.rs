@@ -59,7 +59,7 @@ fn cargo_lock_packages() -> Vec<(String, String, String)> {
 
 /// A job in `<root>/<name>/` with the Rust example's lockfile, on the base image: its step
 /// lists what `/deps` holds and proves it read-only (no toolchain needed).
-fn listing_job(root: &Path, name: &str, profile: &str) -> PathBuf {
+pub fn listing_job(root: &Path, name: &str, profile: &str) -> PathBuf {
     let (layout, digest) = base_image();
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();

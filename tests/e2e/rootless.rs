@@ -72,6 +72,11 @@ fn give(path: &Path) {
 /// `airlock run JOB --out OUT` as USER, with a copy of the binary and AIRLOCK_HOME in `root`
 /// (all of `root` given to USER first).
 fn run_as_user(root: &Path, job: &Path, out: &Path) -> Output {
+    run_as_user_with(root, job, out, &[])
+}
+
+/// [`run_as_user`] with more flags.
+fn run_as_user_with(root: &Path, job: &Path, out: &Path, extra: &[String]) -> Output {
     // The binary under target/ may not be readable by the user: give it its own copy.
     let exe = root.join("airlock");
     std::fs::copy(env!("CARGO_BIN_EXE_airlock"), &exe).unwrap();
@@ -86,7 +91,8 @@ fn run_as_user(root: &Path, job: &Path, out: &Path) -> Output {
         .arg("run")
         .arg(job)
         .arg("--out")
-        .arg(out);
+        .arg(out)
+        .args(extra);
     run(c)
 }
 
@@ -208,4 +214,26 @@ fn rootless_steps_get_build_tokens_from_the_broker() {
         "the token leaked into the run's output"
     );
     assert_eq!(parse_response(&read("forbidden.txt")).0, 403);
+}
+
+#[test]
+#[ignore = "needs root (to create the user), the base image and the deps fixtures: run scripts/test.sh"]
+fn rootless_steps_get_the_lockfile_packages_read_only() {
+    setup_user();
+    let mirror = crate::deps_mirror::Mirror::with_fixtures();
+    let tmp = scratch();
+    let root = tmp.path();
+    let job = crate::deps::listing_job(root, "rootless-deps", "untrusted-pr");
+    let out = root.join("out");
+    let o = run_as_user_with(root, &job, &out, &mirror.flags());
+    let log = text(&o);
+    assert!(
+        o.status.success(),
+        "rootless airlock run with [[deps]] failed:\n{log}"
+    );
+    let vendor = std::fs::read_to_string(out.join("vendor.txt")).unwrap();
+    assert!(
+        vendor.lines().any(|l| l.starts_with("serde_json-")),
+        "{vendor}"
+    );
 }
