@@ -17,6 +17,7 @@
 pub mod api;
 pub mod auth;
 pub mod blobs;
+pub mod caches;
 pub mod clock;
 pub mod config;
 pub mod database;
