@@ -23,6 +23,18 @@ pub(super) fn parse(lockfile: &str, text: &str) -> Result<Vec<Package>, DepsErro
             package: format!("{}@{}", p.name, p.version),
             message,
         };
+        // Names become URL paths on the mirror and directory names under /deps: only what
+        // crates.io allows (cargo-lock does not check).
+        let name = p.name.as_str();
+        if name.is_empty()
+            || name.len() > 64
+            || !name.starts_with(|c: char| c.is_ascii_alphabetic())
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(fail(format!("`{name}` is not a valid crate name")));
+        }
         if source.is_git() {
             return Err(fail(format!(
                 "is a git dependency ({source}); only registry packages are fetched: publish \
