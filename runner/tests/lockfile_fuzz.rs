@@ -84,7 +84,7 @@ fn mutated(base: &'static str) -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(3000))]
 
     #[test]
     fn arbitrary_text_never_panics(text in ".{0,400}") {

@@ -9,10 +9,23 @@ use super::{DepsError, Package, PackageDigest};
 
 /// The crates a `Cargo.lock` pins.
 pub(super) fn parse(lockfile: &str, text: &str) -> Result<Vec<Package>, DepsError> {
-    let lock: cargo_lock::Lockfile = text.parse().map_err(|e| DepsError::Lockfile {
+    let invalid = |message: String| DepsError::Lockfile {
         lockfile: lockfile.to_owned(),
-        message: format!("is not a valid Cargo.lock: {e}"),
-    })?;
+        message,
+    };
+    // cargo-lock 11 slices checksums by byte offsets and panics on a multi-byte character
+    // in one (found by runner/tests/lockfile_fuzz.rs). Cargo writes only ASCII, so anything
+    // else is refused before the parser sees it.
+    if let Some(line) = text.lines().position(|l| !l.is_ascii()) {
+        return Err(invalid(format!(
+            "line {} has a non-ASCII character; Cargo.lock files are ASCII: regenerate it \
+             with `cargo generate-lockfile`",
+            line + 1
+        )));
+    }
+    let lock: cargo_lock::Lockfile = text
+        .parse()
+        .map_err(|e| invalid(format!("is not a valid Cargo.lock: {e}")))?;
     let mut out = Vec::new();
     for p in lock.packages {
         let Some(source) = &p.source else {
