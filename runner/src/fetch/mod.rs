@@ -6,6 +6,7 @@
 
 pub mod archive_source;
 pub mod cache;
+pub mod cache_archive;
 pub mod deps;
 pub mod git_source;
 pub mod http;
