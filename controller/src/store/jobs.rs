@@ -41,19 +41,6 @@ async fn job_with_key(
     }
 }
 
-/// Serializes the transactions that lease jobs of `tenant` across replicas until commit, so a
-/// per-tenant limit counted inside them holds exactly (PostgreSQL: a transaction-scoped
-/// advisory lock; SQLite: its write lock already does).
-async fn lock_tenant(conn: &mut Conn<'_>, tenant: &str) -> Result<(), StoreError> {
-    if conn.dialect() == Dialect::Postgres {
-        query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(tenant)
-            .execute(conn)
-            .await?;
-    }
-    Ok(())
-}
-
 /// Locks the QUEUED job `id` for this transaction, or returns false when another one (a
 /// replica leasing the same row) holds it or it is no longer queued.
 async fn claim_queued(conn: &mut Conn<'_>, id: &str) -> Result<bool, StoreError> {
@@ -183,7 +170,9 @@ impl Store {
                     let count = match running.get(&tenant) {
                         Some(n) => *n,
                         None => {
-                            lock_tenant(&mut conn, &tenant).await?;
+                            // Serializes leasers of one tenant across replicas until commit, so the
+                            // limit counted below holds exactly.
+                            conn.serialize_on(&tenant).await?;
                             let n: i64 = query(
                                 "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND \
                                  state IN ('LEASED', 'RUNNING')",

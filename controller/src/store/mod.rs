@@ -14,6 +14,7 @@
 //! (`store/tests.rs`), the store's contract.
 
 mod attempts;
+mod caches;
 pub(crate) mod codec;
 mod dialect;
 mod events;
@@ -37,6 +38,7 @@ use crate::ids::{JobId, RunnerId};
 use crate::state::JobState;
 use sql::Pool;
 
+pub use caches::CacheRecord;
 pub use codec::{EventKind, state_event};
 pub use records::*;
 

@@ -138,6 +138,19 @@ pub(crate) enum Conn<'a> {
 }
 
 impl Conn<'_> {
+    /// Serializes the transactions that call this with the same `name` until they commit:
+    /// a transaction-scoped advisory lock on PostgreSQL (several replicas); nothing more on
+    /// SQLite, whose write transactions already run one at a time.
+    pub(crate) async fn serialize_on(&mut self, name: &str) -> Result<(), StoreError> {
+        if self.dialect() == Dialect::Postgres {
+            query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(name)
+                .execute(self)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Which SQL dialect the connection speaks.
     pub(crate) fn dialect(&self) -> Dialect {
         match self {

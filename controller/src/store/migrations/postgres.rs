@@ -117,4 +117,19 @@ ALTER TABLE runners ADD COLUMN registration TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN job_token_sha256 TEXT;
 ALTER TABLE jobs ADD COLUMN job_token_expires_ms BIGINT;
 "#,
+    // 3: build caches (issue 16): one row per (scope, key), the archive in the blob store.
+    r#"
+CREATE TABLE build_caches (
+    project        TEXT NOT NULL,
+    domain         TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    key_sha256     TEXT NOT NULL,
+    archive_sha256 TEXT NOT NULL,
+    size           BIGINT NOT NULL,
+    created_ms     BIGINT NOT NULL,
+    used_ms        BIGINT NOT NULL,
+    PRIMARY KEY (project, domain, name, key_sha256)
+);
+CREATE INDEX build_caches_by_age ON build_caches (project, domain, name, created_ms);
+"#,
 ];

@@ -124,4 +124,19 @@ ALTER TABLE runners ADD COLUMN registration TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN job_token_sha256 TEXT;
 ALTER TABLE jobs ADD COLUMN job_token_expires_ms INTEGER;
 "#,
+    // 4: build caches (issue 16): one row per (scope, key), the archive in the blob store.
+    r#"
+CREATE TABLE build_caches (
+    project        TEXT NOT NULL,
+    domain         TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    key_sha256     TEXT NOT NULL,
+    archive_sha256 TEXT NOT NULL,
+    size           INTEGER NOT NULL,
+    created_ms     INTEGER NOT NULL,
+    used_ms        INTEGER NOT NULL,
+    PRIMARY KEY (project, domain, name, key_sha256)
+);
+CREATE INDEX build_caches_by_age ON build_caches (project, domain, name, created_ms);
+"#,
 ];

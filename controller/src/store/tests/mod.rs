@@ -64,6 +64,7 @@ macro_rules! both_backends {
     };
 }
 
+mod caches;
 mod credentials;
 mod lease_endings;
 mod leasing;
@@ -176,7 +177,7 @@ async fn migrations_are_idempotent_and_wal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state/airlock.db");
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     let row = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&sqlite_pool(&store))
         .await
@@ -184,7 +185,7 @@ async fn migrations_are_idempotent_and_wal() {
     assert_eq!(row.try_get::<String, _>(0).unwrap(), "wal");
     store.close().await;
     let again = Store::open(&path).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 3);
+    assert_eq!(again.schema_version().await.unwrap(), 4);
     sqlx::query("PRAGMA user_version = 99")
         .execute(&sqlite_pool(&again))
         .await
