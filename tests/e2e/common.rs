@@ -39,6 +39,21 @@ pub fn example_image(name: &str) -> (PathBuf, String) {
     )
 }
 
+/// `toml` (a job file) with its `ref = "..."` line set to `image` (a pinned image ref).
+pub fn with_image_ref(toml: &str, image: &str) -> String {
+    let lines: Vec<String> = toml
+        .lines()
+        .map(|l| {
+            if l.starts_with("ref = ") {
+                format!("ref = \"{image}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    lines.join("\n") + "\n"
+}
+
 /// A scratch directory that the sandbox's unprivileged uid can traverse (0755).
 pub fn scratch() -> tempfile::TempDir {
     let base = Path::new("/var/tmp/airlock-e2e");

@@ -196,7 +196,7 @@ fn a_mirror_serving_tampered_bytes_fails_the_job_before_any_step_and_caches_noth
     // Nothing of the tampered download is in the cache, under any name.
     let blobs = home.path().join("runner/cache/blobs/sha256");
     assert!(!blobs.join(&checksum).exists());
-    let tampered = sha2_hex(&mirror_body(&mirror, &path));
+    let tampered = sha2_hex(&mirror.body(&path));
     assert!(!blobs.join(tampered).exists(), "tampered bytes were cached");
 
     // The poisoned attempt left nothing a trusted job on the same runner cache could read:
@@ -242,15 +242,6 @@ fn missing_mirror_and_a_lockfile_symlink_fail_with_what_to_do() {
     assert!(!t.contains("root:"), "{t}");
 }
 
-fn mirror_body(mirror: &Mirror, path: &str) -> Vec<u8> {
-    let url = format!("{}{path}", mirror.url);
-    let o = std::process::Command::new("curl")
-        .args(["-sf", &url])
-        .output()
-        .unwrap();
-    o.stdout
-}
-
 fn sha2_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
@@ -273,18 +264,8 @@ fn example(root: &Path, name: &str) -> PathBuf {
     }
     let file = dest.join("airlock.toml");
     let text = std::fs::read_to_string(&file).unwrap();
-    let re_pinned: String = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("ref = \"oci-layout:") {
-                format!("ref = \"oci-layout:{}@{digest}\"", layout.display())
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&file, re_pinned).unwrap();
+    let pinned = with_image_ref(&text, &format!("oci-layout:{}@{digest}", layout.display()));
+    std::fs::write(&file, pinned).unwrap();
     file
 }
 

@@ -110,6 +110,16 @@ impl Mirror {
         body[mid] ^= 0x55;
     }
 
+    /// The bytes served at `path`.
+    pub fn body(&self, path: &str) -> Vec<u8> {
+        self.files
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Every path requested so far.
     pub fn requests(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()

@@ -441,17 +441,8 @@ fn examples_hello_runs_with_its_image_from_the_registry_by_digest() {
     )
     .unwrap();
     let toml = std::fs::read_to_string(repo().join("examples/hello/airlock.toml")).unwrap();
-    let pinned: Vec<String> = toml
-        .lines()
-        .map(|l| {
-            if l.starts_with("ref = ") {
-                format!("ref = \"{name}@{digest}\"")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect();
-    std::fs::write(example.join("airlock.toml"), pinned.join("\n")).unwrap();
+    let pinned = with_image_ref(&toml, &format!("{name}@{digest}"));
+    std::fs::write(example.join("airlock.toml"), pinned).unwrap();
     let out = home.path().join("out");
     let o = airlock_run(&example.join("airlock.toml"), home.path(), &out);
     let t = text(&o);

@@ -21,17 +21,7 @@ fn hello_builds_in_the_sandbox_runs_on_the_host_and_verifies() {
     )
     .unwrap();
     let toml = std::fs::read_to_string(&job).unwrap();
-    let pinned: String = toml
-        .lines()
-        .map(|l| {
-            if l.starts_with("ref = ") {
-                format!("ref = \"oci-layout:{}@{digest}\"", layout.display())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let pinned = with_image_ref(&toml, &format!("oci-layout:{}@{digest}", layout.display()));
     std::fs::write(example.join("airlock.toml"), pinned).unwrap();
 
     let o = airlock_run(&example.join("airlock.toml"), home.path(), &out);

@@ -18,18 +18,9 @@ pub fn pinned_hello(root: &Path) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(repo().join("examples/hello/hello.c"), dir.join("hello.c")).unwrap();
     let toml = std::fs::read_to_string(repo().join("examples/hello/airlock.toml")).unwrap();
-    let pinned: Vec<String> = toml
-        .lines()
-        .map(|l| {
-            if l.starts_with("ref = ") {
-                format!("ref = \"oci-layout:{}@{digest}\"", layout.display())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
     let file = dir.join("airlock.toml");
-    std::fs::write(&file, pinned.join("\n") + "\n").unwrap();
+    let pinned = with_image_ref(&toml, &format!("oci-layout:{}@{digest}", layout.display()));
+    std::fs::write(&file, pinned).unwrap();
     file
 }
 

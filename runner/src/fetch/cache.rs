@@ -150,6 +150,19 @@ impl BlobCache {
         self.root.join("blobs").join("sha256").join(digest.hex())
     }
 
+    /// Gives a job the cached blob `digest` at `dest`: a hard link (a copy, mode 0444,
+    /// across file systems), so eviction can never pull it out from under the job.
+    pub fn link_to(&self, digest: &Sha256Digest, dest: &Path) -> io::Result<()> {
+        let src = self.path(digest);
+        match fs::hard_link(&src, dest) {
+            Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
+                fs::copy(&src, dest)?;
+                fs::set_permissions(dest, fs::Permissions::from_mode(0o444))
+            }
+            other => other,
+        }
+    }
+
     /// True if a blob with `digest` is cached.
     pub fn contains(&self, digest: &Sha256Digest) -> bool {
         fs::symlink_metadata(self.path(digest)).is_ok_and(|m| m.is_file())

@@ -131,20 +131,10 @@ pub fn provide_inputs(
             &input.url,
             &input.sha256,
             progress,
-            |blob| {
-                match fs::hard_link(blob, &dest) {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
-                        fs::copy(blob, &dest).map_err(|e| link_err(&what, &dest, e))?;
-                        fs::set_permissions(
-                            &dest,
-                            std::os::unix::fs::PermissionsExt::from_mode(0o444),
-                        )
-                        .map_err(|e| link_err(&what, &dest, e))?;
-                    }
-                    Err(e) => return Err(link_err(&what, &dest, e)),
-                }
-                Ok(())
+            |_| {
+                cache
+                    .link_to(&input.sha256, &dest)
+                    .map_err(|e| link_err(&what, &dest, e))
             },
         )?;
     }

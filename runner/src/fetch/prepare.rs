@@ -36,6 +36,10 @@ pub struct PrepareFailure {
 }
 
 impl PrepareFailure {
+    /// The job's fault when `job_fault`, else the runner's.
+    fn by_fault(job_fault: bool, message: String) -> Self {
+        Self { job_fault, message }
+    }
     fn job(message: String) -> Self {
         Self {
             job_fault: true,
@@ -153,11 +157,7 @@ pub async fn git_source(
     let epoch = blocking("git checkout", move || {
         checkout(&url, &commit, &work, transports).map_err(|e| {
             let message = format!("git source: {e}");
-            if e.is_job_error() {
-                PrepareFailure::job(message)
-            } else {
-                PrepareFailure::infra(message)
-            }
+            PrepareFailure::by_fault(e.is_job_error(), message)
         })
     })
     .await?;
@@ -204,13 +204,7 @@ pub async fn archive_source(
             &scratch,
             &mut progress,
         )
-        .map_err(|e| {
-            if e.is_job_error() {
-                PrepareFailure::job(e.to_string())
-            } else {
-                PrepareFailure::infra(e.to_string())
-            }
-        })
+        .map_err(|e| PrepareFailure::by_fault(e.is_job_error(), e.to_string()))
     })
     .await
 }
@@ -231,13 +225,8 @@ pub async fn inputs(
                 sink.system_blocking(0, m);
             }
         };
-        provide_inputs(&f.blobs, &f.http, &inputs, &dir, &mut progress).map_err(|e| {
-            if e.is_job_error() {
-                PrepareFailure::job(e.to_string())
-            } else {
-                PrepareFailure::infra(e.to_string())
-            }
-        })
+        provide_inputs(&f.blobs, &f.http, &inputs, &dir, &mut progress)
+            .map_err(|e| PrepareFailure::by_fault(e.is_job_error(), e.to_string()))
     })
     .await
 }
@@ -257,13 +246,8 @@ pub async fn deps(
     let (work, dir) = (work.to_path_buf(), dir.to_path_buf());
     let sink = events.clone();
     blocking("deps", move || {
-        provide_deps(&f, &mirrors, &deps, &work, &dir, &sink).map_err(|e| {
-            if e.is_job_error() {
-                PrepareFailure::job(e.to_string())
-            } else {
-                PrepareFailure::infra(e.to_string())
-            }
-        })
+        provide_deps(&f, &mirrors, &deps, &work, &dir, &sink)
+            .map_err(|e| PrepareFailure::by_fault(e.is_job_error(), e.to_string()))
     })
     .await
 }
@@ -398,11 +382,7 @@ pub async fn registry_image(
     blocking("image pull", move || {
         let classify = |e: RegistryError| {
             let message = format!("image {repo}@sha256:{digest}: {e}");
-            if e.is_job_error() {
-                PrepareFailure::job(message)
-            } else {
-                PrepareFailure::infra(message)
-            }
+            PrepareFailure::by_fault(e.is_job_error(), message)
         };
         let mut progress = |p| {
             if let Some(m) = pull_message(p) {

@@ -73,23 +73,18 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DepsError> {
         .map_err(|e| DepsError::io("writing", path, e))
 }
 
-/// Hard-links the cached blob to `dest` (copies across file systems): read-only, and never
-/// pulled out from under the job by eviction.
+/// [`BlobCache::link_to`]; a file already there (the same package of a second lockfile of
+/// the job) is fine.
 fn link_blob(
     cache: &BlobCache,
     blob: &airlock_attest::Sha256Digest,
     dest: &Path,
 ) -> Result<(), DepsError> {
-    let src = cache.path(blob);
-    match fs::hard_link(&src, dest) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
-            fs::copy(&src, dest).map_err(|e| DepsError::io("copying to", dest, e))?;
-            fs::set_permissions(dest, fs::Permissions::from_mode(0o444))
-                .map_err(|e| DepsError::io("setting permissions of", dest, e))
+    match cache.link_to(blob, dest) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            Err(DepsError::io("linking", dest, e))
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(DepsError::io("linking", dest, e)),
+        _ => Ok(()),
     }
 }
 
