@@ -78,11 +78,6 @@ impl Mirrors {
     pub fn get(&self, ecosystem: Ecosystem) -> Option<&MirrorUrl> {
         self.0.get(&ecosystem)
     }
-
-    /// Sets the mirror of `ecosystem`.
-    pub fn set(&mut self, ecosystem: Ecosystem, url: MirrorUrl) {
-        self.0.insert(ecosystem, url);
-    }
 }
 
 #[cfg(test)]
