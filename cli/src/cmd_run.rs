@@ -100,12 +100,15 @@ async fn run_in(
     // The embedded runner's registration secret (registration `default`): it registers with
     // it and gets a runner token, like any deployed runner.
     let runner_secret = random_token()?;
-    let config = airlock_controller::ControllerConfig::local(
+    let mut config = airlock_controller::ControllerConfig::local(
         room.dir().to_owned(),
         key_path,
         &api_token,
         &runner_secret,
     );
+    // Build caches outlive the run's room: every `airlock run` of this user shares them,
+    // under the same trust-domain rule as a hosted controller.
+    config.caches.dir = Some(home.join("caches"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.infra()?;
     let url = format!("http://{}", listener.local_addr().infra()?);
     // The runner stops first and the controller after it: a controller that closed its

@@ -20,6 +20,9 @@ pub enum ControllerError {
     /// The blob store cannot be opened.
     #[error(transparent)]
     Blob(#[from] BlobError),
+    /// The cache storage (`[caches] dir`) cannot be opened.
+    #[error(transparent)]
+    Caches(#[from] crate::caches::storage::CacheStorageError),
     /// The build-token issuer (`[oidc]`) cannot start.
     #[error(transparent)]
     Oidc(#[from] crate::oidc::IssuerError),

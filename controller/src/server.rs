@@ -55,6 +55,9 @@ impl Controller {
         let url = crate::database::postgres_url(config)?;
         let (store, database) = crate::database::open_store(config, url.as_ref()).await?;
         let blobs = BlobStore::open(&config.blob_dir_path(), config.max_upload_bytes)?;
+        let caches =
+            crate::caches::CacheStorage::open(&config.caches, &store, &config.blob_dir_path())
+                .await?;
         let store_backend = store.backend();
         tracing::info!(
             keys = %signer.describe(),
@@ -101,6 +104,7 @@ impl Controller {
             max_upload: config.max_upload_bytes,
             scheduling: config.scheduling,
             minter: issuer.as_ref().map(crate::oidc::OidcIssuer::minter),
+            caches,
         });
         Ok(Self {
             scheduler: Arc::new(scheduler),

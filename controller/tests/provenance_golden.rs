@@ -11,6 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use airlock_attest::{Envelope, Sha256Digest, SigningKey, verify_envelope};
 use airlock_controller::Mode;
+use airlock_controller::provenance::caches::CacheReport;
 use airlock_controller::provenance::signer::Signer;
 use airlock_controller::provenance::statement::{ProvenanceInputs, build_statement};
 use airlock_controller::store::OutputRecord;
@@ -79,6 +80,7 @@ fn provenance_matches_golden_bytes() {
         image_digest: &image,
         image_layers: &[],
         dependencies: &[],
+        caches: &CacheReport::default(),
         outputs: &outputs,
         log_sha256: &log,
         started: UNIX_EPOCH + Duration::from_millis(1_700_000_000_999),

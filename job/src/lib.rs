@@ -5,6 +5,7 @@
 //! same types parse the JSON form that clients submit to the controller, so the
 //! controller re-validates everything it receives.
 
+mod caches;
 mod confine;
 mod deps;
 mod error;
@@ -18,6 +19,7 @@ mod step;
 mod units;
 mod validate;
 
+pub use caches::{CACHE_MOUNT, CacheRoot, CacheSpec, MAX_CACHE_KEY_FILES, MAX_CACHES};
 pub use confine::SourcePolicy;
 pub use deps::{DepsSpec, Ecosystem};
 pub use error::JobFileError;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use airlock_attest::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
+use crate::caches::CacheSpec;
 use crate::deps::DepsSpec;
 use crate::error::{HINT_SEPARATOR, JobFileError};
 use crate::image_ref::ImageRef;
@@ -33,6 +34,9 @@ pub struct JobSpec {
     /// `[[deps]]`
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deps: Vec<DepsSpec>,
+    /// `[[caches]]`
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches: Vec<CacheSpec>,
     /// `[[steps]]`
     #[serde(default)]
     pub steps: Vec<StepSpec>,

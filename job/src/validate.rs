@@ -87,6 +87,7 @@ impl JobSpec {
                 ));
             }
         }
+        crate::caches::validate(&self.caches)?;
         if self.outputs.paths.is_empty() {
             return Err(JobFileError::field(
                 "outputs.paths",

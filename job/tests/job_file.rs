@@ -139,3 +139,19 @@ fn file_errors_name_the_file() {
     let e = JobSpec::from_toml_file(&path).unwrap_err().to_string();
     assert!(e.starts_with(&path.display().to_string()), "{e}");
 }
+
+#[test]
+fn caches_parse_round_trip_and_bad_ones_name_their_field() {
+    let text = good().replace(
+        "[outputs]",
+        "[[caches]]\nname = \"target\"\npath = \"/cache/target\"\nkey = [\"Cargo.lock\"]\n\n[outputs]",
+    );
+    let spec = JobSpec::from_toml_str(&text).unwrap();
+    assert_eq!(spec.caches.len(), 1);
+    assert_eq!(spec.caches[0].key, ["Cargo.lock"]);
+    assert_eq!(JobSpec::from_json(&spec.to_json()).unwrap(), spec);
+    let e = err(&text.replace("/cache/target", "/etc/target"));
+    assert!(e.contains("caches[0].path"), "{e}");
+    let e = err(&text.replace("key = [", "colour = 1\nkey = ["));
+    assert!(e.contains("colour"), "{e}");
+}

@@ -267,6 +267,52 @@ impl RunnerService for RunnerApi {
         }))
     }
 
+    type RestoreCacheStream = crate::api::caches::RestoreCacheStream;
+
+    async fn restore_cache(
+        &self,
+        request: Request<pb::RestoreCacheRequest>,
+    ) -> Result<Response<Self::RestoreCacheStream>, Status> {
+        let job = self
+            .job_call(
+                request.metadata(),
+                &request.get_ref().job_id,
+                "RestoreCache",
+            )
+            .await?;
+        let stream =
+            crate::api::caches::restore(&self.scheduler, job, request.into_inner()).await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn save_cache(
+        &self,
+        request: Request<Streaming<pb::SaveCacheRequest>>,
+    ) -> Result<Response<pb::SaveCacheResponse>, Status> {
+        const CALL: &str = "SaveCache";
+        // As for outputs: the runner token before any message, the job token once the
+        // header names the job.
+        let caller = self.auth.runner(request.metadata(), CALL).await?;
+        let metadata = request.metadata().clone();
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            Some(pb::SaveCacheRequest {
+                kind: Some(pb::save_cache_request::Kind::Header(header)),
+            }) => header,
+            _ => {
+                return Err(ApiError::invalid(
+                    "header",
+                    "the first message of SaveCache must be a SaveCacheHeader",
+                )
+                .into());
+            }
+        };
+        let job = JobId::parse("header.job_id", &header.job_id)?;
+        self.auth.job(&metadata, &caller, job, CALL).await?;
+        crate::api::caches::save(&self.scheduler, &header, &mut stream).await?;
+        Ok(Response::new(pb::SaveCacheResponse {}))
+    }
+
     async fn complete_job(
         &self,
         request: Request<pb::CompleteJobRequest>,
@@ -291,6 +337,8 @@ impl RunnerService for RunnerApi {
                     image_manifest_sha256: r.image_manifest_sha256,
                     image_layers_sha256: r.image_layers_sha256,
                     dependencies: r.dependencies,
+                    restored_caches: r.restored_caches,
+                    saved_caches: r.saved_caches,
                 },
             )
             .await?;

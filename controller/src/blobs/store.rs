@@ -120,6 +120,17 @@ impl BlobStore {
         })
     }
 
+    /// Deletes a blob; one that is already gone is not an error. The caller makes sure
+    /// nothing names it any more (cache archives replaced or evicted).
+    pub async fn remove(&self, digest: &Sha256Digest) -> Result<(), BlobError> {
+        let path = self.path_of(digest);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(BlobError::Io { path, source }),
+        }
+    }
+
     /// Opens a blob for reading.
     pub async fn open_read(&self, digest: &Sha256Digest) -> Result<tokio::fs::File, BlobError> {
         let path = self.path_of(digest);

@@ -1,8 +1,9 @@
-//! Build caches (issue 16, in progress): which caches a job may restore and where it may
-//! save, decided by the controller from the job's trust profile. Only the policy exists so
-//! far; storage, the runner's restore and save, and provenance records come next (see
-//! docs/caches.md).
+//! Build caches: which caches a job may restore and where it may save, decided by the
+//! controller from the job's trust profile (`scope.rs`), and where their archives live
+//! (`storage.rs`). The runner restores and saves them outside the sandbox (docs/caches.md).
 
 pub mod scope;
+pub mod storage;
 
-pub use scope::{CachePlan, CachePolicy, Lookup, Scope, TrustDomain, plan};
+pub use scope::{CachePlan, CachePolicy, Lookup, Scope, TrustDomain, plan, project_of};
+pub use storage::CacheStorage;

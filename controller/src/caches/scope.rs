@@ -8,6 +8,7 @@
 //! only when the operator enables release caches at all).
 
 use airlock_attest::Sha256Digest;
+use airlock_job::{JobSpec, SourceSpec};
 
 /// Who may write a cache, and so whose builds may read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,7 +42,7 @@ impl TrustDomain {
     }
 }
 
-/// The operator's choices (`[caches]` in controller.toml, when storage lands).
+/// The operator's choices (`[caches]` in controller.toml).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CachePolicy {
     /// `untrusted-pr` jobs may also read the trusted domain's caches (read-only: a warm
@@ -79,6 +80,15 @@ pub struct CachePlan {
     pub restore: Vec<Lookup>,
     /// Where a successful job saves it, under its key; `None`: not saved.
     pub save: Option<(Scope, Sha256Digest)>,
+}
+
+/// The project a job's caches belong to: its git repository, else its name (an archive's
+/// URL changes with every release, a path source has no name of its own).
+pub fn project_of(spec: &JobSpec) -> String {
+    match &spec.source {
+        SourceSpec::Git { .. } => spec.source.uri(),
+        SourceSpec::Path { .. } | SourceSpec::Archive { .. } => format!("name:{}", spec.job.name),
+    }
 }
 
 /// The plan for the cache `name` (keyed by `key`) of a job of `profile` in `project`.

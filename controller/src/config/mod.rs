@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod auth;
+mod caches;
 mod database_url;
 mod signing;
 mod tls;
@@ -14,6 +15,7 @@ mod tls;
 pub use auth::{
     AuthConfig, ClientEntry, MAX_RUNNER_TOKEN_TTL_SECONDS, Role, RunnerRegistrationEntry,
 };
+pub use caches::{CachesConfig, DEFAULT_MAX_ARCHIVE_BYTES, DEFAULT_MAX_SCOPE_BYTES};
 pub use database_url::DatabaseUrl;
 pub use signing::{SigningConfig, is_profile_name};
 pub use tls::TlsConfig;
@@ -87,6 +89,9 @@ pub struct ControllerConfig {
     /// loopback or behind a TLS-terminating proxy then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// `[caches]`: build caches by trust domain (all optional; on by default).
+    #[serde(default)]
+    pub caches: CachesConfig,
 }
 
 fn default_pg_connections() -> u32 {
@@ -206,6 +211,7 @@ impl ControllerConfig {
             scheduling: crate::scheduling::SchedulingConfig::default(),
             oidc: Some(crate::oidc::OidcConfig::new(state_dir_token_keys)),
             tls: None,
+            caches: CachesConfig::default(),
         }
     }
 
@@ -277,6 +283,9 @@ impl ControllerConfig {
                     .into(),
             ));
         }
+        if let Err((name, message)) = self.caches.check() {
+            return Err(field(name, message));
+        }
         if let Err((name, message)) = self.scheduling.check() {
             return Err(field(name, message));
         }
@@ -311,6 +320,9 @@ impl ControllerConfig {
             resolve(p);
         }
         if let Some(p) = &mut self.database_url_file {
+            resolve(p);
+        }
+        if let Some(p) = &mut self.caches.dir {
             resolve(p);
         }
         self.signing.resolve_relative_paths(base);

@@ -15,6 +15,7 @@ use airlock_attest::{
 use airlock_job::{JobSpec, SourceSpec};
 use serde_json::{Map, Value, json};
 
+use super::caches::CacheReport;
 use super::dependencies::PackageDependency;
 use crate::config::Mode;
 use crate::store::OutputRecord;
@@ -25,11 +26,13 @@ pub const BUILD_TYPE: &str = "https://airlock.dev/build-types/job/v1";
 /// The top-level keys `externalParameters` may have under [`BUILD_TYPE`]: exactly the job
 /// spec's sections. Verifiers reject any other key (SLSA: an unknown parameter could have
 /// changed the build), which is what `airlock verify` does by default.
-pub const EXTERNAL_PARAMETERS: [&str; 8] = [
+pub const EXTERNAL_PARAMETERS: [&str; 10] = [
     "job",
     "source",
     "image",
     "inputs",
+    "deps",
+    "caches",
     "steps",
     "outputs",
     "resources",
@@ -90,6 +93,8 @@ pub struct ProvenanceInputs<'a> {
     pub image_layers: &'a [Sha256Digest],
     /// The packages the job's `[[deps]]` lockfiles pinned, as the runner verified them.
     pub dependencies: &'a [PackageDependency],
+    /// The caches the job restored and saved.
+    pub caches: &'a CacheReport,
     /// The outputs as the controller hashed them.
     pub outputs: &'a [OutputRecord],
     /// sha256 of the job's concatenated log bytes.
@@ -208,6 +213,7 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
             .iter()
             .map(PackageDependency::descriptor),
     );
+    resolved.extend(inputs.caches.restored.iter().map(|c| c.descriptor()));
 
     let predicate = Provenance {
         build_definition: BuildDefinition {
@@ -218,6 +224,7 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
                 "profile": spec.job.profile,
                 "runnerId": inputs.runner_id,
                 "runnerVersion": inputs.runner_version,
+                "caches": inputs.caches.internal_parameter(),
             })),
             resolved_dependencies: resolved,
         },
@@ -235,12 +242,14 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
                 started_on: rfc3339(inputs.started, "startedOn")?,
                 finished_on: rfc3339(inputs.finished, "finishedOn")?,
             },
-            byproducts: vec![ResourceDescriptor {
+            byproducts: std::iter::once(ResourceDescriptor {
                 name: Some(LOG_BYPRODUCT.to_owned()),
                 digest: sha256_set(inputs.log_sha256),
                 media_type: Some("text/plain".to_owned()),
                 ..Default::default()
-            }],
+            })
+            .chain(inputs.caches.saved.iter().map(|c| c.descriptor()))
+            .collect(),
         },
     };
     Ok(Statement::new(subject, predicate))
@@ -274,6 +283,8 @@ mod tests {
             "source": {"path": "/src", "sha256": "1".repeat(64)},
             "image": {"ref": format!("registry.example/base@sha256:{}", "2".repeat(64))},
             "inputs": [{"name": "i", "url": "https://example.org/i", "sha256": "3".repeat(64)}],
+            "deps": [{"ecosystem": "cargo", "lockfile": "Cargo.lock"}],
+            "caches": [{"name": "t", "path": "/cache/t", "key": ["Cargo.lock"]}],
             "steps": [{"name": "s", "run": "true", "env": {"A": "1"}}],
             "outputs": {"paths": ["x"]},
             "resources": {"memory": "1GiB", "pids": 10, "tmp": "1GiB"},

@@ -9,6 +9,7 @@ use super::{Scheduler, compare_outputs};
 use crate::api::status::ApiError;
 use crate::clock::{from_unix_ms, unix_ms};
 use crate::ids::{JobId, LeaseToken};
+use crate::provenance::caches::CacheUse;
 use crate::provenance::dependencies::parse_dependencies;
 use crate::provenance::statement::{CONTROLLER_VERSION, ProvenanceInputs, build_statement};
 use crate::state::JobState;
@@ -31,6 +32,10 @@ pub struct RunnerCompletion {
     pub image_layers_sha256: Vec<String>,
     /// The packages of the job's `[[deps]]` lockfiles, as the runner verified them.
     pub dependencies: Vec<pb::ResolvedPackage>,
+    /// The caches restored before the first step.
+    pub restored_caches: Vec<pb::CacheArchive>,
+    /// The caches uploaded after the steps succeeded.
+    pub saved_caches: Vec<pb::CacheArchive>,
 }
 
 impl Scheduler {
@@ -60,6 +65,7 @@ impl Scheduler {
             provenance: None,
             retryable: state == JobState::InfraFailed,
         };
+        let mut saved = Vec::new();
         let mut completion = match report.outcome {
             pb::Outcome::Unspecified => {
                 return Err(ApiError::invalid(
@@ -67,7 +73,11 @@ impl Scheduler {
                     "OUTCOME_UNSPECIFIED; send how the job ended",
                 ));
             }
-            pb::Outcome::Succeeded => self.succeed(&record, &report, finished).await?,
+            pb::Outcome::Succeeded => {
+                let (completion, caches) = self.succeed(&record, &report, finished).await?;
+                saved = caches;
+                completion
+            }
             pb::Outcome::Failed => failure(JobState::Failed, "a step failed"),
             pb::Outcome::TimedOut => failure(JobState::TimedOut, "the job timed out"),
             pb::Outcome::Cancelled => failure(JobState::Cancelled, "the job was cancelled"),
@@ -85,6 +95,10 @@ impl Scheduler {
                 .await,
         )?;
         self.hub.published(job, seq);
+        // Saved caches count only for a job that ended SUCCEEDED.
+        if state == JobState::Succeeded {
+            self.record_saved_caches(job, &saved).await;
+        }
         if let Some(started) = record.started_ms {
             self.metrics
                 .execution
@@ -102,19 +116,21 @@ impl Scheduler {
         Ok(state)
     }
 
-    /// The completion of a runner-reported success: verified and signed, or INFRA_FAILED.
+    /// The completion of a runner-reported success: verified and signed (with the caches
+    /// to record once it is stored), or INFRA_FAILED.
     async fn succeed(
         &self,
         record: &JobRecord,
         report: &RunnerCompletion,
         finished: std::time::SystemTime,
-    ) -> Result<Completion, ApiError> {
+    ) -> Result<(Completion, Vec<CacheUse>), ApiError> {
         let finished_ms = unix_ms(finished);
         let log_sha256 = self.store.log_digest(record.id).await?;
         let outputs = self.store.outputs(record.id, record.attempt).await?;
+        // A refused success saves no cache.
         let infra = |message: String| {
             tracing::warn!(job_id = %record.id, %message, "success report refused");
-            Completion {
+            let completion = Completion {
                 state: JobState::InfraFailed,
                 message,
                 exit_code: 0,
@@ -123,7 +139,8 @@ impl Scheduler {
                 builder_id: None,
                 provenance: None,
                 retryable: false,
-            }
+            };
+            (completion, Vec::new())
         };
         if let Err(message) = compare_outputs(&report.outputs, &outputs) {
             return Ok(infra(format!("output verification failed: {message}")));
@@ -163,6 +180,13 @@ impl Scheduler {
             Ok(deps) => deps,
             Err(e) => return Ok(infra(format!("the runner's dependency report: {e}"))),
         };
+        let caches = match self
+            .check_cache_report(&spec, &report.restored_caches, &report.saved_caches)
+            .await
+        {
+            Ok(caches) => caches,
+            Err(e) => return Ok(infra(format!("the runner's cache report: {e}"))),
+        };
         let Some(runner_id) = record.runner_id else {
             return Ok(infra("the job has no runner on record".into()));
         };
@@ -183,6 +207,7 @@ impl Scheduler {
             image_digest: &pinned,
             image_layers: &image_layers,
             dependencies: &dependencies,
+            caches: &caches,
             outputs: &outputs,
             log_sha256: &log_sha256,
             started,
@@ -196,15 +221,18 @@ impl Scheduler {
             Ok(signed) => signed,
             Err(e) => return Ok(infra(format!("cannot sign provenance: {e}"))),
         };
-        Ok(Completion {
-            state: JobState::Succeeded,
-            message: String::new(),
-            exit_code: 0,
-            finished_ms,
-            log_sha256: Some(log_sha256),
-            builder_id: Some(statement.predicate.run_details.builder.id.clone()),
-            provenance: Some(signed),
-            retryable: false,
-        })
+        Ok((
+            Completion {
+                state: JobState::Succeeded,
+                message: String::new(),
+                exit_code: 0,
+                finished_ms,
+                log_sha256: Some(log_sha256),
+                builder_id: Some(statement.predicate.run_details.builder.id.clone()),
+                provenance: Some(signed),
+                retryable: false,
+            },
+            caches.saved,
+        ))
     }
 }

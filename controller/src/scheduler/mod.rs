@@ -6,6 +6,7 @@
 //! of the job lifecycle as a further `impl Scheduler` block.
 
 mod build_tokens;
+mod caches;
 mod complete;
 mod lease;
 mod outputs;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use crate::api::status::ApiError;
 use crate::blobs::store::BlobStore;
+use crate::caches::CacheStorage;
 use crate::clock::{Clock, IdGen, unix_ms};
 use crate::config::Mode;
 use crate::hub::Hub;
@@ -30,6 +32,7 @@ use crate::scheduling::SchedulingConfig;
 use crate::state::JobState;
 use crate::store::{Store, StoreError};
 
+pub use caches::CacheSaveClaim;
 pub use complete::RunnerCompletion;
 pub use lease::MAX_ACQUIRE_WAIT;
 pub use outputs::{OutputClaim, compare_outputs};
@@ -54,6 +57,7 @@ pub struct Scheduler {
     scheduling: SchedulingConfig,
     metrics: Arc<Metrics>,
     minter: Option<Minter>,
+    caches: Option<CacheStorage>,
 }
 
 /// The parts a [`Scheduler`] is made of.
@@ -79,6 +83,8 @@ pub struct SchedulerParts {
     pub scheduling: SchedulingConfig,
     /// The build-token minter (`[oidc]`); `None`: no build tokens are issued.
     pub minter: Option<Minter>,
+    /// Build-cache storage and policy (`[caches]`); `None`: caches are off.
+    pub caches: Option<CacheStorage>,
 }
 
 fn now_ms(clock: &dyn Clock) -> i64 {
@@ -100,6 +106,7 @@ impl Scheduler {
             scheduling: parts.scheduling,
             metrics: Arc::new(Metrics::default()),
             minter: parts.minter,
+            caches: parts.caches,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Build caches (issue 16, in progress): one row per scope and key, naming the archive in
+//! Build caches: one row per scope and key, naming the archive in
 //! the blob store. A save of a scope and key that exists replaces it (the newest save wins,
 //! also when two jobs save at once); a lookup finds the exact key, or the newest of the
 //! scope; eviction keeps a scope under its size cap, least recently used first.
@@ -152,6 +152,52 @@ impl Store {
         tx.commit().await?;
         record.used_ms = now_ms;
         Ok(Some(record))
+    }
+
+    /// Forgets the cache of `scope` and `key` (its archive is gone from the blob store).
+    pub async fn forget_cache(&self, scope: &Scope, key: &Sha256Digest) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_write().await?;
+        let mut conn = tx.conn();
+        query(
+            "DELETE FROM build_caches WHERE project = $1 AND domain = $2 AND name = $3 \
+             AND key_sha256 = $4",
+        )
+        .bind(&scope.project)
+        .bind(scope.domain.as_str())
+        .bind(&scope.name)
+        .bind(key.hex())
+        .execute(&mut conn)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether a cache names the blob `digest`; with `jobs_too`, also a job's source or
+    /// output (when caches share the controller's blob store).
+    pub async fn blob_in_use(
+        &self,
+        digest: &Sha256Digest,
+        jobs_too: bool,
+    ) -> Result<bool, StoreError> {
+        let mut pooled = self.pool.acquire().await?;
+        let mut conn = pooled.conn();
+        let hex = digest.hex();
+        let mut texts = vec!["SELECT 1 FROM build_caches WHERE archive_sha256 = $1 LIMIT 1"];
+        if jobs_too {
+            texts.push("SELECT 1 FROM outputs WHERE sha256 = $1 LIMIT 1");
+            texts.push("SELECT 1 FROM jobs WHERE source_sha256 = $1 LIMIT 1");
+        }
+        for text in texts {
+            if query(text)
+                .bind(&hex)
+                .fetch_optional(&mut conn)
+                .await?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Deletes the least recently used caches of `scope` until the rest fit in `max_bytes`;

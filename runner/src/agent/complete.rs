@@ -31,6 +31,14 @@ impl Runner {
                 .as_ref()
                 .map(|i| i.layers.iter().map(Sha256Digest::hex).collect())
                 .unwrap_or_default(),
+            restored_caches: image
+                .as_ref()
+                .map(|i| i.restored_caches.clone())
+                .unwrap_or_default(),
+            saved_caches: image
+                .as_ref()
+                .map(|i| i.saved_caches.clone())
+                .unwrap_or_default(),
             dependencies: image.map(|i| i.dependencies).unwrap_or_default(),
         };
         let mut retry = super::retry::Transient::new();
@@ -51,6 +59,8 @@ impl Runner {
                         manifest: Sha256Digest::of(b""),
                         layers: Vec::new(),
                         dependencies: Vec::new(),
+                        restored_caches: Vec::new(),
+                        saved_caches: Vec::new(),
                     },
                 }
             }

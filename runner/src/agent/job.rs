@@ -281,7 +281,11 @@ impl Runner {
             Err(e) => warn!(error = %e, "the container cleanup task failed"),
         }
         // Rootless: give the workspace back to the runner so it can be removed.
-        let trees = [job_dir.join("work"), job_dir.join("out")];
+        let trees = [
+            job_dir.join("work"),
+            job_dir.join("out"),
+            job_dir.join("cache"),
+        ];
         let trees: Vec<_> = trees.into_iter().filter(|p| p.exists()).collect();
         if let Err(e) = self.launcher.chown_rootless(&trees, id_map, false).await {
             warn!(error = %e, "could not give the job workspace back to the runner");
@@ -377,8 +381,28 @@ impl Runner {
         }
 
         // Phase 3: collect outputs; every sandbox process is dead now.
-        self.collect_outputs(events, spec, profile, id_map, &prepared)
-            .await
+        let end = self
+            .collect_outputs(events, spec, profile, id_map, &prepared)
+            .await;
+
+        // Phase 4: save the caches this job may save, after a success only.
+        match end {
+            JobEnd::Succeeded { outputs, mut image } if !prepared.caches.caches.is_empty() => {
+                info!("phase: saving caches");
+                // Rootless: take the cache directories back so that the runner reads them all.
+                let mut trees = vec![prepared.work.clone()];
+                trees.extend(prepared.caches.cache_dir.clone());
+                if let Err(e) = self.launcher.chown_rootless(&trees, id_map, false).await {
+                    warn!(error = %e, "could not take the caches back from the sandbox; not saving them");
+                } else {
+                    image.saved_caches = self
+                        .save_caches(lease, job_dir, &prepared.caches, events)
+                        .await;
+                }
+                JobEnd::Succeeded { outputs, image }
+            }
+            other => other,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! live in the submodules; cleanup always runs.
 
 mod broker;
+mod caches;
 mod complete;
 mod fs;
 mod job;

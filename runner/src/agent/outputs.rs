@@ -70,6 +70,8 @@ impl Runner {
                             .as_ref()
                             .map(|d| d.resolved.clone())
                             .unwrap_or_default(),
+                        restored_caches: prepared.caches.restored(),
+                        saved_caches: Vec::new(),
                     },
                 }
             }

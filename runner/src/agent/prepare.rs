@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt;
 
 use super::Runner;
+use super::caches::JobCaches;
 use super::fs::{chown_tree, mkdir_fresh, mkdir_searchable};
 use super::job::JobEnd;
 use crate::fetch::image::{ImageProgress, PreparedImage, RootfsPin};
@@ -33,6 +34,8 @@ pub(super) struct PreparedJob {
     pub(super) inputs_dir: Option<PathBuf>,
     /// The lockfile packages, laid out read-only; `None` without `[[deps]]`.
     pub(super) deps: Option<PreparedDeps>,
+    /// The job's caches, restored where the controller found one.
+    pub(super) caches: JobCaches,
     /// The verified, unpacked image.
     pub(super) image: PreparedImage,
     /// The pin keeps the rootfs out of eviction until this job's last step has ended.
@@ -148,17 +151,20 @@ impl Runner {
                 Err(f) => return Err(prepare_failed(f)),
             }
         };
-        if let Err(m) = chown_tree(&work, host_uid, host_gid)
-            .and_then(|()| chown_tree(&out, host_uid, host_gid))
+        // Caches: keyed by the source, restored before the step owns the workspace.
+        let caches = self
+            .restore_caches(lease, job_dir, &work, spec, events)
+            .await?;
+        let mut owned = vec![work.clone(), out.clone()];
+        owned.extend(caches.cache_dir.clone());
+        if let Err(m) = owned
+            .iter()
+            .try_for_each(|dir| chown_tree(dir, host_uid, host_gid))
         {
             return Err(JobEnd::Infra(m));
         }
         // Rootless: the runner cannot chown to the job's ids; a user namespace does it.
-        if let Err(e) = self
-            .launcher
-            .chown_rootless(&[work.clone(), out.clone()], id_map, true)
-            .await
-        {
+        if let Err(e) = self.launcher.chown_rootless(&owned, id_map, true).await {
             return Err(JobEnd::Infra(format!(
                 "giving the workspace to the sandbox: {e}"
             )));
@@ -182,6 +188,7 @@ impl Runner {
             source_epoch,
             inputs_dir,
             deps,
+            caches,
             image,
             _rootfs_pin,
         })

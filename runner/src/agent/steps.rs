@@ -39,6 +39,7 @@ impl Runner {
             source_epoch,
             inputs_dir,
             deps,
+            caches,
             image,
             ..
         } = prepared;
@@ -69,6 +70,7 @@ impl Runner {
             plan.env = env;
             plan.inputs_dir = inputs_dir.clone();
             plan.deps_dir = deps.as_ref().map(|d| d.dir.clone());
+            plan.cache_dir = caches.cache_dir.clone();
             plan.tmp_size_bytes = spec.resources.tmp.0;
             plan.memory_bytes = Some(spec.resources.memory.0);
             plan.pids = Some(spec.resources.pids);

@@ -7,6 +7,7 @@
 pub mod archive_source;
 pub mod cache;
 pub mod cache_archive;
+pub mod cache_key;
 pub mod deps;
 pub mod git_source;
 pub mod http;

@@ -65,6 +65,10 @@ pub struct ResolvedInputs {
     pub layers: Vec<Sha256Digest>,
     /// Every package file of the job's lockfiles.
     pub dependencies: Vec<airlock_proto::v1::ResolvedPackage>,
+    /// The caches restored before the first step.
+    pub restored_caches: Vec<airlock_proto::v1::CacheArchive>,
+    /// The caches saved after the steps succeeded (set once they are uploaded).
+    pub saved_caches: Vec<airlock_proto::v1::CacheArchive>,
 }
 
 /// A job's `[[deps]]`, fetched, verified and laid out for its steps.

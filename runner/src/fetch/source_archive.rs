@@ -81,10 +81,22 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Packs `dir` into a canonical tar at `dest`; returns its sha256 and size.
+/// Packs the source tree `dir` (without `.git`, `target` and `node_modules` directories)
+/// into a canonical tar at `dest`; returns its sha256 and size.
 pub fn pack_dir(dir: &Path, dest: &Path) -> Result<(Sha256Digest, u64), SourceArchiveError> {
+    pack_tree(dir, dest, SKIP_DIRS)
+}
+
+/// Packs all of `dir` but the directories named in `skip` into a canonical tar at `dest`.
+/// `dir` may be build-controlled: nothing is followed (a symlink is stored as one), and a
+/// regular file is opened without following a link.
+pub fn pack_tree(
+    dir: &Path,
+    dest: &Path,
+    skip: &[&str],
+) -> Result<(Sha256Digest, u64), SourceArchiveError> {
     let mut paths = Vec::new();
-    collect(dir, &mut paths)?;
+    collect(dir, skip, &mut paths)?;
     paths.sort();
     let file = File::create(dest).map_err(io_err(dest))?;
     let writer = HashingWriter {
@@ -120,7 +132,11 @@ pub fn pack_dir(dir: &Path, dest: &Path) -> Result<(Sha256Digest, u64), SourceAr
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(if executable { 0o755 } else { 0o644 });
             header.set_size(meta.len());
-            let f = File::open(&full).map_err(io_err(&full))?;
+            let f = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+                .open(&full)
+                .map_err(io_err(&full))?;
             builder
                 .append_data(&mut header, rel, f)
                 .map_err(io_err(&full))?;
@@ -139,7 +155,7 @@ pub fn pack_dir(dir: &Path, dest: &Path) -> Result<(Sha256Digest, u64), SourceAr
 /// Lists every entry below `root` (relative paths; directories too) with an explicit
 /// stack: a source tree comes from a pull request, so its depth and size are bounded by
 /// [`crate::tree::MAX_DEPTH`] and [`crate::tree::MAX_ENTRIES`].
-fn collect(root: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceArchiveError> {
+fn collect(root: &Path, skip: &[&str], out: &mut Vec<PathBuf>) -> Result<(), SourceArchiveError> {
     let mut stack = vec![(PathBuf::new(), 0usize)];
     while let Some((rel, depth)) = stack.pop() {
         let dir = root.join(&rel);
@@ -150,7 +166,7 @@ fn collect(root: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceArchiveError
             let child = rel.join(&name);
             let ft = entry.file_type().map_err(io_err(&dir))?;
             if ft.is_dir() {
-                if SKIP_DIRS.iter().any(|s| name == *s) {
+                if skip.iter().any(|s| name == *s) {
                     continue;
                 }
                 if depth + 1 > crate::tree::MAX_DEPTH {

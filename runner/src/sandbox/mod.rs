@@ -32,8 +32,8 @@ pub use launcher::{Launcher, SANDBOX_EXEC_SUBCOMMAND};
 pub use outcome::{FailureKind, StepOutcome};
 pub use output::{OutputChunk, Stream};
 pub use plan::{
-    DEPS_MOUNT, INPUTS_MOUNT, IdMap, MIN_HOST_BASE, OIDC_SOCKET_MOUNT, STEP_GID, STEP_UID,
-    SandboxPlan,
+    CACHE_MOUNT, DEPS_MOUNT, INPUTS_MOUNT, IdMap, MIN_HOST_BASE, OIDC_SOCKET_MOUNT, STEP_GID,
+    STEP_UID, SandboxPlan,
 };
 pub(crate) use rootless::lchown_tree;
 pub use rootless::{ROOTLESS_LIMITS_NOTICE, is_rootless};

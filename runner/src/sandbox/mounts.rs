@@ -1,13 +1,13 @@
 //! The mounts of a step's container: kernel file systems (`/proc`, a small `/dev`, `/sys`
 //! read-only, a size-capped `/tmp`) and the only host directories a step sees — `/work`
-//! and `/out` read-write, `/inputs` and `/run/airlock` read-only — every bind `nosuid,nodev`.
+//! and `/out` (and `/cache`) read-write, `/inputs`, `/deps` and `/run/airlock` read-only — every bind `nosuid,nodev`.
 
 use std::path::Path;
 
 use oci_spec::runtime::{Mount, MountBuilder};
 
 use super::SandboxError;
-use super::plan::{DEPS_MOUNT, INPUTS_MOUNT, OIDC_SOCKET_MOUNT, SandboxPlan};
+use super::plan::{CACHE_MOUNT, DEPS_MOUNT, INPUTS_MOUNT, OIDC_SOCKET_MOUNT, SandboxPlan};
 
 /// Size of the `/dev` and `/dev/shm` tmpfs mounts.
 const DEV_TMPFS_SIZE: &str = "size=65536k";
@@ -54,6 +54,9 @@ pub(super) fn mounts(plan: &SandboxPlan) -> Result<Vec<Mount>, SandboxError> {
     }
     if let Some(deps) = &plan.deps_dir {
         mounts.push(bind_mount(DEPS_MOUNT, deps, false)?);
+    }
+    if let Some(cache) = &plan.cache_dir {
+        mounts.push(bind_mount(CACHE_MOUNT, cache, true)?);
     }
     if let Some(socket_dir) = &plan.oidc_socket_dir {
         // The root is read-only, so /run/airlock is created inside a small /run tmpfs.

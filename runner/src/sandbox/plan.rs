@@ -25,6 +25,8 @@ pub const MIN_HOST_BASE: u32 = 65536;
 pub const INPUTS_MOUNT: &str = "/inputs";
 /// Where the host's `deps_dir` appears (read-only; the lockfile packages).
 pub const DEPS_MOUNT: &str = "/deps";
+/// Where the host's `cache_dir` appears (read-write; the job's `[[caches]]`).
+pub const CACHE_MOUNT: &str = airlock_job::CACHE_MOUNT;
 /// Where the host's `oidc_socket_dir` appears (read-only; holds `oidc.sock`).
 pub const OIDC_SOCKET_MOUNT: &str = "/run/airlock";
 
@@ -73,6 +75,9 @@ pub struct SandboxPlan {
     pub inputs_dir: Option<PathBuf>,
     /// Optional host directory bound read-only at `/deps` (the job's lockfile packages).
     pub deps_dir: Option<PathBuf>,
+    /// Optional host directory bound read-write at `/cache` (the job's caches), owned like
+    /// `work_dir`.
+    pub cache_dir: Option<PathBuf>,
     /// Optional host directory bound read-only at `/run/airlock` (the token-broker socket).
     pub oidc_socket_dir: Option<PathBuf>,
     /// The command; `argv[0]` is looked up in `PATH` inside the sandbox.
@@ -123,6 +128,7 @@ impl SandboxPlan {
             out_dir: out_dir.into(),
             inputs_dir: None,
             deps_dir: None,
+            cache_dir: None,
             oidc_socket_dir: None,
             argv,
             env: Vec::new(),
@@ -159,6 +165,7 @@ impl SandboxPlan {
             ("out_dir", Some(&self.out_dir)),
             ("inputs_dir", self.inputs_dir.as_ref()),
             ("deps_dir", self.deps_dir.as_ref()),
+            ("cache_dir", self.cache_dir.as_ref()),
             ("oidc_socket_dir", self.oidc_socket_dir.as_ref()),
         ] {
             if let Some(path) = path {

@@ -34,6 +34,7 @@ pub(super) fn check_host_dirs(plan: &SandboxPlan) -> Result<(), SandboxError> {
         ("out_dir", Some(&plan.out_dir), true),
         ("inputs_dir", plan.inputs_dir.as_ref(), false),
         ("deps_dir", plan.deps_dir.as_ref(), false),
+        ("cache_dir", plan.cache_dir.as_ref(), true),
         ("oidc_socket_dir", plan.oidc_socket_dir.as_ref(), false),
     ] {
         let Some(dir) = dir else { continue };

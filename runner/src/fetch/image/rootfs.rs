@@ -12,8 +12,8 @@ use std::path::Path;
 use super::error::ImageError;
 
 /// Directories the sandbox mounts over or needs to exist.
-pub(crate) const MOUNT_POINTS: [&str; 10] = [
-    "work", "out", "inputs", "deps", "tmp", "proc", "dev", "sys", "run", "etc",
+pub(crate) const MOUNT_POINTS: [&str; 11] = [
+    "work", "out", "inputs", "deps", "cache", "tmp", "proc", "dev", "sys", "run", "etc",
 ];
 
 /// The sandbox's fixed hostname (see the job contract in ARCHITECTURE.md).
