@@ -11,6 +11,7 @@
 mod bad_job_files;
 mod build_token_job;
 mod build_token_sandbox;
+mod caches;
 mod chaos;
 mod client_token;
 mod common;

@@ -415,5 +415,7 @@ pub fn complete_request(
         image_manifest_sha256: IMAGE_DIGEST.into(),
         image_layers_sha256: Vec::new(),
         dependencies: Vec::new(),
+        restored_caches: Vec::new(),
+        saved_caches: Vec::new(),
     }
 }
