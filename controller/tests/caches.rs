@@ -59,7 +59,11 @@ async fn lease(tc: &TestController, profile: &str) -> (Jobs, Runners, pb::Lease)
 }
 
 /// RestoreCache: the header and the archive's bytes.
-async fn restore(runners: &mut Runners, lease: &pb::Lease, key: &Sha256Digest) -> (pb::CacheHeader, Vec<u8>) {
+async fn restore(
+    runners: &mut Runners,
+    lease: &pb::Lease,
+    key: &Sha256Digest,
+) -> (pb::CacheHeader, Vec<u8>) {
     let mut stream = runners
         .restore_cache(pb::RestoreCacheRequest {
             job_id: lease.job_id.clone(),
@@ -139,7 +143,12 @@ async fn succeed(
     let mut req = complete_request(lease, pb::Outcome::Succeeded, vec![output_file("out", OUT)]);
     req.restored_caches = restored;
     req.saved_caches = saved;
-    runners.complete_job(req).await.unwrap().into_inner().state()
+    runners
+        .complete_job(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .state()
 }
 
 /// The job's signed statement.
@@ -176,7 +185,9 @@ async fn domains_decide_what_is_restored_and_only_a_success_saves() {
     let (header, _) = restore(&mut runners, &first, &k).await;
     assert!(!header.found && header.saves);
     assert_eq!(header.project, "name:cached");
-    let saved = save(&mut runners, &first, &k, b"trusted cache").await.unwrap();
+    let saved = save(&mut runners, &first, &k, b"trusted cache")
+        .await
+        .unwrap();
     assert_eq!(
         succeed(&mut runners, &first, vec![], vec![saved.clone()]).await,
         pb::JobState::Succeeded
@@ -186,9 +197,15 @@ async fn domains_decide_what_is_restored_and_only_a_success_saves() {
         st["predicate"]["buildDefinition"]["internalParameters"]["caches"],
         serde_json::json!([{"name": "c", "restoredFrom": null}])
     );
-    let byproducts = st["predicate"]["runDetails"]["byproducts"].as_array().unwrap();
-    assert!(byproducts.iter().any(|b| b["name"] == "cache/c"
-        && b["digest"]["sha256"] == saved.archive_sha256.as_str()));
+    let byproducts = st["predicate"]["runDetails"]["byproducts"]
+        .as_array()
+        .unwrap();
+    assert!(
+        byproducts
+            .iter()
+            .any(|b| b["name"] == "cache/c"
+                && b["digest"]["sha256"] == saved.archive_sha256.as_str())
+    );
 
     // Second trusted job: restores it, bytes and all, and records it as an input.
     let (mut jobs, mut runners, second) = lease(&tc, "trusted").await;
@@ -211,7 +228,10 @@ async fn domains_decide_what_is_restored_and_only_a_success_saves() {
     let deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
         .as_array()
         .unwrap();
-    let cache = deps.iter().find(|d| d["name"] == "cache/c").expect("recorded");
+    let cache = deps
+        .iter()
+        .find(|d| d["name"] == "cache/c")
+        .expect("recorded");
     assert_eq!(cache["digest"]["sha256"], saved.archive_sha256.as_str());
     assert_eq!(cache["annotations"]["domain"], "trusted");
 
@@ -228,7 +248,10 @@ async fn domains_decide_what_is_restored_and_only_a_success_saves() {
     let (_, mut runners, after) = lease(&tc, "trusted").await;
     let (header, data) = restore(&mut runners, &after, &k).await;
     assert_eq!(header.domain, "trusted");
-    assert_eq!(data, b"trusted cache", "the pull request's write reached a trusted job");
+    assert_eq!(
+        data, b"trusted cache",
+        "the pull request's write reached a trusted job"
+    );
     // A runner that claims the trusted job restored the untrusted cache is refused.
     let forged = pb::CacheArchive {
         name: "c".into(),
@@ -246,7 +269,9 @@ async fn domains_decide_what_is_restored_and_only_a_success_saves() {
     let (_, mut runners, release) = lease(&tc, "release").await;
     let (header, data) = restore(&mut runners, &release, &k).await;
     assert!(!header.found && !header.saves && data.is_empty());
-    let refused = save(&mut runners, &release, &k, b"release").await.unwrap_err();
+    let refused = save(&mut runners, &release, &k, b"release")
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     tc.stop().await;
 }
@@ -258,9 +283,15 @@ async fn saves_count_only_when_verified_and_the_job_succeeds() {
 
     // Bytes that do not match the header are not kept.
     let (_, mut runners, job) = lease(&tc, "trusted").await;
-    let lie = save_claiming(&mut runners, &job, &k, b"real bytes", &Sha256Digest::of(b"other"))
-        .await
-        .unwrap_err();
+    let lie = save_claiming(
+        &mut runners,
+        &job,
+        &k,
+        b"real bytes",
+        &Sha256Digest::of(b"other"),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(lie.code(), Code::DataLoss, "{lie:?}");
     // A report naming an archive that was never uploaded fails the job, and saves nothing.
     let never = pb::CacheArchive {
@@ -277,14 +308,19 @@ async fn saves_count_only_when_verified_and_the_job_succeeds() {
 
     // A job that uploads its cache but then fails saves nothing either.
     let (_, mut runners, failing) = lease(&tc, "trusted").await;
-    let uploaded = save(&mut runners, &failing, &k, b"from a failed job").await.unwrap();
+    let uploaded = save(&mut runners, &failing, &k, b"from a failed job")
+        .await
+        .unwrap();
     let mut req = complete_request(&failing, pb::Outcome::Failed, vec![]);
     req.saved_caches = vec![uploaded];
     runners.complete_job(req).await.unwrap();
 
     let (_, mut runners, next) = lease(&tc, "trusted").await;
     let (header, _) = restore(&mut runners, &next, &k).await;
-    assert!(!header.found, "a cache of a job that did not succeed was kept");
+    assert!(
+        !header.found,
+        "a cache of a job that did not succeed was kept"
+    );
     tc.stop().await;
 }
 
@@ -311,7 +347,9 @@ async fn a_scope_stays_under_its_cap_and_lost_or_oversized_archives_are_refused(
     assert_eq!(header.key_sha256, key("v2").hex());
     assert_eq!(data, [2u8; 100]);
     // Over the archive cap: refused before any byte is kept.
-    let big = save(&mut runners, &job, &key("v3"), &[3u8; 101]).await.unwrap_err();
+    let big = save(&mut runners, &job, &key("v3"), &[3u8; 101])
+        .await
+        .unwrap_err();
     assert_eq!(big.code(), Code::ResourceExhausted, "{big:?}");
 
     // An archive lost from the blob store is forgotten, not served.

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::JobFileError;
-use crate::spec::{is_clean_relative, is_name};
+use crate::names::{is_clean_relative, is_name};
 
 /// Most `[[caches]]` of one job.
 pub const MAX_CACHES: usize = 8;

@@ -11,6 +11,7 @@ mod deps;
 mod error;
 mod image_ref;
 pub mod limits;
+mod names;
 mod reserved;
 mod resolve;
 mod source;
@@ -29,7 +30,7 @@ pub use resolve::{Resolver, from_toml_file_resolving};
 pub use source::{SourceSpec, is_git_ref};
 pub use spec::{
     ImageSpec, InputSpec, JobMeta, JobSpec, OidcSpec, OutputsSpec, PROFILES, ResourcesSpec,
-    is_clean_relative, is_job_name,
 };
+pub use names::{is_clean_relative, is_job_name};
 pub use step::{Command, RESERVED_ENV, StepSpec};
 pub use units::{ByteSize, HumanDuration};

@@ -1,6 +1,6 @@
 //! The whole job: parsed strictly, validated, and serialized canonically.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use airlock_attest::Sha256Digest;
@@ -149,30 +149,6 @@ fn default_tmp() -> ByteSize {
 pub struct OidcSpec {
     /// Allowed `aud` values.
     pub audiences: Vec<String>,
-}
-
-pub(crate) fn is_name(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        && !s.starts_with('.')
-}
-
-/// True when `s` is a valid job name (`[A-Za-z0-9._-]`, 1-64 characters, not starting with
-/// `.`): safe as the stem of a file name.
-pub fn is_job_name(s: &str) -> bool {
-    is_name(s, 64)
-}
-
-/// True when `p` is a relative path with no `..`, `.` or empty components.
-pub fn is_clean_relative(p: &str) -> bool {
-    !p.is_empty()
-        && !p.starts_with('/')
-        && !p.contains('\0')
-        && Path::new(p)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 impl JobSpec {

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use crate::error::JobFileError;
-use crate::spec::{JobSpec, PROFILES, is_clean_relative, is_job_name, is_name};
+use crate::names::{is_clean_relative, is_job_name, is_name};
+use crate::spec::{JobSpec, PROFILES};
 
 impl JobSpec {
     /// Checks that hold across fields. Called by every constructor.

@@ -181,6 +181,23 @@ impl RunnerService for Fake {
         Err(Status::unimplemented("fake"))
     }
 
+    type RestoreCacheStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::RestoreCacheResponse, Status>>;
+
+    async fn restore_cache(
+        &self,
+        _request: Request<pb::RestoreCacheRequest>,
+    ) -> Result<Response<Self::RestoreCacheStream>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn save_cache(
+        &self,
+        _request: Request<Streaming<pb::SaveCacheRequest>>,
+    ) -> Result<Response<pb::SaveCacheResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
     async fn complete_job(
         &self,
         request: Request<pb::CompleteJobRequest>,

@@ -11,7 +11,7 @@ use crate::common::*;
 
 /// `<root>/cached/airlock.toml` for `profile`: the step reports what the caches held and
 /// leaves a stamp naming its profile in each.
-fn cache_job(root: &Path, profile: &str) -> PathBuf {
+pub fn cache_job(root: &Path, profile: &str) -> PathBuf {
     let dir = root.join("cached");
     let file = job_dir(
         root,
@@ -39,7 +39,10 @@ env = { PROFILE = "PROFILE_NAME" }"#,
     );
     let toml = std::fs::read_to_string(&file)
         .unwrap()
-        .replace("profile = \"untrusted-pr\"", &format!("profile = \"{profile}\""))
+        .replace(
+            "profile = \"untrusted-pr\"",
+            &format!("profile = \"{profile}\""),
+        )
         .replace("PROFILE_NAME", profile);
     std::fs::write(&file, toml).unwrap();
     assert_eq!(file, dir.join("airlock.toml"));
@@ -115,8 +118,14 @@ fn trusted_runs_share_caches_that_untrusted_and_release_runs_never_touch() {
     let home = root.path().join("home");
 
     let first = run_cached(root.path(), &home, "trusted", 1);
-    assert_eq!((first.previous.as_str(), first.previous_work.as_str()), ("none", "none"));
-    assert_eq!(restored_from(&first.statement), [const { serde_json::Value::Null }; 2]);
+    assert_eq!(
+        (first.previous.as_str(), first.previous_work.as_str()),
+        ("none", "none")
+    );
+    assert_eq!(
+        restored_from(&first.statement),
+        [const { serde_json::Value::Null }; 2]
+    );
     let saved = cache_digest(&first.statement, "byproduct", "c").expect("cache c saved");
     assert!(cache_digest(&first.statement, "byproduct", "w").is_some());
 
@@ -129,7 +138,13 @@ fn trusted_runs_share_caches_that_untrusted_and_release_runs_never_touch() {
         Some(saved.as_str())
     );
     assert_eq!(restored_from(&second.statement), ["trusted", "trusted"]);
-    assert!(second.log.contains("cache c: restoring from the trusted domain"), "{}", second.log);
+    assert!(
+        second
+            .log
+            .contains("cache c: restoring from the trusted domain"),
+        "{}",
+        second.log
+    );
 
     // A pull request starts without them, and what it writes stays among pull requests.
     let pr = run_cached(root.path(), &home, "untrusted-pr", 3);
@@ -145,8 +160,14 @@ fn trusted_runs_share_caches_that_untrusted_and_release_runs_never_touch() {
     // A release run starts clean and saves nothing, so the next one starts clean too.
     for n in [6, 7] {
         let release = run_cached(root.path(), &home, "release", n);
-        assert_eq!((release.previous.as_str(), release.previous_work.as_str()), ("none", "none"));
-        assert_eq!(restored_from(&release.statement), [const { serde_json::Value::Null }; 2]);
+        assert_eq!(
+            (release.previous.as_str(), release.previous_work.as_str()),
+            ("none", "none")
+        );
+        assert_eq!(
+            restored_from(&release.statement),
+            [const { serde_json::Value::Null }; 2]
+        );
         assert!(cache_digest(&release.statement, "byproduct", "c").is_none());
         assert!(release.log.contains("does not save it"), "{}", release.log);
     }
@@ -172,11 +193,22 @@ fn corrupt_or_truncated_archives_are_discarded_and_the_job_starts_clean() {
         }
         std::fs::write(&archive, &bytes).unwrap();
         let run = run_cached(root.path(), &home, "trusted", n);
-        assert_eq!(run.previous, "none", "{damage}: a damaged cache was restored");
-        assert!(run.log.contains("cache c: discarded"), "{damage}: {}", run.log);
+        assert_eq!(
+            run.previous, "none",
+            "{damage}: a damaged cache was restored"
+        );
+        assert!(
+            run.log.contains("cache c: discarded"),
+            "{damage}: {}",
+            run.log
+        );
         assert!(cache_digest(&run.statement, "restored", "c").is_none());
         // The other cache (another archive) was intact and restored.
-        assert_eq!(run.previous_work, format!("{} (work)", last.stamp), "{damage}");
+        assert_eq!(
+            run.previous_work,
+            format!("{} (work)", last.stamp),
+            "{damage}"
+        );
         last = run;
     }
     // The run after a discard restores what that run saved.
@@ -201,7 +233,11 @@ fn two_runs_saving_one_scope_at_once_leave_one_cache_and_no_orphans() {
     });
     let stamps: Vec<&str> = runs.iter().map(|r| r.stamp.as_str()).collect();
     let third = run_cached(&root.path().join("r1"), &home, "trusted", 3);
-    assert!(stamps.contains(&third.previous.as_str()), "{:?} vs {stamps:?}", third.previous);
+    assert!(
+        stamps.contains(&third.previous.as_str()),
+        "{:?} vs {stamps:?}",
+        third.previous
+    );
     // Each key of each cache has one archive; the replaced ones were deleted.
     assert_eq!(archives(&home).len(), 2, "{:?}", archives(&home));
 }

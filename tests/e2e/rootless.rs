@@ -237,3 +237,30 @@ fn rootless_steps_get_the_lockfile_packages_read_only() {
         "{vendor}"
     );
 }
+
+#[test]
+#[ignore = "needs root (to create the user) and the base image: run scripts/test.sh"]
+fn rootless_runs_restore_and_save_caches() {
+    setup_user();
+    let tmp = scratch();
+    let root = tmp.path();
+    let job = crate::caches::cache_job(root, "trusted");
+    let mut stamps = Vec::new();
+    for n in 1..=2 {
+        let out = root.join(format!("out-{n}"));
+        let o = run_as_user(root, &job, &out);
+        assert!(o.status.success(), "rootless run {n}:\n{}", text(&o));
+        let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+        stamps.push((read("previous"), read("previous-work"), read("stamp")));
+    }
+    assert_eq!(stamps[0].0.trim(), "none");
+    assert_eq!(
+        stamps[1].0, stamps[0].2,
+        "the second rootless run did not restore /cache"
+    );
+    assert_eq!(
+        stamps[1].1.trim(),
+        format!("{} (work)", stamps[0].2.trim()),
+        "the second rootless run did not restore /work/build"
+    );
+}

@@ -37,7 +37,7 @@ pub struct CachesConfig {
     pub max_scope_bytes: u64,
     /// Keep caches in a SQLite database and blob directory of their own under this
     /// directory, instead of the controller's database and blob store (`airlock run` uses
-    /// `~/.airlock/caches`, so they outlive each run). Relative to the config file.
+    /// `<airlock home>/caches`, so they outlive each run). Relative to the config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
 }

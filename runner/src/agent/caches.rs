@@ -57,8 +57,13 @@ impl JobCaches {
     }
 }
 
+/// A size for the job's log.
 fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
+    match bytes {
+        0..1024 => format!("{bytes} bytes"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
 }
 
 /// Creates the directories of `rel` below `root` that are missing; any component that is a
@@ -95,6 +100,7 @@ impl Runner {
         work: &Path,
         spec: &JobSpec,
         events: &EventSink,
+        not_after: std::time::SystemTime,
     ) -> Result<JobCaches, JobEnd> {
         let mut out = JobCaches::default();
         for cache in &spec.caches {
@@ -142,7 +148,8 @@ impl Runner {
                 saves: None,
                 restored: None,
             };
-            self.restore_one(lease, job_dir, &mut entry, events).await;
+            self.restore_one(lease, job_dir, &mut entry, events, not_after)
+                .await;
             // The step finds the directory, restored or empty.
             if std::fs::symlink_metadata(&entry.dir).is_err() {
                 std::fs::create_dir(&entry.dir)
@@ -160,6 +167,7 @@ impl Runner {
         job_dir: &Path,
         cache: &mut JobCache,
         events: &EventSink,
+        not_after: std::time::SystemTime,
     ) {
         let name = cache.spec.name.clone();
         let say = |m: String| events.system(0, format!("cache {name}: {m}"));
@@ -230,7 +238,7 @@ impl Runner {
             Ok(()) => {
                 let (file, dir) = (file.clone(), cache.dir.clone());
                 tokio::task::spawn_blocking(move || {
-                    crate::fetch::cache_archive::restore(&file, &archive_digest, &dir)
+                    crate::fetch::cache_archive::restore(&file, &archive_digest, &dir, not_after)
                         .map_err(|e| e.to_string())
                 })
                 .await

@@ -57,6 +57,9 @@ impl Runner {
         host_uid: u32,
         host_gid: u32,
     ) -> Result<PreparedJob, JobEnd> {
+        // Restored caches are dated before anything of the source is written (see
+        // fetch/cache_archive.rs): a changed source file always looks newer.
+        let before_source = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
         let work = job_dir.join("work");
         let out = job_dir.join("out");
         // Fresh, never reused: creating the attempt's directory fails if it exists.
@@ -153,7 +156,7 @@ impl Runner {
         };
         // Caches: keyed by the source, restored before the step owns the workspace.
         let caches = self
-            .restore_caches(lease, job_dir, &work, spec, events)
+            .restore_caches(lease, job_dir, &work, spec, events, before_source)
             .await?;
         let mut owned = vec![work.clone(), out.clone()];
         owned.extend(caches.cache_dir.clone());

@@ -4,65 +4,38 @@
 //! the destination, and renamed into place. A corrupt, truncated or hostile archive leaves
 //! nothing behind.
 //!
-//! Every restored entry is dated 1970-01-01 00:00:00: older than any file of the source, so
-//! a tool that compares modification times (make, cargo for the project's own crates)
-//! rebuilds whatever the source may have changed, and never trusts a cached output over
-//! a newer source file. Tools that key by content (cargo's registry crates, ccache) reuse
-//! everything.
+//! Modification times are kept (whole seconds), so tools that compare them (cargo's build
+//! scripts, make) find a restored output newer than its unchanged inputs. A restored entry
+//! is never dated later than `not_after`, a moment before the job's source was written: a
+//! cache saved by a runner whose clock runs ahead can never look newer than the source, so
+//! a changed source file is always rebuilt, never hidden behind a cached output.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::SystemTime;
 
 use airlock_attest::Sha256Digest;
-use nix::sys::stat::{UtimensatFlags, utimensat};
-use nix::sys::time::TimeSpec;
 
-use crate::fetch::source_archive::{SourceArchiveError, pack_tree, unpack_verified};
+use crate::fetch::source_archive::{SourceArchiveError, pack_tree, unpack_verified_dated};
 
-/// Packs `dir` into the archive `dest`; returns its sha256 and size.
+/// Packs `dir` into the archive `dest`, with its modification times; returns its sha256 and
+/// size.
 pub fn save(dir: &Path, dest: &Path) -> Result<(Sha256Digest, u64), SourceArchiveError> {
-    pack_tree(dir, dest, &[])
-}
-
-/// Sets the times of `root` and everything below it (links themselves, not their
-/// targets) to the epoch.
-fn date_to_epoch(root: &Path) -> Result<(), SourceArchiveError> {
-    let epoch = TimeSpec::new(0, 0);
-    let mut stack: Vec<PathBuf> = vec![root.to_owned()];
-    while let Some(path) = stack.pop() {
-        let meta = std::fs::symlink_metadata(&path).map_err(|source| SourceArchiveError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        if meta.is_dir() {
-            let entries = std::fs::read_dir(&path).map_err(|source| SourceArchiveError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            for entry in entries {
-                let entry = entry.map_err(|source| SourceArchiveError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                stack.push(entry.path());
-            }
-        }
-        utimensat(None, &path, &epoch, &epoch, UtimensatFlags::NoFollowSymlink).map_err(|e| {
-            SourceArchiveError::Io {
-                path: path.clone(),
-                source: e.into(),
-            }
-        })?;
-    }
-    Ok(())
+    pack_tree(dir, dest, &[], true)
 }
 
 /// Restores the archive `archive`, which must hash to `expected`, as the new directory
-/// `dest` (which must not exist): either all of it is there afterwards, or nothing is.
+/// `dest` (which must not exist), no entry dated after `not_after`: either all of it is
+/// there afterwards, or nothing is.
 pub fn restore(
     archive: &Path,
     expected: &Sha256Digest,
     dest: &Path,
+    not_after: SystemTime,
 ) -> Result<(), SourceArchiveError> {
+    let not_after = not_after
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| SourceArchiveError::Io { path, source }
@@ -82,8 +55,7 @@ pub fn restore(
         .prefix(".restoring-")
         .tempdir_in(parent)
         .map_err(io(parent))?;
-    unpack_verified(archive, expected, staging.path())?;
-    date_to_epoch(staging.path())?;
+    unpack_verified_dated(archive, expected, staging.path(), Some(not_after))?;
     let staged = staging.keep();
     std::fs::rename(&staged, dest).map_err(|e| {
         let _ = crate::tree::remove_tree(&staged);
@@ -96,6 +68,8 @@ pub fn restore(
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
 
     fn tree(root: &Path) {
@@ -121,26 +95,48 @@ mod tests {
         let src = tmp.path().join("target");
         tree(&src);
         let archive = tmp.path().join("cache.tar");
+        let old = UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+        let clamp = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let future = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        for (p, t) in [
+            ("release/deps/libx.rlib", old),
+            (".rustc_info.json", future),
+        ] {
+            std::fs::File::options()
+                .write(true)
+                .open(src.join(p))
+                .and_then(|f| f.set_modified(t))
+                .expect("date");
+        }
+        std::fs::File::open(src.join("release"))
+            .and_then(|f| f.set_modified(old))
+            .expect("date");
         let (digest, size) = save(&src, &archive).expect("save");
         assert_eq!(size, std::fs::metadata(&archive).expect("stat").len());
 
         let dest = tmp.path().join("restored");
-        restore(&archive, &digest, &dest).expect("restore");
+        restore(&archive, &digest, &dest, clamp).expect("restore");
         assert_eq!(
             std::fs::read(dest.join("release/deps/libx.rlib")).expect("read"),
             vec![7u8; 100_000]
         );
-        // Nested `target` directories are content, and every entry is older than any source.
+        // Nested `target` directories are content; times are kept, and clamped.
         assert!(dest.join("release/target/keep").exists());
-        for p in [dest.join("release/deps/libx.rlib"), dest.join("release")] {
-            let mtime = std::fs::metadata(&p)
+        let mtime = |p: &Path| {
+            std::fs::metadata(p)
                 .expect("stat")
                 .modified()
-                .expect("mtime");
-            assert_eq!(mtime, std::time::UNIX_EPOCH, "{}", p.display());
-        }
+                .expect("mtime")
+        };
+        assert_eq!(mtime(&dest.join("release/deps/libx.rlib")), old);
+        assert_eq!(mtime(&dest.join("release")), old);
+        assert_eq!(
+            mtime(&dest.join(".rustc_info.json")),
+            clamp,
+            "a future time is clamped"
+        );
         assert!(
-            restore(&archive, &digest, &dest).is_err(),
+            restore(&archive, &digest, &dest, clamp).is_err(),
             "an existing destination is kept"
         );
 
@@ -157,7 +153,7 @@ mod tests {
             let bad = tmp.path().join(format!("{name}.tar"));
             std::fs::write(&bad, &broken).expect("write");
             let dest = tmp.path().join(format!("dest-{name}"));
-            let err = restore(&bad, &digest, &dest).expect_err(name);
+            let err = restore(&bad, &digest, &dest, clamp).expect_err(name);
             assert!(
                 matches!(err, SourceArchiveError::DigestMismatch { .. }),
                 "{name}: {err}"

@@ -8,7 +8,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use airlock_attest::{Sha256Digest, Sha256Hasher};
@@ -84,16 +84,18 @@ impl<W: Write> Write for HashingWriter<W> {
 /// Packs the source tree `dir` (without `.git`, `target` and `node_modules` directories)
 /// into a canonical tar at `dest`; returns its sha256 and size.
 pub fn pack_dir(dir: &Path, dest: &Path) -> Result<(Sha256Digest, u64), SourceArchiveError> {
-    pack_tree(dir, dest, SKIP_DIRS)
+    pack_tree(dir, dest, SKIP_DIRS, false)
 }
 
-/// Packs all of `dir` but the directories named in `skip` into a canonical tar at `dest`.
-/// `dir` may be build-controlled: nothing is followed (a symlink is stored as one), and a
-/// regular file is opened without following a link.
+/// Packs all of `dir` but the directories named in `skip` into a tar at `dest`, canonical
+/// but for the modification times when `keep_mtimes` (whole seconds). `dir` may be
+/// build-controlled: nothing is followed (a symlink is stored as one), and a regular file
+/// is opened without following a link.
 pub fn pack_tree(
     dir: &Path,
     dest: &Path,
     skip: &[&str],
+    keep_mtimes: bool,
 ) -> Result<(Sha256Digest, u64), SourceArchiveError> {
     let mut paths = Vec::new();
     collect(dir, skip, &mut paths)?;
@@ -109,7 +111,11 @@ pub fn pack_tree(
         let full = dir.join(rel);
         let meta = fs::symlink_metadata(&full).map_err(io_err(&full))?;
         let mut header = tar::Header::new_ustar();
-        header.set_mtime(0);
+        header.set_mtime(if keep_mtimes {
+            u64::try_from(meta.mtime()).unwrap_or(0)
+        } else {
+            0
+        });
         header.set_uid(0);
         header.set_gid(0);
         let executable = meta.permissions().mode() & 0o111 != 0;
@@ -230,12 +236,25 @@ pub(crate) fn parents_are_dirs(root: &Path, rel: &Path) -> Result<(), String> {
 }
 
 /// Verifies `archive` against `expected` and unpacks it into the empty directory
-/// `dest`. Nothing is unpacked when the digest does not match.
+/// `dest`. Nothing is unpacked when the digest does not match. Files are dated when they
+/// are written.
 pub fn unpack_verified(
     archive: &Path,
     expected: &Sha256Digest,
     dest: &Path,
 ) -> Result<(), SourceArchiveError> {
+    unpack_verified_dated(archive, expected, dest, None)
+}
+
+/// [`unpack_verified`], dating each file and directory as its entry says but never later
+/// than `not_after` (seconds since the epoch) when that is given.
+pub fn unpack_verified_dated(
+    archive: &Path,
+    expected: &Sha256Digest,
+    dest: &Path,
+    not_after: Option<u64>,
+) -> Result<(), SourceArchiveError> {
+    let mut dirs = Vec::new();
     let (actual, _) = airlock_attest::hash_reader(File::open(archive).map_err(io_err(archive))?)
         .map_err(io_err(archive))?;
     if &actual != expected {
@@ -259,11 +278,18 @@ pub fn unpack_verified(
         let target = dest.join(&rel);
         let kind = entry.header().entry_type();
         match kind {
-            tar::EntryType::Directory => match fs::symlink_metadata(&target) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(hostile("a directory replaces an existing entry".into())),
-                Err(_) => fs::create_dir(&target).map_err(io_err(&target))?,
-            },
+            tar::EntryType::Directory => {
+                match fs::symlink_metadata(&target) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => return Err(hostile("a directory replaces an existing entry".into())),
+                    Err(_) => fs::create_dir(&target).map_err(io_err(&target))?,
+                }
+                if let Some(max) = not_after {
+                    // Dated once everything inside is written (each write touches it).
+                    let mtime = entry.header().mtime().map_err(io_err(archive))?.min(max);
+                    dirs.push((target.clone(), mtime));
+                }
+            }
             tar::EntryType::Regular => {
                 let mode = entry.header().mode().map_err(io_err(archive))? & 0o755;
                 let mut out = fs::OpenOptions::new()
@@ -274,6 +300,11 @@ pub fn unpack_verified(
                     .open(&target)
                     .map_err(io_err(&target))?;
                 io::copy(&mut entry, &mut out).map_err(io_err(&target))?;
+                if let Some(max) = not_after {
+                    let mtime = entry.header().mtime().map_err(io_err(archive))?.min(max);
+                    out.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))
+                        .map_err(io_err(&target))?;
+                }
             }
             tar::EntryType::Symlink => {
                 let link = entry
@@ -286,6 +317,13 @@ pub fn unpack_verified(
             }
             other => return Err(hostile(format!("unsupported entry type {other:?}"))),
         }
+    }
+    // Innermost first, so dating a directory never touches an already dated parent.
+    for (dir, mtime) in dirs.iter().rev() {
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(*mtime);
+        File::open(dir)
+            .and_then(|d| d.set_modified(when))
+            .map_err(io_err(dir))?;
     }
     Ok(())
 }

@@ -173,6 +173,12 @@ fn unpack_crate(archive: &Path, vendor: &Path, top: &str, purl: &str) -> Result<
                 if total > MAX_CRATE_BYTES {
                     return Err(bad(format!("unpacks to more than {MAX_CRATE_BYTES} bytes")));
                 }
+                // The crate's own times, as cargo keeps them when it unpacks a crate: the
+                // same in every job, so a cached build script's output stays newer than
+                // the files it watches (`rerun-if-changed`) and is not run again.
+                let mtime = entry.header().mtime().unwrap_or(0);
+                out.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))
+                    .map_err(|e| DepsError::io("dating", &target, e))?;
             }
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
             other => {
@@ -245,6 +251,7 @@ mod tests {
         for (path, kind) in entries {
             let mut h = tar::Header::new_gnu();
             h.set_mode(0o644);
+            h.set_mtime(1_500_000_000);
             match kind {
                 'l' => {
                     h.set_entry_type(tar::EntryType::Symlink);
@@ -285,6 +292,13 @@ mod tests {
         assert_eq!(
             fs::read(vendor.join("x-1.0.0/src/lib.rs")).expect("read"),
             b"hello"
+        );
+        // Dated as the crate says, like cargo's own unpacking: the same in every job.
+        assert_eq!(
+            fs::metadata(vendor.join("x-1.0.0/src/lib.rs"))
+                .and_then(|m| m.modified())
+                .expect("mtime"),
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000)
         );
 
         for (entries, needle) in [
