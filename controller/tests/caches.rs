@@ -379,3 +379,45 @@ async fn caches_switched_off_restore_nothing_and_refuse_saves() {
     );
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn with_untrusted_reads_trusted_a_pull_request_starts_warm_but_still_writes_apart() {
+    let tc = controller_with(|c| c.caches.untrusted_reads_trusted = true).await;
+    let k = key("lock");
+    trusted_save(&tc, &k, b"trusted").await;
+
+    let (_, mut runners, pr) = lease(&tc, "untrusted-pr").await;
+    let (header, data) = restore(&mut runners, &pr, &k).await;
+    assert_eq!(
+        (header.domain.as_str(), data.as_slice()),
+        ("trusted", &b"trusted"[..])
+    );
+    let restored = pb::CacheArchive {
+        name: "c".into(),
+        domain: header.domain.clone(),
+        key_sha256: header.key_sha256.clone(),
+        archive_sha256: header.archive_sha256.clone(),
+        size: header.size,
+    };
+    let poison = save(&mut runners, &pr, &k, b"poison").await.unwrap();
+    assert_eq!(
+        succeed(&mut runners, &pr, vec![restored], vec![poison]).await,
+        pb::JobState::Succeeded,
+        "reading trusted is allowed for a pull request under this policy"
+    );
+
+    // The next pull request finds its own domain's cache first; trusted jobs never see it.
+    let (_, mut runners, next_pr) = lease(&tc, "untrusted-pr").await;
+    let (header, data) = restore(&mut runners, &next_pr, &k).await;
+    assert_eq!(
+        (header.domain.as_str(), data.as_slice()),
+        ("untrusted", &b"poison"[..])
+    );
+    let (_, mut runners, trusted) = lease(&tc, "trusted").await;
+    let (header, data) = restore(&mut runners, &trusted, &k).await;
+    assert_eq!(
+        (header.domain.as_str(), data.as_slice()),
+        ("trusted", &b"trusted"[..])
+    );
+    tc.stop().await;
+}

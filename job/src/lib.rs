@@ -25,12 +25,12 @@ pub use confine::SourcePolicy;
 pub use deps::{DepsSpec, Ecosystem};
 pub use error::JobFileError;
 pub use image_ref::ImageRef;
+pub use names::{is_clean_relative, is_job_name};
 pub use reserved::{RESERVED_OUTPUT_SUFFIXES, is_reserved_component, reserved_component};
 pub use resolve::{Resolver, from_toml_file_resolving};
 pub use source::{SourceSpec, is_git_ref};
 pub use spec::{
     ImageSpec, InputSpec, JobMeta, JobSpec, OidcSpec, OutputsSpec, PROFILES, ResourcesSpec,
 };
-pub use names::{is_clean_relative, is_job_name};
 pub use step::{Command, RESERVED_ENV, StepSpec};
 pub use units::{ByteSize, HumanDuration};
