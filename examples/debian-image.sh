@@ -3,21 +3,20 @@
 # minbase plus the packages --include names, built with mmdebstrap as an OCI image layout
 # at DIR/oci/ (one uncompressed layer, deterministic JSON config, manifest and index;
 # SOURCE_DATE_EPOCH fixed, so the same package set gives the same digest), verified and
-# reused when it is already there, and the `ref = "oci-layout:...@sha256:..."` lines of the
-# --repin job files re-pinned to its digest.
+# reused when it is already there. Job files name it as `oci-layout:DIR` without a digest:
+# `airlock run` / `airlock submit` pin it to the manifest its index.json names at submit time
+# (recorded as `image.resolved_from`), so rebuilding never rewrites a tracked file.
 set -euo pipefail
 
-# Flags (from the wrapper): --name NAME --dir DIR --include PKGS [--repin FILE]... then the
+# Flags (from the wrapper): --name NAME --dir DIR --include PKGS, then the
 # user's own arguments (--force, --help).
 name="" here="" include="" help_from="$0"
-repin_files=()
 force=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --name) name="$2"; shift 2 ;;
         --dir) here="$2"; shift 2 ;;
         --include) include="$2"; shift 2 ;;
-        --repin) repin_files+=("$2"); shift 2 ;;
         --help-from) help_from="$2"; shift 2 ;;
         --force) force=1; shift ;;
         -h | --help)
@@ -105,50 +104,11 @@ print(desc["digest"])
 PY
 }
 
-# Re-pin the `ref = "oci-layout:...<image dir>/oci@sha256:..."` lines of every --repin file
-# that exists to $1 ("sha256:<hex>") where they differ.
-repin() {
-    local digest="$1" toml
-    for toml in "${repin_files[@]}"; do
-        [[ -f "$toml" ]] || continue
-        python3 - "$toml" "$digest" "$image_dir" <<'PY'
-import os, re, sys, tempfile
-
-path, digest, image_dir = sys.argv[1], sys.argv[2], sys.argv[3]
-text = open(path, encoding="utf-8").read()
-pattern = re.compile(
-    r'^(\s*ref\s*=\s*"oci-layout:[^"@]*' + re.escape(image_dir) + r'/oci@)(sha256:[0-9a-f]{64})(")',
-    re.MULTILINE,
-)
-matches = list(pattern.finditer(text))
-if not matches:
-    print(f"note: {path} has no `ref = \"oci-layout:../{image_dir}/oci@sha256:...\"` "
-          "line; not re-pinned", file=sys.stderr)
-    sys.exit(0)
-olds = sorted({m.group(2) for m in matches if m.group(2) != digest})
-if not olds:
-    print(f"{path} already pins {digest}", file=sys.stderr)
-    sys.exit(0)
-new_text = pattern.sub(lambda m: m.group(1) + digest + m.group(3), text)
-fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".airlock.toml.")
-with os.fdopen(fd, "w", encoding="utf-8") as f:
-    f.write(new_text)
-os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-os.replace(tmp, path)
-print(f"re-pinned {path}:\n  " + "\n  ".join(olds) + f"\n  -> {digest}\n"
-      f"  (the pin no longer matched the image in examples/{image_dir}/oci: rebuilding "
-      "from Debian packages picks up archive updates, which change the rootfs and so the "
-      "digest)", file=sys.stderr)
-PY
-    done
-}
-
 # ---- reuse ---------------------------------------------------------------------------------
 if [[ $force -eq 0 && -f "$out/index.json" ]]; then
     step "verifying existing layout $out"
     if digest="$(verify_layout "$out")"; then
         echo "reusing $name $digest"
-        repin "$digest"
         exit 0
     fi
     step "existing layout does not verify; rebuilding"
@@ -270,6 +230,5 @@ fi
 mv "$layout" "$out"
 step "      $out ($(du -sh "$out" | cut -f1)) in $(elapsed "$t")"
 
-repin "$digest"
 step "done in $(elapsed "$t_start")"
 echo "built $name $digest"

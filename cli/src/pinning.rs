@@ -1,6 +1,7 @@
 //! Submit-time pinning for the client: a git `ref` becomes the commit it names now (`git
 //! ls-remote`), an image tag becomes the digest of the manifest it names now (hashed by the
-//! client, not taken from a registry header). The spec records both.
+//! client, not taken from a registry header), an image layout without a digest becomes the
+//! digest of the one manifest its `index.json` names now (verified). The spec records both.
 
 use airlock_attest::GitCommit;
 use airlock_job::Resolver;
@@ -35,5 +36,18 @@ impl Resolver for CliResolver {
         let pinned = format!("{repo}@{}", digest.prefixed());
         eprintln!("pinned image {name_with_tag} to {pinned}");
         Ok(pinned)
+    }
+
+    fn image_layout(
+        &mut self,
+        dir: &std::path::Path,
+    ) -> Result<airlock_attest::Sha256Digest, String> {
+        let digest = airlock_runner::fetch::image::pin_layout(dir)?;
+        eprintln!(
+            "pinned image layout {} to {}",
+            dir.display(),
+            digest.prefixed()
+        );
+        Ok(digest)
     }
 }

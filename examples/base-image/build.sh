@@ -9,8 +9,8 @@
 # Output:
 #   oci/oci-layout, oci/index.json, oci/blobs/sha256/<hex>  the image layout
 #   oci/MANIFEST_DIGEST                                     "sha256:<hex>" of the manifest
-# and, if examples/hello/airlock.toml exists, its `ref = "oci-layout:...@sha256:<hex>"` line
-# is re-pinned to the new manifest digest.
+# examples/hello/airlock.toml names it as `oci-layout:../base-image/oci` (no digest): each
+# `airlock run` pins it to this manifest and records that in the provenance.
 #
 # The image has one uncompressed layer (the mmdebstrap rootfs tarball), an image config
 # and a manifest, all written as deterministic JSON. SOURCE_DATE_EPOCH is fixed, so the
@@ -18,4 +18,4 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 exec "$here/../debian-image.sh" --name "base image" --dir "$here" --help-from "${BASH_SOURCE[0]}" \
-    --include "gcc,libc6-dev" --repin "$here/../hello/airlock.toml" "$@"
+    --include "gcc,libc6-dev" "$@"

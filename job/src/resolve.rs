@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock_attest::GitCommit;
+use airlock_attest::{GitCommit, Sha256Digest};
 
 use crate::error::JobFileError;
 use crate::spec::JobSpec;
@@ -16,6 +16,9 @@ pub trait Resolver {
     fn git_ref(&mut self, url: &str, git_ref: &str) -> Result<GitCommit, String>;
     /// `NAME@sha256:<hex>` for `NAME:TAG`.
     fn image_tag(&mut self, name_with_tag: &str) -> Result<String, String>;
+    /// The manifest digest the OCI image layout `dir` (resolved against the job file's
+    /// directory) names now.
+    fn image_layout(&mut self, dir: &Path) -> Result<Sha256Digest, String>;
 }
 
 fn error(file: &Path, field: &str, message: String, hint: &str) -> JobFileError {
@@ -93,6 +96,34 @@ pub fn from_toml_file_resolving(
         image.insert("resolved_from".into(), toml::Value::String(asked));
         changed = true;
     }
+    // A layout without a digest is pinned like a tag: to the manifest its index names now,
+    // so the job file needs no rewriting when the layout is rebuilt.
+    if let Some(toml::Value::Table(image)) = table.get_mut("image")
+        && let Some(toml::Value::String(reference)) = image.get("ref")
+        && let Some(dir) = reference.strip_prefix("oci-layout:")
+        && !dir.is_empty()
+        && !dir.contains('@')
+    {
+        let asked = reference.clone();
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let digest = resolver.image_layout(&base.join(dir)).map_err(|m| {
+            error(
+                path,
+                "image.ref",
+                format!("`{asked}` has no digest and cannot be pinned: {m}"),
+                "build the layout first, or pin it: `oci-layout:DIR@sha256:<64 hex>`",
+            )
+        })?;
+        image.insert(
+            "ref".into(),
+            toml::Value::String(format!("{asked}@{}", digest.prefixed())),
+        );
+        image.insert("resolved_from".into(), toml::Value::String(asked));
+        changed = true;
+    }
     if !changed {
         return JobSpec::from_toml_str(&text).map_err(|e| e.in_file(path));
     }
@@ -121,6 +152,41 @@ mod tests {
             let (repo, _) = name.rsplit_once(':').unwrap();
             Ok(format!("{repo}@sha256:{}", "ab".repeat(32)))
         }
+        fn image_layout(&mut self, dir: &Path) -> Result<Sha256Digest, String> {
+            if dir.ends_with("missing") {
+                return Err("no index.json".into());
+            }
+            Ok(Sha256Digest::of(dir.to_string_lossy().as_bytes()))
+        }
+    }
+
+    #[test]
+    fn a_layout_without_a_digest_is_pinned_to_what_its_index_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("airlock.toml");
+        let file = |image: &str| {
+            format!(
+                "[job]\nname = \"x\"\n[source]\npath = \".\"\n[image]\nref = \"{image}\"\n\
+                 [[steps]]\nrun = \"true\"\n[outputs]\npaths = [\"a\"]\n"
+            )
+        };
+        std::fs::write(&path, file("oci-layout:../base/oci")).unwrap();
+        let spec = from_toml_file_resolving(&path, &mut Fixed).unwrap();
+        let expected =
+            Sha256Digest::of(dir.path().join("../base/oci").to_string_lossy().as_bytes());
+        assert_eq!(
+            spec.image.reference.to_string(),
+            format!("oci-layout:../base/oci@{}", expected.prefixed())
+        );
+        assert_eq!(
+            spec.image.resolved_from.as_deref(),
+            Some("oci-layout:../base/oci")
+        );
+        std::fs::write(&path, file("oci-layout:missing")).unwrap();
+        let e = from_toml_file_resolving(&path, &mut Fixed)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("image.ref") && e.contains("no digest"), "{e}");
     }
 
     #[test]

@@ -208,3 +208,68 @@ grep Seccomp: /proc/self/status >> /out/caps
         "a seccomp filter is active: {caps}"
     );
 }
+
+#[test]
+#[ignore = "needs root and the example base image (scripts/test.sh)"]
+fn the_example_names_its_layout_without_a_digest_and_is_pinned_at_submit() {
+    let home = scratch();
+    let out = home.path().join("out");
+    let (_, digest) = base_image();
+    let job = repo().join("examples/hello/airlock.toml");
+    let before = std::fs::read(&job).unwrap();
+    // The tracked example itself, as a new user runs it.
+    let o = airlock_run(&job, home.path(), &out);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("pinned image layout"), "{t}");
+    let st = statement(&out, "hello");
+    let image = &st["predicate"]["buildDefinition"]["externalParameters"]["image"];
+    assert_eq!(image["resolved_from"], "oci-layout:../base-image/oci");
+    assert!(
+        image["ref"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("@{digest}")),
+        "{image}"
+    );
+    let dep = st["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "image")
+        .unwrap();
+    assert_eq!(
+        format!("sha256:{}", dep["digest"]["sha256"].as_str().unwrap()),
+        digest
+    );
+    assert_eq!(
+        std::fs::read(&job).unwrap(),
+        before,
+        "the job file was rewritten"
+    );
+    // A layout whose index names another manifest than its blobs hold is refused at submit.
+    let broken = home.path().join("broken");
+    std::fs::create_dir_all(broken.join("oci/blobs/sha256")).unwrap();
+    std::fs::write(
+        broken.join("oci/index.json"),
+        format!(
+            "{{\"schemaVersion\":2,\"manifests\":[{{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:{}\",\"size\":2}}]}}",
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    let job_file = job_dir(&broken, "broken", "[[steps]]\nrun = \"true\"", "\"a\"");
+    let toml = std::fs::read_to_string(&job_file).unwrap();
+    std::fs::write(
+        &job_file,
+        with_image_ref(
+            &toml,
+            &format!("oci-layout:{}", broken.join("oci").display()),
+        ),
+    )
+    .unwrap();
+    let o = airlock_run(&job_file, home.path(), &home.path().join("out-broken"));
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("image.ref") && t.contains("no digest"), "{t}");
+}
