@@ -38,8 +38,9 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 # No crate's modules import each other in a cycle (issue 14).
 scripts/check-module-cycles.py attest/src cli/src controller/src job/src proto/src runner/src
 
-step "deploy/ (systemd-analyze security --offline)"
+step "deploy/ (systemd-analyze security --offline; kustomize, kubernetes-validate, checkov)"
 deploy/systemd/check.sh
+deploy/kubernetes/check.sh
 
 step "tests (unit, integration, end-to-end in the real sandbox)"
 # The e2e tests each start a controller, a runner and containers: two at a time
