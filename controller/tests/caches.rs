@@ -90,6 +90,17 @@ async fn restore(
     (header, data)
 }
 
+/// What a runner reports after restoring the cache `header` announced.
+fn restored_as(header: &pb::CacheHeader) -> pb::CacheArchive {
+    pb::CacheArchive {
+        name: "c".into(),
+        domain: header.domain.clone(),
+        key_sha256: header.key_sha256.clone(),
+        archive_sha256: header.archive_sha256.clone(),
+        size: header.size,
+    }
+}
+
 /// SaveCache of `data` claiming `claimed` as its digest.
 async fn save_claiming(
     runners: &mut Runners,
@@ -213,13 +224,7 @@ async fn domains_decide_what_is_restored_and_only_a_success_saves() {
     assert!(header.found);
     assert_eq!(header.domain, "trusted");
     assert_eq!(data, b"trusted cache");
-    let restored = pb::CacheArchive {
-        name: "c".into(),
-        domain: header.domain.clone(),
-        key_sha256: header.key_sha256.clone(),
-        archive_sha256: header.archive_sha256.clone(),
-        size: header.size,
-    };
+    let restored = restored_as(&header);
     assert_eq!(
         succeed(&mut runners, &second, vec![restored], vec![]).await,
         pb::JobState::Succeeded
@@ -392,13 +397,7 @@ async fn with_untrusted_reads_trusted_a_pull_request_starts_warm_but_still_write
         (header.domain.as_str(), data.as_slice()),
         ("trusted", &b"trusted"[..])
     );
-    let restored = pb::CacheArchive {
-        name: "c".into(),
-        domain: header.domain.clone(),
-        key_sha256: header.key_sha256.clone(),
-        archive_sha256: header.archive_sha256.clone(),
-        size: header.size,
-    };
+    let restored = restored_as(&header);
     let poison = save(&mut runners, &pr, &k, b"poison").await.unwrap();
     assert_eq!(
         succeed(&mut runners, &pr, vec![restored], vec![poison]).await,

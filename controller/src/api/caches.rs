@@ -9,7 +9,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Status, Streaming};
 
 use crate::api::status::ApiError;
-use crate::blobs::stream::send_blob;
+use crate::blobs::stream::{UploadPart, receive_claimed, send_blob};
 use crate::ids::{JobId, LeaseToken};
 use crate::scheduler::Scheduler;
 
@@ -58,40 +58,22 @@ pub(super) async fn save(
     let storage = scheduler
         .cache_storage()
         .ok_or_else(|| ApiError::FailedPrecondition("this controller keeps no caches".into()))?;
-    let mut writer = storage.blobs.writer().await.map_err(ApiError::from)?;
-    while let Some(message) = stream.message().await? {
-        match message.kind {
-            Some(Kind::Data(data)) => {
-                writer.write(&data).await.map_err(ApiError::from)?;
-                if writer.size() > claim.size {
-                    return Err(ApiError::DataLoss(format!(
-                        "cache `{}`: more than the {} bytes the header announced; nothing was kept",
-                        claim.name, claim.size
-                    ))
-                    .into());
-                }
-            }
-            Some(Kind::Header(_)) => {
-                return Err(ApiError::invalid("header", "sent twice; send it only first").into());
-            }
-            None => return Err(ApiError::invalid("kind", "an empty message").into()),
-        }
-    }
-    let finished = writer.finish().await.map_err(ApiError::from)?;
-    if *finished.digest() != claim.sha256 || finished.size() != claim.size {
-        tracing::warn!(job_id = %claim.job, cache = %claim.name, "cache archive digest mismatch");
-        return Err(ApiError::DataLoss(format!(
-            "cache `{}`: received {} bytes with sha256 {}, but the header claims {} bytes with \
-             sha256 {}; nothing was kept",
-            claim.name,
-            finished.size(),
-            finished.digest(),
-            claim.size,
-            claim.sha256
-        ))
-        .into());
-    }
-    finished.commit().await.map_err(ApiError::from)?;
+    receive_claimed(
+        &storage.blobs,
+        stream,
+        |m| match m.kind {
+            Some(Kind::Data(data)) => UploadPart::Data(data),
+            Some(Kind::Header(_)) => UploadPart::Header,
+            None => UploadPart::Empty,
+        },
+        &format!("cache `{}`", claim.name),
+        &claim.sha256,
+        claim.size,
+    )
+    .await
+    .inspect_err(
+        |_| tracing::warn!(job_id = %claim.job, cache = %claim.name, "cache archive refused"),
+    )?;
     tracing::info!(job_id = %claim.job, cache = %claim.name, archive = %claim.sha256, size = claim.size, "cache archive received");
     Ok(())
 }

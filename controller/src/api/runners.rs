@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::api::status::ApiError;
 use crate::auth::runners::RunnerAuth;
-use crate::blobs::stream::{ChunkStream, send_blob};
+use crate::blobs::stream::{ChunkStream, UploadPart, receive_claimed, send_blob};
 use crate::ids::{JobId, LeaseToken, RunnerId};
 use crate::scheduler::{RunnerCompletion, Scheduler};
 
@@ -218,48 +218,22 @@ impl RunnerService for RunnerApi {
         let job = JobId::parse("header.job_id", &header.job_id)?;
         self.auth.job(&metadata, &caller, job, CALL).await?;
         let claim = self.scheduler.claim_output(&header).await?;
-        let mut writer = self
-            .scheduler
-            .blobs()
-            .writer()
-            .await
-            .map_err(ApiError::from)?;
-        while let Some(message) = stream.message().await? {
-            match message.kind {
-                Some(Kind::Data(data)) => {
-                    writer.write(&data).await.map_err(ApiError::from)?;
-                    if writer.size() > claim.size {
-                        return Err(ApiError::DataLoss(format!(
-                            "output `{}`: more than the {} bytes the header announced; nothing \
-                             was recorded",
-                            claim.path, claim.size
-                        ))
-                        .into());
-                    }
-                }
-                Some(Kind::Header(_)) => {
-                    return Err(
-                        ApiError::invalid("header", "sent twice; send it only first").into(),
-                    );
-                }
-                None => return Err(ApiError::invalid("kind", "an empty message").into()),
-            }
-        }
-        let finished = writer.finish().await.map_err(ApiError::from)?;
-        if *finished.digest() != claim.sha256 || finished.size() != claim.size {
-            tracing::warn!(job_id = %claim.job, path = %claim.path, "output digest mismatch");
-            return Err(ApiError::DataLoss(format!(
-                "output `{}`: received {} bytes with sha256 {}, but the header claims {} bytes \
-                 with sha256 {}; nothing was recorded",
-                claim.path,
-                finished.size(),
-                finished.digest(),
-                claim.size,
-                claim.sha256
-            ))
-            .into());
-        }
-        let (digest, size) = finished.commit().await.map_err(ApiError::from)?;
+        let (digest, size) = receive_claimed(
+            self.scheduler.blobs(),
+            &mut stream,
+            |m| match m.kind {
+                Some(Kind::Data(data)) => UploadPart::Data(data),
+                Some(Kind::Header(_)) => UploadPart::Header,
+                None => UploadPart::Empty,
+            },
+            &format!("output `{}`", claim.path),
+            &claim.sha256,
+            claim.size,
+        )
+        .await
+        .inspect_err(
+            |_| tracing::warn!(job_id = %claim.job, path = %claim.path, "output refused"),
+        )?;
         self.scheduler.record_output(&claim, digest, size).await?;
         Ok(Response::new(pb::UploadOutputResponse {
             sha256: digest.hex(),

@@ -32,6 +32,13 @@ impl TrustDomain {
         }
     }
 
+    /// The domain named `text` (its [`TrustDomain::as_str`]).
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Trusted, Self::Untrusted, Self::Release]
+            .into_iter()
+            .find(|d| d.as_str() == text)
+    }
+
     /// Its name in the database and in provenance.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -38,19 +38,14 @@ fn digest(field: &str, hex: &str) -> Result<Sha256Digest, ApiError> {
 fn plan_of(
     storage: &CacheStorage,
     spec: &JobSpec,
+    project: &str,
     name: &str,
     key: Sha256Digest,
 ) -> Result<CachePlan, String> {
     if !spec.caches.iter().any(|c| c.name == name) {
         return Err(format!("the job declares no cache named `{name}`"));
     }
-    Ok(plan(
-        storage.policy,
-        &spec.job.profile,
-        &project_of(spec),
-        name,
-        key,
-    ))
+    Ok(plan(storage.policy, &spec.job.profile, project, name, key))
 }
 
 fn spec_of(record: &JobRecord) -> Result<JobSpec, ApiError> {
@@ -79,11 +74,13 @@ impl Scheduler {
             return Ok((pb::CacheHeader::default(), None));
         };
         let spec = spec_of(&record)?;
-        let plan = plan_of(storage, &spec, name, key).map_err(|m| ApiError::invalid("name", m))?;
+        let project = project_of(&spec);
+        let plan = plan_of(storage, &spec, &project, name, key)
+            .map_err(|m| ApiError::invalid("name", m))?;
         let mut header = pb::CacheHeader {
             saves: plan.save.is_some(),
             max_archive_bytes: storage.max_archive_bytes,
-            project: project_of(&spec),
+            project,
             ..Default::default()
         };
         for lookup in &plan.restore {
@@ -127,7 +124,7 @@ impl Scheduler {
         let key = digest("header.key_sha256", &header.key_sha256)?;
         let sha256 = digest("header.archive_sha256", &header.archive_sha256)?;
         let spec = spec_of(&record)?;
-        let plan = plan_of(storage, &spec, &header.name, key)
+        let plan = plan_of(storage, &spec, &project_of(&spec), &header.name, key)
             .map_err(|m| ApiError::invalid("header.name", m))?;
         if plan.save.is_none() {
             return Err(ApiError::FailedPrecondition(format!(
@@ -185,7 +182,7 @@ impl Scheduler {
                     .map_err(|e| format!("{what} cache `{}`: key: {e}", c.name))?;
                 let archive = Sha256Digest::from_hex(&c.archive_sha256)
                     .map_err(|e| format!("{what} cache `{}`: archive: {e}", c.name))?;
-                let plan = plan_of(storage, spec, &c.name, key)?;
+                let plan = plan_of(storage, spec, &project, &c.name, key)?;
                 let domain = if is_save {
                     let Some((scope, _)) = plan.save else {
                         return Err(format!(
@@ -205,14 +202,9 @@ impl Scheduler {
                     }
                     scope.domain
                 } else {
-                    let domain = [
-                        TrustDomain::Trusted,
-                        TrustDomain::Untrusted,
-                        TrustDomain::Release,
-                    ]
-                    .into_iter()
-                    .find(|d| d.as_str() == c.domain)
-                    .ok_or_else(|| format!("restored cache `{}`: domain {:?}", c.name, c.domain))?;
+                    let domain = TrustDomain::parse(&c.domain).ok_or_else(|| {
+                        format!("restored cache `{}`: domain {:?}", c.name, c.domain)
+                    })?;
                     if !plan.restore.iter().any(|l| l.scope.domain == domain) {
                         return Err(format!(
                             "restored cache `{}` is reported from the {} domain, which a `{}` \

@@ -6,7 +6,7 @@
 use airlock_attest::Sha256Digest;
 
 use super::codec::parse_digest;
-use super::sql::{Row, query};
+use super::sql::{Conn, Row, query};
 use super::{Store, StoreError};
 use crate::caches::{Lookup, Scope, TrustDomain};
 
@@ -28,14 +28,7 @@ pub struct CacheRecord {
 }
 
 fn domain_from(text: &str) -> Result<TrustDomain, StoreError> {
-    [
-        TrustDomain::Trusted,
-        TrustDomain::Untrusted,
-        TrustDomain::Release,
-    ]
-    .into_iter()
-    .find(|d| d.as_str() == text)
-    .ok_or_else(|| StoreError::Corrupt(format!("cache domain {text:?}")))
+    TrustDomain::parse(text).ok_or_else(|| StoreError::Corrupt(format!("cache domain {text:?}")))
 }
 
 fn record_from(row: &Row) -> Result<CacheRecord, StoreError> {
@@ -55,6 +48,25 @@ fn record_from(row: &Row) -> Result<CacheRecord, StoreError> {
         created_ms: row.try_get("created_ms")?,
         used_ms: row.try_get("used_ms")?,
     })
+}
+
+/// Deletes the cache of `scope` and `key` inside the caller's transaction.
+async fn delete_in(
+    conn: &mut Conn<'_>,
+    scope: &Scope,
+    key: &Sha256Digest,
+) -> Result<(), StoreError> {
+    query(
+        "DELETE FROM build_caches WHERE project = $1 AND domain = $2 AND name = $3 \
+         AND key_sha256 = $4",
+    )
+    .bind(&scope.project)
+    .bind(scope.domain.as_str())
+    .bind(&scope.name)
+    .bind(key.hex())
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 const COLUMNS: &str =
@@ -158,16 +170,7 @@ impl Store {
     pub async fn forget_cache(&self, scope: &Scope, key: &Sha256Digest) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_write().await?;
         let mut conn = tx.conn();
-        query(
-            "DELETE FROM build_caches WHERE project = $1 AND domain = $2 AND name = $3 \
-             AND key_sha256 = $4",
-        )
-        .bind(&scope.project)
-        .bind(scope.domain.as_str())
-        .bind(&scope.name)
-        .bind(key.hex())
-        .execute(&mut conn)
-        .await?;
+        delete_in(&mut conn, scope, key).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -227,16 +230,7 @@ impl Store {
                 kept += record.size;
                 continue;
             }
-            query(
-                "DELETE FROM build_caches WHERE project = $1 AND domain = $2 AND name = $3 \
-                 AND key_sha256 = $4",
-            )
-            .bind(&scope.project)
-            .bind(scope.domain.as_str())
-            .bind(&scope.name)
-            .bind(record.key.hex())
-            .execute(&mut conn)
-            .await?;
+            delete_in(&mut conn, scope, &record.key).await?;
             evicted.push(record.archive);
         }
         tx.commit().await?;

@@ -10,17 +10,13 @@ use std::path::{Path, PathBuf};
 use airlock_attest::Sha256Digest;
 use airlock_job::{CacheRoot, CacheSpec, JobSpec};
 use airlock_proto::v1 as pb;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 use tracing::warn;
 
 use super::Runner;
 use super::job::JobEnd;
 use crate::report::events::EventSink;
-
-/// Upload chunk size.
-const CHUNK: usize = 256 * 1024;
 
 /// One of the job's caches, keyed and (maybe) restored.
 #[derive(Debug, Clone)]
@@ -346,7 +342,7 @@ impl Runner {
         size: u64,
     ) -> Result<(), String> {
         use pb::save_cache_request::Kind;
-        let mut reader = tokio::fs::File::open(file)
+        let reader = tokio::fs::File::open(file)
             .await
             .map_err(|e| format!("reading {}: {e}", file.display()))?;
         let header = pb::SaveCacheRequest {
@@ -359,32 +355,16 @@ impl Runner {
                 size,
             })),
         };
-        let (tx, rx) = mpsc::channel(4);
-        let feeder = tokio::spawn(async move {
-            if tx.send(header).await.is_err() {
-                return Ok::<(), String>(());
-            }
-            let mut buf = vec![0u8; CHUNK];
-            loop {
-                let n = reader
-                    .read(&mut buf)
-                    .await
-                    .map_err(|e| format!("reading the archive: {e}"))?;
-                if n == 0 {
-                    return Ok(());
-                }
-                let msg = pb::SaveCacheRequest {
-                    kind: Some(Kind::Data(buf[..n].to_vec())),
-                };
-                if tx.send(msg).await.is_err() {
-                    return Ok(());
-                }
-            }
-        });
-        let answer = self
-            .client
-            .save_cache(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await;
+        let (stream, feeder) = super::upload::header_then_file(
+            header,
+            reader,
+            size,
+            |d| pb::SaveCacheRequest {
+                kind: Some(Kind::Data(d)),
+            },
+            format!("the archive of cache {}", cache.spec.name),
+        );
+        let answer = self.client.save_cache(stream).await;
         feeder
             .await
             .map_err(|e| format!("upload task panicked: {e}"))??;

@@ -11,6 +11,7 @@ mod outputs;
 mod prepare;
 mod retry;
 mod steps;
+mod upload;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,8 +6,6 @@ use airlock_proto::v1::upload_output_request::Kind as UploadKind;
 use airlock_proto::v1::{
     Lease, OutputFile, OutputHeader, UploadOutputRequest, UploadOutputResponse,
 };
-use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::Runner;
@@ -17,9 +15,6 @@ use crate::fetch::prepare::ResolvedInputs;
 use crate::profile::Profile;
 use crate::report::events::EventSink;
 use crate::report::outputs::{CollectedOutput, OutputLimits, collect_outputs};
-
-/// Upload chunk size.
-const UPLOAD_CHUNK: usize = 256 * 1024;
 
 impl Runner {
     /// Collects the job's outputs from `/out` (every sandbox process is dead by now):
@@ -126,7 +121,7 @@ impl Runner {
         lease: &Lease,
         o: &CollectedOutput,
     ) -> Result<Result<UploadOutputResponse, tonic::Status>, String> {
-        let mut file = tokio::fs::File::open(&o.file)
+        let file = tokio::fs::File::open(&o.file)
             .await
             .map_err(|e| format!("reading output {}: {e}", o.path))?;
         let header = UploadOutputRequest {
@@ -139,41 +134,16 @@ impl Runner {
                 executable: o.executable,
             })),
         };
-        let (tx, rx) = mpsc::channel(4);
-        let path = o.path.clone();
-        let size = o.size;
-        let feeder = tokio::spawn(async move {
-            if tx.send(header).await.is_err() {
-                return Ok(());
-            }
-            let mut sent = 0u64;
-            let mut buf = vec![0u8; UPLOAD_CHUNK];
-            // Upload exactly the bytes that were hashed: the file cannot change, as nothing
-            // of the sandbox runs any more, but never send more than hashed.
-            while sent < size {
-                let want =
-                    usize::try_from((size - sent).min(UPLOAD_CHUNK as u64)).unwrap_or(UPLOAD_CHUNK);
-                let n = file
-                    .read(&mut buf[..want])
-                    .await
-                    .map_err(|e| format!("reading output {path}: {e}"))?;
-                if n == 0 {
-                    break;
-                }
-                sent += n as u64;
-                let msg = UploadOutputRequest {
-                    kind: Some(UploadKind::Data(buf[..n].to_vec())),
-                };
-                if tx.send(msg).await.is_err() {
-                    break;
-                }
-            }
-            Ok::<(), String>(())
-        });
-        let resp = self
-            .client
-            .upload_output(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await;
+        let (stream, feeder) = super::upload::header_then_file(
+            header,
+            file,
+            o.size,
+            |d| UploadOutputRequest {
+                kind: Some(UploadKind::Data(d)),
+            },
+            format!("output {}", o.path),
+        );
+        let resp = self.client.upload_output(stream).await;
         feeder
             .await
             .map_err(|e| format!("upload task panicked: {e}"))??;
