@@ -227,6 +227,9 @@ pub async fn fetch(args: FetchArgs) -> Result<Exit, Failure> {
     for (path, sha, file) in &fetched.outputs {
         println!("{sha}  {}  ({path})", file.display());
     }
+    for (name, sha, dir) in &fetched.images {
+        println!("{sha}  {}/  (image {name}, OCI layout)", dir.display());
+    }
     println!("provenance: {}", fetched.envelope.display());
     println!("bundle:     {}", fetched.bundle.display());
     println!("builder id: {}", fetched.builder_id);

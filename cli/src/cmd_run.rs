@@ -142,6 +142,11 @@ async fn run_in(
         // The local user named this layout in their own job file.
         runner_cfg.allowed_layout_roots.push(PathBuf::from(dir));
     }
+    for image in &spec.outputs.images {
+        if let Some(ImageRef::OciLayout { dir, .. }) = &image.base {
+            runner_cfg.allowed_layout_roots.push(PathBuf::from(dir));
+        }
+    }
     let runner = Runner::connect(runner_cfg, Duration::from_secs(10))
         .await
         .infra()?;
@@ -166,12 +171,19 @@ async fn run_in(
             std::fs::read(&fetched.envelope).infra()?.trim_ascii_end(),
         )
         .infra()?;
-        let artifacts: Vec<_> = fetched
+        let mut artifacts: Vec<_> = fetched
             .outputs
             .iter()
             .map(|(p, sha, _)| Ok((p.clone(), airlock_attest::Sha256Digest::from_hex(sha)?)))
             .collect::<Result<_, airlock_attest::DigestError>>()
             .infra()?;
+        // An image is checked as `airlock verify` checks a layout: by the manifest its
+        // index names, hashed here.
+        for (name, _, dir) in &fetched.images {
+            let digest = airlock_runner::fetch::image::pin_layout(dir)
+                .map_err(|e| infra(format!("image {name}: {e}")))?;
+            artifacts.push((name.clone(), digest));
+        }
         airlock_attest::verify_provenance(
             &envelope,
             &[key],
@@ -188,12 +200,22 @@ async fn run_in(
         for (path, sha, file) in &fetched.outputs {
             println!("  {path}  sha256:{sha}  -> {}", file.display());
         }
+        for (name, sha, dir) in &fetched.images {
+            println!(
+                "  {name}  image sha256:{sha}  -> {}/ (OCI layout)",
+                dir.display()
+            );
+        }
         println!("provenance: {}", fetched.envelope.display());
         println!("bundle:     {}", fetched.bundle.display());
         println!("builder id: {}", fetched.builder_id);
         println!("public key: {}", pub_path.display());
-        if let Some((first, _, file)) = fetched.outputs.first() {
-            let _ = first;
+        let first = fetched
+            .outputs
+            .first()
+            .map(|(_, _, f)| f)
+            .or(fetched.images.first().map(|(_, _, d)| d));
+        if let Some(file) = first {
             println!(
                 "verify:     airlock verify {} --provenance {} --key {}",
                 file.display(),

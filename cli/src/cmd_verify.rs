@@ -10,7 +10,9 @@ use crate::exit::{Exit, Failure, OrExit, usage};
 /// Flags of `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Artifact files that must all be subjects of the provenance.
+    /// Artifact files that must all be subjects of the provenance. A directory is read as
+    /// an OCI image layout (an `[[outputs.images]]` output): its manifest digest, which
+    /// index.json names and whose bytes are checked, must be the subject of that name.
     #[arg(required = true)]
     artifacts: Vec<PathBuf>,
     /// The provenance: a `.intoto.jsonl` file (first line) or a Sigstore bundle `.sigstore.json`.
@@ -48,10 +50,16 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
         .map_err(|e| usage(format!("--provenance {}: {e}", args.provenance.display())))?;
     let mut artifacts = Vec::new();
     for path in &args.artifacts {
-        let file =
-            std::fs::File::open(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-        let (digest, _) = airlock_attest::hash_reader(file)
-            .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        let digest = if path.is_dir() {
+            airlock_runner::fetch::image::pin_layout(path)
+                .map_err(|e| usage(format!("{} (an OCI image layout): {e}", path.display())))?
+        } else {
+            let file =
+                std::fs::File::open(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            airlock_attest::hash_reader(file)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?
+                .0
+        };
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

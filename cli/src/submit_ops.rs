@@ -271,8 +271,10 @@ pub fn exit_for(job: &Job) -> Exit {
 /// What `fetch` wrote.
 #[derive(Debug)]
 pub struct Fetched {
-    /// (relative path, sha256 hex, written file).
+    /// (relative path, sha256 hex, written file) of each file output.
     pub outputs: Vec<(String, String, PathBuf)>,
+    /// (image name, manifest sha256 hex, layout directory) of each image output.
+    pub images: Vec<(String, String, PathBuf)>,
     /// The `.intoto.jsonl` file.
     pub envelope: PathBuf,
     /// The `.sigstore.json` file.
@@ -330,12 +332,52 @@ pub async fn fetch(client: &mut Client, job: &Job, out_dir: &Path) -> Result<Fet
     line.push('\n');
     write_atomic(&envelope, line.as_bytes(), false).await?;
     write_atomic(&bundle, prov.bundle_json.as_bytes(), false).await?;
+    let images = image_subjects(&prov.envelope_json, out_dir, &outputs)?;
+    outputs.retain(|(path, _, _)| {
+        !images.iter().any(|(name, _, _)| {
+            path.strip_prefix(name.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        })
+    });
     Ok(Fetched {
+        images,
         outputs,
         envelope,
         bundle,
         builder_id: prov.builder_id,
     })
+}
+
+/// The image outputs among the provenance's subjects (media type OCI image manifest, with a
+/// layout among the fetched files). Which subjects they are is read here unverified; every
+/// caller then verifies the signature and each layout's manifest digest against them.
+fn image_subjects(
+    envelope_json: &str,
+    out_dir: &Path,
+    outputs: &[(String, String, PathBuf)],
+) -> Result<Vec<(String, String, PathBuf)>, Failure> {
+    let envelope = airlock_attest::Envelope::from_json(envelope_json.trim_end().as_bytes())
+        .map_err(|e| crate::exit::infra(format!("the provenance envelope: {e}")))?;
+    let payload = envelope
+        .payload_bytes()
+        .map_err(|e| crate::exit::infra(format!("the provenance payload: {e}")))?;
+    let statement = airlock_attest::Statement::from_json(&payload)
+        .map_err(|e| crate::exit::infra(format!("the provenance statement: {e}")))?;
+    let mut images = Vec::new();
+    for subject in &statement.subject {
+        let (Some(name), Some("application/vnd.oci.image.manifest.v1+json")) =
+            (&subject.name, subject.media_type.as_deref())
+        else {
+            continue;
+        };
+        let index = format!("{name}/index.json");
+        if outputs.iter().any(|(p, _, _)| *p == index)
+            && let Some(digest) = subject.digest.get("sha256")
+        {
+            images.push((name.clone(), digest.clone(), out_dir.join(name)));
+        }
+    }
+    Ok(images)
 }
 
 /// Names come from the controller: before anything is written, every output path must be

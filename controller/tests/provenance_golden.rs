@@ -81,6 +81,7 @@ fn provenance_matches_golden_bytes() {
         image_layers: &[],
         dependencies: &[],
         caches: &CacheReport::default(),
+        images: &[],
         outputs: &outputs,
         log_sha256: &log,
         started: UNIX_EPOCH + Duration::from_millis(1_700_000_000_999),

@@ -9,6 +9,7 @@ mod caches;
 mod confine;
 mod deps;
 mod error;
+mod image_output;
 mod image_ref;
 pub mod limits;
 mod names;
@@ -24,6 +25,7 @@ pub use caches::{CACHE_MOUNT, CacheRoot, CacheSpec, MAX_CACHE_KEY_FILES, MAX_CAC
 pub use confine::SourcePolicy;
 pub use deps::{DepsSpec, Ecosystem};
 pub use error::JobFileError;
+pub use image_output::{ImageOutputSpec, LayerCompression, MAX_IMAGES};
 pub use image_ref::ImageRef;
 pub use names::{is_clean_relative, is_job_name};
 pub use reserved::{RESERVED_OUTPUT_SUFFIXES, is_reserved_component, reserved_component};

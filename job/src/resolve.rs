@@ -78,51 +78,18 @@ pub fn from_toml_file_resolving(
         source.insert("commit".into(), toml::Value::String(commit.hex()));
         changed = true;
     }
-    if let Some(toml::Value::Table(image)) = table.get_mut("image")
-        && let Some(toml::Value::String(reference)) = image.get("ref")
-        && is_image_tag(reference)
-    {
-        let asked = reference.clone();
-        let pinned = resolver.image_tag(&asked).map_err(|m| {
-            error(
-                path,
-                "image.ref",
-                format!("cannot resolve image tag `{asked}`: {m}"),
-                "pin the image by digest (`NAME@sha256:<64 hex>`), or name a tag in an explicit \
-                 registry (`HOST[:PORT]/REPOSITORY:TAG`) to have it pinned at submit",
-            )
-        })?;
-        image.insert("ref".into(), toml::Value::String(pinned));
-        image.insert("resolved_from".into(), toml::Value::String(asked));
-        changed = true;
+    if let Some(toml::Value::Table(image)) = table.get_mut("image") {
+        changed |= pin_image(image, "ref", "resolved_from", "image.ref", path, resolver)?;
     }
-    // A layout without a digest is pinned like a tag: to the manifest its index names now,
-    // so the job file needs no rewriting when the layout is rebuilt.
-    if let Some(toml::Value::Table(image)) = table.get_mut("image")
-        && let Some(toml::Value::String(reference)) = image.get("ref")
-        && let Some(dir) = reference.strip_prefix("oci-layout:")
-        && !dir.is_empty()
-        && !dir.contains('@')
+    if let Some(toml::Value::Table(outputs)) = table.get_mut("outputs")
+        && let Some(toml::Value::Array(images)) = outputs.get_mut("images")
     {
-        let asked = reference.clone();
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let digest = resolver.image_layout(&base.join(dir)).map_err(|m| {
-            error(
-                path,
-                "image.ref",
-                format!("`{asked}` has no digest and cannot be pinned: {m}"),
-                "build the layout first, or pin it: `oci-layout:DIR@sha256:<64 hex>`",
-            )
-        })?;
-        image.insert(
-            "ref".into(),
-            toml::Value::String(format!("{asked}@{}", digest.prefixed())),
-        );
-        image.insert("resolved_from".into(), toml::Value::String(asked));
-        changed = true;
+        for (i, image) in images.iter_mut().enumerate() {
+            if let toml::Value::Table(image) = image {
+                let field = format!("outputs.images[{i}].base");
+                changed |= pin_image(image, "base", "base_resolved_from", &field, path, resolver)?;
+            }
+        }
     }
     if !changed {
         return JobSpec::from_toml_str(&text).map_err(|e| e.in_file(path));
@@ -135,6 +102,57 @@ pub fn from_toml_file_resolving(
         hint: None,
     })?;
     JobSpec::from_toml_str(&pinned).map_err(|e| e.in_file(path))
+}
+
+/// Pins `table[key]` when it names an image tag or a layout without digest, recording what
+/// was asked under `from_key`. True when it changed the table.
+fn pin_image(
+    table: &mut toml::Table,
+    key: &str,
+    from_key: &str,
+    field: &str,
+    path: &Path,
+    resolver: &mut dyn Resolver,
+) -> Result<bool, JobFileError> {
+    let Some(toml::Value::String(reference)) = table.get(key) else {
+        return Ok(false);
+    };
+    let asked = reference.clone();
+    let pinned = if is_image_tag(&asked) {
+        resolver.image_tag(&asked).map_err(|m| {
+            error(
+                path,
+                field,
+                format!("cannot resolve image tag `{asked}`: {m}"),
+                "pin the image by digest (`NAME@sha256:<64 hex>`), or name a tag in an explicit \
+                 registry (`HOST[:PORT]/REPOSITORY:TAG`) to have it pinned at submit",
+            )
+        })?
+    } else if let Some(dir) = asked.strip_prefix("oci-layout:")
+        && !dir.is_empty()
+        && !dir.contains('@')
+    {
+        // A layout without a digest is pinned like a tag: to the manifest its index names
+        // now, so the job file needs no rewriting when the layout is rebuilt.
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let digest = resolver.image_layout(&base.join(dir)).map_err(|m| {
+            error(
+                path,
+                field,
+                format!("`{asked}` has no digest and cannot be pinned: {m}"),
+                "build the layout first, or pin it: `oci-layout:DIR@sha256:<64 hex>`",
+            )
+        })?;
+        format!("{asked}@{}", digest.prefixed())
+    } else {
+        return Ok(false);
+    };
+    table.insert(key.into(), toml::Value::String(pinned));
+    table.insert(from_key.into(), toml::Value::String(asked));
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -187,6 +205,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("image.ref") && e.contains("no digest"), "{e}");
+    }
+
+    #[test]
+    fn an_image_outputs_base_is_pinned_like_the_job_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("airlock.toml");
+        let file = |base: &str| {
+            format!(
+                "[job]\nname = \"x\"\n[source]\npath = \".\"\n[image]\nref = \"oci-layout:i\"\n\
+                 [[steps]]\nrun = \"true\"\n[[outputs.images]]\nname = \"m\"\nrootfs = \"r\"\n\
+                 base = \"{base}\"\n"
+            )
+        };
+        std::fs::write(&path, file("registry.example.com/base:1")).unwrap();
+        let spec = from_toml_file_resolving(&path, &mut Fixed).unwrap();
+        let image = &spec.outputs.images[0];
+        assert_eq!(
+            image.base.as_ref().map(ToString::to_string),
+            Some(format!(
+                "registry.example.com/base@sha256:{}",
+                "ab".repeat(32)
+            ))
+        );
+        assert_eq!(
+            image.base_resolved_from.as_deref(),
+            Some("registry.example.com/base:1")
+        );
+        std::fs::write(&path, file("oci-layout:missing")).unwrap();
+        let e = from_toml_file_resolving(&path, &mut Fixed)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outputs.images[0].base"), "{e}");
     }
 
     #[test]

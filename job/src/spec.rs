@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::caches::CacheSpec;
 use crate::deps::DepsSpec;
 use crate::error::{HINT_SEPARATOR, JobFileError};
+use crate::image_output::ImageOutputSpec;
 use crate::image_ref::ImageRef;
 use crate::source::SourceSpec;
 use crate::step::StepSpec;
@@ -41,6 +42,7 @@ pub struct JobSpec {
     #[serde(default)]
     pub steps: Vec<StepSpec>,
     /// `[outputs]`
+    #[serde(default)]
     pub outputs: OutputsSpec,
     /// `[resources]`
     #[serde(default)]
@@ -101,11 +103,15 @@ pub struct InputSpec {
 }
 
 /// `[outputs]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputsSpec {
     /// Paths or globs relative to `/out`.
+    #[serde(default)]
     pub paths: Vec<String>,
+    /// `[[outputs.images]]`: OCI images packaged from directories under `/out`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageOutputSpec>,
 }
 
 /// `[resources]`: requests, capped by the profile's ceilings.
@@ -238,6 +244,11 @@ impl JobSpec {
         }
         if let ImageRef::OciLayout { dir, .. } = &mut self.image.reference {
             *dir = absolutize(dir);
+        }
+        for image in &mut self.outputs.images {
+            if let Some(ImageRef::OciLayout { dir, .. }) = &mut image.base {
+                *dir = absolutize(dir);
+            }
         }
     }
 }

@@ -89,13 +89,18 @@ impl JobSpec {
             }
         }
         crate::caches::validate(&self.caches)?;
-        if self.outputs.paths.is_empty() {
+        if self.outputs.paths.is_empty() && self.outputs.images.is_empty() {
             return Err(JobFileError::field(
                 "outputs.paths",
                 "no outputs are declared",
-                Some("list the files the build writes to /out, e.g. `paths = [\"hello\"]`".into()),
+                Some(
+                    "list the files the build writes to /out, e.g. `paths = [\"hello\"]`, or \
+                     declare an `[[outputs.images]]`"
+                        .into(),
+                ),
             ));
         }
+        crate::image_output::validate(&self.outputs.images, &self.outputs.paths)?;
         for (i, p) in self.outputs.paths.iter().enumerate() {
             if !is_clean_relative(p) {
                 return Err(JobFileError::field(

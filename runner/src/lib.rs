@@ -9,6 +9,7 @@ pub mod agent;
 pub mod config;
 pub mod control;
 pub mod fetch;
+pub mod image_output;
 pub mod profile;
 pub mod report;
 pub mod sandbox;

@@ -89,6 +89,20 @@ pub struct Ceilings {
     pub open_files: u64,
 }
 
+/// `[images]` of a profile: what an `[[outputs.images]]` rootfs may hold. Both refused when
+/// the table is absent: a setuid binary or a device node in an image is a privilege its
+/// users inherit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagePolicy {
+    /// Whether files may keep their setuid and setgid bits.
+    #[serde(default)]
+    pub allow_setuid: bool,
+    /// Whether character and block devices and FIFOs may be packaged.
+    #[serde(default)]
+    pub allow_devices: bool,
+}
+
 /// A profile file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +114,8 @@ struct RawProfile {
     capabilities: Vec<String>,
     build_tokens: bool,
     ceilings: Ceilings,
+    #[serde(default)]
+    images: ImagePolicy,
 }
 
 /// A loaded, checked sandbox profile.
@@ -119,6 +135,8 @@ pub struct Profile {
     pub build_tokens: bool,
     /// The ceilings.
     pub ceilings: Ceilings,
+    /// What image outputs may hold.
+    pub images: ImagePolicy,
 }
 
 impl Profile {
@@ -304,6 +322,7 @@ fn parse(
         seccomp: policy,
         build_tokens: raw.build_tokens,
         ceilings: raw.ceilings,
+        images: raw.images,
     })
 }
 

@@ -2,9 +2,10 @@
 //! succeeded job (pure, golden-tested) and [`signer`] signs it with the profile's key into a
 //! DSSE envelope and a Sigstore bundle; [`dependencies`] checks the lockfile packages a
 //! runner reports before they are recorded; [`caches`] records the caches a job restored
-//! and saved.
+//! and saved; [`images`] checks an image output's layout and names its manifest as a subject.
 
 pub mod caches;
 pub mod dependencies;
+pub mod images;
 pub mod signer;
 pub mod statement;

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::caches::CacheReport;
 use super::dependencies::PackageDependency;
+use super::images::{ImageSubject, base_dependency, in_image_layout};
 use crate::config::Mode;
 use crate::store::OutputRecord;
 
@@ -95,8 +96,10 @@ pub struct ProvenanceInputs<'a> {
     pub dependencies: &'a [PackageDependency],
     /// The caches the job restored and saved.
     pub caches: &'a CacheReport,
-    /// The outputs as the controller hashed them.
+    /// The outputs as the controller hashed them (image layouts' files included).
     pub outputs: &'a [OutputRecord],
+    /// The image outputs, as the controller verified their layouts.
+    pub images: &'a [ImageSubject],
     /// sha256 of the job's concatenated log bytes.
     pub log_sha256: &'a Sha256Digest,
     /// When the attempt started (leased).
@@ -159,10 +162,13 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
         return Err(ProvenanceBuildError::NoOutputs);
     }
 
+    // An image is one subject (its manifest); the files of its layout are not subjects.
     let mut subject: Vec<ResourceDescriptor> = inputs
         .outputs
         .iter()
+        .filter(|o| !in_image_layout(spec, &o.path))
         .map(|o| ResourceDescriptor::sha256(o.path.clone(), &o.sha256))
+        .chain(inputs.images.iter().map(ImageSubject::descriptor))
         .collect();
     subject.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -214,6 +220,7 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
             .map(PackageDependency::descriptor),
     );
     resolved.extend(inputs.caches.restored.iter().map(|c| c.descriptor()));
+    resolved.extend(spec.outputs.images.iter().filter_map(base_dependency));
 
     let predicate = Provenance {
         build_definition: BuildDefinition {

@@ -149,6 +149,10 @@ impl Scheduler {
             Ok(spec) => spec,
             Err(e) => return Ok(infra(format!("the stored spec no longer parses: {e}"))),
         };
+        let images = match self.verify_images(&spec, &outputs).await {
+            Ok(images) => images,
+            Err(e) => return Ok(infra(format!("image output verification failed: {e}"))),
+        };
         let pinned = *spec.image.reference.digest();
         if !report.image_manifest_sha256.is_empty() && report.image_manifest_sha256 != pinned.hex()
         {
@@ -209,6 +213,7 @@ impl Scheduler {
             dependencies: &dependencies,
             caches: &caches,
             outputs: &outputs,
+            images: &images,
             log_sha256: &log_sha256,
             started,
             finished,

@@ -8,6 +8,7 @@
 mod build_tokens;
 mod caches;
 mod complete;
+mod images;
 mod lease;
 mod outputs;
 mod progress;

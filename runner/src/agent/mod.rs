@@ -6,6 +6,7 @@ mod broker;
 mod caches;
 mod complete;
 mod fs;
+mod images;
 mod job;
 mod outputs;
 mod prepare;

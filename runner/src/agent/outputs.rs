@@ -45,9 +45,30 @@ impl Runner {
         };
         let collected =
             tokio::task::spawn_blocking(move || collect_outputs(&out_dir, &patterns, limits)).await;
+        let collected = match collected {
+            Ok(Ok(mut outputs)) => match self
+                .package_images(
+                    events,
+                    spec,
+                    profile,
+                    out,
+                    prepared.source_epoch,
+                    &prepared.image_bases,
+                )
+                .await
+            {
+                Ok(files) => {
+                    outputs.extend(files);
+                    outputs.sort_by(|a, b| a.path.cmp(&b.path));
+                    Ok(Ok(outputs))
+                }
+                Err(end) => return end,
+            },
+            other => other,
+        };
         match collected {
             Ok(Ok(outputs)) => {
-                for o in &outputs {
+                for o in outputs.iter().filter(|o| !in_image_layout(spec, &o.path)) {
                     events
                         .system(
                             0,
@@ -149,4 +170,12 @@ impl Runner {
             .map_err(|e| format!("upload task panicked: {e}"))??;
         Ok(resp.map(tonic::Response::into_inner))
     }
+}
+
+/// True for a file of an `[[outputs.images]]` layout (reported once per image, not per blob).
+fn in_image_layout(spec: &JobSpec, path: &str) -> bool {
+    spec.outputs
+        .images
+        .iter()
+        .any(|i| path.starts_with(&format!("{}/", i.name)))
 }

@@ -40,6 +40,8 @@ pub(super) struct PreparedJob {
     pub(super) image: PreparedImage,
     /// The pin keeps the rootfs out of eviction until this job's last step has ended.
     pub(super) _rootfs_pin: RootfsPin,
+    /// The verified base of each `[[outputs.images]]` (`None`: from scratch).
+    pub(super) image_bases: std::sync::Arc<Vec<Option<crate::image_output::BaseSource>>>,
 }
 
 impl Runner {
@@ -185,6 +187,7 @@ impl Runner {
             Ok(i) => i,
             Err(end) => return Err(end),
         };
+        let image_bases = std::sync::Arc::new(self.prepare_image_bases(spec, events).await?);
         Ok(PreparedJob {
             work,
             out,
@@ -194,6 +197,7 @@ impl Runner {
             caches,
             image,
             _rootfs_pin,
+            image_bases,
         })
     }
 
@@ -252,25 +256,12 @@ impl Runner {
                 .map_err(prepare_failed);
             }
         };
-        let canonical = std::fs::canonicalize(&dir).map_err(|e| JobEnd::Failed {
-            message: format!("image layout {}: {e}", dir.display()),
-            exit_code: 0,
-        })?;
-        let allowed = self
-            .cfg
-            .allowed_layout_roots
-            .iter()
-            .filter_map(|r| std::fs::canonicalize(r).ok())
-            .any(|root| canonical.starts_with(root));
-        if !allowed {
-            return Err(JobEnd::Failed {
-                message: format!(
-                    "image layout {} is outside the directories this runner reads layouts from; start the runner with --allow-oci-layout DIR",
-                    canonical.display()
-                ),
+        let canonical = self
+            .allowed_layout(&dir)
+            .map_err(|message| JobEnd::Failed {
+                message,
                 exit_code: 0,
-            });
-        }
+            })?;
         events
             .system(
                 0,
@@ -308,8 +299,30 @@ impl Runner {
     }
 }
 
+impl Runner {
+    /// `dir`, canonical, when it lies under a directory this runner reads layouts from;
+    /// otherwise why not (the job's fault).
+    pub(super) fn allowed_layout(&self, dir: &Path) -> Result<PathBuf, String> {
+        let canonical = std::fs::canonicalize(dir)
+            .map_err(|e| format!("image layout {}: {e}", dir.display()))?;
+        let allowed = self
+            .cfg
+            .allowed_layout_roots
+            .iter()
+            .filter_map(|r| std::fs::canonicalize(r).ok())
+            .any(|root| canonical.starts_with(root));
+        if !allowed {
+            return Err(format!(
+                "image layout {} is outside the directories this runner reads layouts from; start the runner with --allow-oci-layout DIR",
+                canonical.display()
+            ));
+        }
+        Ok(canonical)
+    }
+}
+
 /// A failed preparation: the job's fault fails it, the runner's is an infrastructure failure.
-fn prepare_failed(f: PrepareFailure) -> JobEnd {
+pub(super) fn prepare_failed(f: PrepareFailure) -> JobEnd {
     if f.job_fault {
         JobEnd::Failed {
             message: f.message,

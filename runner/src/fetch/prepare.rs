@@ -18,7 +18,7 @@ use crate::fetch::deps::{
 use crate::fetch::git_source::{GitTransports, checkout};
 use crate::fetch::http::HttpClient;
 use crate::fetch::image::registry::{
-    PullProgress, RegistryAuth, RegistryClient, RegistryError, RegistryRepo, pull,
+    PullProgress, PulledImage, RegistryAuth, RegistryClient, RegistryError, RegistryRepo, pull,
 };
 use crate::fetch::image::{ImageCache, ImageProgress, PreparedImage, RootfsPin};
 use crate::fetch::inputs::{InputProgress, provide_inputs};
@@ -364,6 +364,36 @@ fn pull_message(p: PullProgress) -> Option<String> {
             "image index: using the platform manifest sha256:{digest}"
         )),
     }
+}
+
+/// Pulls `repository@digest` into the blob cache for an image output's base: the pulled
+/// image (whose pins keep its blobs from eviction) and the layout its blobs form.
+pub async fn registry_base(
+    fetchers: &Fetchers,
+    repository: &str,
+    digest: &Sha256Digest,
+    events: &EventSink,
+) -> Result<(PulledImage, PathBuf), PrepareFailure> {
+    let repo = RegistryRepo::parse(repository).map_err(|e| PrepareFailure::job(e.to_string()))?;
+    events
+        .system(0, format!("pulling base image {repo}@sha256:{digest}"))
+        .await;
+    let f = fetchers.clone();
+    let digest = *digest;
+    let sink = events.clone();
+    blocking("base image pull", move || {
+        let mut progress = |p| {
+            if let Some(m) = pull_message(p) {
+                sink.system_blocking(0, m);
+            }
+        };
+        let pulled = pull(&f.registry, &f.blobs, &repo, &digest, &mut progress).map_err(|e| {
+            let message = format!("base image {repo}@sha256:{digest}: {e}");
+            PrepareFailure::by_fault(e.is_job_error(), message)
+        })?;
+        Ok((pulled, f.blobs.root().to_path_buf()))
+    })
+    .await
 }
 
 /// Pulls `repository@digest` into the blob cache (every blob verified while it streams),

@@ -60,6 +60,8 @@ pub(crate) struct ImageSpec {
     pub(crate) env: Vec<String>,
     /// `config.WorkingDir`, if set and non-empty.
     pub(crate) working_dir: Option<String>,
+    /// The whole verified config (an image output built on this image extends it).
+    pub(crate) config: ImageConfiguration,
 }
 
 /// Loads and validates the manifest stored under `manifest_digest` and the config it names.
@@ -178,6 +180,7 @@ pub(crate) fn load(layout: &Path, manifest_digest: &Sha256Digest) -> Result<Imag
         layers,
         env,
         working_dir,
+        config,
     })
 }
 
