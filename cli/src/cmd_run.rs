@@ -180,7 +180,7 @@ async fn run_in(
         // An image is checked as `airlock verify` checks a layout: by the manifest its
         // index names, hashed here.
         for (name, _, dir) in &fetched.images {
-            let digest = airlock_runner::fetch::image::pin_layout(dir)
+            let digest = airlock_runner::fetch::image::verify_layout(dir)
                 .map_err(|e| infra(format!("image {name}: {e}")))?;
             artifacts.push((name.clone(), digest));
         }

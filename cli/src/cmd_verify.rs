@@ -51,7 +51,7 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     let mut artifacts = Vec::new();
     for path in &args.artifacts {
         let digest = if path.is_dir() {
-            airlock_runner::fetch::image::pin_layout(path)
+            airlock_runner::fetch::image::verify_layout(path)
                 .map_err(|e| usage(format!("{} (an OCI image layout): {e}", path.display())))?
         } else {
             let file =

@@ -23,6 +23,7 @@ mod fleet;
 mod fleet_processes;
 mod hermetic_inputs;
 mod host;
+mod images;
 mod job_file_attacks;
 mod local_run;
 mod provenance_fixtures;

@@ -25,6 +25,6 @@ mod whiteout;
 pub use cache::ImageCache;
 pub use error::ImageError;
 pub use eviction::RootfsPin;
-pub use layout_pin::pin_layout;
+pub use layout_pin::{pin_layout, verify_layout};
 pub use prepared::PreparedImage;
 pub use progress::ImageProgress;
