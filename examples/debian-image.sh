@@ -8,15 +8,17 @@
 # (recorded as `image.resolved_from`), so rebuilding never rewrites a tracked file.
 set -euo pipefail
 
-# Flags (from the wrapper): --name NAME --dir DIR --include PKGS, then the
-# user's own arguments (--force, --help).
-name="" here="" include="" help_from="$0"
+# Flags (from the wrapper): --name NAME --dir DIR --include PKGS [--hook SHELL], then the
+# user's own arguments (--force, --help). --hook is an mmdebstrap --customize-hook ("$1" is
+# the root): deploy/image/build.sh adds the host's Rust toolchain with it.
+name="" here="" include="" help_from="$0" hook=""
 force=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --name) name="$2"; shift 2 ;;
         --dir) here="$2"; shift 2 ;;
         --include) include="$2"; shift 2 ;;
+        --hook) hook="$2"; shift 2 ;;
         --help-from) help_from="$2"; shift 2 ;;
         --force) force=1; shift ;;
         -h | --help)
@@ -137,9 +139,10 @@ step "[1/4] mmdebstrap --variant=$variant --include=$include --mode=root $suite 
 # mmdebstrap copies the host's /etc/hostname and /etc/resolv.conf into the chroot; remove
 # both so the image does not depend on the build machine (the runner supplies /etc/hostname,
 # and the sandbox has no network, so no resolver configuration is needed).
+hooks=(--customize-hook='rm -f "$1/etc/hostname" "$1/etc/resolv.conf"')
+[[ -n "$hook" ]] && hooks+=(--customize-hook="$hook")
 mmdebstrap --variant="$variant" --include="$include" --mode=root --format=tar \
-    --customize-hook='rm -f "$1/etc/hostname" "$1/etc/resolv.conf"' \
-    "$suite" "$rootfs_tar" </dev/null
+    "${hooks[@]}" "$suite" "$rootfs_tar" </dev/null
 layer_size=$(stat -c %s "$rootfs_tar")
 step "      rootfs tarball: $(human "$layer_size") in $(elapsed "$t")"
 
