@@ -81,7 +81,8 @@ else
     airlock="$repo/target/release/airlock"
 fi
 rm -rf "$out"
-"$airlock" run "$work/src/deploy/image/airlock.toml" --out "$out" "${mirror[@]}"
+"$airlock" run "$work/src/deploy/image/airlock.toml" --out "$out" \
+    --allow-source-dir "$work/src" "${mirror[@]}"
 
 step "images built from $commit"
 for image in airlock-controller airlock-runner; do
