@@ -64,6 +64,7 @@ for pkg in tomllib.load(open(lock, "rb"))["package"]:
 if missing:
     sys.exit("not in the cargo cache after `cargo fetch`: " + ", ".join(missing))
 PY
+rm -f "$work/mirror.flags"
 python3 "$repo/scripts/serve-deps-mirror.py" "$fixtures" >"$work/mirror.flags" 2>"$work/mirror.log" &
 mirror_pid=$!
 trap 'kill $mirror_pid 2>/dev/null || true' EXIT
