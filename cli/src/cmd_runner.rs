@@ -100,7 +100,7 @@ pub struct RunnerArgs {
     /// As root: host uid/gid that container id 0 of the first job slot maps to (container
     /// uid 1000 is this + 1000); slot N starts at this + N*65536. The ranges must not overlap
     /// /etc/subuid or /etc/subgid. As another user, the slots come from its /etc/subuid range.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = airlock_runner::config::DEFAULT_ID_BASE)]
     id_base: u32,
     /// How many jobs may run at once, each with its own host id range (root only).
     #[arg(long, default_value_t = 16)]

@@ -26,6 +26,9 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The default `--id-base` of a runner running as root: far above system and human ids.
+pub const DEFAULT_ID_BASE: u32 = 1_000_000;
+
 /// How a runner runs.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -98,7 +101,7 @@ impl RunnerConfig {
             state_dir: state_dir.into(),
             launcher_exe: launcher_exe.into(),
             allowed_layout_roots: Vec::new(),
-            id_base: 1_000_000,
+            id_base: DEFAULT_ID_BASE,
             id_slots: 16,
             id_lock_dir: None,
             profiles_dir: None,

@@ -247,6 +247,10 @@ impl Runner {
             events
                 .system(0, crate::sandbox::ROOTLESS_LIMITS_NOTICE.to_owned())
                 .await;
+        } else if crate::sandbox::is_userns_root() {
+            events
+                .system(0, crate::sandbox::USERNS_ROOT_LIMITS_NOTICE.to_owned())
+                .await;
         }
         let broker_dir = self
             .attempts

@@ -330,7 +330,17 @@ pub fn allocator_for(cfg: &crate::config::RunnerConfig) -> Result<IdAllocator, I
             .id_lock_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(ROOT_LOCK_DIR));
-        IdAllocator::for_root(cfg.id_base, cfg.id_slots, &subuid, &subgid, dir)
+        let base = if crate::sandbox::is_userns_root() {
+            let map = std::fs::read_to_string("/proc/self/uid_map")
+                .map_err(|source| IdError::Io {
+                    path: PathBuf::from("/proc/self/uid_map"),
+                    source,
+                })?;
+            base_in_user_namespace(cfg.id_base, cfg.id_slots, &map)?
+        } else {
+            cfg.id_base
+        };
+        IdAllocator::for_root(base, cfg.id_slots, &subuid, &subgid, dir)
     } else {
         let name = nix::unistd::User::from_uid(uid)
             .ok()
@@ -343,6 +353,34 @@ pub fn allocator_for(cfg: &crate::config::RunnerConfig) -> Result<IdAllocator, I
             .unwrap_or_else(|| cfg.state_dir.join("id-slots"));
         IdAllocator::for_user(&name, uid.as_raw(), &subuid, &subgid, dir)
     }
+}
+
+/// The id base for a runner that is root of a nested user namespace (`uid_map`: its
+/// `/proc/self/uid_map`): the configured base when its slots lie inside the namespace's
+/// mapped ids; for the default base, the first slot after the namespace's own 0..65535 when
+/// that fits; otherwise an error that says how many ids the namespace needs.
+fn base_in_user_namespace(base: u32, slots: u32, uid_map: &str) -> Result<u32, IdError> {
+    let ranges = super::rootless::mapped_ranges(uid_map);
+    let fits = |b: u32| {
+        let end = u64::from(b) + u64::from(slots) * u64::from(SLOT_SIZE);
+        ranges
+            .iter()
+            .any(|(start, count)| *start <= u64::from(b) && end <= start + count)
+    };
+    if fits(base) {
+        return Ok(base);
+    }
+    let default = crate::config::DEFAULT_ID_BASE;
+    if base == default && fits(SLOT_SIZE) {
+        return Ok(SLOT_SIZE);
+    }
+    let mapped: u64 = ranges.iter().map(|(_, c)| c).sum();
+    Err(IdError::Config(format!(
+        "this runner is root of a user namespace that maps {mapped} ids, and --id-base {base} \
+         with {slots} slots of {SLOT_SIZE} does not fit in them; give the namespace at least \
+         {} ids (Kubernetes: kubelet userNamespaces.idsPerPod) and use --id-base 65536",
+        u64::from(SLOT_SIZE) * (1 + u64::from(slots))
+    )))
 }
 
 /// Reads a subordinate id file; a missing file is empty.
@@ -360,6 +398,22 @@ pub fn read_subid_file(path: &Path) -> Result<String, IdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pods_user_namespace_gets_slots_inside_its_mapped_ids() {
+        let pod = "         0 3000000 196608\n";
+        assert_eq!(
+            base_in_user_namespace(crate::config::DEFAULT_ID_BASE, 2, pod).unwrap(),
+            65_536
+        );
+        assert_eq!(base_in_user_namespace(65_536, 2, pod).unwrap(), 65_536);
+        let e = base_in_user_namespace(65_536, 3, pod).unwrap_err().to_string();
+        assert!(e.contains("262144 ids") && e.contains("idsPerPod"), "{e}");
+        let e = base_in_user_namespace(crate::config::DEFAULT_ID_BASE, 1, "0 3000000 65536\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maps 65536 ids"), "{e}");
+    }
 
     #[test]
     fn root_slots_are_disjoint_and_spaced_by_65536() {

@@ -184,6 +184,8 @@ impl Launcher {
         }
         if rootless::is_rootless() {
             rootless::adapt_spec(&mut spec, plan)?;
+        } else if rootless::is_userns_root() {
+            rootless::set_rlimit_fallback(&mut spec, plan)?;
         }
         let bundle = self.bundles_root().join(container_id);
         if self.containers_root().join(container_id).exists() {
@@ -242,8 +244,9 @@ impl Launcher {
     ) -> Result<StepOutcome, SandboxError> {
         let config = bundle.join("config.json");
         spec.save(&config)?;
-        // Rootless: no writable cgroup; the rlimits in the spec stand in for these.
-        let cgroup_limits = !rootless::is_rootless();
+        // Rootless or root of a pod's user namespace: no writable cgroup; the rlimits in the
+        // spec stand in for these, and `lo` stays down.
+        let cgroup_limits = rootless::has_host_privilege();
         let request = HelperRequest {
             container_id: container_id.to_owned(),
             state_root: self.containers_root(),

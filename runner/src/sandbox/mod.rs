@@ -36,7 +36,10 @@ pub use plan::{
     STEP_UID, SandboxPlan,
 };
 pub(crate) use rootless::lchown_tree;
-pub use rootless::{ROOTLESS_LIMITS_NOTICE, is_rootless};
+pub use rootless::{
+    ROOTLESS_LIMITS_NOTICE, USERNS_ROOT_LIMITS_NOTICE, has_host_privilege, is_rootless,
+    is_userns_root,
+};
 pub use seccomp::{
     BASELINE_FILE as SECCOMP_BASELINE_FILE, BASELINE_JSON as SECCOMP_BASELINE_JSON,
     MANDATORY_DENIALS, SeccompPolicy,

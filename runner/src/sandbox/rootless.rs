@@ -37,9 +37,62 @@ pub const ROOTLESS_LIMITS_NOTICE: &str = "rootless: cgroup limits unavailable; u
      for processes, RLIMIT_FSIZE for file size; no CPU limit, no out-of-memory or pids-limit \
      reporting)";
 
+/// The line a runner that is root of a nested user namespace (a pod) writes to every job's
+/// log.
+pub const USERNS_ROOT_LIMITS_NOTICE: &str = "user-namespace root (a pod): cgroup limits unavailable; using rlimits (RLIMIT_AS for \
+     memory, RLIMIT_NPROC for processes, RLIMIT_FSIZE for file size) under the pod's own \
+     limits; `lo` stays down in the steps";
+
 /// Whether this process runs without root, i.e. the sandbox is rootless.
 pub fn is_rootless() -> bool {
     !geteuid().is_root()
+}
+
+/// Whether this process is root of a user namespace other than the initial one: a pod with
+/// `hostUsers: false`, or a container engine's user namespace. Such a root owns the ids the
+/// namespace maps (it writes a job's id mapping and chowns its workspace itself, like host
+/// root), but the node's cgroups are not its to write and it cannot enter a step's network
+/// namespace (that needs CAP_SYS_ADMIN in its own namespace), so the sandbox falls back to
+/// rlimits and leaves `lo` down, as rootless.
+pub fn is_userns_root() -> bool {
+    static NESTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    geteuid().is_root()
+        && *NESTED.get_or_init(|| {
+            std::fs::read_to_string("/proc/self/uid_map")
+                .map(|map| !is_initial_uid_map(&map))
+                // Unreadable: assume the weaker position (no cgroups) rather than fail open.
+                .unwrap_or(true)
+        })
+}
+
+/// Whether the sandbox has the host's privileges: writable cgroups for its limits and the
+/// right to bring up `lo` in a step's network namespace (root of the initial namespace).
+pub fn has_host_privilege() -> bool {
+    !is_rootless() && !is_userns_root()
+}
+
+/// True for the initial user namespace's map: every id, identity-mapped.
+fn is_initial_uid_map(map: &str) -> bool {
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .filter(|f: &Vec<&str>| !f.is_empty())
+        .collect();
+    matches!(lines.as_slice(), [l] if l.as_slice() == ["0", "0", "4294967295"])
+}
+
+/// The ids a nested user namespace maps, as `(inside start, count)` ranges of
+/// `/proc/self/uid_map` text.
+pub(crate) fn mapped_ranges(map: &str) -> Vec<(u64, u64)> {
+    map.lines()
+        .filter_map(|l| {
+            let f: Vec<u64> = l.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+            match f.as_slice() {
+                [inside, _, count] => Some((*inside, *count)),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Who should own a workspace tree.
@@ -101,6 +154,12 @@ pub(crate) fn adapt_spec(spec: &mut Spec, plan: &SandboxPlan) -> Result<(), Sand
         linux.set_uid_mappings(Some(split(STEP_UID)?));
         linux.set_gid_mappings(Some(split(STEP_GID)?));
     }
+    set_rlimit_fallback(spec, plan)
+}
+
+/// Puts the rlimits that stand in for the cgroup limits into `spec` (rootless, and root of a
+/// nested user namespace).
+pub(crate) fn set_rlimit_fallback(spec: &mut Spec, plan: &SandboxPlan) -> Result<(), SandboxError> {
     if let Some(process) = spec.process_mut() {
         let mut rlimits = process.rlimits().clone().unwrap_or_default();
         for (typ, wanted) in rlimit_fallback(plan) {
@@ -293,6 +352,18 @@ pub(crate) fn lchown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), String>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_the_full_identity_map_is_the_initial_user_namespace() {
+        assert!(is_initial_uid_map("         0          0 4294967295\n"));
+        assert!(!is_initial_uid_map("         0    3000000     196608\n"));
+        assert!(!is_initial_uid_map("0 0 4294967295\n1 1 1\n"));
+        assert!(!is_initial_uid_map(""));
+        assert_eq!(
+            mapped_ranges("         0    3000000     196608\n"),
+            vec![(0, 196_608)]
+        );
+    }
+
     use super::*;
 
     fn plan() -> SandboxPlan {
