@@ -223,11 +223,11 @@ fn verify_blob(dir: &Path, what: &str, digest: &Sha256Digest, size: u64) -> Resu
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Writes a layout of one manifest over `config` and `layers`; returns the manifest digest.
-    fn write_layout(dir: &Path, config: &[u8], layers: &[&[u8]]) -> Sha256Digest {
+    pub(crate) fn write_layout(dir: &Path, config: &[u8], layers: &[&[u8]]) -> Sha256Digest {
         let blobs = dir.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).unwrap();
         let put = |b: &[u8]| {

@@ -14,6 +14,8 @@ mod auth;
 mod blob_body;
 mod client;
 mod error;
+#[cfg(test)]
+mod fake_registry;
 mod layout_image;
 mod pull;
 mod push;

@@ -126,3 +126,113 @@ pub fn push_layout(
     )?;
     Ok(pushed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::auth::RegistryAuth;
+    use super::super::fake_registry;
+    use super::super::layout_image::tests::write_layout;
+    use super::super::referrer::attach_provenance;
+    use super::*;
+    use crate::fetch::http::HttpClient;
+    use crate::fetch::image::ImageError;
+
+    const SLSA: &str = "https://slsa.dev/provenance/v1";
+
+    #[test]
+    fn pushes_through_a_push_scoped_token_and_falls_back_to_the_referrers_tag() {
+        let (addr, stored) = fake_registry::start();
+        let tmp = tempfile::tempdir().unwrap();
+        let digest = write_layout(tmp.path(), b"{\"os\":\"linux\"}", &[b"layer-a", b"layer-b"]);
+        let image = LayoutImage::open(tmp.path()).unwrap();
+        let repo = RegistryRepo::parse(&format!("{addr}/app")).unwrap();
+        let client = RegistryClient::new(HttpClient::new(), RegistryAuth::anonymous());
+
+        let mut events = Vec::new();
+        let pushed =
+            push_layout(&client, &image, &repo, Some("v1"), &mut |p| events.push(p)).unwrap();
+        assert_eq!((pushed.uploaded, pushed.existing), (3, 0));
+        assert_eq!(pushed.digest, digest);
+        assert!(events.iter().any(|e| matches!(
+            e,
+            PushProgress::Uploading { index: 3, count: 3, transfer, .. } if transfer.finished
+        )));
+        {
+            let st = stored.lock().unwrap();
+            let (media_type, bytes) = &st.manifests["v1"];
+            assert_eq!(media_type, OCI_MANIFEST_MEDIA_TYPE);
+            assert_eq!(bytes, image.manifest_bytes());
+            for blob in image.blobs() {
+                assert!(
+                    st.blobs.contains_key(&blob.digest.prefixed()),
+                    "{}",
+                    blob.what
+                );
+            }
+            // One token, for the scope the challenge named; the cached header did the rest.
+            assert_eq!(st.scopes, ["repository%3Aapp%3Apull%2Cpush"]);
+        }
+
+        let envelope = br#"{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"k","sig":"AA=="}]}"#;
+        let subject = image.descriptor().unwrap();
+        let attached = attach_provenance(&client, &repo, &subject, envelope, SLSA).unwrap();
+        let tag = format!("sha256-{}", digest.hex());
+        assert_eq!(attached.fallback_tag.as_deref(), Some(tag.as_str()));
+        assert!(attached.index_updated);
+        let index: serde_json::Value = {
+            let st = stored.lock().unwrap();
+            let (media_type, bytes) = &st.manifests[&tag];
+            assert_eq!(media_type, "application/vnd.oci.image.index.v1+json");
+            assert_eq!(st.blobs[&Sha256Digest::of(envelope).prefixed()], envelope);
+            let (_, referrer) = &st.manifests[&attached.referrer.prefixed()];
+            let r: serde_json::Value = serde_json::from_slice(referrer).unwrap();
+            assert_eq!(r["subject"]["digest"], digest.prefixed());
+            serde_json::from_slice(bytes).unwrap()
+        };
+        assert_eq!(
+            index["manifests"][0]["digest"],
+            attached.referrer.prefixed()
+        );
+
+        // Twice: nothing uploaded, the same referrer, the index unchanged.
+        let again = push_layout(&client, &image, &repo, Some("v1"), &mut |_| {}).unwrap();
+        assert_eq!((again.uploaded, again.existing), (0, 3));
+        let second = attach_provenance(&client, &repo, &subject, envelope, SLSA).unwrap();
+        assert_eq!(second.referrer, attached.referrer);
+        assert!(!second.index_updated);
+        let st = stored.lock().unwrap();
+        let after: serde_json::Value = serde_json::from_slice(&st.manifests[&tag].1).unwrap();
+        assert_eq!(after, index);
+    }
+
+    #[test]
+    fn a_blob_changed_after_the_check_is_never_stored_and_no_manifest_follows() {
+        let (addr, stored) = fake_registry::start();
+        let tmp = tempfile::tempdir().unwrap();
+        write_layout(tmp.path(), b"{\"os\":\"linux\"}", &[b"layer-a"]);
+        let image = LayoutImage::open(tmp.path()).unwrap();
+        // Changed between the verification and the upload, same length.
+        let layer = tmp
+            .path()
+            .join("blobs/sha256")
+            .join(Sha256Digest::of(b"layer-a").hex());
+        std::fs::write(&layer, b"layer-A").unwrap();
+        let repo = RegistryRepo::parse(&format!("{addr}/app")).unwrap();
+        let client = RegistryClient::new(HttpClient::new(), RegistryAuth::anonymous());
+        let e = push_layout(&client, &image, &repo, Some("v1"), &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(e, RegistryError::Image(ImageError::DigestMismatch { .. })),
+            "{e}"
+        );
+        let st = stored.lock().unwrap();
+        assert!(
+            !st.blobs
+                .contains_key(&Sha256Digest::of(b"layer-a").prefixed())
+        );
+        assert!(
+            !st.blobs
+                .contains_key(&Sha256Digest::of(b"layer-A").prefixed())
+        );
+        assert!(st.manifests.is_empty());
+    }
+}

@@ -206,7 +206,7 @@ pub fn attach_provenance(
         &referrer.bytes,
         &referrer.digest,
     )?;
-    let subject_digest = Sha256Digest::parse_prefixed(&subject.digest().to_string())
+    let subject_digest = Sha256Digest::parse_prefixed(subject.digest().as_ref())
         .map_err(|e| manifest_err("the referrer's subject", e))?;
     if stored
         .oci_subject

@@ -154,7 +154,8 @@ pub(crate) fn upload_url(
     let absolute = if location.starts_with("https://") || location.starts_with("http://") {
         let url = HttpUrl::parse(location).map_err(|_| bad("is not a valid URL"))?;
         // Plain HTTP only where the registry itself is reached so: on loopback.
-        if !url.is_https() && !(is_loopback_host(url.host()) && base.starts_with("http://")) {
+        let plain_ok = is_loopback_host(url.host()) && base.starts_with("http://");
+        if !url.is_https() && !plain_ok {
             return Err(bad(
                 "is plain HTTP to a non-loopback host or from an HTTPS registry; refused",
             ));
