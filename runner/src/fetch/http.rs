@@ -31,7 +31,7 @@ pub enum HttpError {
         reason: String,
     },
     /// The request failed before a response arrived (for a request with a body, also: the
-    /// body's reader failed, or yielded another length than declared).
+    /// body's reader failed, or ended before its declared length).
     #[error("{method} {url}: {source}")]
     Request {
         /// The method.
@@ -107,8 +107,8 @@ impl fmt::Display for Method {
 }
 
 /// What a request sends. Every body has a known length, sent as `Content-Length`: registries
-/// need it for monolithic uploads, and a declared length makes a short or long reader an
-/// error instead of a silently different upload.
+/// need it for monolithic uploads, and a declared length makes a reader that ends early an
+/// error instead of a truncated upload.
 pub enum RequestBody<'a> {
     /// No body (`Content-Length: 0` on POST and PUT, no header on GET and HEAD).
     Empty,
