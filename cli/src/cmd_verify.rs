@@ -1,6 +1,6 @@
 //! `airlock verify`: a policy check in the spirit of slsa-verifier.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use airlock_attest::{Bundle, Envelope, Policy, Sha256Digest, VerifyingKey};
 use clap::Args;
@@ -39,15 +39,8 @@ pub struct VerifyArgs {
 
 /// Runs `verify`.
 pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
-    let keys: Vec<VerifyingKey> = args
-        .keys
-        .iter()
-        .map(|k| airlock_attest::load_verifying_key(k).usage())
-        .collect::<Result<_, _>>()?;
-    let bytes = std::fs::read(&args.provenance)
-        .map_err(|e| usage(format!("--provenance {}: {e}", args.provenance.display())))?;
-    let envelope = parse_provenance(&bytes)
-        .map_err(|e| usage(format!("--provenance {}: {e}", args.provenance.display())))?;
+    let keys = load_keys(&args.keys)?;
+    let envelope = load_provenance(&args.provenance)?.envelope;
     let mut artifacts = Vec::new();
     for path in &args.artifacts {
         let digest = if path.is_dir() {
@@ -66,17 +59,12 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
             .unwrap_or_default();
         artifacts.push((name, digest));
     }
-    let allowed = (!args.allow_unknown_external_parameters).then(|| {
-        airlock_controller::EXTERNAL_PARAMETERS
-            .iter()
-            .map(|k| (*k).to_owned())
-            .collect()
-    });
     let policy = Policy {
         builder_id: args.builder_id,
         source_uri: args.source_uri,
         build_type: args.build_type,
-        allowed_external_parameters: allowed,
+        allowed_external_parameters: (!args.allow_unknown_external_parameters)
+            .then(known_external_parameters),
     };
     let report = airlock_attest::verify_provenance(&envelope, &keys, &artifacts, &policy)
         .map_err(|e| {
@@ -99,16 +87,60 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     Ok(Exit::Ok)
 }
 
+/// The trusted public keys of `--key` flags.
+pub(crate) fn load_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, Failure> {
+    paths
+        .iter()
+        .map(|k| airlock_attest::load_verifying_key(k).usage())
+        .collect()
+}
+
+/// The top-level `externalParameters` keys of airlock's job spec: all that `verify` accepts
+/// unless told otherwise.
+pub(crate) fn known_external_parameters() -> Vec<String> {
+    airlock_controller::EXTERNAL_PARAMETERS
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect()
+}
+
+/// A provenance file, read.
+#[derive(Debug)]
+pub(crate) struct LoadedProvenance {
+    /// The DSSE envelope (its signature not checked yet).
+    pub(crate) envelope: Envelope,
+    /// The envelope's JSON as one document: the line of an `.intoto.jsonl` file byte for
+    /// byte (without its line end), or the envelope of a bundle, serialized compactly.
+    pub(crate) envelope_json: Vec<u8>,
+}
+
+/// Reads `path` (an `.intoto.jsonl` or a Sigstore bundle); errors name the file.
+pub(crate) fn load_provenance(path: &Path) -> Result<LoadedProvenance, Failure> {
+    let bytes =
+        std::fs::read(path).map_err(|e| usage(format!("--provenance {}: {e}", path.display())))?;
+    parse_provenance(&bytes).map_err(|e| usage(format!("--provenance {}: {e}", path.display())))
+}
+
 /// Reads a `.intoto.jsonl` (first envelope) or a Sigstore bundle. The format is
 /// chosen by the document's `mediaType` field, never by trying parsers in turn.
-fn parse_provenance(bytes: &[u8]) -> anyhow::Result<Envelope> {
+fn parse_provenance(bytes: &[u8]) -> anyhow::Result<LoadedProvenance> {
     let text = std::str::from_utf8(bytes)?;
     let first_line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     // A whole-file JSON object is a bundle or a single-envelope .intoto.jsonl; a file
     // with several envelope lines is not one JSON value, so take its first line.
     let whole: Option<serde_json::Value> = serde_json::from_str(text).ok();
     match whole {
-        Some(v) if v.get("mediaType").is_some() => Ok(Bundle::from_json(bytes)?.into_envelope()),
-        _ => Ok(Envelope::from_json(first_line.as_bytes())?),
+        Some(v) if v.get("mediaType").is_some() => {
+            let envelope = Bundle::from_json(bytes)?.into_envelope();
+            let envelope_json = serde_json::to_vec(&envelope)?;
+            Ok(LoadedProvenance {
+                envelope,
+                envelope_json,
+            })
+        }
+        _ => Ok(LoadedProvenance {
+            envelope: Envelope::from_json(first_line.as_bytes())?,
+            envelope_json: first_line.trim_end().as_bytes().to_vec(),
+        }),
     }
 }

@@ -7,6 +7,7 @@ mod cmd_client_token;
 mod cmd_controller;
 mod cmd_jobs;
 mod cmd_keys;
+mod cmd_push;
 mod cmd_registration;
 mod cmd_run;
 mod cmd_runner;
@@ -57,6 +58,9 @@ enum Command {
     Fetch(cmd_jobs::FetchArgs),
     /// Verify artifacts against signed provenance (DSSE/in-toto/SLSA v1).
     Verify(cmd_verify::VerifyArgs),
+    /// Push an OCI image layout to a registry unchanged (same digest), with its signed
+    /// provenance attached as an OCI referrer.
+    Push(cmd_push::PushArgs),
     /// Manage signing keys.
     Keys(cmd_keys::KeysArgs),
     /// Internal: create, run and delete one container (used by runners).
@@ -121,6 +125,7 @@ async fn dispatch(command: Command) -> Result<Exit, Failure> {
         Command::Cancel(a) => cmd_jobs::cancel(a).await,
         Command::Fetch(a) => cmd_jobs::fetch(a).await,
         Command::Verify(a) => cmd_verify::run(a),
+        Command::Push(a) => cmd_push::run(a),
         Command::Keys(a) => cmd_keys::run(a),
         Command::SandboxExec { .. } => Ok(Exit::Infra),
     }

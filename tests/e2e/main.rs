@@ -31,6 +31,7 @@ mod provenance_interop;
 mod provenance_key_isolation;
 mod provenance_keys_cli;
 mod provenance_reproducible;
+mod push;
 mod rootless;
 mod sandbox_escape;
 mod secret_leak_scan;

@@ -1,5 +1,6 @@
-//! A small client for the OCI distribution API (pull side only): manifests and blobs by
-//! digest, tag lookups, anonymous, Basic and Bearer-token authentication.
+//! A small client for the OCI distribution API: manifests and blobs by digest, tag lookups,
+//! anonymous, Basic and Bearer-token authentication. Pushing builds on [`RegistryClient::send`]
+//! (`upload.rs`, `push.rs`, `referrer.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,8 +11,10 @@ use airlock_attest::Sha256Digest;
 
 use super::auth::{Challenge, RegistryAuth, TokenResponse, parse_challenge};
 use super::error::RegistryError;
-use super::reference::RegistryRepo;
-use crate::fetch::http::{HttpClient, HttpUrl, Transfer, is_loopback_host, stream_body};
+use super::reference::{RegistryRepo, validate_tag};
+use crate::fetch::http::{
+    HttpClient, HttpUrl, Method, RequestBody, Transfer, is_loopback_host, stream_body,
+};
 
 /// Largest manifest, index or token answer accepted.
 pub(crate) const MAX_DOCUMENT_BYTES: u64 = 4 << 20;
@@ -22,7 +25,56 @@ pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+jso
      application/vnd.docker.distribution.manifest.list.v2+json, \
      application/vnd.docker.distribution.manifest.v2+json";
 
-/// A registry client. Tokens are cached per repository for the client's lifetime.
+/// What a request needs the login to allow. It sets the token scope asked for when a
+/// challenge names none; a challenge's own scope is always used as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Reading manifests and blobs.
+    Pull,
+    /// Uploading blobs and storing manifests.
+    Push,
+}
+
+impl Access {
+    fn actions(self) -> &'static str {
+        match self {
+            Self::Pull => "pull",
+            Self::Push => "pull,push",
+        }
+    }
+}
+
+/// A request body the client can produce again: a request answered by an authentication
+/// challenge is sent a second time, with credentials.
+pub(crate) trait Payload {
+    /// The body for one attempt.
+    fn body(&mut self) -> Result<RequestBody<'_>, RegistryError>;
+}
+
+/// No body.
+#[derive(Debug)]
+pub(crate) struct NoBody;
+
+impl Payload for NoBody {
+    fn body(&mut self) -> Result<RequestBody<'_>, RegistryError> {
+        Ok(RequestBody::Empty)
+    }
+}
+
+/// A body held in memory (manifests, small blobs).
+#[derive(Debug)]
+pub(crate) struct BytesBody<'a>(pub(crate) &'a [u8]);
+
+impl Payload for BytesBody<'_> {
+    fn body(&mut self) -> Result<RequestBody<'_>, RegistryError> {
+        Ok(RequestBody::Bytes(self.0))
+    }
+}
+
+/// A registry client. The `Authorization` header that last worked (a Bearer token, or the
+/// configured Basic login) is cached per repository for the client's lifetime, so a request
+/// with a large body goes out with credentials the first time instead of being refused
+/// after it was streamed.
 pub struct RegistryClient {
     http: HttpClient,
     auth: RegistryAuth,
@@ -47,7 +99,7 @@ impl RegistryClient {
         }
     }
 
-    fn cached_token(&self, repo: &RegistryRepo) -> Option<String> {
+    fn cached_auth(&self, repo: &RegistryRepo) -> Option<String> {
         self.tokens
             .lock()
             .ok()
@@ -62,20 +114,37 @@ impl RegistryClient {
         accept: Option<&str>,
     ) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
         let url = HttpUrl::parse(url)?;
-        let mut auth_header = self.cached_token(repo).map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+        self.send(repo, Access::Pull, Method::Get, &url, &headers, &mut NoBody)
+    }
+
+    /// Sends `method` to `url` (within `repo`'s registry) with `headers` and the body of
+    /// `payload`, authenticating as the registry asks: a 401 challenge (Basic, or Bearer with
+    /// a token fetched for the challenge's scope, else for `access` on `repo`) is answered
+    /// once, with a fresh body. Credentials only go to `repo`'s own registry: a URL on another
+    /// host (an upload `Location` may name one) is sent without them. Returns the response
+    /// whatever its other status.
+    pub(crate) fn send(
+        &self,
+        repo: &RegistryRepo,
+        access: Access,
+        method: Method,
+        url: &HttpUrl,
+        headers: &[(&str, &str)],
+        payload: &mut dyn Payload,
+    ) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
+        let own_registry = url.authority().eq_ignore_ascii_case(&repo.registry);
+        let mut auth_header = own_registry.then(|| self.cached_auth(repo)).flatten();
         for attempt in 0..2 {
-            let mut headers: Vec<(&str, &str)> = Vec::new();
-            if let Some(a) = accept {
-                headers.push(("Accept", a));
-            }
+            let mut all: Vec<(&str, &str)> = headers.to_vec();
             if let Some(h) = &auth_header {
-                headers.push(("Authorization", h));
+                all.push(("Authorization", h));
             }
-            let resp = self.http.get(&url, &headers)?;
+            let resp = self.http.send(method, url, &all, payload.body()?)?;
             if resp.status().as_u16() != 401 {
                 return Ok(resp);
             }
-            if attempt == 1 {
+            if attempt == 1 || !own_registry {
                 break;
             }
             let challenge = resp
@@ -84,21 +153,23 @@ impl RegistryClient {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .find_map(parse_challenge);
-            auth_header = Some(match challenge {
+            let header = match challenge {
                 Some(Challenge::Basic) => self.basic(repo)?,
                 Some(Challenge::Bearer {
                     realm,
                     service,
                     scope,
                 }) => {
-                    let token = self.token(repo, &realm, service.as_deref(), scope.as_deref())?;
-                    if let Ok(mut t) = self.tokens.lock() {
-                        t.insert(repo.to_string(), token.clone());
-                    }
+                    let token =
+                        self.token(repo, access, &realm, service.as_deref(), scope.as_deref())?;
                     format!("Bearer {token}")
                 }
                 None => break,
-            });
+            };
+            if let Ok(mut t) = self.tokens.lock() {
+                t.insert(repo.to_string(), header.clone());
+            }
+            auth_header = Some(header);
         }
         Err(RegistryError::Unauthorized {
             registry: repo.registry.clone(),
@@ -124,6 +195,7 @@ impl RegistryClient {
     fn token(
         &self,
         repo: &RegistryRepo,
+        access: Access,
         realm: &str,
         service: Option<&str>,
         scope: Option<&str>,
@@ -141,7 +213,7 @@ impl RegistryClient {
         }
         let scope = scope
             .map(str::to_owned)
-            .unwrap_or_else(|| format!("repository:{}:pull", repo.repository));
+            .unwrap_or_else(|| format!("repository:{}:{}", repo.repository, access.actions()));
         let mut query = Vec::new();
         if let Some(s) = service {
             query.push(format!("service={}", encode(s)));
@@ -248,23 +320,14 @@ impl RegistryClient {
         repo: &RegistryRepo,
         tag: &str,
     ) -> Result<Sha256Digest, RegistryError> {
-        let valid = !tag.is_empty()
-            && tag.len() <= 128
-            && tag
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-        if !valid {
-            return Err(RegistryError::BadName {
-                name: format!("{repo}:{tag}"),
-                reason: "the tag must be 1-128 characters of [A-Za-z0-9_.-]".into(),
-            });
-        }
+        validate_tag(repo, tag)?;
         let (bytes, _) = self.manifest(repo, tag)?;
         Ok(Sha256Digest::of(&bytes))
     }
 }
 
-fn status_error(what: String, status: u16) -> RegistryError {
+/// An unexpected status of a pull request, with a hint for the common ones.
+pub(crate) fn status_error(what: String, status: u16) -> RegistryError {
     let hint = match status {
         404 => "; check the image name and digest",
         403 => "; the configured login may not pull this repository",
@@ -274,8 +337,20 @@ fn status_error(what: String, status: u16) -> RegistryError {
     RegistryError::Status { what, status, hint }
 }
 
+/// An unexpected status of a push request, with a hint for the common ones.
+pub(crate) fn push_status_error(what: String, status: u16) -> RegistryError {
+    let hint = match status {
+        403 => "; the configured login may not push to this repository",
+        404 | 405 => "; the registry does not accept pushes to this repository",
+        413 => "; the registry refuses a body this large",
+        429 => "; the registry is rate-limiting this client",
+        _ => "",
+    };
+    RegistryError::Status { what, status, hint }
+}
+
 /// Percent-encodes a query parameter value.
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

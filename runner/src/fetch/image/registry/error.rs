@@ -1,4 +1,4 @@
-//! Why a registry pull or tag resolution failed. No variant ever carries a credential.
+//! Why a registry pull, tag resolution or push failed. No variant ever carries a credential.
 
 use airlock_attest::Sha256Digest;
 
@@ -74,6 +74,36 @@ pub enum RegistryError {
         /// Which document.
         what: String,
         /// What is wrong.
+        reason: String,
+    },
+    /// The image layout to push is not one airlock pushes (its `index.json` names no single
+    /// image manifest, a file is missing or unreadable).
+    #[error("image layout {path}: {reason}")]
+    Layout {
+        /// The layout directory or the file at fault.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The registry stored a pushed document or blob under another digest than it has.
+    #[error(
+        "{what}: the registry reports storing it as {reported}, not as {}; the registry \
+         rewrote it or did not store it", expected.prefixed()
+    )]
+    PushedDigest {
+        /// What was pushed.
+        what: String,
+        /// Its digest.
+        expected: Sha256Digest,
+        /// The registry's `Docker-Content-Digest` (as sent, it is not necessarily a digest).
+        reported: String,
+    },
+    /// The registry's answer to an upload step is not what the distribution spec says.
+    #[error("{what}: {reason}")]
+    Upload {
+        /// Which upload step.
+        what: String,
+        /// What is wrong with the answer.
         reason: String,
     },
     /// The image index has no manifest for this runner's platform.

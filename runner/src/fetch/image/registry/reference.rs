@@ -1,4 +1,5 @@
-//! Registry image names: `HOST[:PORT]/REPOSITORY`, always with an explicit registry host.
+//! Registry image names: `HOST[:PORT]/REPOSITORY`, always with an explicit registry host,
+//! and the tags and push targets (`HOST[:PORT]/REPOSITORY[:TAG]`) built on them.
 
 use std::fmt;
 
@@ -82,6 +83,48 @@ impl fmt::Display for RegistryRepo {
     }
 }
 
+/// Checks `tag` against the distribution spec's tag grammar: 1-128 characters of
+/// `[A-Za-z0-9_.-]`, the first not `.` or `-`.
+pub fn validate_tag(repo: &RegistryRepo, tag: &str) -> Result<(), RegistryError> {
+    let valid = tag.len() <= 128
+        && tag
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(RegistryError::BadName {
+            name: format!("{repo}:{tag}"),
+            reason: "the tag must be 1-128 characters of [A-Za-z0-9_.-], not starting with \
+                     `.` or `-`"
+                .into(),
+        })
+    }
+}
+
+/// Parses a push target `HOST[:PORT]/REPOSITORY[:TAG]` into the repository and its tag. A
+/// digest (`@sha256:...`) is refused: what is pushed decides the digest.
+pub fn parse_push_target(name: &str) -> Result<(RegistryRepo, Option<String>), RegistryError> {
+    if name.contains('@') {
+        return Err(RegistryError::BadName {
+            name: name.to_owned(),
+            reason: "a push target names no digest (the layout's manifest decides it); \
+                     write HOST[:PORT]/REPOSITORY[:TAG]"
+                .into(),
+        });
+    }
+    let (repo, tag) = split_tag(name);
+    let repo = RegistryRepo::parse(repo)?;
+    if let Some(tag) = tag {
+        validate_tag(&repo, tag)?;
+    }
+    Ok((repo, tag.map(str::to_owned)))
+}
+
 /// Splits `HOST[:PORT]/REPO:TAG` into the repository and the tag (`None` without a tag).
 pub fn split_tag(name: &str) -> (&str, Option<&str>) {
     let last_slash = name.rfind('/').map_or(0, |i| i + 1);
@@ -115,5 +158,29 @@ mod tests {
             split_tag("127.0.0.1:5000/base"),
             ("127.0.0.1:5000/base", None)
         );
+    }
+
+    #[test]
+    fn parses_push_targets() {
+        let (r, t) = parse_push_target("127.0.0.1:5000/app/web:v1.2").unwrap();
+        assert_eq!(r.to_string(), "127.0.0.1:5000/app/web");
+        assert_eq!(t.as_deref(), Some("v1.2"));
+        let (r, t) = parse_push_target("registry.example.com/app").unwrap();
+        assert_eq!(r.registry, "registry.example.com");
+        assert_eq!(t, None);
+        let (r, t) = parse_push_target("localhost:5000/app").unwrap();
+        assert_eq!(r.registry, "localhost:5000");
+        assert_eq!(t, None);
+        for bad in [
+            "127.0.0.1:5000/app@sha256:00",
+            "127.0.0.1:5000/app:-x",
+            "127.0.0.1:5000/app:",
+            "127.0.0.1:5000/app:a/b",
+            "app:v1",
+        ] {
+            assert!(parse_push_target(bad).is_err(), "{bad}");
+        }
+        let long = format!("127.0.0.1:5000/app:{}", "a".repeat(129));
+        assert!(parse_push_target(&long).is_err());
     }
 }
