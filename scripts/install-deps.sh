@@ -10,9 +10,11 @@
 #   uidmap                     newuidmap/newgidmap: id mappings of a rootless runner
 #   openssl curl               the TLS tests make certificates with openssl and fetch the
 #                              controller's https endpoints with curl (tests only)
+#   python3-seccomp            libseccomp's Python bindings: the pod emulation loads the
+#                              runner's shipped seccomp profile with them (tests only)
 set -euo pipefail
 
-packages=(libseccomp-dev pkg-config mmdebstrap python3-venv ca-certificates git uidmap openssl curl)
+packages=(libseccomp-dev pkg-config mmdebstrap python3-venv ca-certificates git uidmap openssl curl python3-seccomp)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

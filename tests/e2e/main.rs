@@ -26,6 +26,7 @@ mod host;
 mod images;
 mod job_file_attacks;
 mod local_run;
+mod pod;
 mod provenance_fixtures;
 mod provenance_interop;
 mod provenance_key_isolation;

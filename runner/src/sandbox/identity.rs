@@ -330,17 +330,17 @@ pub fn allocator_for(cfg: &crate::config::RunnerConfig) -> Result<IdAllocator, I
             .id_lock_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(ROOT_LOCK_DIR));
-        let base = if crate::sandbox::is_userns_root() {
-            let map = std::fs::read_to_string("/proc/self/uid_map")
-                .map_err(|source| IdError::Io {
+        let (base, slots) = if crate::sandbox::is_userns_root() {
+            let map =
+                std::fs::read_to_string("/proc/self/uid_map").map_err(|source| IdError::Io {
                     path: PathBuf::from("/proc/self/uid_map"),
                     source,
                 })?;
-            base_in_user_namespace(cfg.id_base, cfg.id_slots, &map)?
+            slots_in_user_namespace(cfg.id_base, cfg.id_slots, &map)?
         } else {
-            cfg.id_base
+            (cfg.id_base, cfg.id_slots)
         };
-        IdAllocator::for_root(base, cfg.id_slots, &subuid, &subgid, dir)
+        IdAllocator::for_root(base, slots, &subuid, &subgid, dir)
     } else {
         let name = nix::unistd::User::from_uid(uid)
             .ok()
@@ -355,24 +355,26 @@ pub fn allocator_for(cfg: &crate::config::RunnerConfig) -> Result<IdAllocator, I
     }
 }
 
-/// The id base for a runner that is root of a nested user namespace (`uid_map`: its
-/// `/proc/self/uid_map`): the configured base when its slots lie inside the namespace's
-/// mapped ids; for the default base, the first slot after the namespace's own 0..65535 when
-/// that fits; otherwise an error that says how many ids the namespace needs.
-fn base_in_user_namespace(base: u32, slots: u32, uid_map: &str) -> Result<u32, IdError> {
+/// The id base and slot count for a runner that is root of a nested user namespace
+/// (`uid_map`: its `/proc/self/uid_map`): the configured ones when the slots lie inside the
+/// namespace's mapped ids; with the default base, the slots after the namespace's own
+/// 0..65535, as many of the configured ones as fit (at least one); otherwise an error that
+/// says how many ids the namespace needs.
+fn slots_in_user_namespace(base: u32, slots: u32, uid_map: &str) -> Result<(u32, u32), IdError> {
     let ranges = super::rootless::mapped_ranges(uid_map);
-    let fits = |b: u32| {
-        let end = u64::from(b) + u64::from(slots) * u64::from(SLOT_SIZE);
+    let fits = |b: u32, n: u32| {
+        let end = u64::from(b) + u64::from(n) * u64::from(SLOT_SIZE);
         ranges
             .iter()
             .any(|(start, count)| *start <= u64::from(b) && end <= start + count)
     };
-    if fits(base) {
-        return Ok(base);
+    if fits(base, slots) {
+        return Ok((base, slots));
     }
-    let default = crate::config::DEFAULT_ID_BASE;
-    if base == default && fits(SLOT_SIZE) {
-        return Ok(SLOT_SIZE);
+    if base == crate::config::DEFAULT_ID_BASE
+        && let Some(n) = (1..=slots).rev().find(|n| fits(SLOT_SIZE, *n))
+    {
+        return Ok((SLOT_SIZE, n));
     }
     let mapped: u64 = ranges.iter().map(|(_, c)| c).sum();
     Err(IdError::Config(format!(
@@ -402,14 +404,24 @@ mod tests {
     #[test]
     fn a_pods_user_namespace_gets_slots_inside_its_mapped_ids() {
         let pod = "         0 3000000 196608\n";
+        let default = crate::config::DEFAULT_ID_BASE;
         assert_eq!(
-            base_in_user_namespace(crate::config::DEFAULT_ID_BASE, 2, pod).unwrap(),
-            65_536
+            slots_in_user_namespace(default, 2, pod).unwrap(),
+            (65_536, 2)
         );
-        assert_eq!(base_in_user_namespace(65_536, 2, pod).unwrap(), 65_536);
-        let e = base_in_user_namespace(65_536, 3, pod).unwrap_err().to_string();
+        assert_eq!(
+            slots_in_user_namespace(default, 16, pod).unwrap(),
+            (65_536, 2)
+        );
+        assert_eq!(
+            slots_in_user_namespace(65_536, 2, pod).unwrap(),
+            (65_536, 2)
+        );
+        let e = slots_in_user_namespace(65_536, 3, pod)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("262144 ids") && e.contains("idsPerPod"), "{e}");
-        let e = base_in_user_namespace(crate::config::DEFAULT_ID_BASE, 1, "0 3000000 65536\n")
+        let e = slots_in_user_namespace(default, 1, "0 3000000 65536\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("maps 65536 ids"), "{e}");

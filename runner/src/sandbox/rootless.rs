@@ -86,7 +86,10 @@ fn is_initial_uid_map(map: &str) -> bool {
 pub(crate) fn mapped_ranges(map: &str) -> Vec<(u64, u64)> {
     map.lines()
         .filter_map(|l| {
-            let f: Vec<u64> = l.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect();
             match f.as_slice() {
                 [inside, _, count] => Some((*inside, *count)),
                 _ => None,
