@@ -42,6 +42,9 @@ enum ControllerCommand {
     /// Create a job-API client token with a role: writes the token to a new 0600 file and
     /// prints the `[[auth.clients]]` entry (with its sha256) for controller.toml.
     ClientToken(crate::cmd_client_token::ClientTokenArgs),
+    /// Copy signing keys from a mounted Kubernetes Secret into a directory at mode 0600 (the
+    /// controller image's init step; it has no shell).
+    InstallKeys(crate::cmd_install_keys::InstallKeysArgs),
     /// Manage runner registrations (create prints a new secret once; revoke; list).
     Registration {
         #[command(subcommand)]
@@ -76,6 +79,7 @@ pub async fn run(args: ControllerArgs) -> Result<Exit, Failure> {
             crate::cmd_token_key::rotate(&config)
         }
         (Some(ControllerCommand::ClientToken(args)), _) => crate::cmd_client_token::run(args),
+        (Some(ControllerCommand::InstallKeys(args)), _) => crate::cmd_install_keys::run(args),
         (Some(ControllerCommand::Registration { command }), _) => {
             crate::cmd_registration::run(command).await
         }

@@ -5,6 +5,7 @@
 
 mod cmd_client_token;
 mod cmd_controller;
+mod cmd_install_keys;
 mod cmd_jobs;
 mod cmd_keys;
 mod cmd_push;
