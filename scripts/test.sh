@@ -42,6 +42,10 @@ step "deploy/ (systemd-analyze security --offline; kustomize, kubernetes-validat
 deploy/systemd/check.sh
 deploy/kubernetes/check.sh
 
+step "deploy/image: airlock's own images, built by airlock, verified, run and pushed"
+cargo build --locked -p airlock --bin airlock
+deploy/image/check.sh
+
 step "tests (unit, integration, end-to-end in the real sandbox)"
 # The e2e tests each start a controller, a runner and containers: two at a time
 # keeps a 2-core machine responsive.

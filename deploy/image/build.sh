@@ -2,7 +2,10 @@
 # Builds airlock's controller and runner images with airlock itself (deploy/image/airlock.toml)
 # and prints the digests that deploy/kubernetes pins.
 #
-# Usage: deploy/image/build.sh [--out DIR]
+# Usage: deploy/image/build.sh [--out DIR] [--pin]
+#
+#   --pin   write the two manifest digests into deploy/kubernetes/kustomization.yaml (a release
+#           step: commit the change with the commit the images were built from in the message)
 #
 #   1. exports HEAD's tracked files (`git archive`) to WORK/src: the build's source;
 #   2. builds the build image (deploy/image/build-image.sh) at WORK/build-image, once;
@@ -20,12 +23,13 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 work="${AIRLOCK_IMAGE_WORK:-/var/tmp/airlock-images}"
-out=""
+out="" pin=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --out) out="$2"; shift 2 ;;
+        --pin) pin=1; shift ;;
         -h | --help) sed -n '2,/^[^#]/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "build.sh: unknown argument '$1' (expected --out DIR or --help)" >&2; exit 2 ;;
+        *) echo "build.sh: unknown argument '$1' (expected --out DIR, --pin or --help)" >&2; exit 2 ;;
     esac
 done
 out="${out:-$work/out}"
@@ -86,6 +90,24 @@ rm -rf "$out"
     --allow-source-dir "$work/src" "${mirror[@]}"
 
 step "images built from $commit"
+digest_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$out/$1/index.json"; }
 for image in airlock-controller airlock-runner; do
-    printf '%s@%s\n' "$image" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$out/$image/index.json")"
+    printf '%s@%s\n' "$image" "$(digest_of "$image")"
 done
+if [[ $pin -eq 1 ]]; then
+    python3 - "$repo/deploy/kubernetes/kustomization.yaml" "$(digest_of airlock-controller)" \
+        "$(digest_of airlock-runner)" "$commit" <<'PY'
+import re, sys
+path, controller, runner, commit = sys.argv[1:5]
+text = open(path).read()
+for name, digest in (("controller", controller), ("runner", runner)):
+    text, n = re.subn(
+        r"(- name: registry\.invalid/airlock/%s\n    digest: )sha256:[0-9a-f]{64}" % name,
+        r"\g<1>" + digest, text)
+    if n != 1:
+        sys.exit(f"{path}: no images entry for registry.invalid/airlock/{name}")
+text = re.sub(r"# Built from commit [0-9a-f]{40}\.", f"# Built from commit {commit}.", text)
+open(path, "w").write(text)
+print(f"pinned {path} to the images built from {commit}")
+PY
+fi
