@@ -197,6 +197,43 @@ impl io::Write for Sha256Hasher {
     }
 }
 
+/// A writer that hashes and counts everything written through it to `inner`.
+#[derive(Debug)]
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256Hasher,
+    bytes: u64,
+}
+
+impl<W> HashingWriter<W> {
+    /// Wraps `inner`; nothing hashed yet.
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256Hasher::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The inner writer, the digest of everything written and its length.
+    pub fn finish(self) -> (W, Sha256Digest, u64) {
+        (self.inner, self.hasher.finalize(), self.bytes)
+    }
+}
+
+impl<W: io::Write> io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Hashes everything `reader` yields; returns the digest and the number of bytes read.
 pub fn hash_reader(mut reader: impl Read) -> io::Result<(Sha256Digest, u64)> {
     let mut hasher = Sha256Hasher::new();

@@ -13,13 +13,14 @@ pub mod keys;
 pub mod provenance;
 pub mod resource_descriptor;
 pub mod sign;
+pub mod sorted_json;
 pub mod statement;
 mod strict_json;
 pub mod timestamp;
 pub mod verify;
 
 pub use bundle::{BUNDLE_MEDIA_TYPE_V03, Bundle, BundleError};
-pub use digest::{DigestError, GitCommit, Sha256Digest, Sha256Hasher, hash_reader};
+pub use digest::{DigestError, GitCommit, HashingWriter, Sha256Digest, Sha256Hasher, hash_reader};
 pub use dsse::{DsseError, Envelope, EnvelopeSignature, pae};
 pub use key_files::{
     load_signing_key, load_verifying_key, read_private_key_file, write_key_files, write_keypair,
@@ -33,6 +34,7 @@ pub use resource_descriptor::{
     DigestSet, ResourceDescriptor, ResourceDescriptorError, validate_digest_set,
 };
 pub use sign::{SignError, sign_envelope, sign_statement};
+pub use sorted_json::sorted_keys;
 pub use statement::{
     IN_TOTO_PAYLOAD_TYPE, SLSA_PROVENANCE_V1, STATEMENT_TYPE_V1, Statement, StatementError,
 };

@@ -130,20 +130,6 @@ fn sha256_set(digest: &Sha256Digest) -> DigestSet {
     DigestSet::from([("sha256".to_owned(), digest.hex())])
 }
 
-/// Rebuilds every object with its keys in sorted order, so the output does not depend on how
-/// serde_json orders maps in a given build.
-fn sorted(value: Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let entries: BTreeMap<String, Value> =
-                map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
-            Value::Object(entries.into_iter().collect::<Map<_, _>>())
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
-        other => other,
-    }
-}
-
 fn rfc3339(time: SystemTime, field: &'static str) -> Result<String, ProvenanceBuildError> {
     // Reject times RFC 3339 cannot express before formatting (humantime panics on them).
     airlock_attest::rfc3339_utc(time).map_err(|_| ProvenanceBuildError::Time { field })?;
@@ -225,7 +211,7 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
     let predicate = Provenance {
         build_definition: BuildDefinition {
             build_type: BUILD_TYPE.to_owned(),
-            external_parameters: sorted(external),
+            external_parameters: airlock_attest::sorted_keys(external),
             internal_parameters: Some(json!({
                 "controllerVersion": inputs.controller_version,
                 "profile": spec.job.profile,
@@ -309,11 +295,5 @@ mod tests {
         for key in keys {
             assert!(EXTERNAL_PARAMETERS.contains(&key), "{key}");
         }
-    }
-
-    #[test]
-    fn sorted_orders_nested_keys() {
-        let v = sorted(json!({"b": {"z": 1, "a": [{"y": 1, "x": 2}]}, "a": 1}));
-        assert_eq!(v.to_string(), r#"{"a":1,"b":{"a":[{"x":2,"y":1}],"z":1}}"#);
     }
 }

@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use airlock_attest::{Sha256Digest, Sha256Hasher};
+use airlock_attest::{HashingWriter, Sha256Digest};
 
 /// Directories never packed: VCS metadata and build trees.
 const SKIP_DIRS: &[&str] = &[".git", "target", "node_modules"];
@@ -61,26 +61,6 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SourceArchiveError + '_ {
     }
 }
 
-/// A writer that hashes what passes through.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256Hasher,
-    bytes: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Packs the source tree `dir` (without `.git`, `target` and `node_modules` directories)
 /// into a canonical tar at `dest`; returns its sha256 and size.
 pub fn pack_dir(dir: &Path, dest: &Path) -> Result<(Sha256Digest, u64), SourceArchiveError> {
@@ -101,11 +81,7 @@ pub fn pack_tree(
     collect(dir, skip, &mut paths)?;
     paths.sort();
     let file = File::create(dest).map_err(io_err(dest))?;
-    let writer = HashingWriter {
-        inner: io::BufWriter::new(file),
-        hasher: Sha256Hasher::new(),
-        bytes: 0,
-    };
+    let writer = HashingWriter::new(io::BufWriter::new(file));
     let mut builder = tar::Builder::new(writer);
     for rel in &paths {
         let full = dir.join(rel);
@@ -155,7 +131,8 @@ pub fn pack_tree(
     }
     let mut writer = builder.into_inner().map_err(io_err(dest))?;
     writer.flush().map_err(io_err(dest))?;
-    Ok((writer.hasher.finalize(), writer.bytes))
+    let (_, digest, size) = writer.finish();
+    Ok((digest, size))
 }
 
 /// Lists every entry below `root` (relative paths; directories too) with an explicit
@@ -334,13 +311,10 @@ pub fn write_hashed(
     dest: &Path,
 ) -> Result<(Sha256Digest, u64), SourceArchiveError> {
     let file = File::create(dest).map_err(io_err(dest))?;
-    let mut w = HashingWriter {
-        inner: file,
-        hasher: Sha256Hasher::new(),
-        bytes: 0,
-    };
+    let mut w = HashingWriter::new(file);
     io::copy(&mut reader, &mut w).map_err(io_err(dest))?;
-    Ok((w.hasher.finalize(), w.bytes))
+    let (_, digest, size) = w.finish();
+    Ok((digest, size))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! inputs give the same bytes. oci-spec keeps labels and annotations in `HashMap`s, whose
 //! order changes from run to run; serializing through a sorted value fixes it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use airlock_attest::Sha256Digest;
 use airlock_job::ImageOutputSpec;
@@ -12,7 +12,6 @@ use oci_spec::image::{
     ImageIndexBuilder, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use super::ImageOutputError;
 
@@ -44,20 +43,10 @@ pub(crate) struct BaseDocs {
 
 /// Serializes `value` with every object's keys sorted and no whitespace.
 pub(crate) fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>, ImageOutputError> {
-    fn sorted(value: Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let entries: BTreeMap<String, Value> =
-                    map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
-                Value::Object(entries.into_iter().collect::<Map<_, _>>())
-            }
-            Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
-            other => other,
-        }
-    }
     let value =
         serde_json::to_value(value).map_err(|e| ImageOutputError::Document(e.to_string()))?;
-    serde_json::to_vec(&sorted(value)).map_err(|e| ImageOutputError::Document(e.to_string()))
+    serde_json::to_vec(&airlock_attest::sorted_keys(value))
+        .map_err(|e| ImageOutputError::Document(e.to_string()))
 }
 
 fn oci(e: impl std::fmt::Display) -> ImageOutputError {
@@ -225,6 +214,8 @@ pub(crate) fn oci_layer_type(compressed: bool) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn spec() -> ImageOutputSpec {

@@ -13,13 +13,12 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use airlock_attest::Sha256Digest;
+use airlock_attest::{HashingWriter, Sha256Digest};
 use airlock_job::LayerCompression;
 use flate2::GzBuilder;
 use tar::{EntryType, Header};
 
 use super::ImageOutputError;
-use super::hashing::HashingWriter;
 use crate::profile::ImagePolicy;
 
 /// The layer blob written to a file, with both digests.

@@ -7,7 +7,6 @@
 
 mod base;
 mod document;
-mod hashing;
 mod layer;
 
 use std::fs;
