@@ -45,35 +45,12 @@ pub fn pin_layout(dir: &Path) -> Result<Sha256Digest, String> {
 
 /// [`pin_layout`], and every blob the manifest names (config and layers) present with the
 /// bytes its digest says: what `airlock verify` checks of an image output's layout, so a
-/// swapped layer fails verification although the manifest is untouched.
+/// swapped layer fails verification although the manifest is untouched. The same check as
+/// before a push ([`super::registry::LayoutImage::open`]).
 pub fn verify_layout(dir: &Path) -> Result<Sha256Digest, String> {
-    let digest = pin_layout(dir)?;
-    let bytes = super::blob::read_verified_small_blob(dir, "manifest", &digest, None)
-        .map_err(|e| e.to_string())?;
-    let manifest = oci_spec::image::ImageManifest::from_reader(bytes.as_slice())
-        .map_err(|e| format!("manifest sha256:{digest}: {e}"))?;
-    let mut blobs = vec![("image config".to_owned(), manifest.config().clone())];
-    blobs.extend(
-        manifest
-            .layers()
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (format!("layer {}", i + 1), d.clone())),
-    );
-    for (what, desc) in blobs {
-        let expected = super::blob::descriptor_digest(&what, &desc).map_err(|e| e.to_string())?;
-        let (file, _) = super::blob::open_blob(dir, &what, &expected).map_err(|e| e.to_string())?;
-        let (actual, size) = airlock_attest::hash_reader(file)
-            .map_err(|e| format!("{what} sha256:{expected}: {e}"))?;
-        if actual != expected || size != desc.size() {
-            return Err(format!(
-                "{what} sha256:{expected} does not hold its bytes (they hash to \
-                 sha256:{actual}, {size} bytes; the manifest says {})",
-                desc.size()
-            ));
-        }
-    }
-    Ok(digest)
+    super::registry::LayoutImage::open(dir)
+        .map(|layout| layout.digest())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
