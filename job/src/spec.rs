@@ -114,6 +114,17 @@ pub struct OutputsSpec {
     pub images: Vec<ImageOutputSpec>,
 }
 
+impl OutputsSpec {
+    /// True when `path` (relative to `/out`) is a file of one of the `[[outputs.images]]`
+    /// layouts, `<name>/...`: stored and fetched like an output, but not a subject.
+    pub fn in_image_layout(&self, path: &str) -> bool {
+        self.images.iter().any(|i| {
+            path.strip_prefix(&i.name)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+}
+
 /// `[resources]`: requests, capped by the profile's ceilings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,7 @@
 //! stored and fetched like outputs, but they are not subjects of their own.
 
 use airlock_attest::{DigestSet, ResourceDescriptor, Sha256Digest};
-use airlock_job::{ImageOutputSpec, JobSpec};
+use airlock_job::ImageOutputSpec;
 use oci_spec::image::{Descriptor, DigestAlgorithm, ImageIndex, ImageManifest, MediaType};
 
 use crate::store::OutputRecord;
@@ -33,14 +33,6 @@ impl ImageSubject {
             ..Default::default()
         }
     }
-}
-
-/// True when `path` is a file of one of the job's image layouts.
-pub fn in_image_layout(spec: &JobSpec, path: &str) -> bool {
-    spec.outputs.images.iter().any(|i| {
-        path.strip_prefix(&i.name)
-            .is_some_and(|rest| rest.starts_with('/'))
-    })
 }
 
 /// The resolved dependency of an image's base, if it has one.

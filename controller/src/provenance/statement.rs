@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::caches::CacheReport;
 use super::dependencies::PackageDependency;
-use super::images::{ImageSubject, base_dependency, in_image_layout};
+use super::images::{ImageSubject, base_dependency};
 use crate::config::Mode;
 use crate::store::OutputRecord;
 
@@ -152,7 +152,7 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
     let mut subject: Vec<ResourceDescriptor> = inputs
         .outputs
         .iter()
-        .filter(|o| !in_image_layout(spec, &o.path))
+        .filter(|o| !spec.outputs.in_image_layout(&o.path))
         .map(|o| ResourceDescriptor::sha256(o.path.clone(), &o.sha256))
         .chain(inputs.images.iter().map(ImageSubject::descriptor))
         .collect();

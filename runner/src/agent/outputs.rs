@@ -68,7 +68,10 @@ impl Runner {
         };
         match collected {
             Ok(Ok(outputs)) => {
-                for o in outputs.iter().filter(|o| !in_image_layout(spec, &o.path)) {
+                for o in outputs
+                    .iter()
+                    .filter(|o| !spec.outputs.in_image_layout(&o.path))
+                {
                     events
                         .system(
                             0,
@@ -170,12 +173,4 @@ impl Runner {
             .map_err(|e| format!("upload task panicked: {e}"))??;
         Ok(resp.map(tonic::Response::into_inner))
     }
-}
-
-/// True for a file of an `[[outputs.images]]` layout (reported once per image, not per blob).
-fn in_image_layout(spec: &JobSpec, path: &str) -> bool {
-    spec.outputs
-        .images
-        .iter()
-        .any(|i| path.starts_with(&format!("{}/", i.name)))
 }
