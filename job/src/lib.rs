@@ -18,6 +18,7 @@ mod resolve;
 mod source;
 mod spec;
 mod step;
+mod trigger;
 mod units;
 mod validate;
 
@@ -35,4 +36,5 @@ pub use spec::{
     ImageSpec, InputSpec, JobMeta, JobSpec, OidcSpec, OutputsSpec, PROFILES, ResourcesSpec,
 };
 pub use step::{Command, RESERVED_ENV, StepSpec};
+pub use trigger::{ChangeRequest, ForgeKind, MAX_TRIGGER_FIELD, Trigger, TriggerEvent};
 pub use units::{ByteSize, HumanDuration};

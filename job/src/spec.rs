@@ -13,6 +13,7 @@ use crate::image_output::ImageOutputSpec;
 use crate::image_ref::ImageRef;
 use crate::source::SourceSpec;
 use crate::step::StepSpec;
+use crate::trigger::Trigger;
 use crate::units::{ByteSize, HumanDuration};
 
 /// Trust profiles a job may name (files in `sandbox-profiles/`).
@@ -50,6 +51,10 @@ pub struct JobSpec {
     /// `[oidc]`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcSpec>,
+    /// The forge event that queued the job: set by the controller's webhook receiver only
+    /// (a job file or an API client that writes it is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
 }
 
 /// `[job]`: identity, trust profile, routing and time limit.
@@ -196,6 +201,14 @@ impl JobSpec {
             err.line = line;
             err
         })?;
+        if spec.trigger.is_some() {
+            return Err(JobFileError::field(
+                "trigger",
+                "is set by the controller for jobs a forge webhook queued; a job file cannot \
+                 set it",
+                Some("remove the [trigger] table".into()),
+            ));
+        }
         spec.validate()?;
         Ok(spec)
     }

@@ -133,6 +133,16 @@ impl JobSpec {
             }
         }
         crate::limits::check(self)?;
+        if let Some(trigger) = &self.trigger {
+            trigger.validate()?;
+            if trigger.is_fork() && self.job.profile != "untrusted-pr" {
+                return Err(JobFileError::field(
+                    "job.profile",
+                    "a pull request from a fork runs as `untrusted-pr`",
+                    None,
+                ));
+            }
+        }
         if let Some(oidc) = &self.oidc {
             for (i, aud) in oidc.audiences.iter().enumerate() {
                 if aud.is_empty()

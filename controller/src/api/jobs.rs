@@ -143,6 +143,13 @@ impl JobService for JobApi {
         let spec = airlock_job::JobSpec::from_json(&r.spec_json)
             .map_err(|e| ApiError::invalid("spec_json", e.to_string()))?;
         client.require_submit(&spec.job.profile)?;
+        if spec.trigger.is_some() {
+            return Err(ApiError::invalid(
+                "spec_json.trigger",
+                "is set only by the controller's forge webhooks; remove it".to_owned(),
+            )
+            .into());
+        }
         let (id, existing) = self
             .scheduler
             .submit(r.spec_json, &r.idempotency_key, r.priority)

@@ -9,16 +9,20 @@ use serde::{Deserialize, Serialize};
 mod auth;
 mod caches;
 mod database_url;
+mod forges;
 mod signing;
 mod tls;
+mod web;
 
 pub use auth::{
     AuthConfig, ClientEntry, MAX_RUNNER_TOKEN_TTL_SECONDS, Role, RunnerRegistrationEntry,
 };
 pub use caches::{CachesConfig, DEFAULT_MAX_ARCHIVE_BYTES, DEFAULT_MAX_SCOPE_BYTES};
 pub use database_url::DatabaseUrl;
+pub use forges::{DEFAULT_MAX_PAYLOAD_BYTES, ForgeConfig, is_forge_name};
 pub use signing::{SigningConfig, is_profile_name};
 pub use tls::TlsConfig;
+pub use web::{DEFAULT_SESSION_LIFETIME, WebConfig};
 
 /// Default cap on a single upload (source archive or output file): 10 GiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 10 << 30;
@@ -92,6 +96,13 @@ pub struct ControllerConfig {
     /// `[caches]`: build caches by trust domain (all optional; on by default).
     #[serde(default)]
     pub caches: CachesConfig,
+    /// `[[forges]]`: forges whose webhooks queue jobs (`POST /webhooks/<name>`) and which
+    /// receive commit statuses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forges: Vec<ForgeConfig>,
+    /// `[web]`: the job pages.
+    #[serde(default)]
+    pub web: WebConfig,
 }
 
 fn default_pg_connections() -> u32 {
@@ -212,6 +223,8 @@ impl ControllerConfig {
             oidc: Some(crate::oidc::OidcConfig::new(state_dir_token_keys)),
             tls: None,
             caches: CachesConfig::default(),
+            forges: Vec::new(),
+            web: WebConfig::default(),
         }
     }
 
@@ -232,6 +245,16 @@ impl ControllerConfig {
     /// The issuer without a trailing `/`.
     pub fn issuer(&self) -> &str {
         self.issuer.trim_end_matches('/')
+    }
+
+    /// The base URL of the job pages (`[web] public_url`, else the issuer), without a
+    /// trailing `/`.
+    pub fn public_url(&self) -> &str {
+        self.web
+            .public_url
+            .as_deref()
+            .unwrap_or(&self.issuer)
+            .trim_end_matches('/')
     }
 
     /// Checks values serde cannot (the issuer URL, a non-zero upload cap).
@@ -283,6 +306,12 @@ impl ControllerConfig {
                     .into(),
             ));
         }
+        if let Err((name, message)) = forges::check(&self.forges) {
+            return Err(field(name, message));
+        }
+        if let Err((name, message)) = self.web.check() {
+            return Err(field(name, message));
+        }
         if let Err((name, message)) = self.caches.check() {
             return Err(field(name, message));
         }
@@ -328,6 +357,9 @@ impl ControllerConfig {
         self.signing.resolve_relative_paths(base);
         if let Some(oidc) = &mut self.oidc {
             resolve(&mut oidc.token_keys);
+        }
+        for forge in &mut self.forges {
+            forge.resolve_relative_paths(base);
         }
         if let Some(tls) = &mut self.tls {
             resolve(&mut tls.cert);

@@ -25,9 +25,10 @@ use crate::store::OutputRecord;
 pub const BUILD_TYPE: &str = "https://airlock.dev/build-types/job/v1";
 
 /// The top-level keys `externalParameters` may have under [`BUILD_TYPE`]: exactly the job
-/// spec's sections. Verifiers reject any other key (SLSA: an unknown parameter could have
-/// changed the build), which is what `airlock verify` does by default.
-pub const EXTERNAL_PARAMETERS: [&str; 10] = [
+/// spec's sections (`trigger` only when a forge webhook queued the job). Verifiers reject any
+/// other key (SLSA: an unknown parameter could have changed the build), which is what
+/// `airlock verify` does by default.
+pub const EXTERNAL_PARAMETERS: [&str; 11] = [
     "job",
     "source",
     "image",
@@ -38,6 +39,7 @@ pub const EXTERNAL_PARAMETERS: [&str; 10] = [
     "outputs",
     "resources",
     "oidc",
+    "trigger",
 ];
 
 /// The controller's version, recorded as `builder.version.airlock` and `controllerVersion`.
@@ -282,6 +284,8 @@ mod tests {
             "outputs": {"paths": ["x"]},
             "resources": {"memory": "1GiB", "pids": 10, "tmp": "1GiB"},
             "oidc": {"audiences": ["aud"]},
+            "trigger": {"forge": "gh", "kind": "github", "event": "push", "repository": "o/r",
+                        "ref": "refs/heads/main", "sender": "alice", "delivery": "d-1"},
         });
         let parsed = JobSpec::from_json(spec.to_string().as_bytes()).unwrap();
         let round = serde_json::to_value(&parsed).unwrap();

@@ -52,6 +52,9 @@ impl Scheduler {
                 .collect(),
             cancel_requested: job.cancel_requested,
             priority: job.priority,
+            triggered_by: trigger_of(&job.spec_json)
+                .map(|t| t.describe())
+                .unwrap_or_default(),
         })
     }
 
@@ -86,4 +89,17 @@ impl Scheduler {
             ))),
         }
     }
+}
+
+/// The `trigger` of a stored spec, if a forge queued the job. Only that field is read: the
+/// spec was validated when it was queued.
+pub fn trigger_of(spec_json: &[u8]) -> Option<airlock_job::Trigger> {
+    #[derive(serde::Deserialize)]
+    struct WithTrigger {
+        #[serde(default)]
+        trigger: Option<airlock_job::Trigger>,
+    }
+    serde_json::from_slice::<WithTrigger>(spec_json)
+        .ok()
+        .and_then(|s| s.trigger)
 }

@@ -13,7 +13,9 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 impl Scheduler {
     /// Validates and queues a job. `spec_json` is stored exactly as given. With an
     /// idempotency key that an earlier submission used with the same spec, returns that job
-    /// and `true` instead of queueing another.
+    /// and `true` instead of queueing another. A spec with a `trigger` (which only the
+    /// webhook receiver builds; the job API refuses one) also records the event in the job's
+    /// history and leaves the forge a commit status to post.
     pub async fn submit(
         &self,
         spec_json: Vec<u8>,
@@ -83,6 +85,16 @@ impl Scheduler {
             tenant,
             timeout_ms: i64::try_from(spec.timeout().as_millis()).unwrap_or(i64::MAX),
             max_attempts: self.scheduling.max_attempts,
+            queued_message: match &spec.trigger {
+                Some(trigger) => format!(
+                    "waiting for a runner; queued by {} (forge `{}`, delivery {})",
+                    trigger.describe(),
+                    trigger.forge,
+                    trigger.delivery
+                ),
+                None => "waiting for a runner".to_owned(),
+            },
+            forge_status: spec.trigger.is_some(),
         };
         match self.store.insert_job(&job).await {
             Ok(Submitted::New(seq)) => {

@@ -77,8 +77,9 @@ impl Store {
         // no-op once that one commits; the job it created is then returned below.
         let inserted = query(
             "INSERT INTO jobs (id, name, spec_json, profile, labels, source_sha256, state, \
-             created_ms, idempotency_key, priority, queue_key, tenant, timeout_ms, max_attempts) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             created_ms, idempotency_key, priority, queue_key, tenant, timeout_ms, max_attempts, \
+             forge_status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )
         .bind(job.id.to_string())
@@ -95,6 +96,7 @@ impl Store {
         .bind(&job.tenant)
         .bind(job.timeout_ms)
         .bind(i64::from(job.max_attempts.max(1)))
+        .bind(job.forge_status.then_some("queued"))
         .execute(&mut conn)
         .await?;
         if inserted == 0 {
@@ -107,7 +109,7 @@ impl Store {
             &mut conn,
             job.id,
             job.created_ms,
-            [state_event(JobState::Queued, "waiting for a runner")],
+            [state_event(JobState::Queued, &job.queued_message)],
         )
         .await?;
         tx.commit().await?;

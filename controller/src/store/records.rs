@@ -35,6 +35,10 @@ pub struct NewJob {
     pub timeout_ms: i64,
     /// How many attempts infrastructure failures may use up (at least 1).
     pub max_attempts: u32,
+    /// The message of the first (QUEUED) event: who or what queued the job.
+    pub queued_message: String,
+    /// True when a forge queued the job: the status reporter then owes it commit statuses.
+    pub forge_status: bool,
 }
 
 /// What [`Store::insert_job`](super::Store::insert_job) did.

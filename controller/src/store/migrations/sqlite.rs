@@ -139,4 +139,21 @@ CREATE TABLE build_caches (
 );
 CREATE INDEX build_caches_by_age ON build_caches (project, domain, name, created_ms);
 "#,
+    // 5: forge webhooks and the web UI (issue 18). `forge_status` says what the status
+    // reporter still owes the forge: 'queued' (post pending), 'pending' (post the final state
+    // once the job ends), 'done'; NULL for jobs no forge queued. Web sessions keep only the
+    // sha256 of the cookie value.
+    r#"
+ALTER TABLE jobs ADD COLUMN forge_status TEXT;
+CREATE INDEX jobs_by_forge_status ON jobs (forge_status) WHERE forge_status IN ('queued', 'pending');
+
+CREATE TABLE web_sessions (
+    id_sha256   TEXT PRIMARY KEY NOT NULL,
+    client      TEXT NOT NULL,
+    csrf_token  TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_by_expiry ON web_sessions (expires_ms);
+"#,
 ];

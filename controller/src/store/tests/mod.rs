@@ -88,6 +88,8 @@ pub(super) fn new_job(n: u128, labels: &[&str], created_ms: i64) -> NewJob {
         tenant: format!("t{n}"),
         timeout_ms: 1_000,
         max_attempts: 2,
+        queued_message: "waiting for a runner".into(),
+        forge_status: false,
     }
 }
 
@@ -177,7 +179,7 @@ async fn migrations_are_idempotent_and_wal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state/airlock.db");
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 4);
+    assert_eq!(store.schema_version().await.unwrap(), 5);
     let row = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&sqlite_pool(&store))
         .await
@@ -185,7 +187,7 @@ async fn migrations_are_idempotent_and_wal() {
     assert_eq!(row.try_get::<String, _>(0).unwrap(), "wal");
     store.close().await;
     let again = Store::open(&path).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 4);
+    assert_eq!(again.schema_version().await.unwrap(), 5);
     sqlx::query("PRAGMA user_version = 99")
         .execute(&sqlite_pool(&again))
         .await
