@@ -29,6 +29,9 @@ pub enum ControllerError {
     /// The TLS certificate or key (`[tls]`) cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// A forge's webhook secret or API token (`[[forges]]`) cannot be read.
+    #[error(transparent)]
+    Forge(#[from] crate::forge::ForgeLoadError),
     /// The reflection service cannot be built from the descriptor set.
     #[error("cannot build the gRPC reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),

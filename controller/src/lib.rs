@@ -22,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod database;
 pub mod error;
+pub mod forge;
 pub mod hub;
 pub mod ids;
 pub mod init;

@@ -1,7 +1,8 @@
 //! The gRPC server: job and runner services behind their bearer-token interceptors, plus
 //! `grpc.health.v1` and server reflection (v1 and v1alpha) on the same listener, and plain
-//! HTTP/1.1 `GET /metrics` (Prometheus text) and `GET /healthz` there too. A background task
-//! sweeps lapsed leases and deadlines.
+//! HTTP/1.1 `GET /metrics` (Prometheus text) and `GET /healthz` there too, and with
+//! `[[forges]]` the webhooks (`POST /webhooks/<name>`). Background tasks sweep lapsed leases
+//! and deadlines and post commit statuses.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub struct Controller {
     runner_auth: crate::auth::runners::RunnerAuth,
     oidc: Option<crate::oidc::OidcHttp>,
     tls: Option<crate::tls::ServerTls>,
+    forges: Arc<crate::forge::Forges>,
 }
 
 impl Controller {
@@ -52,6 +54,10 @@ impl Controller {
             .map(crate::tls::ServerTls::load)
             .transpose()?;
         let signer = Signer::load(&config.signing)?;
+        let forges = Arc::new(crate::forge::Forges::load(
+            &config.forges,
+            config.public_url(),
+        )?);
         let url = crate::database::postgres_url(config)?;
         let (store, database) = crate::database::open_store(config, url.as_ref()).await?;
         let blobs = BlobStore::open(&config.blob_dir_path(), config.max_upload_bytes)?;
@@ -112,6 +118,7 @@ impl Controller {
             runner_auth,
             oidc: issuer.as_ref().map(crate::oidc::OidcIssuer::http),
             tls,
+            forges,
         })
     }
 
@@ -177,9 +184,22 @@ impl Controller {
         if let Some(oidc) = &self.oidc {
             http = http.merge(oidc.clone().router());
         }
+        if !self.forges.is_empty() {
+            http = http.merge(crate::forge::webhook::routes(
+                Arc::clone(&self.scheduler),
+                Arc::clone(&self.forges),
+            ));
+        }
         let grpc = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = grpc.merge(http);
         let sweeper = tokio::spawn(crate::sweeper::run(Arc::clone(&self.scheduler)));
+        // Statuses are owed even after a restart, so the reporter runs whenever forges exist.
+        let reporter = (!self.forges.is_empty()).then(|| {
+            tokio::spawn(crate::forge::reporter::run(
+                Arc::clone(&self.scheduler),
+                Arc::clone(&self.forges),
+            ))
+        });
         let server = tonic::transport::Server::builder()
             .accept_http1(true)
             .add_routes(routes);
@@ -197,6 +217,10 @@ impl Controller {
         };
         sweeper.abort();
         let _ = sweeper.await;
+        if let Some(reporter) = reporter {
+            reporter.abort();
+            let _ = reporter.await;
+        }
         self.scheduler.store().close().await;
         Ok(served?)
     }

@@ -87,10 +87,15 @@ impl Scheduler {
             max_attempts: self.scheduling.max_attempts,
             queued_message: match &spec.trigger {
                 Some(trigger) => format!(
-                    "waiting for a runner; queued by {} (forge `{}`, delivery {})",
+                    "waiting for a runner; queued by {} (forge `{}`, delivery {}){}",
                     trigger.describe(),
                     trigger.forge,
-                    trigger.delivery
+                    trigger.delivery,
+                    if trigger.is_fork() {
+                        "; a pull request from a fork runs as untrusted-pr"
+                    } else {
+                        ""
+                    }
                 ),
                 None => "waiting for a runner".to_owned(),
             },

@@ -18,6 +18,7 @@ mod caches;
 pub(crate) mod codec;
 mod dialect;
 mod events;
+mod forge_statuses;
 mod job_rows;
 mod jobs;
 mod leases;
@@ -40,6 +41,7 @@ use sql::Pool;
 
 pub use caches::CacheRecord;
 pub use codec::{EventKind, state_event};
+pub use forge_statuses::{DueStatus, ForgeStatusStage};
 pub use records::*;
 
 /// Why a database operation failed.
