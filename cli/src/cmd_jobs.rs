@@ -152,6 +152,9 @@ fn print_job(job: &airlock_proto::v1::Job) {
     if !job.message.is_empty() {
         println!("message: {}", job.message);
     }
+    if !job.triggered_by.is_empty() {
+        println!("trigger: {}", job.triggered_by);
+    }
     for o in &job.outputs {
         println!("output:  {}  sha256:{}  {} bytes", o.path, o.sha256, o.size);
     }

@@ -77,6 +77,10 @@ pub struct RunnerArgs {
     /// elsewhere are refused.
     #[arg(long = "allow-oci-layout")]
     allow_oci_layout: Vec<PathBuf>,
+    /// Let git sources use `file://` URLs, which read this machine's disk: only for a runner
+    /// that serves local mirrors (and for tests). Off by default.
+    #[arg(long = "allow-file-git")]
+    allow_file_git: bool,
     /// Where `[[deps]]` packages of an ecosystem are fetched from, `ECOSYSTEM=URL`;
     /// repeatable, one per ecosystem: `cargo=URL` (the crates.io download layout,
     /// URL/NAME/VERSION/download), `npm=URL` (a registry: URL/NAME/-/NAME-VERSION.tgz),
@@ -142,6 +146,7 @@ pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
     cfg.ephemeral = args.ephemeral;
     cfg.max_jobs = args.max_jobs;
     cfg.allowed_layout_roots = args.allow_oci_layout;
+    cfg.allow_file_git = args.allow_file_git;
     cfg.mirrors =
         airlock_runner::fetch::deps::Mirrors::parse(args.mirror.iter().map(String::as_str))
             .map_err(usage)?;

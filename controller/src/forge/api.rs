@@ -244,10 +244,11 @@ impl ForgeApi {
         if !(200..300).contains(&status) {
             return Err(status_error("GET", &url, status, &body));
         }
-        let contents: Contents = serde_json::from_slice(&body).map_err(|e| ForgeApiError::Body {
-            url: url.clone(),
-            message: format!("not a file contents object: {e}"),
-        })?;
+        let contents: Contents =
+            serde_json::from_slice(&body).map_err(|e| ForgeApiError::Body {
+                url: url.clone(),
+                message: format!("not a file contents object: {e}"),
+            })?;
         if contents.encoding.as_deref().is_some_and(|e| e != "base64") {
             return Err(ForgeApiError::Body {
                 url,
@@ -376,7 +377,10 @@ mod tests {
         assert_eq!(StatusState::Error.wire(ForgeKind::Gitlab, false), "failed");
         assert_eq!(StatusState::Error.wire(ForgeKind::Gitlab, true), "canceled");
         assert_eq!(StatusState::Error.wire(ForgeKind::Github, true), "error");
-        assert_eq!(StatusState::Failure.wire(ForgeKind::Forgejo, false), "failure");
+        assert_eq!(
+            StatusState::Failure.wire(ForgeKind::Forgejo, false),
+            "failure"
+        );
     }
 
     #[test]

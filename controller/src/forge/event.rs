@@ -78,7 +78,9 @@ pub(super) fn push(
     } else if git_ref.starts_with("refs/heads/") {
         TriggerEvent::Push
     } else {
-        return Ok(Parsed::Ignore(format!("{git_ref} is neither a branch nor a tag")));
+        return Ok(Parsed::Ignore(format!(
+            "{git_ref} is neither a branch nor a tag"
+        )));
     };
     Ok(Parsed::Build(ForgeEvent {
         event,

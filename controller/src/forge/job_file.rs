@@ -72,8 +72,8 @@ pub fn spec_for(
     source.insert("git".into(), event.clone_url.clone().into());
     source.insert("commit".into(), event.commit.hex().into());
     table.insert("source".into(), toml::Value::Table(source));
-    let rewritten = toml::to_string(&table)
-        .map_err(|e| invalid(format!("{}: {e}", forge.job_file)))?;
+    let rewritten =
+        toml::to_string(&table).map_err(|e| invalid(format!("{}: {e}", forge.job_file)))?;
     let mut spec = JobSpec::from_toml_str(&rewritten).map_err(in_file)?;
     let decision = trust::decide(&spec.job.profile, event, forge).map_err(|reason| {
         JobFileRefused::Profile {

@@ -174,7 +174,14 @@ mod tests {
 
     #[test]
     fn a_pull_request_from_a_fork_is_marked_fork() {
-        let e = build(parse(ForgeKind::Github, "pull_request", &pr("opened", repo(2, "alice/app"))).unwrap());
+        let e = build(
+            parse(
+                ForgeKind::Github,
+                "pull_request",
+                &pr("opened", repo(2, "alice/app")),
+            )
+            .unwrap(),
+        );
         assert_eq!(e.event, TriggerEvent::PullRequest);
         assert_eq!(e.repository, "org/app");
         assert_eq!(e.head_repository, "alice/app");
@@ -187,24 +194,58 @@ mod tests {
 
     #[test]
     fn same_repository_is_not_a_fork_but_a_different_id_is() {
-        let e = build(parse(ForgeKind::Github, "pull_request", &pr("synchronize", repo(1, "org/app"))).unwrap());
+        let e = build(
+            parse(
+                ForgeKind::Github,
+                "pull_request",
+                &pr("synchronize", repo(1, "org/app")),
+            )
+            .unwrap(),
+        );
         assert!(!e.change_request.unwrap().fork);
-        let e = build(parse(ForgeKind::Github, "pull_request", &pr("reopened", repo(9, "org/app"))).unwrap());
+        let e = build(
+            parse(
+                ForgeKind::Github,
+                "pull_request",
+                &pr("reopened", repo(9, "org/app")),
+            )
+            .unwrap(),
+        );
         assert!(e.change_request.unwrap().fork, "same name, other id");
     }
 
     #[test]
     fn other_actions_and_deleted_heads_are_ignored() {
         for action in ["closed", "edited", "labeled", "synchronized"] {
-            assert!(matches!(
-                parse(ForgeKind::Github, "pull_request", &pr(action, repo(1, "org/app"))).unwrap(),
-                Parsed::Ignore(_)
-            ), "{action}");
+            assert!(
+                matches!(
+                    parse(
+                        ForgeKind::Github,
+                        "pull_request",
+                        &pr(action, repo(1, "org/app"))
+                    )
+                    .unwrap(),
+                    Parsed::Ignore(_)
+                ),
+                "{action}"
+            );
         }
         // Forgejo spells it `synchronized`.
-        build(parse(ForgeKind::Forgejo, "pull_request", &pr("synchronized", repo(1, "org/app"))).unwrap());
+        build(
+            parse(
+                ForgeKind::Forgejo,
+                "pull_request",
+                &pr("synchronized", repo(1, "org/app")),
+            )
+            .unwrap(),
+        );
         assert!(matches!(
-            parse(ForgeKind::Github, "pull_request", &pr("opened", serde_json::Value::Null)).unwrap(),
+            parse(
+                ForgeKind::Github,
+                "pull_request",
+                &pr("opened", serde_json::Value::Null)
+            )
+            .unwrap(),
             Parsed::Ignore(_)
         ));
     }
@@ -213,20 +254,71 @@ mod tests {
     fn pushes_of_branches_and_tags() {
         let body = |r: &str, after: &str, deleted: bool| {
             json!({"ref": r, "after": after, "deleted": deleted, "repository": repo(1, "org/app"),
-                   "sender": {"login": "bob"}}).to_string().into_bytes()
+                   "sender": {"login": "bob"}})
+            .to_string()
+            .into_bytes()
         };
-        let e = build(parse(ForgeKind::Github, "push", &body("refs/heads/main", SHA, false)).unwrap());
-        assert_eq!((e.event, e.git_ref.as_str()), (TriggerEvent::Push, "refs/heads/main"));
+        let e = build(
+            parse(
+                ForgeKind::Github,
+                "push",
+                &body("refs/heads/main", SHA, false),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            (e.event, e.git_ref.as_str()),
+            (TriggerEvent::Push, "refs/heads/main")
+        );
         assert!(e.change_request.is_none());
-        let e = build(parse(ForgeKind::Github, "push", &body("refs/tags/v1.0.0", SHA, false)).unwrap());
+        let e = build(
+            parse(
+                ForgeKind::Github,
+                "push",
+                &body("refs/tags/v1.0.0", SHA, false),
+            )
+            .unwrap(),
+        );
         assert_eq!(e.event, TriggerEvent::Tag);
         let zero = "0".repeat(40);
-        assert!(matches!(parse(ForgeKind::Github, "push", &body("refs/heads/x", &zero, true)).unwrap(), Parsed::Ignore(_)));
-        assert!(matches!(parse(ForgeKind::Github, "push", &body("refs/heads/x", &zero, false)).unwrap(), Parsed::Ignore(_)));
-        assert!(matches!(parse(ForgeKind::Github, "push", &body("refs/notes/x", SHA, false)).unwrap(), Parsed::Ignore(_)));
-        assert!(parse(ForgeKind::Github, "push", &body("refs/heads/x", "abc", false)).is_err());
-        assert!(matches!(parse(ForgeKind::Github, "ping", b"{}").unwrap(), Parsed::Ignore(_)));
-        assert!(matches!(parse(ForgeKind::Github, "issues", b"{}").unwrap(), Parsed::Ignore(_)));
+        assert!(matches!(
+            parse(
+                ForgeKind::Github,
+                "push",
+                &body("refs/heads/x", &zero, true)
+            )
+            .unwrap(),
+            Parsed::Ignore(_)
+        ));
+        assert!(matches!(
+            parse(
+                ForgeKind::Github,
+                "push",
+                &body("refs/heads/x", &zero, false)
+            )
+            .unwrap(),
+            Parsed::Ignore(_)
+        ));
+        assert!(matches!(
+            parse(ForgeKind::Github, "push", &body("refs/notes/x", SHA, false)).unwrap(),
+            Parsed::Ignore(_)
+        ));
+        assert!(
+            parse(
+                ForgeKind::Github,
+                "push",
+                &body("refs/heads/x", "abc", false)
+            )
+            .is_err()
+        );
+        assert!(matches!(
+            parse(ForgeKind::Github, "ping", b"{}").unwrap(),
+            Parsed::Ignore(_)
+        ));
+        assert!(matches!(
+            parse(ForgeKind::Github, "issues", b"{}").unwrap(),
+            Parsed::Ignore(_)
+        ));
     }
 
     #[test]

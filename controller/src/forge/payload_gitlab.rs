@@ -156,7 +156,11 @@ mod tests {
     }
 
     fn mr(action: &str, oldrev: Option<&str>, source: u64) -> Vec<u8> {
-        let src = if source == 1 { "group/app" } else { "mallory/app" };
+        let src = if source == 1 {
+            "group/app"
+        } else {
+            "mallory/app"
+        };
         json!({
             "object_kind": "merge_request",
             "user": {"username": "mallory"},
@@ -198,7 +202,11 @@ mod tests {
             Parsed::Ignore(_)
         ));
         assert!(matches!(
-            parse("Merge Request Hook", &mr("update", Some(&"1".repeat(40)), 1)).unwrap(),
+            parse(
+                "Merge Request Hook",
+                &mr("update", Some(&"1".repeat(40)), 1)
+            )
+            .unwrap(),
             Parsed::Build(_)
         ));
         for action in ["close", "merge", "approved"] {
@@ -217,17 +225,24 @@ mod tests {
             .to_string()
             .into_bytes()
         };
-        let Parsed::Build(e) = parse("Tag Push Hook", &body("tag_push", "refs/tags/v1", Some(SHA))).unwrap()
-        else {
+        let Parsed::Build(e) = parse(
+            "Tag Push Hook",
+            &body("tag_push", "refs/tags/v1", Some(SHA)),
+        )
+        .unwrap() else {
             panic!("ignored")
         };
         assert_eq!((e.event, e.commit.hex().as_str()), (TriggerEvent::Tag, SHA));
         assert_eq!(e.sender, "jsmith");
-        let Parsed::Build(e) = parse("Push Hook", &body("push", "refs/heads/main", None)).unwrap() else {
+        let Parsed::Build(e) = parse("Push Hook", &body("push", "refs/heads/main", None)).unwrap()
+        else {
             panic!("ignored")
         };
         assert_eq!(e.commit.hex(), "2".repeat(40));
         assert!(parse("Push Hook", &body("push", "refs/tags/v1", Some(SHA))).is_err());
-        assert!(matches!(parse("Note Hook", b"{}").unwrap(), Parsed::Ignore(_)));
+        assert!(matches!(
+            parse("Note Hook", b"{}").unwrap(),
+            Parsed::Ignore(_)
+        ));
     }
 }

@@ -222,17 +222,38 @@ mod tests {
 
     #[test]
     fn pending_first_then_the_final_state() {
-        let (s, next) = status_for(&due(ForgeStatusStage::Queued, JobState::Succeeded), "u".into());
-        assert_eq!((s.state, next), (StatusState::Pending, ForgeStatusStage::Pending));
+        let (s, next) = status_for(
+            &due(ForgeStatusStage::Queued, JobState::Succeeded),
+            "u".into(),
+        );
+        assert_eq!(
+            (s.state, next),
+            (StatusState::Pending, ForgeStatusStage::Pending)
+        );
         assert_eq!(s.context, "airlock/hello");
-        let (s, next) = status_for(&due(ForgeStatusStage::Pending, JobState::Succeeded), "u".into());
-        assert_eq!((s.state, next), (StatusState::Success, ForgeStatusStage::Done));
-        let (s, _) = status_for(&due(ForgeStatusStage::Pending, JobState::Failed), "u".into());
+        let (s, next) = status_for(
+            &due(ForgeStatusStage::Pending, JobState::Succeeded),
+            "u".into(),
+        );
+        assert_eq!(
+            (s.state, next),
+            (StatusState::Success, ForgeStatusStage::Done)
+        );
+        let (s, _) = status_for(
+            &due(ForgeStatusStage::Pending, JobState::Failed),
+            "u".into(),
+        );
         assert_eq!(s.state, StatusState::Failure);
         assert!(s.description.contains("exited 2"));
-        let (s, _) = status_for(&due(ForgeStatusStage::Pending, JobState::Cancelled), "u".into());
+        let (s, _) = status_for(
+            &due(ForgeStatusStage::Pending, JobState::Cancelled),
+            "u".into(),
+        );
         assert!(s.cancelled && s.state == StatusState::Error);
-        let (s, _) = status_for(&due(ForgeStatusStage::Pending, JobState::InfraFailed), "u".into());
+        let (s, _) = status_for(
+            &due(ForgeStatusStage::Pending, JobState::InfraFailed),
+            "u".into(),
+        );
         assert_eq!(s.state, StatusState::Error);
     }
 

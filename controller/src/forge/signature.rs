@@ -116,7 +116,10 @@ impl WebhookSecret {
 }
 
 /// The header's value, `None` when absent; malformed when not visible ASCII.
-fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, SignatureError> {
+fn header<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a str>, SignatureError> {
     headers
         .get(name)
         .map(|v| v.to_str().map_err(|_| SignatureError::Malformed(name)))
@@ -166,7 +169,11 @@ mod tests {
             Err(SignatureError::Missing(_))
         ));
         let other = WebhookSecret::new("another secret");
-        assert!(other.verify(ForgeKind::Github, &h, b"Hello, World!").is_err());
+        assert!(
+            other
+                .verify(ForgeKind::Github, &h, b"Hello, World!")
+                .is_err()
+        );
     }
 
     #[test]
@@ -175,13 +182,14 @@ mod tests {
         let sig = s.sign(b"{}");
         let gitea_only = headers(&[("X-Gitea-Signature", &sig)]);
         s.verify(ForgeKind::Forgejo, &gitea_only, b"{}").unwrap();
-        let bad_forgejo = headers(&[
-            ("X-Forgejo-Signature", "00"),
-            ("X-Gitea-Signature", &sig),
-        ]);
+        let bad_forgejo = headers(&[("X-Forgejo-Signature", "00"), ("X-Gitea-Signature", &sig)]);
         assert!(s.verify(ForgeKind::Forgejo, &bad_forgejo, b"{}").is_err());
         assert!(matches!(
-            s.verify(ForgeKind::Forgejo, &headers(&[("X-Forgejo-Signature", "zz")]), b"{}"),
+            s.verify(
+                ForgeKind::Forgejo,
+                &headers(&[("X-Forgejo-Signature", "zz")]),
+                b"{}"
+            ),
             Err(SignatureError::Malformed(_))
         ));
     }
@@ -189,8 +197,12 @@ mod tests {
     #[test]
     fn gitlab_token_must_equal_the_secret() {
         let s = WebhookSecret::new("tok");
-        s.verify(ForgeKind::Gitlab, &headers(&[("X-Gitlab-Token", "tok")]), b"")
-            .unwrap();
+        s.verify(
+            ForgeKind::Gitlab,
+            &headers(&[("X-Gitlab-Token", "tok")]),
+            b"",
+        )
+        .unwrap();
         for bad in ["to", "tok ", "tokk", ""] {
             assert!(
                 s.verify(ForgeKind::Gitlab, &headers(&[("X-Gitlab-Token", bad)]), b"")

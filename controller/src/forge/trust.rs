@@ -92,7 +92,12 @@ mod tests {
         ForgeEvent {
             event: kind,
             repository: "org/app".into(),
-            head_repository: if fork == Some(true) { "eve/app" } else { "org/app" }.into(),
+            head_repository: if fork == Some(true) {
+                "eve/app"
+            } else {
+                "org/app"
+            }
+            .into(),
             clone_url: "https://forge.example/org/app.git".into(),
             commit: GitCommit::from_hex(&"a".repeat(40)).unwrap(),
             git_ref: "refs/heads/main".into(),
@@ -108,8 +113,12 @@ mod tests {
     #[test]
     fn a_fork_always_runs_untrusted_whatever_it_asks() {
         for asked in ["trusted", "release", "untrusted-pr"] {
-            let d = decide(asked, &event(TriggerEvent::PullRequest, Some(true)), &forge(&["org/app"]))
-                .unwrap();
+            let d = decide(
+                asked,
+                &event(TriggerEvent::PullRequest, Some(true)),
+                &forge(&["org/app"]),
+            )
+            .unwrap();
             assert_eq!(d.profile, UNTRUSTED_PR, "{asked}");
             assert_eq!(d.note.is_some(), asked != UNTRUSTED_PR);
         }
@@ -119,18 +128,29 @@ mod tests {
     fn release_only_for_allowed_tag_pushes() {
         let allowed = forge(&["org/app"]);
         assert_eq!(
-            decide("release", &event(TriggerEvent::Tag, None), &allowed).unwrap().profile,
+            decide("release", &event(TriggerEvent::Tag, None), &allowed)
+                .unwrap()
+                .profile,
             "release"
         );
         assert!(decide("release", &event(TriggerEvent::Tag, None), &forge(&[])).is_err());
         assert!(decide("release", &event(TriggerEvent::Push, None), &allowed).is_err());
         assert!(
-            decide("release", &event(TriggerEvent::PullRequest, Some(false)), &allowed).is_err()
+            decide(
+                "release",
+                &event(TriggerEvent::PullRequest, Some(false)),
+                &allowed
+            )
+            .is_err()
         );
         assert_eq!(
-            decide("trusted", &event(TriggerEvent::PullRequest, Some(false)), &allowed)
-                .unwrap()
-                .profile,
+            decide(
+                "trusted",
+                &event(TriggerEvent::PullRequest, Some(false)),
+                &allowed
+            )
+            .unwrap()
+            .profile,
             "trusted"
         );
     }

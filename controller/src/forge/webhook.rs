@@ -134,7 +134,12 @@ async fn queue(
     key: &str,
 ) -> Response {
     let name = &forge.config.name;
-    match receiver.scheduler.store().job_with_idempotency_key(key).await {
+    match receiver
+        .scheduler
+        .store()
+        .job_with_idempotency_key(key)
+        .await
+    {
         Ok(Some(job)) => {
             return answer(
                 StatusCode::OK,
@@ -205,9 +210,10 @@ async fn queue(
             )
         }
         // Two deliveries of one body raced: the other one queued it.
-        Err(ApiError::AlreadyExists(message)) => {
-            answer(StatusCode::OK, json!({ "duplicate": true, "message": message }))
-        }
+        Err(ApiError::AlreadyExists(message)) => answer(
+            StatusCode::OK,
+            json!({ "duplicate": true, "message": message }),
+        ),
         Err(e @ (ApiError::InvalidArgument { .. } | ApiError::FailedPrecondition(_))) => {
             refuse(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
         }
@@ -241,7 +247,11 @@ fn delivery_id(kind: ForgeKind, headers: &HeaderMap) -> Result<String, String> {
         return Err(format!("missing {} header", names[0]));
     };
     match value.to_str() {
-        Ok(v) if !v.is_empty() && v.len() <= MAX_DELIVERY_ID && v.bytes().all(|b| b.is_ascii_graphic()) => {
+        Ok(v)
+            if !v.is_empty()
+                && v.len() <= MAX_DELIVERY_ID
+                && v.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             Ok(v.to_owned())
         }
         _ => Err(format!(
