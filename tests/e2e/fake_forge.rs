@@ -30,14 +30,22 @@ pub struct FakeForge {
 }
 
 impl FakeForge {
-    /// Serves `job_file` for every contents request naming `path` at a commit in `commits`;
-    /// anything else under contents answers 404; statuses answer 201.
-    pub fn start(path: &str, job_file: &str, commits: Vec<String>) -> Self {
+    /// Serves, for every contents request naming `path` at a commit of `files`, that
+    /// commit's job file; anything else under contents answers 404; statuses answer 201.
+    pub fn start(path: &str, files: Vec<(String, String)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let calls = Arc::new(Mutex::new(Vec::new()));
         let recorded = Arc::clone(&calls);
-        let content = base64::engine::general_purpose::STANDARD.encode(job_file);
+        let files: Vec<(String, String)> = files
+            .into_iter()
+            .map(|(commit, text)| {
+                (
+                    commit,
+                    base64::engine::general_purpose::STANDARD.encode(text),
+                )
+            })
+            .collect();
         let path = path.to_owned();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -45,7 +53,7 @@ impl FakeForge {
                 let Some(call) = read_call(&mut stream) else {
                     continue;
                 };
-                let (status, body) = answer(&call, &path, &content, &commits);
+                let (status, body) = answer(&call, &path, &files);
                 recorded.lock().unwrap().push(call);
                 let _ = write!(
                     stream,
@@ -127,17 +135,18 @@ fn read_call(stream: &mut std::net::TcpStream) -> Option<Call> {
     })
 }
 
-fn answer(call: &Call, path: &str, content: &str, commits: &[String]) -> (&'static str, String) {
-    let known_commit = commits
+fn answer(call: &Call, path: &str, files: &[(String, String)]) -> (&'static str, String) {
+    let content = files
         .iter()
-        .any(|c| call.target.ends_with(&format!("ref={c}")));
+        .find(|(c, _)| call.target.ends_with(&format!("ref={c}")))
+        .map(|(_, content)| content);
     let encoded_path = path.replace('/', "%2F");
     let wants_file = call.target.contains(&format!("/contents/{path}?"))
         || call
             .target
             .contains(&format!("/repository/files/{encoded_path}?"));
     match call.method.as_str() {
-        "GET" if wants_file && known_commit => (
+        "GET" if wants_file && content.is_some() => (
             "200 OK",
             serde_json::json!({"type": "file", "encoding": "base64", "content": content})
                 .to_string(),

@@ -23,6 +23,8 @@ struct Setup {
     dir: PathBuf,
     url: String,
     commit: String,
+    /// A later commit whose job file asks for `release`.
+    release_commit: String,
     clone_url: String,
     api: FakeForge,
     log: PathBuf,
@@ -50,11 +52,11 @@ fn secret_file(path: &Path, value: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-/// The job file committed to the repository: asks for `trusted`, with a hostile step name.
-fn job_file() -> String {
+/// The job file committed to the repository: asks for `profile`, with a hostile log line.
+fn job_file(profile: &str) -> String {
     let (layout, digest) = base_image();
     format!(
-        "[job]\nname = \"forge-hello\"\nprofile = \"trusted\"\n\n[source]\npath = \".\"\n\n\
+        "[job]\nname = \"forge-hello\"\nprofile = \"{profile}\"\n\n[source]\npath = \".\"\n\n\
          [image]\nref = \"oci-layout:{}@{digest}\"\n\n\
          [[steps]]\nname = \"build\"\nrun = \"cat greeting.txt > /out/hello.txt && echo '<script>alert(1)</script>'\"\n\n\
          [outputs]\npaths = [\"hello.txt\"]\n",
@@ -70,12 +72,15 @@ fn setup() -> Setup {
 
     let src = root.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("airlock.toml"), job_file()).unwrap();
+    std::fs::write(src.join("airlock.toml"), job_file("trusted")).unwrap();
     std::fs::write(src.join("greeting.txt"), "hello from a pull request\n").unwrap();
     git(&src, &["init", "-q", "-b", "main"]);
     git(&src, &["add", "."]);
     git(&src, &["commit", "-q", "-m", "feature"]);
     let commit = git(&src, &["rev-parse", "HEAD"]);
+    std::fs::write(src.join("airlock.toml"), job_file("release")).unwrap();
+    git(&src, &["commit", "-q", "-am", "release"]);
+    let release_commit = git(&src, &["rev-parse", "HEAD"]);
     let bare = root.path().join("app.git");
     git(
         root.path(),
@@ -89,7 +94,13 @@ fn setup() -> Setup {
     );
     let clone_url = format!("file://{}", bare.display());
 
-    let api = FakeForge::start("airlock.toml", &job_file(), vec![commit.clone()]);
+    let api = FakeForge::start(
+        "airlock.toml",
+        vec![
+            (commit.clone(), job_file("trusted")),
+            (release_commit.clone(), job_file("release")),
+        ],
+    );
     let secrets = dir.join("forge");
     std::fs::create_dir_all(&secrets).unwrap();
     for (name, value) in [
@@ -112,8 +123,13 @@ fn setup() -> Setup {
         text.push_str(&format!(
             "\n[[forges]]\nkind = \"{kind}\"\nname = \"{name}\"\n\
              webhook_secret_file = \"forge/{name}.secret\"\ntoken_file = \"forge/{name}.token\"\n\
-             api_url = \"{}{root_path}\"\n",
-            api.url()
+             api_url = \"{}{root_path}\"\n{}",
+            api.url(),
+            if name == "gh" {
+                "release_repositories = [\"org/app\"]\n"
+            } else {
+                ""
+            }
         ));
     }
     text.push_str(&format!("\n[web]\npublic_url = \"{url}\"\n"));
@@ -136,6 +152,7 @@ fn setup() -> Setup {
         dir,
         url,
         commit,
+        release_commit,
         clone_url,
         api,
         log,
@@ -508,4 +525,94 @@ fn gitlab_merge_requests_and_forgejo_pushes_queue_jobs_and_report_statuses() {
     assert_eq!(params["trigger"]["event"], "push");
     assert_eq!(params["trigger"]["sender"], "bob");
     assert_eq!(params["job"]["profile"], "trusted");
+}
+
+fn github_push(setup: &Setup, git_ref: &str, commit: &str) -> Vec<u8> {
+    serde_json::json!({
+        "ref": git_ref, "before": "0".repeat(40), "after": commit, "deleted": false,
+        "repository": {"id": 1, "full_name": "org/app", "clone_url": setup.clone_url},
+        "sender": {"login": "rel-eng"},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+#[ignore = "needs root and the base image: run scripts/test.sh"]
+fn release_runs_only_for_tag_pushes_of_allowed_repositories() {
+    let s = setup();
+    let headers = |delivery: &str, body: &[u8]| {
+        vec![
+            ("X-GitHub-Event", "push".to_owned()),
+            ("X-GitHub-Delivery", delivery.to_owned()),
+            (
+                "X-Hub-Signature-256",
+                format!("sha256={}", hmac_hex(GH_SECRET, body)),
+            ),
+        ]
+    };
+    // A branch push of a job file that asks for `release`: refused, and the commit says why.
+    let branch = github_push(&s, "refs/heads/main", &s.release_commit);
+    let before = s.submitted_total();
+    let (code, answer) = s.deliver("gh", &headers("b-1", &branch), &branch);
+    assert_eq!(code, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("only for tag pushes"),
+        "{answer}"
+    );
+    assert_eq!(s.submitted_total(), before);
+    let refused = s
+        .api
+        .wait_for_statuses(&s.release_commit, |c| !c.is_empty());
+    assert_eq!(states(&refused), ["error"]);
+    assert_eq!(refused[0].body["context"], "airlock");
+    assert!(refused[0].body.get("target_url").is_none(), "{refused:#?}");
+
+    // The tag push of an allowed repository runs as release and is signed by the release key.
+    let tag = github_push(&s, "refs/tags/v1.0.0", &s.release_commit);
+    let (code, answer) = s.deliver("gh", &headers("t-1", &tag), &tag);
+    assert_eq!(code, 202, "{answer}");
+    assert_eq!(answer["profile"], "release");
+    let job = answer["job_id"].as_str().unwrap().to_owned();
+    let status = s.finish(&job);
+    assert!(status.contains("state:   succeeded"), "{status}");
+    let (out, st) = s.statement(&job);
+    assert_eq!(
+        st["predicate"]["buildDefinition"]["externalParameters"]["trigger"]["event"],
+        "tag"
+    );
+    let mut verify = airlock();
+    verify
+        .arg("verify")
+        .arg(out.join("hello.txt"))
+        .arg("--provenance")
+        .arg(out.join("forge-hello.intoto.jsonl"))
+        .arg("--key")
+        .arg(s.dir.join("keys/release.pub"))
+        .arg("--builder-id")
+        .arg(format!("{}/builders/release", s.url));
+    let o = run(verify);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // The same tag on a forge that does not list the repository: refused.
+    let (code, answer) = s.deliver(
+        "fj",
+        &[
+            ("X-Forgejo-Event", "push".to_owned()),
+            ("X-Forgejo-Delivery", "t-2".to_owned()),
+            ("X-Forgejo-Signature", hmac_hex(FJ_SECRET, &tag)),
+        ],
+        &tag,
+    );
+    assert_eq!(code, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("release_repositories"),
+        "{answer}"
+    );
 }
