@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use airlock_attest::Sha256Digest;
-use airlock_job::JobSpec;
+use airlock_job::{JobSpec, Trigger, TriggerEvent};
 
 use super::mint::JobTokenContext;
 use super::subject::{SourceIdentity, SourceRef, SubjectError};
@@ -28,6 +28,26 @@ pub struct JobFacts {
     pub ended: bool,
     /// The job's deadline.
     pub deadline: SystemTime,
+}
+
+/// The ref a forge webhook vouched for: the controller authenticated the event and took the
+/// commit from it, so a branch push names its branch, a tag push its tag, and a pull or merge
+/// request its number (never its head branch, which a fork names freely).
+pub fn verified_ref(trigger: &Trigger) -> Option<SourceRef> {
+    match trigger.event {
+        TriggerEvent::Push => trigger
+            .git_ref
+            .strip_prefix("refs/heads/")
+            .map(|b| SourceRef::Branch(b.to_owned())),
+        TriggerEvent::Tag => trigger
+            .git_ref
+            .strip_prefix("refs/tags/")
+            .map(|t| SourceRef::Tag(t.to_owned())),
+        TriggerEvent::PullRequest | TriggerEvent::MergeRequest => trigger
+            .change_request
+            .as_ref()
+            .map(|cr| SourceRef::PullRequest { number: cr.number }),
+    }
 }
 
 impl JobTokenContext {
@@ -124,5 +144,37 @@ paths = ["app"]
             "repo:https://git.example.com/org/app.git:ref:refs/heads/main"
         );
         assert!(verified.audiences.is_empty(), "no [oidc]: no audiences");
+    }
+
+    #[test]
+    fn forge_triggers_verify_branches_tags_and_pull_request_numbers() {
+        let trigger = |event, git_ref: &str, number: Option<u64>| Trigger {
+            forge: "gh".into(),
+            kind: airlock_job::ForgeKind::Github,
+            event,
+            repository: "org/app".into(),
+            git_ref: git_ref.into(),
+            sender: "a".into(),
+            delivery: "d".into(),
+            change_request: number.map(|number| airlock_job::ChangeRequest {
+                number,
+                head_repository: "org/app".into(),
+                fork: false,
+            }),
+        };
+        assert_eq!(
+            verified_ref(&trigger(TriggerEvent::Push, "refs/heads/main", None)),
+            Some(SourceRef::Branch("main".into()))
+        );
+        assert_eq!(
+            verified_ref(&trigger(TriggerEvent::Tag, "refs/tags/v1", None)),
+            Some(SourceRef::Tag("v1".into()))
+        );
+        // A pull request is named by its number, never by the head branch it comes from.
+        assert_eq!(
+            verified_ref(&trigger(TriggerEvent::PullRequest, "refs/heads/main", Some(7))),
+            Some(SourceRef::PullRequest { number: 7 })
+        );
+        assert_eq!(verified_ref(&trigger(TriggerEvent::Push, "refs/notes/x", None)), None);
     }
 }

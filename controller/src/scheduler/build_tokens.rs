@@ -45,7 +45,10 @@ impl Scheduler {
             // `[oidc] build_token_profiles` decides (never `untrusted-pr`; the minter refuses
             // that again); the runner's profile file may still withhold its broker.
             profile_allows_tokens: minter.settings().allows_build_tokens(&spec.job.profile),
-            verified_ref: None,
+            verified_ref: spec
+                .trigger
+                .as_ref()
+                .and_then(crate::oidc::job_context::verified_ref),
             job_definition_sha256: Sha256Digest::of(&record.spec_json),
             ended: record.state.is_terminal(),
             deadline: started + spec.timeout(),
