@@ -291,6 +291,26 @@ fn a_signed_pull_request_from_a_fork_runs_untrusted_and_reports_statuses() {
     }
     let (code, _) = s.deliver("nope", &gh_headers("d", "x".into()), &body);
     assert_eq!(code, 404);
+    // Over the 5 MiB cap: refused before the signature is even computed.
+    let huge = vec![b' '; 6 << 20];
+    let (code, _) = s.deliver(
+        "gh",
+        &gh_headers("d-huge", format!("sha256={}", hmac_hex(GH_SECRET, &huge))),
+        &huge,
+    );
+    assert_eq!(code, 413);
+    // Authentic but malformed: 400 naming the field.
+    let bad = br#"{"action": "opened", "number": "seven"}"#;
+    let (code, answer) = s.deliver(
+        "gh",
+        &gh_headers("d-bad", format!("sha256={}", hmac_hex(GH_SECRET, bad))),
+        bad,
+    );
+    assert_eq!(code, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("number"),
+        "{answer}"
+    );
     assert_eq!(
         s.submitted_total(),
         before,

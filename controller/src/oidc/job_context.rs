@@ -172,9 +172,16 @@ paths = ["app"]
         );
         // A pull request is named by its number, never by the head branch it comes from.
         assert_eq!(
-            verified_ref(&trigger(TriggerEvent::PullRequest, "refs/heads/main", Some(7))),
+            verified_ref(&trigger(
+                TriggerEvent::PullRequest,
+                "refs/heads/main",
+                Some(7)
+            )),
             Some(SourceRef::PullRequest { number: 7 })
         );
-        assert_eq!(verified_ref(&trigger(TriggerEvent::Push, "refs/notes/x", None)), None);
+        assert_eq!(
+            verified_ref(&trigger(TriggerEvent::Push, "refs/notes/x", None)),
+            None
+        );
     }
 }
