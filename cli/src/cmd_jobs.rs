@@ -155,6 +155,9 @@ fn print_job(job: &airlock_proto::v1::Job) {
     if !job.triggered_by.is_empty() {
         println!("trigger: {}", job.triggered_by);
     }
+    for violation in &job.policy_violations {
+        println!("policy:  would deny (evaluate mode): {violation}");
+    }
     for o in &job.outputs {
         println!("output:  {}  sha256:{}  {} bytes", o.path, o.sha256, o.size);
     }

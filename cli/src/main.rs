@@ -8,6 +8,7 @@ mod cmd_controller;
 mod cmd_install_keys;
 mod cmd_jobs;
 mod cmd_keys;
+mod cmd_policy;
 mod cmd_push;
 mod cmd_registration;
 mod cmd_run;
@@ -64,6 +65,8 @@ enum Command {
     Push(cmd_push::PushArgs),
     /// Manage signing keys.
     Keys(cmd_keys::KeysArgs),
+    /// Try an admission policy (a `[policy] dir` of Rego files) on a job file locally.
+    Policy(cmd_policy::PolicyArgs),
     /// Internal: create, run and delete one container (used by runners).
     #[command(hide = true, name = "sandbox-exec")]
     SandboxExec {
@@ -128,6 +131,7 @@ async fn dispatch(command: Command) -> Result<Exit, Failure> {
         Command::Verify(a) => cmd_verify::run(a),
         Command::Push(a) => cmd_push::run(a),
         Command::Keys(a) => cmd_keys::run(a),
+        Command::Policy(a) => cmd_policy::run(a),
         Command::SandboxExec { .. } => Ok(Exit::Infra),
     }
 }

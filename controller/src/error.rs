@@ -32,6 +32,9 @@ pub enum ControllerError {
     /// A forge's webhook secret or API token (`[[forges]]`) cannot be read.
     #[error(transparent)]
     Forge(#[from] crate::forge::ForgeLoadError),
+    /// The admission policy (`[policy]`) cannot be read or does not compile.
+    #[error("[policy]: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
     /// The reflection service cannot be built from the descriptor set.
     #[error("cannot build the gRPC reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),

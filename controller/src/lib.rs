@@ -28,6 +28,7 @@ pub mod ids;
 pub mod init;
 pub mod metrics;
 pub mod oidc;
+pub mod policy;
 pub mod provenance;
 pub mod scheduler;
 pub mod scheduling;

@@ -54,6 +54,14 @@ impl Controller {
             .map(crate::tls::ServerTls::load)
             .transpose()?;
         let signer = Signer::load(&config.signing)?;
+        let admission = config
+            .policy
+            .as_ref()
+            .map(crate::policy::Admission::load)
+            .transpose()?;
+        if let Some(admission) = &admission {
+            tracing::info!(policy = ?admission, "admission policy loaded");
+        }
         let forges = Arc::new(crate::forge::Forges::load(
             &config.forges,
             config.public_url(),
@@ -111,6 +119,7 @@ impl Controller {
             scheduling: config.scheduling,
             minter: issuer.as_ref().map(crate::oidc::OidcIssuer::minter),
             caches,
+            admission,
         });
         Ok(Self {
             scheduler: Arc::new(scheduler),

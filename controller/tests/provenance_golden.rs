@@ -86,6 +86,7 @@ fn provenance_matches_golden_bytes() {
         log_sha256: &log,
         started: UNIX_EPOCH + Duration::from_millis(1_700_000_000_999),
         finished: UNIX_EPOCH + Duration::from_millis(1_700_000_062_001),
+        admission: None,
     };
     let statement = build_statement(&inputs).unwrap();
     let body = statement.to_json().unwrap();
@@ -120,4 +121,19 @@ fn provenance_matches_golden_bytes() {
         local.predicate.run_details.builder.id,
         "https://ci.example/builders/local/release"
     );
+
+    // An admission record lands in internalParameters.admissionPolicy, verbatim.
+    let record = serde_json::json!({"digest": {"sha256": "ab".repeat(32)}, "mode": "evaluate",
+        "decision": "deny", "messages": ["steps may not curl"]});
+    let admitted = build_statement(&ProvenanceInputs {
+        admission: Some(&record),
+        ..inputs.clone()
+    })
+    .unwrap();
+    let internal = admitted
+        .predicate
+        .build_definition
+        .internal_parameters
+        .unwrap();
+    assert_eq!(internal["admissionPolicy"], record);
 }

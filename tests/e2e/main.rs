@@ -29,6 +29,7 @@ mod images;
 mod job_file_attacks;
 mod local_run;
 mod pod;
+mod policy;
 mod provenance_fixtures;
 mod provenance_interop;
 mod provenance_key_isolation;

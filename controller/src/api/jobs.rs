@@ -152,7 +152,13 @@ impl JobService for JobApi {
         }
         let (id, existing) = self
             .scheduler
-            .submit(r.spec_json, &r.idempotency_key, r.priority)
+            .submit(
+                r.spec_json,
+                &r.idempotency_key,
+                r.priority,
+                &crate::policy::ClientInput::of(&client),
+                None,
+            )
             .await?;
         tracing::info!(job_id = %id, client = %client.name, profile = %spec.job.profile, existing, "job submitted");
         Ok(Response::new(pb::SubmitJobResponse {

@@ -10,6 +10,7 @@ mod auth;
 mod caches;
 mod database_url;
 mod forges;
+mod policy;
 mod signing;
 mod tls;
 mod web;
@@ -20,6 +21,7 @@ pub use auth::{
 pub use caches::{CachesConfig, DEFAULT_MAX_ARCHIVE_BYTES, DEFAULT_MAX_SCOPE_BYTES};
 pub use database_url::DatabaseUrl;
 pub use forges::{DEFAULT_MAX_PAYLOAD_BYTES, ForgeConfig, is_forge_name};
+pub use policy::{PolicyConfig, PolicyMode};
 pub use signing::{SigningConfig, is_profile_name};
 pub use tls::TlsConfig;
 pub use web::{DEFAULT_SESSION_LIFETIME, WebConfig};
@@ -103,6 +105,9 @@ pub struct ControllerConfig {
     /// `[web]`: the job pages.
     #[serde(default)]
     pub web: WebConfig,
+    /// `[policy]`: admission policies (optional; without it every authorized job is admitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyConfig>,
 }
 
 fn default_pg_connections() -> u32 {
@@ -225,6 +230,7 @@ impl ControllerConfig {
             caches: CachesConfig::default(),
             forges: Vec::new(),
             web: WebConfig::default(),
+            policy: None,
         }
     }
 
@@ -360,6 +366,9 @@ impl ControllerConfig {
         }
         for forge in &mut self.forges {
             forge.resolve_relative_paths(base);
+        }
+        if let Some(policy) = &mut self.policy {
+            resolve(&mut policy.dir);
         }
         if let Some(tls) = &mut self.tls {
             resolve(&mut tls.cert);

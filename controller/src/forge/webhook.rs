@@ -187,7 +187,12 @@ async fn queue(
         }
     };
     let profile = spec.job.profile.clone();
-    match receiver.scheduler.submit(spec.to_json(), key, 0).await {
+    let client = crate::policy::ClientInput::forge(name);
+    match receiver
+        .scheduler
+        .submit(spec.to_json(), key, 0, &client, None)
+        .await
+    {
         Ok((job, existing)) => {
             tracing::info!(
                 forge = %name, delivery, job_id = %job, profile = %profile,
@@ -216,6 +221,15 @@ async fn queue(
         ),
         Err(e @ (ApiError::InvalidArgument { .. } | ApiError::FailedPrecondition(_))) => {
             refuse(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        }
+        // The admission policy said no: tell the pull request why.
+        Err(ApiError::PermissionDenied(message)) => {
+            let refused = JobFileRefused::Invalid {
+                commit: event.commit.hex(),
+                message: message.clone(),
+            };
+            report_refusal(forge, &event, &refused);
+            refuse(StatusCode::FORBIDDEN, message)
         }
         Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }

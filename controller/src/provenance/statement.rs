@@ -108,6 +108,8 @@ pub struct ProvenanceInputs<'a> {
     pub started: SystemTime,
     /// When it finished (completed).
     pub finished: SystemTime,
+    /// The admission policy's record (`[policy]`): bundle digest, mode, decision, messages.
+    pub admission: Option<&'a Value>,
 }
 
 /// The builder id of `profile`: `{issuer}/builders/{profile}`, or
@@ -214,13 +216,19 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
         build_definition: BuildDefinition {
             build_type: BUILD_TYPE.to_owned(),
             external_parameters: airlock_attest::sorted_keys(external),
-            internal_parameters: Some(json!({
-                "controllerVersion": inputs.controller_version,
-                "profile": spec.job.profile,
-                "runnerId": inputs.runner_id,
-                "runnerVersion": inputs.runner_version,
-                "caches": inputs.caches.internal_parameter(),
-            })),
+            internal_parameters: Some({
+                let mut internal = json!({
+                    "controllerVersion": inputs.controller_version,
+                    "profile": spec.job.profile,
+                    "runnerId": inputs.runner_id,
+                    "runnerVersion": inputs.runner_version,
+                    "caches": inputs.caches.internal_parameter(),
+                });
+                if let Some(admission) = inputs.admission {
+                    internal["admissionPolicy"] = admission.clone();
+                }
+                internal
+            }),
             resolved_dependencies: resolved,
         },
         run_details: airlock_attest::RunDetails {

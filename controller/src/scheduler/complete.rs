@@ -198,6 +198,17 @@ impl Scheduler {
         let started = from_unix_ms(record.leased_ms.unwrap_or(record.created_ms));
         let job_id = record.id.to_string();
         let runner_id = runner.id.to_string();
+        let admission: Option<serde_json::Value> = match record.admission_json.as_deref() {
+            Some(text) => match serde_json::from_str(text) {
+                Ok(value) => Some(value),
+                Err(e) => {
+                    return Ok(infra(format!(
+                        "the stored admission record is corrupt: {e}"
+                    )));
+                }
+            },
+            None => None,
+        };
         let inputs = ProvenanceInputs {
             issuer: &self.issuer,
             mode: self.mode,
@@ -217,6 +228,7 @@ impl Scheduler {
             log_sha256: &log_sha256,
             started,
             finished,
+            admission: admission.as_ref(),
         };
         let statement = match build_statement(&inputs) {
             Ok(s) => s,

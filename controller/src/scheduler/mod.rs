@@ -59,6 +59,7 @@ pub struct Scheduler {
     metrics: Arc<Metrics>,
     minter: Option<Minter>,
     caches: Option<CacheStorage>,
+    admission: Option<crate::policy::Admission>,
 }
 
 /// The parts a [`Scheduler`] is made of.
@@ -86,6 +87,8 @@ pub struct SchedulerParts {
     pub minter: Option<Minter>,
     /// Build-cache storage and policy (`[caches]`); `None`: caches are off.
     pub caches: Option<CacheStorage>,
+    /// The admission policy (`[policy]`); `None`: every authorized job is admitted.
+    pub admission: Option<crate::policy::Admission>,
 }
 
 fn now_ms(clock: &dyn Clock) -> i64 {
@@ -108,6 +111,7 @@ impl Scheduler {
             metrics: Arc::new(Metrics::default()),
             minter: parts.minter,
             caches: parts.caches,
+            admission: parts.admission,
         }
     }
 

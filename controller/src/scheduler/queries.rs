@@ -55,6 +55,12 @@ impl Scheduler {
             triggered_by: trigger_of(&job.spec_json)
                 .map(|t| t.describe())
                 .unwrap_or_default(),
+            policy_violations: job
+                .admission_json
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .map(|v| crate::policy::AdmissionRecord::stored_messages(&v))
+                .unwrap_or_default(),
         })
     }
 

@@ -39,6 +39,8 @@ pub struct NewJob {
     pub queued_message: String,
     /// True when a forge queued the job: the status reporter then owes it commit statuses.
     pub forge_status: bool,
+    /// The admission policy's record (`[policy]`), as JSON.
+    pub admission_json: Option<String>,
 }
 
 /// What [`Store::insert_job`](super::Store::insert_job) did.
@@ -120,6 +122,8 @@ pub struct JobRecord {
     pub cancel_requested: bool,
     /// When the current attempt's job token expires (its deadline plus the job-token grace).
     pub job_token_expires_ms: Option<i64>,
+    /// The admission policy's record, as JSON (jobs admitted under `[policy]`).
+    pub admission_json: Option<String>,
 }
 
 /// One recorded output file.

@@ -90,6 +90,7 @@ pub(super) fn new_job(n: u128, labels: &[&str], created_ms: i64) -> NewJob {
         max_attempts: 2,
         queued_message: "waiting for a runner".into(),
         forge_status: false,
+        admission_json: None,
     }
 }
 
