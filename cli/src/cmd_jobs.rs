@@ -70,6 +70,10 @@ pub struct SubmitArgs {
     /// priorities are never starved).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     priority: i32,
+    /// Sign the job (DSSE over the exact spec sent) with this PKCS#8 PEM private key (mode
+    /// 0600); profiles in the controller's `[job_signatures] required_for` need it.
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
 }
 
 /// Flags of `cancel`.
@@ -122,12 +126,26 @@ pub struct FetchArgs {
 
 /// Runs `submit`.
 pub async fn submit(args: SubmitArgs) -> Result<Exit, Failure> {
+    let key = args
+        .sign
+        .as_deref()
+        .map(|path| {
+            airlock_attest::load_signing_key(path)
+                .map_err(|e| crate::exit::usage(format!("--sign {}: {e}", path.display())))
+        })
+        .transpose()?;
     let mut spec = submit_ops::load_job_file(&args.job_file, &args.allow_source_dir)?;
     let packed = submit_ops::pack_source(&args.job_file, &spec).await?;
     let mut client = args.conn.client().await?;
     submit_ops::upload_source(&mut client, &mut spec, packed).await?;
-    let job_id =
-        submit_ops::submit_with(&mut client, &spec, &args.idempotency_key, args.priority).await?;
+    let job_id = submit_ops::submit_with(
+        &mut client,
+        &spec,
+        &args.idempotency_key,
+        args.priority,
+        key.as_ref(),
+    )
+    .await?;
     println!("{job_id}");
     if !(args.wait || args.follow) {
         return Ok(Exit::Ok);

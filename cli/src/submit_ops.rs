@@ -139,7 +139,7 @@ pub async fn upload_source(
 
 /// Submits a spec whose source is uploaded; returns the job id.
 pub async fn submit(client: &mut Client, spec: &JobSpec) -> Result<String, Failure> {
-    submit_with(client, spec, "", 0).await
+    submit_with(client, spec, "", 0, None).await
 }
 
 /// Submits with an idempotency key (empty: none) and a priority; returns the job id. A
@@ -149,12 +149,31 @@ pub async fn submit_with(
     spec: &JobSpec,
     idempotency_key: &str,
     priority: i32,
+    sign_with: Option<&airlock_attest::SigningKey>,
 ) -> Result<String, Failure> {
+    let spec_json = spec.to_json();
+    // The signature covers the exact bytes sent, so the controller compares bytes, not JSON.
+    let spec_signature = match sign_with {
+        Some(key) => {
+            let envelope = airlock_attest::sign_envelope(
+                airlock_controller::auth::job_signatures::JOB_SPEC_PAYLOAD_TYPE,
+                &spec_json,
+                key,
+            )
+            .map_err(|e| crate::exit::usage(format!("--sign: cannot sign the job: {e}")))?;
+            envelope
+                .to_json_line()
+                .map_err(|e| crate::exit::usage(format!("--sign: {e}")))?
+                .into_bytes()
+        }
+        None => Vec::new(),
+    };
     let resp = client
         .submit_job(SubmitJobRequest {
-            spec_json: spec.to_json(),
+            spec_json,
             idempotency_key: idempotency_key.to_owned(),
             priority,
+            spec_signature,
         })
         .await
         .map_err(|s| from_status("submitting the job", s))?

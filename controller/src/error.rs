@@ -32,6 +32,9 @@ pub enum ControllerError {
     /// A forge's webhook secret or API token (`[[forges]]`) cannot be read.
     #[error(transparent)]
     Forge(#[from] crate::forge::ForgeLoadError),
+    /// A `[job_signatures]` key cannot be loaded.
+    #[error(transparent)]
+    JobSigners(#[from] crate::auth::job_signatures::JobSignersError),
     /// The admission policy (`[policy]`) cannot be read or does not compile.
     #[error("[policy]: {0}")]
     Policy(#[from] crate::policy::PolicyError),

@@ -30,6 +30,7 @@ pub struct Controller {
     oidc: Option<crate::oidc::OidcHttp>,
     tls: Option<crate::tls::ServerTls>,
     forges: Arc<crate::forge::Forges>,
+    signers: Arc<crate::auth::job_signatures::JobSigners>,
 }
 
 impl Controller {
@@ -62,6 +63,9 @@ impl Controller {
         if let Some(admission) = &admission {
             tracing::info!(policy = ?admission, "admission policy loaded");
         }
+        let signers = Arc::new(crate::auth::job_signatures::JobSigners::load(
+            &config.job_signatures,
+        )?);
         let forges = Arc::new(crate::forge::Forges::load(
             &config.forges,
             config.public_url(),
@@ -128,6 +132,7 @@ impl Controller {
             oidc: issuer.as_ref().map(crate::oidc::OidcIssuer::http),
             tls,
             forges,
+            signers,
         })
     }
 
@@ -162,7 +167,7 @@ impl Controller {
             .build_v1alpha()?;
 
         let jobs = JobServiceServer::with_interceptor(
-            JobApi::new(Arc::clone(&self.scheduler)),
+            JobApi::new(Arc::clone(&self.scheduler), Arc::clone(&self.signers)),
             crate::auth::clients::ClientAuth::new(&self.auth),
         );
         // Runner calls authenticate inside RunnerApi (registration secret, runner token, job

@@ -209,6 +209,7 @@ async fn submit(jobs: &mut Jobs, source: &Sha256Digest, key: &str) -> pb::Submit
         spec_json: spec_json(source, &[]),
         idempotency_key: key.into(),
         priority: 0,
+        spec_signature: Vec::new(),
     })
     .await
     .unwrap()
@@ -636,6 +637,7 @@ async fn submit_is_idempotent_per_key() {
             spec_json: serde_json::to_vec(&spec).unwrap(),
             idempotency_key: "pipeline-7/build".into(),
             priority: 0,
+            spec_signature: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -647,6 +649,7 @@ async fn submit_is_idempotent_per_key() {
                 spec_json: spec_json(&source, &[]),
                 idempotency_key: bad.to_string(),
                 priority: 0,
+                spec_signature: Vec::new(),
             })
             .await
             .unwrap_err();

@@ -87,6 +87,7 @@ fn provenance_matches_golden_bytes() {
         started: UNIX_EPOCH + Duration::from_millis(1_700_000_000_999),
         finished: UNIX_EPOCH + Duration::from_millis(1_700_000_062_001),
         admission: None,
+        signer_keyid: None,
     };
     let statement = build_statement(&inputs).unwrap();
     let body = statement.to_json().unwrap();

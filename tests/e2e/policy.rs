@@ -249,3 +249,93 @@ fn evaluate_admits_and_records_and_a_broken_policy_stops_the_controller() {
         "step \"say\" runs curl; declare the download in [[inputs]]"
     );
 }
+
+/// `airlock keys generate --name NAME --out DIR`; returns the keyid it printed.
+fn generate_key(dir: &Path, name: &str) -> String {
+    let mut c = airlock();
+    c.args(["keys", "generate", "--name", name, "--out"])
+        .arg(dir);
+    let o = run(c);
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("keyid:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+#[ignore = "needs root and the base image: run scripts/test.sh"]
+fn a_profile_that_requires_signed_jobs_admits_only_the_configured_signers() {
+    let root = scratch();
+    let dir = root.path().join("controller");
+    let port = init_controller(&dir);
+    let url = format!("http://127.0.0.1:{port}");
+    let signers = dir.join("signers");
+    let alice = generate_key(&signers, "alice");
+    let mallory_dir = root.path().join("mallory");
+    generate_key(&mallory_dir, "mallory");
+    let config = dir.join("controller.toml");
+    let mut text_cfg = std::fs::read_to_string(&config).unwrap();
+    text_cfg.push_str(
+        "\n[job_signatures]\nkeys = [\"signers/alice.pub\"]\nrequired_for = [\"untrusted-pr\"]\n",
+    );
+    std::fs::write(&config, text_cfg).unwrap();
+    let _controller = start_controller(&config, port);
+    let _runner = Kill(
+        runner_command(
+            &url,
+            &dir.join("runner.secret"),
+            &root.path().join("runner"),
+        )
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let job = job_dir(
+        root.path(),
+        "signed",
+        "[[steps]]\nrun = \"echo signed > /out/x\"",
+        "\"x\"",
+    );
+    let token = dir.join("admin.token");
+    let submit = |key: Option<&Path>| {
+        let mut c = airlock();
+        c.arg("submit").arg(&job).arg("--wait");
+        if let Some(key) = key {
+            c.arg("--sign").arg(key);
+        }
+        c.args(["--controller", &url, "--token-file"]).arg(&token);
+        run(c)
+    };
+
+    let o = submit(None);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o).contains("admits only signed jobs"), "{}", text(&o));
+    let o = submit(Some(&mallory_dir.join("mallory.key")));
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o).contains("does not verify"), "{}", text(&o));
+
+    let o = submit(Some(&signers.join("alice.key")));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let id = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = root.path().join("out");
+    let mut fetch = airlock();
+    fetch
+        .args(["fetch", &id, "--out"])
+        .arg(&out)
+        .args(["--controller", &url, "--token-file"])
+        .arg(&token);
+    assert!(run(fetch).status.success());
+    let st = statement(&out, "signed");
+    assert_eq!(
+        st["predicate"]["buildDefinition"]["internalParameters"]["jobSignature"]["keyid"],
+        alice.as_str()
+    );
+}

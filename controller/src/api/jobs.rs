@@ -28,12 +28,16 @@ const WATCH_REPOLL: std::time::Duration = std::time::Duration::from_millis(500);
 #[derive(Debug, Clone)]
 pub struct JobApi {
     scheduler: Arc<Scheduler>,
+    signers: Arc<crate::auth::job_signatures::JobSigners>,
 }
 
 impl JobApi {
-    /// A job service over `scheduler`.
-    pub fn new(scheduler: Arc<Scheduler>) -> Self {
-        Self { scheduler }
+    /// A job service over `scheduler`, accepting job signatures of `signers`.
+    pub fn new(
+        scheduler: Arc<Scheduler>,
+        signers: Arc<crate::auth::job_signatures::JobSigners>,
+    ) -> Self {
+        Self { scheduler, signers }
     }
 }
 
@@ -150,6 +154,9 @@ impl JobService for JobApi {
             )
             .into());
         }
+        let signer = self
+            .signers
+            .check(&spec.job.profile, &r.spec_json, &r.spec_signature)?;
         let (id, existing) = self
             .scheduler
             .submit(
@@ -157,10 +164,10 @@ impl JobService for JobApi {
                 &r.idempotency_key,
                 r.priority,
                 &crate::policy::ClientInput::of(&client),
-                None,
+                signer.as_deref(),
             )
             .await?;
-        tracing::info!(job_id = %id, client = %client.name, profile = %spec.job.profile, existing, "job submitted");
+        tracing::info!(job_id = %id, client = %client.name, profile = %spec.job.profile, existing, signer = signer.as_deref().unwrap_or(""), "job submitted");
         Ok(Response::new(pb::SubmitJobResponse {
             job_id: id.to_string(),
             existing,

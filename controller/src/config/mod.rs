@@ -10,6 +10,7 @@ mod auth;
 mod caches;
 mod database_url;
 mod forges;
+mod job_signatures;
 mod policy;
 mod signing;
 mod tls;
@@ -21,6 +22,7 @@ pub use auth::{
 pub use caches::{CachesConfig, DEFAULT_MAX_ARCHIVE_BYTES, DEFAULT_MAX_SCOPE_BYTES};
 pub use database_url::DatabaseUrl;
 pub use forges::{DEFAULT_MAX_PAYLOAD_BYTES, ForgeConfig, is_forge_name};
+pub use job_signatures::JobSignaturesConfig;
 pub use policy::{PolicyConfig, PolicyMode};
 pub use signing::{SigningConfig, is_profile_name};
 pub use tls::TlsConfig;
@@ -108,6 +110,9 @@ pub struct ControllerConfig {
     /// `[policy]`: admission policies (optional; without it every authorized job is admitted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyConfig>,
+    /// `[job_signatures]`: who may sign job specs, and which profiles require it.
+    #[serde(default)]
+    pub job_signatures: JobSignaturesConfig,
 }
 
 fn default_pg_connections() -> u32 {
@@ -231,6 +236,7 @@ impl ControllerConfig {
             forges: Vec::new(),
             web: WebConfig::default(),
             policy: None,
+            job_signatures: JobSignaturesConfig::default(),
         }
     }
 
@@ -315,6 +321,9 @@ impl ControllerConfig {
         if let Err((name, message)) = forges::check(&self.forges) {
             return Err(field(name, message));
         }
+        if let Err((name, message)) = self.job_signatures.check() {
+            return Err(field(name, message));
+        }
         if let Err((name, message)) = self.web.check() {
             return Err(field(name, message));
         }
@@ -369,6 +378,9 @@ impl ControllerConfig {
         }
         if let Some(policy) = &mut self.policy {
             resolve(&mut policy.dir);
+        }
+        for key in &mut self.job_signatures.keys {
+            resolve(key);
         }
         if let Some(tls) = &mut self.tls {
             resolve(&mut tls.cert);

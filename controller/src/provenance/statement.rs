@@ -110,6 +110,8 @@ pub struct ProvenanceInputs<'a> {
     pub finished: SystemTime,
     /// The admission policy's record (`[policy]`): bundle digest, mode, decision, messages.
     pub admission: Option<&'a Value>,
+    /// The keyid of the key that signed the submitted spec (`[job_signatures]`).
+    pub signer_keyid: Option<&'a str>,
 }
 
 /// The builder id of `profile`: `{issuer}/builders/{profile}`, or
@@ -226,6 +228,9 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
                 });
                 if let Some(admission) = inputs.admission {
                     internal["admissionPolicy"] = admission.clone();
+                }
+                if let Some(keyid) = inputs.signer_keyid {
+                    internal["jobSignature"] = json!({"keyid": keyid});
                 }
                 internal
             }),

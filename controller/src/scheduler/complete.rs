@@ -229,6 +229,7 @@ impl Scheduler {
             started,
             finished,
             admission: admission.as_ref(),
+            signer_keyid: record.signer_keyid.as_deref(),
         };
         let statement = match build_statement(&inputs) {
             Ok(s) => s,

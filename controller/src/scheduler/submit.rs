@@ -95,6 +95,7 @@ impl Scheduler {
             queued_message: queued_message(&spec, admission),
             forge_status: spec.trigger.is_some(),
             admission_json: admission.map(|a| a.to_json().to_string()),
+            signer_keyid: signer.map(str::to_owned),
         };
         match self.store.insert_job(&job).await {
             Ok(Submitted::New(seq)) => {

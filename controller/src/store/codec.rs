@@ -15,7 +15,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, name, spec_json, profile, labels, sour
     message, exit_code, attempt, runner_id, lease_token, created_ms, leased_ms, started_ms, \
     finished_ms, log_sha256, builder_id, envelope_json, bundle_json, keyid, public_key_pem, \
     priority, tenant, timeout_ms, max_attempts, lease_expires_ms, deadline_ms, cancel_requested, \
-    job_token_expires_ms, admission_json";
+    job_token_expires_ms, admission_json, signer_keyid";
 
 /// What happened: the `kind` of an `airlock.v1.JobEvent`.
 pub type EventKind = pb::job_event::Kind;
@@ -133,5 +133,6 @@ pub(crate) fn job_from_row(row: &Row) -> Result<JobRecord, StoreError> {
         cancel_requested: row.try_get("cancel_requested")?,
         job_token_expires_ms: row.try_get("job_token_expires_ms")?,
         admission_json: row.try_get("admission_json")?,
+        signer_keyid: row.try_get("signer_keyid")?,
     })
 }

@@ -78,8 +78,9 @@ impl Store {
         let inserted = query(
             "INSERT INTO jobs (id, name, spec_json, profile, labels, source_sha256, state, \
              created_ms, idempotency_key, priority, queue_key, tenant, timeout_ms, max_attempts, \
-             forge_status, admission_json) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             forge_status, admission_json, signer_keyid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17) \
              ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )
         .bind(job.id.to_string())
@@ -98,6 +99,7 @@ impl Store {
         .bind(i64::from(job.max_attempts.max(1)))
         .bind(job.forge_status.then_some("queued"))
         .bind(job.admission_json.as_deref())
+        .bind(job.signer_keyid.as_deref())
         .execute(&mut conn)
         .await?;
         if inserted == 0 {

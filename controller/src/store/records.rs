@@ -41,6 +41,8 @@ pub struct NewJob {
     pub forge_status: bool,
     /// The admission policy's record (`[policy]`), as JSON.
     pub admission_json: Option<String>,
+    /// The keyid of the key that signed the spec (`[job_signatures]`).
+    pub signer_keyid: Option<String>,
 }
 
 /// What [`Store::insert_job`](super::Store::insert_job) did.
@@ -124,6 +126,8 @@ pub struct JobRecord {
     pub job_token_expires_ms: Option<i64>,
     /// The admission policy's record, as JSON (jobs admitted under `[policy]`).
     pub admission_json: Option<String>,
+    /// The keyid of the key that signed the spec, if it was signed.
+    pub signer_keyid: Option<String>,
 }
 
 /// One recorded output file.

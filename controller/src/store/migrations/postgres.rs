@@ -135,10 +135,11 @@ CREATE INDEX build_caches_by_age ON build_caches (project, domain, name, created
     // 4: forge webhooks and the web UI (issue 18). `forge_status` says what the status
     // reporter still owes the forge: 'queued' (post pending), 'pending' (post the final state
     // once the job ends), 'done'; NULL for jobs no forge queued. `admission_json` is the
-    // admission policy's record (issue 19). Web sessions keep only the sha256 of the cookie.
+    // admission policy's record, `signer_keyid` the key that signed the spec (issue 19). Web sessions keep only the sha256 of the cookie.
     r#"
 ALTER TABLE jobs ADD COLUMN forge_status TEXT;
 ALTER TABLE jobs ADD COLUMN admission_json TEXT;
+ALTER TABLE jobs ADD COLUMN signer_keyid TEXT;
 CREATE INDEX jobs_by_forge_status ON jobs (forge_status) WHERE forge_status IN ('queued', 'pending');
 
 CREATE TABLE web_sessions (

@@ -91,6 +91,7 @@ pub(super) fn new_job(n: u128, labels: &[&str], created_ms: i64) -> NewJob {
         queued_message: "waiting for a runner".into(),
         forge_status: false,
         admission_json: None,
+        signer_keyid: None,
     }
 }
 
