@@ -66,6 +66,7 @@ macro_rules! both_backends {
 
 mod caches;
 mod credentials;
+mod forge_statuses;
 mod lease_endings;
 mod leasing;
 
