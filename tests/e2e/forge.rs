@@ -237,6 +237,22 @@ impl Setup {
         (out, st)
     }
 
+    /// `airlock verify` of the fetched output with `profile`'s key and builder id.
+    fn verify(&self, out: &Path, profile: &str) {
+        let mut verify = airlock();
+        verify
+            .arg("verify")
+            .arg(out.join("hello.txt"))
+            .arg("--provenance")
+            .arg(out.join("forge-hello.intoto.jsonl"))
+            .arg("--key")
+            .arg(self.dir.join(format!("keys/{profile}.pub")))
+            .arg("--builder-id")
+            .arg(format!("{}/builders/{profile}", self.url));
+        let o = run(verify);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+
     fn controller_log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap()
     }
@@ -390,18 +406,7 @@ fn a_signed_pull_request_from_a_fork_runs_untrusted_and_reports_statuses() {
         st["predicate"]["runDetails"]["builder"]["id"],
         format!("{}/builders/untrusted-pr", s.url)
     );
-    let mut verify = airlock();
-    verify
-        .arg("verify")
-        .arg(out.join("hello.txt"))
-        .arg("--provenance")
-        .arg(out.join("forge-hello.intoto.jsonl"))
-        .arg("--key")
-        .arg(s.dir.join("keys/untrusted-pr.pub"))
-        .arg("--builder-id")
-        .arg(format!("{}/builders/untrusted-pr", s.url));
-    let o = run(verify);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    s.verify(&out, "untrusted-pr");
 
     // No token or webhook secret reached the controller's logs.
     let log = s.controller_log();
@@ -604,18 +609,7 @@ fn release_runs_only_for_tag_pushes_of_allowed_repositories() {
         st["predicate"]["buildDefinition"]["externalParameters"]["trigger"]["event"],
         "tag"
     );
-    let mut verify = airlock();
-    verify
-        .arg("verify")
-        .arg(out.join("hello.txt"))
-        .arg("--provenance")
-        .arg(out.join("forge-hello.intoto.jsonl"))
-        .arg("--key")
-        .arg(s.dir.join("keys/release.pub"))
-        .arg("--builder-id")
-        .arg(format!("{}/builders/release", s.url));
-    let o = run(verify);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    s.verify(&out, "release");
 
     // The same tag on a forge that does not list the repository: refused.
     let (code, answer) = s.deliver(

@@ -46,6 +46,24 @@ fn submit(url: &str, token: &Path, job: &Path, wait: bool) -> std::process::Outp
     run(c)
 }
 
+/// `airlock fetch JOB --out OUT`, then the statement of `<name>.intoto.jsonl`.
+fn fetch_statement(
+    url: &str,
+    token: &Path,
+    job: &str,
+    out: &Path,
+    name: &str,
+) -> serde_json::Value {
+    let mut fetch = airlock();
+    fetch
+        .args(["fetch", job, "--out"])
+        .arg(out)
+        .args(["--controller", url, "--token-file"])
+        .arg(token);
+    assert!(run(fetch).status.success());
+    statement(out, name)
+}
+
 fn policy_eval(policy: &Path, job: &Path) -> serde_json::Value {
     let mut c = airlock();
     c.args(["policy", "eval"]).arg(policy).arg(job);
@@ -149,15 +167,7 @@ fn enforce_refuses_with_the_messages_and_admitted_jobs_carry_the_policy_digest()
         .unwrap()
         .trim()
         .to_owned();
-    let out = root.path().join("out");
-    let mut fetch = airlock();
-    fetch
-        .args(["fetch", &job, "--out"])
-        .arg(&out)
-        .args(["--controller", &url, "--token-file"])
-        .arg(&token);
-    assert!(run(fetch).status.success());
-    let st = statement(&out, "fine");
+    let st = fetch_statement(&url, &token, &job, &root.path().join("out"), "fine");
     let recorded = &st["predicate"]["buildDefinition"]["internalParameters"]["admissionPolicy"];
     assert_eq!(recorded["digest"]["sha256"], digest.as_str());
     assert_eq!(recorded["mode"], "enforce");
@@ -232,15 +242,7 @@ fn evaluate_admits_and_records_and_a_broken_policy_stops_the_controller() {
         shown.contains("policy:  would deny (evaluate mode): step \"say\" runs curl"),
         "{shown}"
     );
-    let out = root.path().join("out");
-    let mut fetch = airlock();
-    fetch
-        .args(["fetch", &job, "--out"])
-        .arg(&out)
-        .args(["--controller", &url, "--token-file"])
-        .arg(&token);
-    assert!(run(fetch).status.success());
-    let st = statement(&out, "curly");
+    let st = fetch_statement(&url, &token, &job, &root.path().join("out"), "curly");
     let recorded = &st["predicate"]["buildDefinition"]["internalParameters"]["admissionPolicy"];
     assert_eq!(recorded["mode"], "evaluate");
     assert_eq!(recorded["decision"], "deny");
@@ -325,15 +327,7 @@ fn a_profile_that_requires_signed_jobs_admits_only_the_configured_signers() {
         .unwrap()
         .trim()
         .to_owned();
-    let out = root.path().join("out");
-    let mut fetch = airlock();
-    fetch
-        .args(["fetch", &id, "--out"])
-        .arg(&out)
-        .args(["--controller", &url, "--token-file"])
-        .arg(&token);
-    assert!(run(fetch).status.success());
-    let st = statement(&out, "signed");
+    let st = fetch_statement(&url, &token, &id, &root.path().join("out"), "signed");
     assert_eq!(
         st["predicate"]["buildDefinition"]["internalParameters"]["jobSignature"]["keyid"],
         alice.as_str()

@@ -75,11 +75,7 @@ pub fn check(forges: &[ForgeConfig]) -> Result<(), (&'static str, String)> {
                 format!("forges[{i}]: the name `{}` is used twice", forge.name),
             ));
         }
-        let api = forge.api_url.trim_end_matches('/');
-        let rest = api
-            .strip_prefix("https://")
-            .or_else(|| api.strip_prefix("http://"));
-        if !rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)) {
+        if !super::is_http_url(forge.api_root()) {
             return Err((
                 "forges.api_url",
                 format!(
@@ -135,6 +131,24 @@ impl ForgeConfig {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+impl ForgeConfig {
+    /// A forge entry for unit tests.
+    pub fn example(kind: ForgeKind, api_url: &str) -> Self {
+        Self {
+            kind,
+            name: "gh".into(),
+            webhook_secret_file: "secret".into(),
+            api_url: api_url.into(),
+            token_file: "token".into(),
+            job_file: default_job_file(),
+            repositories: Vec::new(),
+            release_repositories: Vec::new(),
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }
 }

@@ -164,6 +164,13 @@ pub enum ConfigError {
     },
 }
 
+/// True for `http://` or `https://` followed by a host without whitespace.
+fn is_http_url(url: &str) -> bool {
+    url.strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace))
+}
+
 /// A [`ConfigError::Parse`] from a TOML error in `text`.
 fn parse_error(file: &Path, text: &str, field: Option<String>, e: &toml::de::Error) -> ConfigError {
     let line = e
@@ -276,22 +283,15 @@ impl ControllerConfig {
             field,
             message,
         };
-        let issuer = self.issuer();
-        let rest = issuer
-            .strip_prefix("https://")
-            .or_else(|| issuer.strip_prefix("http://"));
-        match rest {
-            Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {}
-            _ => {
-                return Err(field(
-                    "issuer",
-                    format!(
-                        "`{}` is not an http(s) URL; write the controller's public base URL, \
-                         e.g. \"https://airlock.example.com\"",
-                        self.issuer
-                    ),
-                ));
-            }
+        if !is_http_url(self.issuer()) {
+            return Err(field(
+                "issuer",
+                format!(
+                    "`{}` is not an http(s) URL; write the controller's public base URL, \
+                     e.g. \"https://airlock.example.com\"",
+                    self.issuer
+                ),
+            ));
         }
         if self.max_upload_bytes == 0 {
             return Err(field(

@@ -44,10 +44,7 @@ impl WebConfig {
     /// Checks what serde cannot: `(field, message)` on error.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         if let Some(url) = &self.public_url {
-            let rest = url
-                .strip_prefix("https://")
-                .or_else(|| url.strip_prefix("http://"));
-            if !rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)) {
+            if !super::is_http_url(url) {
                 return Err((
                     "web.public_url",
                     format!("`{url}` is not an http(s) URL; write e.g. https://ci.example.com"),

@@ -342,17 +342,7 @@ mod tests {
     use super::*;
 
     fn api(kind: ForgeKind) -> ForgeApi {
-        let forge = ForgeConfig {
-            kind,
-            name: "f".into(),
-            webhook_secret_file: "s".into(),
-            api_url: "https://forge.example/api/".into(),
-            token_file: "t".into(),
-            job_file: "airlock.toml".into(),
-            repositories: Vec::new(),
-            release_repositories: Vec::new(),
-            max_payload_bytes: 1 << 20,
-        };
+        let forge = ForgeConfig::example(kind, "https://forge.example/api/");
         ForgeApi::new(&forge, "secret-token\n")
     }
 

@@ -114,17 +114,7 @@ mod tests {
     use airlock_job::{ChangeRequest, TriggerEvent};
 
     fn forge() -> ForgeConfig {
-        ForgeConfig {
-            kind: ForgeKind::Github,
-            name: "gh".into(),
-            webhook_secret_file: "s".into(),
-            api_url: "https://api.example".into(),
-            token_file: "t".into(),
-            job_file: "airlock.toml".into(),
-            repositories: Vec::new(),
-            release_repositories: Vec::new(),
-            max_payload_bytes: 1 << 20,
-        }
+        ForgeConfig::example(ForgeKind::Github, "https://api.example")
     }
 
     fn fork_pr() -> ForgeEvent {

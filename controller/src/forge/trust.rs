@@ -75,17 +75,9 @@ mod tests {
     use airlock_job::{ChangeRequest, ForgeKind};
 
     fn forge(release: &[&str]) -> ForgeConfig {
-        ForgeConfig {
-            kind: ForgeKind::Github,
-            name: "gh".into(),
-            webhook_secret_file: "s".into(),
-            api_url: "https://api.example".into(),
-            token_file: "t".into(),
-            job_file: "airlock.toml".into(),
-            repositories: Vec::new(),
-            release_repositories: release.iter().map(|s| (*s).to_owned()).collect(),
-            max_payload_bytes: 1 << 20,
-        }
+        let mut forge = ForgeConfig::example(ForgeKind::Github, "https://api.example");
+        forge.release_repositories = release.iter().map(|s| (*s).to_owned()).collect();
+        forge
     }
 
     fn event(kind: TriggerEvent, fork: Option<bool>) -> ForgeEvent {
