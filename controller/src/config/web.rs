@@ -43,13 +43,13 @@ fn default_lifetime() -> HumanDuration {
 impl WebConfig {
     /// Checks what serde cannot: `(field, message)` on error.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        if let Some(url) = &self.public_url {
-            if !super::is_http_url(url) {
-                return Err((
-                    "web.public_url",
-                    format!("`{url}` is not an http(s) URL; write e.g. https://ci.example.com"),
-                ));
-            }
+        if let Some(url) = &self.public_url
+            && !super::is_http_url(url)
+        {
+            return Err((
+                "web.public_url",
+                format!("`{url}` is not an http(s) URL; write e.g. https://ci.example.com"),
+            ));
         }
         if self.session_lifetime.0 < Duration::from_secs(60)
             || self.session_lifetime.0 > Duration::from_secs(30 * 86400)
