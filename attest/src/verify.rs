@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::digest::Sha256Digest;
 use crate::dsse::{DsseError, Envelope, pae};
 use crate::keys::VerifyingKey;
+use crate::resource_descriptor::ResourceDescriptor;
 use crate::statement::{
     IN_TOTO_PAYLOAD_TYPE, SLSA_PROVENANCE_V1, STATEMENT_TYPE_V1, Statement, StatementError,
 };
@@ -276,22 +277,14 @@ pub fn verify_provenance(
     if artifacts.is_empty() {
         return Err(VerifyError::NoArtifacts);
     }
-    for (artifact, digest) in artifacts {
-        let subject = statement
-            .subject
-            .iter()
-            .find(|s| s.sha256_digest().as_ref() == Some(digest))
-            .ok_or_else(|| VerifyError::SubjectMismatch {
-                artifact: artifact.clone(),
-                digest: *digest,
-            })?;
-        check(
-            "subject",
-            format!(
-                "{artifact} sha256:{digest} matches subject {:?}",
-                subject.name.as_deref().unwrap_or("")
-            ),
-        );
+    let matched = match_subjects(&statement.subject, artifacts).map_err(|(artifact, digest)| {
+        VerifyError::SubjectMismatch {
+            artifact: artifact.clone(),
+            digest: *digest,
+        }
+    })?;
+    for detail in matched {
+        check("subject", detail);
     }
 
     let def = &statement.predicate.build_definition;
@@ -393,4 +386,28 @@ pub fn verify_provenance(
         checks,
         not_checked,
     })
+}
+
+/// Finds each artifact (name, sha256) among `subjects` by digest. Returns one line per
+/// artifact saying which subject it matched, or the first artifact that matches none.
+pub(crate) fn match_subjects<'a>(
+    subjects: &[ResourceDescriptor],
+    artifacts: &'a [(String, Sha256Digest)],
+) -> Result<Vec<String>, &'a (String, Sha256Digest)> {
+    artifacts
+        .iter()
+        .map(|artifact| {
+            let (name, digest) = artifact;
+            subjects
+                .iter()
+                .find(|s| s.sha256_digest().as_ref() == Some(digest))
+                .map(|subject| {
+                    format!(
+                        "{name} sha256:{digest} matches subject {:?}",
+                        subject.name.as_deref().unwrap_or("")
+                    )
+                })
+                .ok_or(artifact)
+        })
+        .collect()
 }
