@@ -43,7 +43,7 @@ pub use statement::{
 };
 pub use timestamp::{TimestampError, rfc3339_utc, validate_rfc3339_utc};
 pub use verify::{
-    Check, Policy, VerificationReport, VerifiedEnvelope, VerifyError, verify_envelope,
+    Check, Policy, VerificationReport, Verified, VerifiedEnvelope, VerifyError, verify_envelope,
     verify_provenance,
 };
 pub use vsa::{

@@ -27,8 +27,8 @@ pub enum VerifyError {
     NoTrustedKeys,
     /// No signature's keyid matches a trusted key.
     #[error(
-        "the attestation is signed by key(s) {} and none of them is trusted here; \
-         pass the matching builder public key, or do not trust this attestation",
+        "the attestation is signed by key(s) {} and none of them is trusted here; pass the \
+         signer's public key (the builder's, for provenance), or do not trust this attestation",
         keyids.join(", ")
     )]
     UnknownKey {
@@ -173,18 +173,21 @@ impl fmt::Display for Check {
     }
 }
 
-/// A successful provenance verification.
+/// A successful verification of an attestation whose statement is `S`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerificationReport {
+pub struct Verified<S> {
     /// Keyid of the key that signed it.
     pub keyid: String,
     /// The verified statement.
-    pub statement: Statement,
+    pub statement: S,
     /// Every check performed, in order; all passed.
     pub checks: Vec<Check>,
-    /// Policy checks skipped because the policy did not ask for them.
+    /// Checks skipped because the caller did not ask for them.
     pub not_checked: Vec<Check>,
 }
+
+/// A successful provenance verification.
+pub type VerificationReport = Verified<Statement>;
 
 /// Verifies that a trusted key signed the envelope, over the PAE of the exact payload bytes.
 ///
@@ -274,16 +277,7 @@ pub fn verify_provenance(
         "well-formed in-toto v1 statement with SLSA provenance v1 predicate".to_owned(),
     );
 
-    if artifacts.is_empty() {
-        return Err(VerifyError::NoArtifacts);
-    }
-    let matched = match_subjects(&statement.subject, artifacts).map_err(|(artifact, digest)| {
-        VerifyError::SubjectMismatch {
-            artifact: artifact.clone(),
-            digest: *digest,
-        }
-    })?;
-    for detail in matched {
+    for detail in match_subjects(&statement.subject, artifacts)? {
         check("subject", detail);
     }
 
@@ -388,12 +382,36 @@ pub fn verify_provenance(
     })
 }
 
+/// Why artifacts could not all be matched to subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SubjectMismatch<'a> {
+    /// No artifact was given.
+    NoArtifacts,
+    /// This artifact (name, sha256) is no subject.
+    NotASubject(&'a (String, Sha256Digest)),
+}
+
+impl From<SubjectMismatch<'_>> for VerifyError {
+    fn from(mismatch: SubjectMismatch<'_>) -> Self {
+        match mismatch {
+            SubjectMismatch::NoArtifacts => Self::NoArtifacts,
+            SubjectMismatch::NotASubject((artifact, digest)) => Self::SubjectMismatch {
+                artifact: artifact.clone(),
+                digest: *digest,
+            },
+        }
+    }
+}
+
 /// Finds each artifact (name, sha256) among `subjects` by digest. Returns one line per
-/// artifact saying which subject it matched, or the first artifact that matches none.
+/// artifact saying which subject it matched; at least one artifact is required.
 pub(crate) fn match_subjects<'a>(
     subjects: &[ResourceDescriptor],
     artifacts: &'a [(String, Sha256Digest)],
-) -> Result<Vec<String>, &'a (String, Sha256Digest)> {
+) -> Result<Vec<String>, SubjectMismatch<'a>> {
+    if artifacts.is_empty() {
+        return Err(SubjectMismatch::NoArtifacts);
+    }
     artifacts
         .iter()
         .map(|artifact| {
@@ -407,7 +425,7 @@ pub(crate) fn match_subjects<'a>(
                         subject.name.as_deref().unwrap_or("")
                     )
                 })
-                .ok_or(artifact)
+                .ok_or(SubjectMismatch::NotASubject(artifact))
         })
         .collect()
 }

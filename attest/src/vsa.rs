@@ -43,7 +43,8 @@ use crate::statement::{
 use crate::strict_json::drop_uri_named_fields;
 use crate::timestamp::{TimestampError, rfc3339_utc, validate_rfc3339_utc};
 use crate::verify::{
-    Check, Policy, VerificationReport, VerifyError, match_subjects, verify_envelope,
+    Check, Policy, SubjectMismatch, VerificationReport, Verified, VerifyError, match_subjects,
+    verify_envelope,
 };
 
 /// `predicateType` of a SLSA Verification Summary Attestation v1 (the same URI covers the
@@ -557,15 +558,24 @@ pub fn verified_build_level(policy: &Policy, report: &VerificationReport) -> Sls
 /// `pkg:generic/<name>?checksum=sha256:<hex>`, `name` percent-encoded (all but
 /// `A-Z a-z 0-9 . - _ ~`). It names the artifact without a path of the verifying machine.
 pub fn default_resource_uri(name: &str, digest: &Sha256Digest) -> String {
-    let mut encoded = String::with_capacity(name.len());
-    for b in name.bytes() {
+    format!(
+        "pkg:generic/{}?checksum=sha256:{}",
+        percent_encode(name),
+        digest.hex()
+    )
+}
+
+/// `s` with every byte but `A-Z a-z 0-9 . - _ ~` (RFC 3986 unreserved) as `%XX`.
+fn percent_encode(s: &str) -> String {
+    let mut encoded = String::with_capacity(s.len());
+    for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {
             encoded.push(char::from(b));
         } else {
             encoded.push_str(&format!("%{b:02X}"));
         }
     }
-    format!("pkg:generic/{encoded}?checksum=sha256:{}", digest.hex())
+    encoded
 }
 
 /// What a VSA records as the outcome.
@@ -640,10 +650,17 @@ impl VsaBuilder {
         self
     }
 
-    /// Adds an input attestation: `name` and the sha256 of the attestation file's bytes.
-    pub fn input_attestation(mut self, name: impl Into<String>, bytes: &[u8]) -> Self {
-        self.input_attestations
-            .push(ResourceDescriptor::sha256(name, &Sha256Digest::of(bytes)));
+    /// Adds an input attestation read from a file named `file_name`: `uri` is that name
+    /// percent-encoded, a relative URI reference (resolved against wherever the attestation
+    /// is published, never a path of the verifying machine), and `digest.sha256` is the
+    /// sha256 of the file's `bytes`. (`uri` rather than `name`: the in-toto-attestation
+    /// schema of this field has only `uri` and `digest`.)
+    pub fn input_attestation_file(mut self, file_name: &str, bytes: &[u8]) -> Self {
+        self.input_attestations.push(ResourceDescriptor {
+            uri: Some(percent_encode(file_name)),
+            digest: DigestSet::from([(ALG_SHA256.to_owned(), Sha256Digest::of(bytes).hex())]),
+            ..ResourceDescriptor::default()
+        });
         self
     }
 
@@ -698,17 +715,20 @@ pub struct VsaRequirements {
     pub build_level: Option<SlsaBuildLevel>,
 }
 
-/// A VSA that was accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VsaReport {
-    /// Keyid of the trusted key whose signature verified.
-    pub keyid: String,
-    /// The verified statement.
-    pub statement: VsaStatement,
-    /// Every check performed, in order; all passed.
-    pub checks: Vec<Check>,
-    /// Requirements skipped because none was given.
-    pub not_checked: Vec<Check>,
+/// A VSA that was accepted: the keyid that signed it, the summary, and the checks done and
+/// skipped (requirements not given).
+pub type VsaReport = Verified<VsaStatement>;
+
+impl From<SubjectMismatch<'_>> for VsaError {
+    fn from(mismatch: SubjectMismatch<'_>) -> Self {
+        match mismatch {
+            SubjectMismatch::NoArtifacts => Self::NoArtifacts,
+            SubjectMismatch::NotASubject((artifact, digest)) => Self::SubjectMismatch {
+                artifact: artifact.clone(),
+                digest: *digest,
+            },
+        }
+    }
 }
 
 /// Checks a VSA in the order the SLSA VSA spec gives: a trusted key's signature over the exact
@@ -742,16 +762,7 @@ pub fn verify_vsa(
     let statement = VsaStatement::from_json(&verified.payload)?;
     check("predicateType", SLSA_VSA_V1.to_owned());
 
-    if artifacts.is_empty() {
-        return Err(VsaError::NoArtifacts);
-    }
-    let matched = match_subjects(&statement.subject, artifacts).map_err(|(artifact, digest)| {
-        VsaError::SubjectMismatch {
-            artifact: artifact.clone(),
-            digest: *digest,
-        }
-    })?;
-    for detail in matched {
+    for detail in match_subjects(&statement.subject, artifacts)? {
         check("subject", detail);
     }
 
@@ -852,7 +863,7 @@ mod tests {
         )
         .verifier_version("airlock", "0.1.0")
         .subject(ResourceDescriptor::sha256(name, &digest))
-        .input_attestation("app.intoto.jsonl", b"{\"payloadType\":\"...\"}\n")
+        .input_attestation_file("app.intoto.jsonl", b"{\"payloadType\":\"...\"}\n")
     }
 
     fn signed(outcome: VsaOutcome) -> Envelope {
@@ -941,7 +952,7 @@ mod tests {
                 r#""resourceUri":"pkg:generic/app?checksum=sha256:{artifact}","#,
                 r#""policy":{{"uri":"https://airlock.dev/verification-policies/provenance/v1","#,
                 r#""digest":{{"sha256":"{policy}"}}}},"#,
-                r#""inputAttestations":[{{"name":"app.intoto.jsonl","digest":{{"sha256":"{input}"}}}}],"#,
+                r#""inputAttestations":[{{"uri":"app.intoto.jsonl","digest":{{"sha256":"{input}"}}}}],"#,
                 r#""verificationResult":"PASSED","verifiedLevels":["SLSA_BUILD_LEVEL_3"],"#,
                 r#""slsaVersion":"1.0"}}}}"#
             ),

@@ -47,7 +47,7 @@ fn signed_vsa(key: &SigningKey) -> (Envelope, Vec<u8>) {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
     let statement = VsaBuilder::new("https://verifier.example", "pkg:generic/app", policy, time)
         .subject(airlock_attest::ResourceDescriptor::sha256(name, &digest))
-        .input_attestation("app.intoto.jsonl", b"{}")
+        .input_attestation_file("app.intoto.jsonl", b"{}")
         .build(VsaOutcome::Passed(SlsaBuildLevel::L3))
         .expect("build");
     airlock_attest::sign_vsa(&statement, key).expect("sign")

@@ -81,7 +81,7 @@ pub struct VerifyArgs {
     vsa_resource_uri: Option<String>,
     /// With --vsa, require at least this SLSA Build level (SLSA_BUILD_LEVEL_0 .. 3; a higher
     /// level satisfies a lower one).
-    #[arg(long, value_name = "LEVEL", requires = "vsa")]
+    #[arg(long, value_name = "LEVEL", conflicts_with = "provenance")]
     vsa_level: Option<SlsaBuildLevel>,
 }
 
@@ -141,9 +141,10 @@ fn check_provenance(
             .then(known_external_parameters),
     };
     let result = airlock_attest::verify_provenance(&loaded.envelope, keys, artifacts, &policy);
-    if let Err(e) = &result {
+    match &result {
+        Ok(report) => print_checks(&report.checks, &report.not_checked),
         // Say which check failed on stdout too, next to the PASS lines of other runs.
-        println!("FAIL {e}");
+        Err(e) => println!("FAIL {e}"),
     }
     if let Some(summary) = summary {
         let input_name = path
@@ -152,8 +153,7 @@ fn check_provenance(
             .unwrap_or_default();
         summary.write(&policy, keys, artifacts, &input_name, &bytes, &result)?;
     }
-    let report = result.build_failed()?;
-    print_checks(&report.checks, &report.not_checked);
+    result.build_failed()?;
     print_verified(artifacts);
     Ok(Exit::Ok)
 }
@@ -218,7 +218,7 @@ impl SummaryPlan {
             SystemTime::now(),
         )
         .verifier_version("airlock", env!("CARGO_PKG_VERSION"))
-        .input_attestation(input_name, input_bytes);
+        .input_attestation_file(input_name, input_bytes);
         for (name, digest) in artifacts {
             builder = builder.subject(ResourceDescriptor::sha256(name, digest));
         }
@@ -382,5 +382,93 @@ fn parse_provenance(bytes: &[u8]) -> anyhow::Result<LoadedProvenance> {
             envelope: Envelope::from_json(first_line.as_bytes())?,
             envelope_json: first_line.trim_end().as_bytes().to_vec(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use airlock_controller::provenance::statement::builder_id;
+    use airlock_controller::{LOCAL_ISSUER, Mode};
+    use clap::{CommandFactory as _, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        verify: VerifyArgs,
+    }
+
+    /// The VSA level rule recognises exactly the builder ids the controller signs for: every
+    /// hosted profile's, and none of `airlock run`'s.
+    #[test]
+    fn level_rule_matches_the_controllers_builder_ids() {
+        for profile in ["untrusted-pr", "trusted", "release"] {
+            for issuer in ["https://ci.example", "http://127.0.0.1:7070/", LOCAL_ISSUER] {
+                let hosted = builder_id(issuer, Mode::Server, profile);
+                assert!(airlock_attest::is_hosted_builder_id(&hosted), "{hosted}");
+                let local = builder_id(issuer, Mode::Local, profile);
+                assert!(!airlock_attest::is_hosted_builder_id(&local), "{local}");
+            }
+        }
+    }
+
+    #[test]
+    fn flags_are_consistent_and_modes_exclusive() {
+        Cli::command().debug_assert();
+        let parse = |args: &[&str]| Cli::try_parse_from([&["verify"], args].concat());
+        assert!(parse(&["a", "--provenance", "p", "--key", "k"]).is_ok());
+        assert!(
+            parse(&[
+                "a",
+                "--vsa",
+                "v",
+                "--key",
+                "k",
+                "--vsa-level",
+                "SLSA_BUILD_LEVEL_2"
+            ])
+            .is_ok()
+        );
+        let out = ["--vsa-out", "o", "--vsa-key", "s"];
+        assert!(parse(&[&["a", "--provenance", "p", "--key", "k"][..], &out].concat()).is_ok());
+        for bad in [
+            &["a", "--key", "k"][..],
+            &["a", "--provenance", "p", "--vsa", "v", "--key", "k"],
+            &[
+                "a",
+                "--vsa",
+                "v",
+                "--key",
+                "k",
+                "--vsa-out",
+                "o",
+                "--vsa-key",
+                "s",
+            ],
+            &["a", "--vsa", "v", "--key", "k", "--source-uri", "s"],
+            &[
+                "a",
+                "--provenance",
+                "p",
+                "--key",
+                "k",
+                "--vsa-level",
+                "SLSA_BUILD_LEVEL_1",
+            ],
+            &[
+                "a",
+                "--provenance",
+                "p",
+                "--key",
+                "k",
+                "--vsa-resource-uri",
+                "u",
+            ],
+            &["a", "--provenance", "p", "--key", "k", "--vsa-key", "s"],
+            &["a", "--vsa", "v", "--key", "k", "--vsa-level", "L3"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -24,7 +24,7 @@ const VERIFIER: &str = "https://verifier.example/gates/release";
 
 /// Command-line arguments of any mix of strings and paths.
 macro_rules! args {
-    ($($a:expr),* $(,)?) => { vec![$(OsString::from($a)),*] };
+    ($($a:expr),* $(,)?) => { [$(OsString::from($a)),*] };
 }
 
 /// `airlock verify ARTIFACT ARGS...`.
@@ -153,7 +153,7 @@ fn vsa_of_a_real_build_is_written_checked_and_refused_when_tampered_or_failed() 
     assert_eq!(
         p["inputAttestations"],
         json!([{
-            "name": "hello.intoto.jsonl",
+            "uri": "hello.intoto.jsonl",
             "digest": {"sha256": Sha256Digest::of(&provenance_bytes).hex()},
         }])
     );
@@ -318,8 +318,7 @@ fn vsa_levels_failed_results_and_flag_rules() {
             &vsa_key,
         ]
     };
-    let mut pinned = base(&l3);
-    pinned.extend(args!["--builder-id", HOSTED_BUILDER]);
+    let pinned = [&base(&l3)[..], &args!["--builder-id", HOSTED_BUILDER]].concat();
     let o = verify(&b.artifact, &pinned);
     assert_eq!(o.status.code(), Some(0));
     let s = statement_of(&l3);
@@ -398,8 +397,8 @@ fn vsa_levels_failed_results_and_flag_rules() {
 
     // Flags: the modes exclude each other, and the VSA flags need their mode.
     let usage_errors = [
-        args!["--key", &vsa_pub],
-        args!["--vsa", &l3, "--provenance", &b.envelope, "--key", &vsa_pub,],
+        args!["--key", &vsa_pub].to_vec(),
+        args!["--vsa", &l3, "--provenance", &b.envelope, "--key", &vsa_pub,].to_vec(),
         args![
             "--provenance",
             &b.envelope,
@@ -407,7 +406,8 @@ fn vsa_levels_failed_results_and_flag_rules() {
             &b.public_key,
             "--vsa-out",
             &failed,
-        ],
+        ]
+        .to_vec(),
         args![
             "--provenance",
             &b.envelope,
@@ -415,7 +415,8 @@ fn vsa_levels_failed_results_and_flag_rules() {
             &b.public_key,
             "--vsa-level",
             "SLSA_BUILD_LEVEL_1",
-        ],
+        ]
+        .to_vec(),
         args![
             "--provenance",
             &b.envelope,
@@ -423,7 +424,8 @@ fn vsa_levels_failed_results_and_flag_rules() {
             &b.public_key,
             "--vsa-verifier-id",
             &VERIFIER,
-        ],
+        ]
+        .to_vec(),
         args![
             "--vsa",
             &l3,
@@ -431,7 +433,8 @@ fn vsa_levels_failed_results_and_flag_rules() {
             &vsa_pub,
             "--builder-id",
             &HOSTED_BUILDER,
-        ],
+        ]
+        .to_vec(),
     ];
     for args in usage_errors {
         let o = verify(&b.artifact, &args);

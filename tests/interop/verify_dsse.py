@@ -132,13 +132,22 @@ def validate_vsa(payload):
     if statement.get("predicateType") != SLSA_VSA_V1:
         raise Failure(f"predicateType is {statement.get('predicateType')!r}, expected {SLSA_VSA_V1!r}")
     predicate = copy.deepcopy(statement["predicate"])
-    # The packaged schema is VSA v1.0; SLSA v1.1 added verifier.version, a string map, which
-    # is checked here and removed so that the strict parse below judges everything else.
-    version = predicate.get("verifier", {}).pop("version", {})
-    if not isinstance(version, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in version.items()
+    if not isinstance(predicate, dict) or not isinstance(predicate.get("verifier"), dict):
+        raise Failure("predicate.verifier is not an object")
+    # Two fields the packaged protobuf schema gets wrong or lacks are checked here and
+    # removed, so that the strict parse below judges everything else: verifier.version (a
+    # string map added by SLSA v1.1) and verifiedLevels (an array in the spec, a single
+    # string in the schema: in-toto/attestation issue 425).
+    version = predicate["verifier"].pop("version", {})
+    levels = predicate.pop("verifiedLevels", None)
+    for name, value, ok in (
+        ("verifier.version", version, isinstance(version, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in version.items())),
+        ("verifiedLevels", levels, isinstance(levels, list) and len(levels) > 0
+            and all(isinstance(v, str) for v in levels)),
     ):
-        raise Failure(f"verifier.version is not a map of strings: {version!r}")
+        if not ok:
+            raise Failure(f"{name} is not what the spec requires: {value!r}")
     try:
         # Strict: unknown fields, wrong types and non-RFC 3339 timestamps are errors.
         vsa = pb_json.ParseDict(predicate, vsa_pb2.VerificationSummary())
@@ -148,12 +157,10 @@ def validate_vsa(payload):
         raise Failure("verifier.id, resourceUri and policy.uri are required")
     if vsa.verification_result not in ("PASSED", "FAILED"):
         raise Failure(f"verificationResult is {vsa.verification_result!r}")
-    if not vsa.verified_levels:
-        raise Failure("verifiedLevels is empty")
     print(
         "ok: in-toto-attestation validated the Statement v1 and the SLSA verification summary "
         f"v1 predicate (verifier.id {vsa.verifier.id}, verificationResult "
-        f"{vsa.verification_result}, verifiedLevels {list(vsa.verified_levels)})"
+        f"{vsa.verification_result}, verifiedLevels {levels})"
     )
     return statement
 
