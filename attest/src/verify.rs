@@ -236,6 +236,35 @@ pub fn verify_envelope(
     })
 }
 
+/// The first steps for any in-toto attestation: [`verify_envelope`], then the in-toto
+/// `payloadType`. Returns the verified envelope and those two checks.
+pub(crate) fn verify_in_toto_envelope(
+    envelope: &Envelope,
+    keys: &[VerifyingKey],
+) -> Result<(VerifiedEnvelope, Vec<Check>), VerifyError> {
+    let verified = verify_envelope(envelope, keys)?;
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(VerifyError::PayloadType {
+            expected: IN_TOTO_PAYLOAD_TYPE,
+            found: envelope.payload_type.clone(),
+        });
+    }
+    let checks = vec![
+        Check {
+            name: "signature",
+            detail: format!(
+                "DSSE signature verifies with trusted key {}",
+                verified.keyid
+            ),
+        },
+        Check {
+            name: "payloadType",
+            detail: IN_TOTO_PAYLOAD_TYPE.to_owned(),
+        },
+    ];
+    Ok((verified, checks))
+}
+
 /// Verifies a provenance attestation for `artifacts` (name, sha256) under `policy`; see the
 /// module docs for the steps. The report lists each check so a CLI can show what was verified.
 pub fn verify_provenance(
@@ -244,26 +273,9 @@ pub fn verify_provenance(
     artifacts: &[(String, Sha256Digest)],
     policy: &Policy,
 ) -> Result<VerificationReport, VerifyError> {
-    let mut checks = Vec::new();
+    let (verified, mut checks) = verify_in_toto_envelope(envelope, keys)?;
     let mut not_checked = Vec::new();
     let mut check = |name, detail: String| checks.push(Check { name, detail });
-
-    let verified = verify_envelope(envelope, keys)?;
-    check(
-        "signature",
-        format!(
-            "DSSE signature verifies with trusted key {}",
-            verified.keyid
-        ),
-    );
-
-    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(VerifyError::PayloadType {
-            expected: IN_TOTO_PAYLOAD_TYPE,
-            found: envelope.payload_type.clone(),
-        });
-    }
-    check("payloadType", IN_TOTO_PAYLOAD_TYPE.to_owned());
 
     let statement = Statement::from_json(&verified.payload).map_err(|e| match e {
         StatementError::UnsupportedStatementType { found } => VerifyError::StatementType { found },

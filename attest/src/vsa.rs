@@ -8,7 +8,7 @@
 //!
 //! A VSA is an in-toto Statement v1 written and read by the same code as provenance
 //! ([`crate::statement`]) and signed and checked as a DSSE envelope by the same functions
-//! ([`sign_envelope`], [`verify_envelope`]). The field set and order are those of the VSA
+//! ([`sign_envelope`], [`crate::verify_envelope`]). The field set and order are those of the VSA
 //! schema of SLSA v1.1, whose only addition to v1.0 is the optional `verifier.version`.
 //!
 //! Parsing is as strict as provenance parsing: duplicate keys, unknown fields, other
@@ -44,7 +44,7 @@ use crate::strict_json::drop_uri_named_fields;
 use crate::timestamp::{TimestampError, rfc3339_utc, validate_rfc3339_utc};
 use crate::verify::{
     Check, Policy, SubjectMismatch, VerificationReport, Verified, VerifyError, match_subjects,
-    verify_envelope,
+    verify_in_toto_envelope,
 };
 
 /// `predicateType` of a SLSA Verification Summary Attestation v1 (the same URI covers the
@@ -70,18 +70,10 @@ const BUILD_LEVEL_PREFIX: &str = "SLSA_BUILD_LEVEL_";
 /// it means for the artifact.
 #[derive(Debug, thiserror::Error)]
 pub enum VsaError {
-    /// The envelope is unreadable, or no trusted key's signature verifies.
+    /// The envelope is unreadable, no trusted key's signature verifies, or the payload is
+    /// not an in-toto statement.
     #[error("verification summary: {0}")]
     Signature(#[source] VerifyError),
-    /// `payloadType` is not the in-toto one.
-    #[error(
-        "envelope payloadType is {found:?}, expected {IN_TOTO_PAYLOAD_TYPE:?}: this is not an \
-         in-toto attestation"
-    )]
-    PayloadType {
-        /// Payload type found.
-        found: String,
-    },
     /// The statement around the predicate is malformed (or not in-toto Statement v1).
     #[error("the signed verification summary is malformed: {0}")]
     Statement(#[source] StatementError),
@@ -741,24 +733,10 @@ pub fn verify_vsa(
     artifacts: &[(String, Sha256Digest)],
     required: &VsaRequirements,
 ) -> Result<VsaReport, VsaError> {
-    let mut checks = Vec::new();
+    let (verified, mut checks) =
+        verify_in_toto_envelope(envelope, keys).map_err(VsaError::Signature)?;
     let mut not_checked = Vec::new();
     let mut check = |name, detail: String| checks.push(Check { name, detail });
-
-    let verified = verify_envelope(envelope, keys).map_err(VsaError::Signature)?;
-    check(
-        "signature",
-        format!(
-            "DSSE signature verifies with trusted key {}",
-            verified.keyid
-        ),
-    );
-    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(VsaError::PayloadType {
-            found: envelope.payload_type.clone(),
-        });
-    }
-    check("payloadType", IN_TOTO_PAYLOAD_TYPE.to_owned());
     let statement = VsaStatement::from_json(&verified.payload)?;
     check("predicateType", SLSA_VSA_V1.to_owned());
 
@@ -1109,6 +1087,14 @@ mod tests {
         assert!(err.to_string().contains("--provenance"), "{err}");
         let vsa = signed(VsaOutcome::Passed(SlsaBuildLevel::L3));
         assert!(Statement::from_json(&vsa.payload_bytes().unwrap()).is_err());
+        // The right statement under another payload type is not an in-toto attestation.
+        let other_type =
+            sign_envelope("application/json", &vsa.payload_bytes().unwrap(), &key()).unwrap();
+        let err = verify_vsa(&other_type, &keys(), &[artifact()], &Default::default()).unwrap_err();
+        assert!(
+            matches!(err, VsaError::Signature(VerifyError::PayloadType { .. })),
+            "{err}"
+        );
         let envelope = resigned(|v| v["_type"] = "https://in-toto.io/Statement/v0.1".into());
         let err = verify_vsa(
             &envelope,
