@@ -3,7 +3,9 @@
 //! The flow: build a [`Statement`] (subjects by SHA-256 plus a [`Provenance`] predicate),
 //! [`sign_statement`] it into a DSSE [`Envelope`] (write it with [`Envelope::to_json_line`] or
 //! as a Sigstore [`Bundle`]), and check it with [`verify_provenance`] against trusted
-//! [`VerifyingKey`]s and a [`Policy`].
+//! [`VerifyingKey`]s and a [`Policy`]. A verifier can then sign its decision as a SLSA
+//! Verification Summary Attestation ([`VsaBuilder`], [`sign_vsa`]), which consumers check
+//! with [`verify_vsa`].
 
 pub mod bundle;
 pub mod digest;
@@ -18,6 +20,7 @@ pub mod statement;
 mod strict_json;
 pub mod timestamp;
 pub mod verify;
+pub mod vsa;
 
 pub use bundle::{BUNDLE_MEDIA_TYPE_V03, Bundle, BundleError};
 pub use digest::{DigestError, GitCommit, HashingWriter, Sha256Digest, Sha256Hasher, hash_reader};
@@ -40,6 +43,13 @@ pub use statement::{
 };
 pub use timestamp::{TimestampError, rfc3339_utc, validate_rfc3339_utc};
 pub use verify::{
-    Check, Policy, VerificationReport, VerifiedEnvelope, VerifyError, verify_envelope,
+    Check, Policy, VerificationReport, Verified, VerifiedEnvelope, VerifyError, verify_envelope,
     verify_provenance,
+};
+pub use vsa::{
+    BUILD_LEVEL_UNEVALUATED, DEFAULT_VERIFIER_ID, SLSA_VSA_V1, SlsaBuildLevel,
+    VERIFIED_LEVEL_FAILED, VSA_POLICY_URI, VSA_SLSA_VERSION, VerificationResult,
+    VerificationSummary, Verifier, VsaBuilder, VsaError, VsaOutcome, VsaReport, VsaRequirements,
+    VsaStatement, default_resource_uri, is_hosted_builder_id, policy_descriptor, policy_document,
+    sign_vsa, verified_build_level, verify_vsa,
 };

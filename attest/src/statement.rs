@@ -85,13 +85,72 @@ pub struct Statement {
 /// bytes that get signed are the same for the same statement.
 impl Serialize for Statement {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Statement", 4)?;
-        s.serialize_field("_type", STATEMENT_TYPE_V1)?;
-        s.serialize_field("subject", &self.subject)?;
-        s.serialize_field("predicateType", &self.predicate_type)?;
-        s.serialize_field("predicate", &self.predicate)?;
-        s.end()
+        serialize_statement(
+            serializer,
+            &self.subject,
+            &self.predicate_type,
+            &self.predicate,
+        )
     }
+}
+
+/// Writes an in-toto Statement v1 as `{"_type", "subject", "predicateType", "predicate"}`, in
+/// that order, whatever the predicate: the one serialization every statement airlock signs
+/// (provenance, verification summaries) goes through.
+pub(crate) fn serialize_statement<S: Serializer, P: Serialize>(
+    serializer: S,
+    subject: &[ResourceDescriptor],
+    predicate_type: &str,
+    predicate: &P,
+) -> Result<S::Ok, S::Error> {
+    let mut s = serializer.serialize_struct("Statement", 4)?;
+    s.serialize_field("_type", STATEMENT_TYPE_V1)?;
+    s.serialize_field("subject", subject)?;
+    s.serialize_field("predicateType", predicate_type)?;
+    s.serialize_field("predicate", predicate)?;
+    s.end()
+}
+
+/// Reads the parts every in-toto Statement v1 shares, before a predicate is chosen: parses
+/// `bytes` with no duplicate keys, requires `_type` to be v1, drops `<vendor>_<field>`
+/// extension fields from the statement and its subjects, and returns the document with its
+/// `predicateType` (which the caller dispatches on).
+pub(crate) fn parse_statement_v1(bytes: &[u8]) -> Result<(Value, String), StatementError> {
+    let mut value = parse_unique_keys(bytes).map_err(StatementError::Json)?;
+    let field = |name: &'static str| -> Result<String, StatementError> {
+        value
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(StatementError::MissingField(name))
+    };
+    let statement_type = field("_type")?;
+    let predicate_type = field("predicateType")?;
+    if statement_type != STATEMENT_TYPE_V1 {
+        return Err(StatementError::UnsupportedStatementType {
+            found: statement_type,
+        });
+    }
+    drop_extension_fields(Some(&mut value));
+    drop_extension_fields_each(value.get_mut("subject"));
+    Ok((value, predicate_type))
+}
+
+/// The subject rules of in-toto v1: at least one subject, each a valid descriptor with a
+/// digest.
+pub(crate) fn validate_subjects(subject: &[ResourceDescriptor]) -> Result<(), StatementError> {
+    if subject.is_empty() {
+        return Err(StatementError::NoSubject);
+    }
+    for (index, subject) in subject.iter().enumerate() {
+        subject
+            .validate()
+            .map_err(|source| StatementError::Subject { index, source })?;
+        if subject.digest.is_empty() {
+            return Err(StatementError::SubjectWithoutDigest { index });
+        }
+    }
+    Ok(())
 }
 
 /// The v1 wire shape, decoded only after `_type`/`predicateType` have selected it.
@@ -120,25 +179,9 @@ impl Statement {
     /// extension fields, which SLSA says consumers should ignore, are dropped from the objects
     /// the spec defines (never from free-form ones like `externalParameters`).
     pub fn from_json(bytes: &[u8]) -> Result<Self, StatementError> {
-        let mut value = parse_unique_keys(bytes).map_err(StatementError::Json)?;
-        let field = |name: &'static str| -> Result<String, StatementError> {
-            value
-                .get(name)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or(StatementError::MissingField(name))
-        };
-        let statement_type = field("_type")?;
-        let predicate_type = field("predicateType")?;
-        if statement_type != STATEMENT_TYPE_V1 {
-            return Err(StatementError::UnsupportedStatementType {
-                found: statement_type,
-            });
-        }
+        let (mut value, predicate_type) = parse_statement_v1(bytes)?;
         match predicate_type.as_str() {
             SLSA_PROVENANCE_V1 => {
-                drop_extension_fields(Some(&mut value));
-                drop_extension_fields_each(value.get_mut("subject"));
                 if let Some(predicate) = value.get_mut("predicate") {
                     drop_predicate_extension_fields(predicate);
                 }
@@ -171,17 +214,7 @@ impl Statement {
                 found: self.predicate_type.clone(),
             });
         }
-        if self.subject.is_empty() {
-            return Err(StatementError::NoSubject);
-        }
-        for (index, subject) in self.subject.iter().enumerate() {
-            subject
-                .validate()
-                .map_err(|source| StatementError::Subject { index, source })?;
-            if subject.digest.is_empty() {
-                return Err(StatementError::SubjectWithoutDigest { index });
-            }
-        }
+        validate_subjects(&self.subject)?;
         self.predicate.validate()?;
         Ok(())
     }

@@ -27,6 +27,15 @@ pub(crate) fn drop_extension_fields(value: Option<&mut Value>) {
     }
 }
 
+/// Removes extension fields named by URIs (keys containing `:`) from `value` if it is an
+/// object: the extension convention of the SLSA verification summary predicate, whose
+/// standard field names are plain camelCase words.
+pub(crate) fn drop_uri_named_fields(value: Option<&mut Value>) {
+    if let Some(Value::Object(map)) = value {
+        map.retain(|key, _| !key.contains(':'));
+    }
+}
+
 /// [`drop_extension_fields`] on every element of `value` if it is an array.
 pub(crate) fn drop_extension_fields_each(value: Option<&mut Value>) {
     if let Some(Value::Array(items)) = value {

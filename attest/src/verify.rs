@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::digest::Sha256Digest;
 use crate::dsse::{DsseError, Envelope, pae};
 use crate::keys::VerifyingKey;
+use crate::resource_descriptor::ResourceDescriptor;
 use crate::statement::{
     IN_TOTO_PAYLOAD_TYPE, SLSA_PROVENANCE_V1, STATEMENT_TYPE_V1, Statement, StatementError,
 };
@@ -26,8 +27,8 @@ pub enum VerifyError {
     NoTrustedKeys,
     /// No signature's keyid matches a trusted key.
     #[error(
-        "the attestation is signed by key(s) {} and none of them is trusted here; \
-         pass the matching builder public key, or do not trust this attestation",
+        "the attestation is signed by key(s) {} and none of them is trusted here; pass the \
+         signer's public key (the builder's, for provenance), or do not trust this attestation",
         keyids.join(", ")
     )]
     UnknownKey {
@@ -172,18 +173,21 @@ impl fmt::Display for Check {
     }
 }
 
-/// A successful provenance verification.
+/// A successful verification of an attestation whose statement is `S`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerificationReport {
+pub struct Verified<S> {
     /// Keyid of the key that signed it.
     pub keyid: String,
     /// The verified statement.
-    pub statement: Statement,
+    pub statement: S,
     /// Every check performed, in order; all passed.
     pub checks: Vec<Check>,
-    /// Policy checks skipped because the policy did not ask for them.
+    /// Checks skipped because the caller did not ask for them.
     pub not_checked: Vec<Check>,
 }
+
+/// A successful provenance verification.
+pub type VerificationReport = Verified<Statement>;
 
 /// Verifies that a trusted key signed the envelope, over the PAE of the exact payload bytes.
 ///
@@ -232,6 +236,35 @@ pub fn verify_envelope(
     })
 }
 
+/// The first steps for any in-toto attestation: [`verify_envelope`], then the in-toto
+/// `payloadType`. Returns the verified envelope and those two checks.
+pub(crate) fn verify_in_toto_envelope(
+    envelope: &Envelope,
+    keys: &[VerifyingKey],
+) -> Result<(VerifiedEnvelope, Vec<Check>), VerifyError> {
+    let verified = verify_envelope(envelope, keys)?;
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(VerifyError::PayloadType {
+            expected: IN_TOTO_PAYLOAD_TYPE,
+            found: envelope.payload_type.clone(),
+        });
+    }
+    let checks = vec![
+        Check {
+            name: "signature",
+            detail: format!(
+                "DSSE signature verifies with trusted key {}",
+                verified.keyid
+            ),
+        },
+        Check {
+            name: "payloadType",
+            detail: IN_TOTO_PAYLOAD_TYPE.to_owned(),
+        },
+    ];
+    Ok((verified, checks))
+}
+
 /// Verifies a provenance attestation for `artifacts` (name, sha256) under `policy`; see the
 /// module docs for the steps. The report lists each check so a CLI can show what was verified.
 pub fn verify_provenance(
@@ -240,26 +273,9 @@ pub fn verify_provenance(
     artifacts: &[(String, Sha256Digest)],
     policy: &Policy,
 ) -> Result<VerificationReport, VerifyError> {
-    let mut checks = Vec::new();
+    let (verified, mut checks) = verify_in_toto_envelope(envelope, keys)?;
     let mut not_checked = Vec::new();
     let mut check = |name, detail: String| checks.push(Check { name, detail });
-
-    let verified = verify_envelope(envelope, keys)?;
-    check(
-        "signature",
-        format!(
-            "DSSE signature verifies with trusted key {}",
-            verified.keyid
-        ),
-    );
-
-    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(VerifyError::PayloadType {
-            expected: IN_TOTO_PAYLOAD_TYPE,
-            found: envelope.payload_type.clone(),
-        });
-    }
-    check("payloadType", IN_TOTO_PAYLOAD_TYPE.to_owned());
 
     let statement = Statement::from_json(&verified.payload).map_err(|e| match e {
         StatementError::UnsupportedStatementType { found } => VerifyError::StatementType { found },
@@ -273,25 +289,8 @@ pub fn verify_provenance(
         "well-formed in-toto v1 statement with SLSA provenance v1 predicate".to_owned(),
     );
 
-    if artifacts.is_empty() {
-        return Err(VerifyError::NoArtifacts);
-    }
-    for (artifact, digest) in artifacts {
-        let subject = statement
-            .subject
-            .iter()
-            .find(|s| s.sha256_digest().as_ref() == Some(digest))
-            .ok_or_else(|| VerifyError::SubjectMismatch {
-                artifact: artifact.clone(),
-                digest: *digest,
-            })?;
-        check(
-            "subject",
-            format!(
-                "{artifact} sha256:{digest} matches subject {:?}",
-                subject.name.as_deref().unwrap_or("")
-            ),
-        );
+    for detail in match_subjects(&statement.subject, artifacts)? {
+        check("subject", detail);
     }
 
     let def = &statement.predicate.build_definition;
@@ -393,4 +392,52 @@ pub fn verify_provenance(
         checks,
         not_checked,
     })
+}
+
+/// Why artifacts could not all be matched to subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SubjectMismatch<'a> {
+    /// No artifact was given.
+    NoArtifacts,
+    /// This artifact (name, sha256) is no subject.
+    NotASubject(&'a (String, Sha256Digest)),
+}
+
+impl From<SubjectMismatch<'_>> for VerifyError {
+    fn from(mismatch: SubjectMismatch<'_>) -> Self {
+        match mismatch {
+            SubjectMismatch::NoArtifacts => Self::NoArtifacts,
+            SubjectMismatch::NotASubject((artifact, digest)) => Self::SubjectMismatch {
+                artifact: artifact.clone(),
+                digest: *digest,
+            },
+        }
+    }
+}
+
+/// Finds each artifact (name, sha256) among `subjects` by digest. Returns one line per
+/// artifact saying which subject it matched; at least one artifact is required.
+pub(crate) fn match_subjects<'a>(
+    subjects: &[ResourceDescriptor],
+    artifacts: &'a [(String, Sha256Digest)],
+) -> Result<Vec<String>, SubjectMismatch<'a>> {
+    if artifacts.is_empty() {
+        return Err(SubjectMismatch::NoArtifacts);
+    }
+    artifacts
+        .iter()
+        .map(|artifact| {
+            let (name, digest) = artifact;
+            subjects
+                .iter()
+                .find(|s| s.sha256_digest().as_ref() == Some(digest))
+                .map(|subject| {
+                    format!(
+                        "{name} sha256:{digest} matches subject {:?}",
+                        subject.name.as_deref().unwrap_or("")
+                    )
+                })
+                .ok_or(SubjectMismatch::NotASubject(artifact))
+        })
+        .collect()
 }

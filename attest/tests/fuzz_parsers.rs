@@ -1,6 +1,6 @@
 //! Property-based fuzzing (proptest, run by `cargo test`) of everything that reads untrusted
-//! attestation bytes: the DSSE envelope, the in-toto statement, the Sigstore bundle, and the
-//! whole verification path `airlock verify` runs. Properties:
+//! attestation bytes: the DSSE envelope, the in-toto statement, the verification summary, the
+//! Sigstore bundle, and the whole verification path `airlock verify` runs. Properties:
 //!
 //! - no input makes a parser or the verifier panic;
 //! - strictness holds: anything accepted after a mutation carries exactly the bytes that were
@@ -15,8 +15,9 @@
 mod common;
 
 use airlock_attest::{
-    Bundle, Envelope, KeyAlgorithm, Policy, Sha256Digest, SigningKey, Statement, verify_envelope,
-    verify_provenance,
+    Bundle, Envelope, KeyAlgorithm, Policy, Sha256Digest, SigningKey, SlsaBuildLevel, Statement,
+    VsaBuilder, VsaOutcome, VsaRequirements, VsaStatement, verify_envelope, verify_provenance,
+    verify_vsa,
 };
 use common::{statement_for, statement_value};
 use proptest::prelude::*;
@@ -37,6 +38,19 @@ fn keys() -> &'static [SigningKey; 2] {
 /// A signed envelope line and its bundle, per key.
 fn signed(key: &SigningKey) -> (Envelope, Vec<u8>) {
     airlock_attest::sign_statement(&statement_for(ARTIFACT), key).expect("sign")
+}
+
+/// A signed PASSED verification summary of the artifact, per key.
+fn signed_vsa(key: &SigningKey) -> (Envelope, Vec<u8>) {
+    let (name, digest) = artifacts().remove(0);
+    let policy = airlock_attest::policy_descriptor(&Policy::default(), &[]);
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let statement = VsaBuilder::new("https://verifier.example", "pkg:generic/app", policy, time)
+        .subject(airlock_attest::ResourceDescriptor::sha256(name, &digest))
+        .input_attestation_file("app.intoto.jsonl", b"{}")
+        .build(VsaOutcome::Passed(SlsaBuildLevel::L3))
+        .expect("build");
+    airlock_attest::sign_vsa(&statement, key).expect("sign")
 }
 
 fn artifacts() -> Vec<(String, Sha256Digest)> {
@@ -108,6 +122,7 @@ proptest! {
         let _ = Envelope::from_json(&bytes);
         let _ = Statement::from_json(&bytes);
         let _ = Bundle::from_json(&bytes);
+        let _ = airlock_attest::VsaStatement::from_json(&bytes);
         let trusted: Vec<_> = keys().iter().map(|k| k.verifying_key().clone()).collect();
         prop_assert!(verify_file(&bytes, &trusted).is_none());
     }
@@ -160,6 +175,29 @@ proptest! {
                 Envelope::from_json(text.lines().next().unwrap().as_bytes()).unwrap()
             };
             prop_assert_eq!(env.payload_bytes().unwrap(), body);
+        }
+    }
+
+    /// Mutations of a signed verification summary line: whatever `verify_vsa` still accepts
+    /// carries exactly the signed summary.
+    #[test]
+    fn mutated_vsa_lines_verify_only_with_the_signed_meaning(
+        which in 0usize..2,
+        edits in proptest::collection::vec(edit(), 1..4),
+    ) {
+        let key = &keys()[which];
+        let (envelope, body) = signed_vsa(key);
+        let trusted = [key.verifying_key().clone()];
+        let mutated = apply(envelope.to_json_line().unwrap().as_bytes(), &edits);
+        let parsed = std::str::from_utf8(&mutated)
+            .ok()
+            .and_then(|text| Envelope::from_json(text.trim_end().as_bytes()).ok());
+        if let Some(env) = parsed {
+            let required = VsaRequirements::default();
+            if let Ok(report) = verify_vsa(&env, &trusted, &artifacts(), &required) {
+                prop_assert_eq!(report.statement, VsaStatement::from_json(&body).unwrap());
+                prop_assert_eq!(env.payload_bytes().unwrap(), body);
+            }
         }
     }
 

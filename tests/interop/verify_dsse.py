@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Verify an airlock attestation with third-party code only (no airlock code involved).
 
-    verify_dsse.py ENVELOPE_FILE PUBKEY_PEM [--artifact PATH]...
+    verify_dsse.py ENVELOPE_FILE PUBKEY_PEM [--artifact PATH]... [--vsa]
 
 ENVELOPE_FILE is an `.intoto.jsonl` file (its first line is used) or a Sigstore bundle v0.3
 JSON (its `dsseEnvelope` is used). Checks, in order:
@@ -10,7 +10,8 @@ JSON (its `dsseEnvelope` is used). Checks, in order:
      with pyca/cryptography, is the keyid of a signature (and the bundle's publicKey.hint);
   2. the DSSE signature, with securesystemslib (Envelope.from_dict + SSlibKey.from_crypto);
   3. payloadType, then the statement's structure with in-toto-attestation (Statement v1
-     validator) and the predicate against its SLSA provenance v1 protobuf schema;
+     validator) and the predicate against its SLSA provenance v1 protobuf schema (with --vsa:
+     its SLSA verification summary v1 schema instead);
   4. with --artifact, that each file's sha256 is a subject digest.
 
 Exit status 0 when everything holds, 1 on any failure (reason on stderr).
@@ -25,6 +26,7 @@ import sys
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
+SLSA_VSA_V1 = "https://slsa.dev/verification_summary/v1"
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 
@@ -103,10 +105,9 @@ def verify_signature(env_dict, pubkey_path, hint):
     return envelope.payload
 
 
-def validate_statement(payload):
-    """Structural validation with in-toto-attestation; returns the statement dict."""
+def parse_statement(payload):
+    """The statement dict, validated as an in-toto Statement v1 by in-toto-attestation."""
     import google.protobuf.json_format as pb_json
-    from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
     from in_toto_attestation.v1 import statement_pb2
     from in_toto_attestation.v1.statement import Statement
 
@@ -119,6 +120,57 @@ def validate_statement(payload):
         Statement.copy_from_pb(proto).validate()
     except (pb_json.ParseError, ValueError) as e:
         raise Failure(f"in-toto-attestation rejects the statement: {e}") from e
+    return statement
+
+
+def validate_vsa(payload):
+    """A SLSA verification summary v1 statement, validated; returns the statement dict."""
+    import google.protobuf.json_format as pb_json
+    from in_toto_attestation.predicates.vsa.v1 import vsa_pb2
+
+    statement = parse_statement(payload)
+    if statement.get("predicateType") != SLSA_VSA_V1:
+        raise Failure(f"predicateType is {statement.get('predicateType')!r}, expected {SLSA_VSA_V1!r}")
+    predicate = copy.deepcopy(statement["predicate"])
+    if not isinstance(predicate, dict) or not isinstance(predicate.get("verifier"), dict):
+        raise Failure("predicate.verifier is not an object")
+    # Two fields the packaged protobuf schema gets wrong or lacks are checked here and
+    # removed, so that the strict parse below judges everything else: verifier.version (a
+    # string map added by SLSA v1.1) and verifiedLevels (an array in the spec, a single
+    # string in the schema: in-toto/attestation issue 425).
+    version = predicate["verifier"].pop("version", {})
+    levels = predicate.pop("verifiedLevels", None)
+    for name, value, ok in (
+        ("verifier.version", version, isinstance(version, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in version.items())),
+        ("verifiedLevels", levels, isinstance(levels, list) and len(levels) > 0
+            and all(isinstance(v, str) for v in levels)),
+    ):
+        if not ok:
+            raise Failure(f"{name} is not what the spec requires: {value!r}")
+    try:
+        # Strict: unknown fields, wrong types and non-RFC 3339 timestamps are errors.
+        vsa = pb_json.ParseDict(predicate, vsa_pb2.VerificationSummary())
+    except pb_json.ParseError as e:
+        raise Failure(f"predicate is not a SLSA verification summary v1: {e}") from e
+    if not vsa.verifier.id or not vsa.resource_uri or not vsa.policy.uri:
+        raise Failure("verifier.id, resourceUri and policy.uri are required")
+    if vsa.verification_result not in ("PASSED", "FAILED"):
+        raise Failure(f"verificationResult is {vsa.verification_result!r}")
+    print(
+        "ok: in-toto-attestation validated the Statement v1 and the SLSA verification summary "
+        f"v1 predicate (verifier.id {vsa.verifier.id}, verificationResult "
+        f"{vsa.verification_result}, verifiedLevels {levels})"
+    )
+    return statement
+
+
+def validate_statement(payload):
+    """Structural validation with in-toto-attestation; returns the statement dict."""
+    import google.protobuf.json_format as pb_json
+    from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+
+    statement = parse_statement(payload)
     if statement.get("predicateType") != SLSA_PROVENANCE_V1:
         raise Failure(f"predicateType is {statement.get('predicateType')!r}, expected {SLSA_PROVENANCE_V1!r}")
     try:
@@ -156,11 +208,12 @@ def main(argv):
     parser.add_argument("envelope", help=".intoto.jsonl file or Sigstore bundle v0.3 JSON")
     parser.add_argument("pubkey", help="SPKI PEM public key")
     parser.add_argument("--artifact", action="append", default=[], help="file that must be a subject")
+    parser.add_argument("--vsa", action="store_true", help="expect a SLSA verification summary, not provenance")
     args = parser.parse_args(argv)
     try:
         env_dict, hint = load_envelope(args.envelope)
         payload = verify_signature(env_dict, args.pubkey, hint)
-        statement = validate_statement(payload)
+        statement = validate_vsa(payload) if args.vsa else validate_statement(payload)
         check_artifacts(statement, args.artifact)
     except Failure as e:
         print(f"verify_dsse: FAILED: {e}", file=sys.stderr)
