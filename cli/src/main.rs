@@ -16,6 +16,7 @@ mod cmd_token_key;
 mod cmd_verify;
 mod exit;
 mod home;
+mod image_trust;
 mod pinning;
 mod submit_ops;
 
