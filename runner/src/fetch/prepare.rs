@@ -379,17 +379,17 @@ pub async fn image_attestation(
     profile: &str,
     events: &EventSink,
 ) -> Result<Vouched, PrepareFailure> {
-    let builder = trust
-        .builder_id
-        .as_deref()
-        .map_or(String::new(), |b| format!(", builder id {b}"));
+    let trusted = match (trust.keys.len(), &trust.builder_id) {
+        (0, _) => "none configured".to_owned(),
+        (n, None) => format!("{n} key(s)"),
+        (n, Some(b)) => format!("{n} key(s), builder id {b}"),
+    };
     events
         .system(
             0,
             format!(
                 "image check: profile {profile} requires an attestation of image {image} \
-                 signed by a trusted image key ({} key(s){builder})",
-                trust.keys.len()
+                 signed by a trusted image key ({trusted})"
             ),
         )
         .await;
