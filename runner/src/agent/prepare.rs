@@ -84,7 +84,13 @@ impl Runner {
         // A profile that requires a checked image: nothing is fetched for an image that no
         // trusted attestation vouches for.
         if profile.image_check.require_attestation {
-            self.check_image(spec, profile, events).await?;
+            let mut cancelled = cancel.clone();
+            tokio::select! {
+                checked = self.check_image(spec, profile, events) => checked?,
+                _ = cancelled.wait_for(|c| *c) => {
+                    return Err(JobEnd::Cancelled("cancelled while checking the image".into()));
+                }
+            }
         }
         let source_epoch = match &spec.source {
             SourceSpec::Path {
