@@ -15,6 +15,7 @@ use clap::Args;
 
 use crate::exit::{Exit, Failure, OrExit, infra, usage};
 use crate::home::airlock_home;
+use crate::image_trust::ImageTrustArgs;
 use crate::submit_ops::{self, EventPrinter};
 
 /// Flags of `run`.
@@ -41,6 +42,13 @@ pub struct RunArgs {
     /// lockfile's hashes are trusted; what the mirror serves is verified against them.
     #[arg(long = "mirror", value_name = "ECOSYSTEM=URL")]
     mirror: Vec<String>,
+    /// Read the sandbox profiles (*.toml and their seccomp JSON) from this folder instead of
+    /// the copies of sandbox-profiles/ built into the binary, as `airlock runner
+    /// --profiles-dir` does: e.g. a copy with `[image_check] require_attestation = true`.
+    #[arg(long, value_name = "DIR")]
+    profiles_dir: Option<PathBuf>,
+    #[command(flatten)]
+    image_trust: ImageTrustArgs,
 }
 
 fn random_token() -> Result<String, Failure> {
@@ -96,6 +104,11 @@ async fn run_in(
     let mirrors =
         airlock_runner::fetch::deps::Mirrors::parse(args.mirror.iter().map(String::as_str))
             .map_err(usage)?;
+    let image_trust = args.image_trust.load()?;
+    if let Some(dir) = &args.profiles_dir {
+        airlock_runner::profile::Profiles::from_dir(dir)
+            .map_err(|e| usage(format!("--profiles-dir {}: {e}", dir.display())))?;
+    }
     let api_token = random_token()?;
     // The embedded runner's registration secret (registration `default`): it registers with
     // it and gets a runner token, like any deployed runner.
@@ -138,6 +151,8 @@ async fn run_in(
     runner_cfg.allow_file_git = true;
     runner_cfg.labels = spec.job.labels.clone();
     runner_cfg.mirrors = mirrors;
+    runner_cfg.profiles_dir = args.profiles_dir.clone();
+    runner_cfg.image_trust = image_trust;
     if let ImageRef::OciLayout { dir, .. } = &spec.image.reference {
         // The local user named this layout in their own job file.
         runner_cfg.allowed_layout_roots.push(PathBuf::from(dir));

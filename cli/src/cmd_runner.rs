@@ -8,6 +8,7 @@ use airlock_runner::config::{RunnerConfig, Secret};
 use clap::Args;
 
 use crate::exit::{Exit, Failure, OrExit, usage};
+use crate::image_trust::ImageTrustArgs;
 
 /// Flags of `runner`.
 #[derive(Debug, Args)]
@@ -117,6 +118,8 @@ pub struct RunnerArgs {
     /// the copies of sandbox-profiles/ built into the binary.
     #[arg(long)]
     profiles_dir: Option<PathBuf>,
+    #[command(flatten)]
+    image_trust: ImageTrustArgs,
 }
 
 /// Runs `runner`.
@@ -133,6 +136,7 @@ pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
             args.registration_secret_file.display()
         )));
     }
+    let image_trust = args.image_trust.load()?;
     let exe = std::env::current_exe().infra()?;
     let mut cfg = RunnerConfig::new(args.controller, Secret::new(secret), args.state_dir, exe);
     cfg.tls = airlock_proto::tls::ClientTlsOptions {
@@ -157,6 +161,7 @@ pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
     cfg.id_slots = args.id_slots;
     cfg.id_lock_dir = args.id_lock_dir;
     cfg.profiles_dir = args.profiles_dir;
+    cfg.image_trust = image_trust;
     let runner = Runner::connect(cfg, Duration::from_secs(60))
         .await
         .infra()?;

@@ -17,6 +17,7 @@ mod cmd_token_key;
 mod cmd_verify;
 mod exit;
 mod home;
+mod image_trust;
 mod pinning;
 mod submit_ops;
 
@@ -47,7 +48,7 @@ enum Command {
     /// Run the control plane (or `controller init` to create its directory).
     Controller(cmd_controller::ControllerArgs),
     /// Run a runner that executes jobs from a controller.
-    Runner(cmd_runner::RunnerArgs),
+    Runner(Box<cmd_runner::RunnerArgs>),
     /// Submit a job file to a controller; prints the job id on the first line.
     Submit(cmd_jobs::SubmitArgs),
     /// Show a job's state.
@@ -122,7 +123,7 @@ async fn dispatch(command: Command) -> Result<Exit, Failure> {
     match command {
         Command::Run(a) => cmd_run::run(a).await,
         Command::Controller(a) => cmd_controller::run(a).await,
-        Command::Runner(a) => cmd_runner::run(a).await,
+        Command::Runner(a) => cmd_runner::run(*a).await,
         Command::Submit(a) => cmd_jobs::submit(a).await,
         Command::Status(a) => cmd_jobs::status(a).await,
         Command::Logs(a) => cmd_jobs::logs(a).await,

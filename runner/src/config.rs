@@ -76,6 +76,9 @@ pub struct RunnerConfig {
     pub allow_file_git: bool,
     /// Where each ecosystem's `[[deps]]` packages are fetched from (`--mirror`).
     pub mirrors: crate::fetch::deps::Mirrors,
+    /// The keys (and builder id) whose attestations vouch for a job's image under a profile
+    /// with `[image_check] require_attestation = true` (`--image-key`, `--image-builder-id`).
+    pub image_trust: crate::fetch::image::check::ImageTrust,
     /// Take one job, then exit.
     pub ephemeral: bool,
     /// How many jobs run at once (each in its own id range; at most `id_slots`).
@@ -110,6 +113,7 @@ impl RunnerConfig {
             registry_auth_file: None,
             allow_file_git: false,
             mirrors: crate::fetch::deps::Mirrors::default(),
+            image_trust: crate::fetch::image::check::ImageTrust::default(),
             ephemeral: false,
             max_jobs: 1,
             poll_wait: Duration::from_secs(20),

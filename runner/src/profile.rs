@@ -2,10 +2,11 @@
 //!
 //! A profile is one strict TOML file in `sandbox-profiles/` (`untrusted-pr.toml`,
 //! `trusted.toml`, `release.toml`): network mode, seccomp filter, capabilities, resource
-//! ceilings and whether build tokens may be issued. The three files are built into the binary,
-//! so a runner works anywhere; `--profiles-dir` makes it read them from a folder instead. A
-//! job names its profile; the runner refuses unknown profiles and jobs that ask for more than
-//! their profile's ceilings (never silently capping them).
+//! ceilings, whether build tokens may be issued, what image outputs may hold and whether the
+//! job's own image must carry a signed attestation (`[image_check]`). The three files are
+//! built into the binary, so a runner works anywhere; `--profiles-dir` makes it read them
+//! from a folder instead. A job names its profile; the runner refuses unknown profiles and
+//! jobs that ask for more than their profile's ceilings (never silently capping them).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -103,6 +104,17 @@ pub struct ImagePolicy {
     pub allow_devices: bool,
 }
 
+/// `[image_check]` of a profile: what the job's own image (`[image]`) must carry before any
+/// step runs. Absent means nothing is required (see docs/images.md, "Checked build images").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageCheckPolicy {
+    /// Whether the image must be vouched for by an attestation (today: SLSA provenance v1)
+    /// signed by one of the runner's `--image-key` keys, whose subject is the image's pinned
+    /// manifest digest. Required when the table is written.
+    pub require_attestation: bool,
+}
+
 /// A profile file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,6 +128,8 @@ struct RawProfile {
     ceilings: Ceilings,
     #[serde(default)]
     images: ImagePolicy,
+    #[serde(default)]
+    image_check: ImageCheckPolicy,
 }
 
 /// A loaded, checked sandbox profile.
@@ -137,6 +151,8 @@ pub struct Profile {
     pub ceilings: Ceilings,
     /// What image outputs may hold.
     pub images: ImagePolicy,
+    /// What the job's image must carry.
+    pub image_check: ImageCheckPolicy,
 }
 
 impl Profile {
@@ -323,6 +339,7 @@ fn parse(
         build_tokens: raw.build_tokens,
         ceilings: raw.ceilings,
         images: raw.images,
+        image_check: raw.image_check,
     })
 }
 
@@ -371,6 +388,17 @@ paths = ["x"]
         }
         assert!(!built_in.get("untrusted-pr").expect("p").build_tokens);
         assert!(built_in.get("release").expect("p").build_tokens);
+        // Checked build images are an operator's choice (their --profiles-dir copy with
+        // --image-key): the built-in profiles run jobs on any pinned image.
+        for name in ["untrusted-pr", "trusted", "release"] {
+            assert_eq!(
+                built_in.get(name).expect("p").image_check,
+                ImageCheckPolicy {
+                    require_attestation: false
+                },
+                "{name}"
+            );
+        }
     }
 
     #[test]
@@ -457,6 +485,24 @@ paths = ["x"]
             ),
             ("cpus", good.replace("cpus = 2.0", "cpus = 0.0")),
             ("missing ceiling", good.replace("open_files = 4096", "")),
+            (
+                "unknown image_check field",
+                good.replace(
+                    "require_attestation = false",
+                    "require_attestation = false\nrequire_vsa = true",
+                ),
+            ),
+            (
+                "image_check without its field",
+                good.replace("require_attestation = false", ""),
+            ),
+            (
+                "image_check not a bool",
+                good.replace(
+                    "require_attestation = false",
+                    "require_attestation = \"yes\"",
+                ),
+            ),
         ];
         for (what, text) in cases {
             assert!(
@@ -464,5 +510,13 @@ paths = ["x"]
                 "{what} must be refused"
             );
         }
+        // The switch, on; and a profile without the table requires nothing.
+        let on = good.replace("require_attestation = false", "require_attestation = true");
+        let p = parse("untrusted-pr.toml", &on, &seccomp).expect("on");
+        assert!(p.image_check.require_attestation);
+        let without = good.replace("[image_check]\nrequire_attestation = false\n", "");
+        assert_ne!(without, good);
+        let p = parse("untrusted-pr.toml", &without, &seccomp).expect("no table");
+        assert!(!p.image_check.require_attestation);
     }
 }

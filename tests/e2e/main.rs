@@ -25,6 +25,7 @@ mod fleet_processes;
 mod forge;
 mod hermetic_inputs;
 mod host;
+mod image_check;
 mod images;
 mod job_file_attacks;
 mod local_run;

@@ -327,7 +327,14 @@ impl Runner {
         info!("phase: preparing");
         let prepared = match self
             .prepare_job(
-                lease, job_dir, events, &cancel, spec, id_map, host_uid, host_gid,
+                lease,
+                job_dir,
+                events,
+                &cancel,
+                spec,
+                profile,
+                id_map,
+                (host_uid, host_gid),
             )
             .await
         {

@@ -34,6 +34,25 @@ use crate::sandbox::{Launcher, SandboxError};
 use crate::state::{Instance, StateError};
 use fs::mkdir_searchable;
 
+/// Warns, at start-up, of profiles whose jobs will fail for want of an image key.
+fn warn_unchecked_images(profiles: &Profiles, cfg: &RunnerConfig) {
+    if !cfg.image_trust.keys.is_empty() {
+        return;
+    }
+    for name in profiles.names() {
+        if profiles
+            .get(name)
+            .is_ok_and(|p| p.image_check.require_attestation)
+        {
+            warn!(
+                profile = name,
+                "the profile requires checked images ([image_check] require_attestation) but \
+                 no --image-key was given: its jobs will fail before their first step"
+            );
+        }
+    }
+}
+
 /// The error `run` ends with when the registration secret was refused.
 fn revoked_error() -> RunnerError {
     RunnerError::Credentials(CredentialError::Revoked {
@@ -170,6 +189,7 @@ impl Runner {
             None => Profiles::built_in(),
         }
         .map_err(|e| RunnerError::Setup(e.to_string()))?;
+        warn_unchecked_images(&profiles, &cfg);
         let ids = allocator_for(&cfg).map_err(|e| RunnerError::Setup(e.to_string()))?;
         info!(labels = ?cfg.labels, room = %instance.dir().display(), "runner ready");
         Ok(Self {

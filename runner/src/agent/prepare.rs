@@ -1,5 +1,6 @@
-//! Phase 1 of a job, outside the sandbox: its workspace, its source, its declared inputs,
-//! its lockfile packages and its verified image.
+//! Phase 1 of a job, outside the sandbox: its workspace, the attestation of its image (when
+//! the profile requires one), its source, its declared inputs, its lockfile packages and its
+//! verified image.
 
 use std::path::{Path, PathBuf};
 
@@ -13,9 +14,12 @@ use super::Runner;
 use super::caches::JobCaches;
 use super::fs::{chown_tree, mkdir_fresh, mkdir_searchable};
 use super::job::JobEnd;
+use crate::fetch::image::check::CheckedImage;
+use crate::fetch::image::registry::RegistryRepo;
 use crate::fetch::image::{ImageProgress, PreparedImage, RootfsPin};
 use crate::fetch::prepare::{PrepareFailure, PreparedDeps};
 use crate::fetch::source_archive::{unpack_verified, write_hashed};
+use crate::profile::Profile;
 use crate::report::events::EventSink;
 
 /// `SOURCE_DATE_EPOCH` for path sources, which have no commit time: 1980-01-01,
@@ -55,9 +59,9 @@ impl Runner {
         events: &EventSink,
         cancel: &watch::Receiver<bool>,
         spec: &JobSpec,
+        profile: &Profile,
         id_map: crate::sandbox::IdMap,
-        host_uid: u32,
-        host_gid: u32,
+        (host_uid, host_gid): (u32, u32),
     ) -> Result<PreparedJob, JobEnd> {
         // Restored caches are dated before anything of the source is written (see
         // fetch/cache_archive.rs): a changed source file always looks newer.
@@ -76,6 +80,17 @@ impl Runner {
         // Rootless, a reaper needs the id range to give the step's files back.
         if let Err(e) = crate::state::write_ids(job_dir, id_map) {
             return Err(JobEnd::Infra(e.to_string()));
+        }
+        // A profile that requires a checked image: nothing is fetched for an image that no
+        // trusted attestation vouches for.
+        if profile.image_check.require_attestation {
+            let mut cancelled = cancel.clone();
+            tokio::select! {
+                checked = self.check_image(spec, profile, events) => checked?,
+                _ = cancelled.wait_for(|c| *c) => {
+                    return Err(JobEnd::Cancelled("cancelled while checking the image".into()));
+                }
+            }
         }
         let source_epoch = match &spec.source {
             SourceSpec::Path {
@@ -234,6 +249,44 @@ impl Runner {
         })
         .await
         .map_err(|e| format!("source unpacking panicked: {e}"))?
+    }
+
+    /// Finds and verifies the attestation that vouches for the job's image (the profile
+    /// requires one), before the image is fetched; see [`crate::fetch::image::check`].
+    async fn check_image(
+        &self,
+        spec: &JobSpec,
+        profile: &Profile,
+        events: &EventSink,
+    ) -> Result<(), JobEnd> {
+        let image = match &spec.image.reference {
+            ImageRef::OciLayout { dir, digest } => CheckedImage::Layout {
+                dir: self
+                    .allowed_layout(Path::new(dir))
+                    .map_err(|message| JobEnd::Failed {
+                        message,
+                        exit_code: 0,
+                    })?,
+                digest: *digest,
+            },
+            ImageRef::Registry { repository, digest } => CheckedImage::Registry {
+                repo: RegistryRepo::parse(repository).map_err(|e| JobEnd::Failed {
+                    message: e.to_string(),
+                    exit_code: 0,
+                })?,
+                digest: *digest,
+            },
+        };
+        crate::fetch::prepare::image_attestation(
+            &self.fetchers,
+            &self.cfg.image_trust,
+            image,
+            &profile.name,
+            events,
+        )
+        .await
+        .map(|_| ())
+        .map_err(prepare_failed)
     }
 
     /// Verifies and unpacks the job's image (an allowed OCI layout or a registry), pinned.

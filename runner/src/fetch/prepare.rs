@@ -17,6 +17,7 @@ use crate::fetch::deps::{
 };
 use crate::fetch::git_source::{GitTransports, checkout};
 use crate::fetch::http::HttpClient;
+use crate::fetch::image::check::{CheckedImage, ImageTrust, LookupLimits, Vouched, check_image};
 use crate::fetch::image::registry::{
     PullProgress, PulledImage, RegistryAuth, RegistryClient, RegistryError, RegistryRepo, pull,
 };
@@ -364,6 +365,50 @@ fn pull_message(p: PullProgress) -> Option<String> {
             "image index: using the platform manifest sha256:{digest}"
         )),
     }
+}
+
+/// For a profile with `[image_check] require_attestation = true` (named `profile`): finds
+/// and verifies the attestation that vouches for the job's image, before the image is pulled
+/// or unpacked, and logs which one did. An image nothing trusted vouches for is the job's
+/// fault (it fails, like an input whose sha256 does not match) unless the registry or the
+/// network kept the runner from looking.
+pub async fn image_attestation(
+    fetchers: &Fetchers,
+    trust: &ImageTrust,
+    image: CheckedImage,
+    profile: &str,
+    events: &EventSink,
+) -> Result<Vouched, PrepareFailure> {
+    let trusted = match (trust.keys.len(), &trust.builder_id) {
+        (0, _) => "none configured".to_owned(),
+        (n, None) => format!("{n} key(s)"),
+        (n, Some(b)) => format!("{n} key(s), builder id {b}"),
+    };
+    events
+        .system(
+            0,
+            format!(
+                "image check: profile {profile} requires an attestation of image {image} \
+                 signed by a trusted image key ({trusted})"
+            ),
+        )
+        .await;
+    let f = fetchers.clone();
+    let (trust, profile) = (trust.clone(), profile.to_owned());
+    let vouched = blocking("image check", move || {
+        check_image(&image, &f.registry, &trust, &LookupLimits::default()).map_err(|e| {
+            let message = format!(
+                "image check failed before any step (profile {profile}: [image_check] \
+                 require_attestation = true): {e}"
+            );
+            PrepareFailure::by_fault(e.is_job_error(), message)
+        })
+    })
+    .await?;
+    events
+        .system(0, format!("image check: vouched for by {vouched}"))
+        .await;
+    Ok(vouched)
 }
 
 /// Pulls `repository@digest` into the blob cache for an image output's base: the pulled

@@ -4,10 +4,12 @@
 //! digest the job pinned (never through `index.json`), every blob is hashed before it is
 //! trusted, layers are unpacked by a tar extractor that never follows a symlink and never
 //! writes outside the rootfs, and a rootfs only becomes visible in the cache by an atomic
-//! rename once every check has passed.
+//! rename once every check has passed. Under a profile that requires it, the image must also
+//! be vouched for by a trusted attestation before any step runs ([`check`]).
 
 pub(crate) mod blob;
 mod cache;
+pub mod check;
 mod entry_error;
 mod error;
 mod eviction;

@@ -286,6 +286,44 @@ impl RegistryClient {
         Ok((body, media_type))
     }
 
+    /// The referrers API's answer for `subject` (`GET /v2/<name>/referrers/<digest>`, asking
+    /// the registry to filter by `artifact_type`): the image index's bytes, or `None` when the
+    /// registry has no referrers API (it answers 404, or 400/405 as some older ones do), in
+    /// which case the referrers tag schema applies. The bytes are untrusted: callers parse.
+    pub(crate) fn referrers(
+        &self,
+        repo: &RegistryRepo,
+        subject: &Sha256Digest,
+        artifact_type: &str,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        let url = format!(
+            "{}/referrers/{}?artifactType={}",
+            repo.base_url(),
+            subject.prefixed(),
+            encode(artifact_type)
+        );
+        let resp = self.get(repo, &url, Some("application/vnd.oci.image.index.v1+json"))?;
+        let status = resp.status().as_u16();
+        if matches!(status, 400 | 404 | 405) {
+            return Ok(None);
+        }
+        if status != 200 {
+            return Err(status_error(
+                format!("referrers of {repo}@{}", subject.prefixed()),
+                status,
+            ));
+        }
+        let mut body = Vec::new();
+        stream_body(
+            &HttpUrl::parse(&url)?,
+            resp.into_body(),
+            &mut body,
+            MAX_DOCUMENT_BYTES,
+            &mut |_| {},
+        )?;
+        Ok(Some(body))
+    }
+
     /// Streams blob `digest` into `sink` (at most `size` bytes), reporting progress.
     pub fn blob(
         &self,

@@ -1,7 +1,8 @@
 //! A small in-process registry for the push tests: Bearer-token auth whose challenge names
 //! the push scope, upload sessions with a relative `Location` that carries a query, digest
-//! checks of every upload, and no referrers API (no `OCI-Subject`), like Debian's
-//! `docker-registry` 2.8. One request per connection (`Connection: close`).
+//! checks of every upload, blobs served by digest, and no referrers API (no `OCI-Subject`),
+//! like Debian's `docker-registry` 2.8, unless the test turns [`Stored::referrers_api`] on.
+//! One request per connection (`Connection: close`).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,6 +22,35 @@ pub(crate) struct Stored {
     pub(crate) requests: Vec<String>,
     /// The scopes tokens were asked for.
     pub(crate) scopes: Vec<String>,
+    /// Serve the OCI referrers API (`GET /v2/app/referrers/<digest>`) and answer a manifest
+    /// `PUT` with a subject with `OCI-Subject`, like a registry that indexes subjects.
+    pub(crate) referrers_api: bool,
+}
+
+/// The referrers list of `subject`: every stored manifest (by digest) naming it.
+fn referrers_index(st: &Stored, subject: &str) -> Vec<u8> {
+    let list: Vec<serde_json::Value> = st
+        .manifests
+        .iter()
+        .filter(|(reference, _)| reference.starts_with("sha256:"))
+        .filter_map(|(reference, (media_type, bytes))| {
+            let m: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+            (m["subject"]["digest"] == subject).then(|| {
+                serde_json::json!({
+                    "mediaType": media_type,
+                    "digest": reference,
+                    "size": bytes.len(),
+                    "artifactType": m["artifactType"],
+                })
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": list,
+    }))
+    .unwrap_or_default()
 }
 
 const TOKEN: &str = "push-token";
@@ -118,6 +148,30 @@ fn handle(
         );
     }
     let not_found = |s: &mut std::net::TcpStream| respond(s, "404 Not Found", &[], b"");
+    if let Some(digest) = path.strip_prefix("/v2/app/referrers/")
+        && method == "GET"
+        && st.referrers_api
+    {
+        let index = referrers_index(&st, digest);
+        let content_type = "application/vnd.oci.image.index.v1+json".to_owned();
+        return respond(
+            &mut stream,
+            "200 OK",
+            &[("Content-Type", content_type)],
+            &index,
+        );
+    }
+    if let Some(digest) = path.strip_prefix("/v2/app/blobs/")
+        && method == "GET"
+    {
+        return match st.blobs.get(digest) {
+            Some(b) => {
+                let b = b.clone();
+                respond(&mut stream, "200 OK", &[], &b)
+            }
+            None => not_found(&mut stream),
+        };
+    }
     if let Some(digest) = path.strip_prefix("/v2/app/blobs/")
         && method == "HEAD"
     {
@@ -164,13 +218,15 @@ fn handle(
             let content_type = headers.get("content-type").cloned().unwrap_or_default();
             st.manifests
                 .insert(reference.to_owned(), (content_type.clone(), body.clone()));
+            let subject = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|m| m["subject"]["digest"].as_str().map(str::to_owned));
             st.manifests.insert(digest.clone(), (content_type, body));
-            return respond(
-                &mut stream,
-                "201 Created",
-                &[("Docker-Content-Digest", digest)],
-                b"",
-            );
+            let mut headers = vec![("Docker-Content-Digest", digest)];
+            if let Some(subject) = subject.filter(|_| st.referrers_api) {
+                headers.push(("OCI-Subject", subject));
+            }
+            return respond(&mut stream, "201 Created", &headers, b"");
         }
         if method == "GET" {
             return match st.manifests.get(reference) {

@@ -8,14 +8,15 @@
 //! name digests.
 //!
 //! A push ([`push_layout`]) sends a layout's blobs and manifest unchanged, so the image keeps
-//! its digest; [`attach_provenance`] adds a DSSE envelope as an OCI 1.1 referrer of it.
+//! its digest; [`attach_provenance`] adds a DSSE envelope as an OCI 1.1 referrer of it, and
+//! the referrers API (or that tag) lists them again for checked build images (`../check/`).
 
 mod auth;
 mod blob_body;
 mod client;
 mod error;
 #[cfg(test)]
-mod fake_registry;
+pub(crate) mod fake_registry;
 mod layout_image;
 mod pull;
 mod push;
@@ -26,10 +27,13 @@ mod upload;
 pub use auth::{Credentials, RegistryAuth};
 pub use client::RegistryClient;
 pub use error::RegistryError;
+#[cfg(test)]
+pub(crate) use layout_image::tests::write_layout;
 pub use layout_image::{LayoutImage, OCI_MANIFEST_MEDIA_TYPE};
 pub use pull::{PullProgress, PulledImage, pull};
 pub use push::{PushProgress, PushedImage, push_layout};
 pub use reference::{RegistryRepo, parse_push_target, split_tag, validate_tag};
 pub use referrer::{
     AttachedProvenance, DSSE_ENVELOPE_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION, attach_provenance,
+    referrers_tag,
 };

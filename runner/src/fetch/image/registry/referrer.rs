@@ -131,7 +131,7 @@ pub(crate) fn referrer_manifest(
 }
 
 /// The referrers tag of the tag schema: `sha256-<hex>` for subject `sha256:<hex>`.
-pub(crate) fn referrers_tag(subject: &Sha256Digest) -> String {
+pub fn referrers_tag(subject: &Sha256Digest) -> String {
     format!("sha256-{}", subject.hex())
 }
 
