@@ -305,8 +305,9 @@ fn verify_lookup(
 }
 
 /// Verifies one envelope: a DSSE envelope, signed by a trusted key, of an in-toto v1 statement
-/// with an SLSA provenance v1 predicate whose subjects include `digest`, and the required
-/// builder id. The reason it is refused otherwise.
+/// with an SLSA provenance v1 predicate whose subjects include `digest` and the required
+/// builder id, or (without a required builder id) a PASSED verification summary for `digest`.
+/// The reason it is refused otherwise.
 fn verify_candidate(
     candidate: &Candidate,
     digest: &Sha256Digest,
@@ -319,20 +320,41 @@ fn verify_candidate(
         builder_id: trust.builder_id.clone(),
         ..Policy::default()
     };
-    let report = verify_provenance(
+    let artifacts = [("image".to_owned(), *digest)];
+    let provenance = match verify_provenance(&envelope, &trust.keys, &artifacts, &policy) {
+        Ok(report) => {
+            return Ok(Vouched {
+                origin: candidate.origin.clone(),
+                envelope_digest: Sha256Digest::of(bytes),
+                keyid: report.keyid,
+                builder_id: report.statement.predicate.run_details.builder.id.clone(),
+                predicate_type: report.statement.predicate_type.clone(),
+            });
+        }
+        Err(e) => e.to_string(),
+    };
+    // A verification summary (VSA) vouches too: PASSED, for this digest, signed by a trusted
+    // key. It names no builder, so a required builder id needs provenance.
+    if trust.builder_id.is_some() {
+        return Err(provenance);
+    }
+    match airlock_attest::verify_vsa(
         &envelope,
         &trust.keys,
-        &[("image".to_owned(), *digest)],
-        &policy,
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(Vouched {
-        origin: candidate.origin.clone(),
-        envelope_digest: Sha256Digest::of(bytes),
-        keyid: report.keyid,
-        builder_id: report.statement.predicate.run_details.builder.id.clone(),
-        predicate_type: report.statement.predicate_type.clone(),
-    })
+        &artifacts,
+        &airlock_attest::VsaRequirements::default(),
+    ) {
+        Ok(report) => Ok(Vouched {
+            origin: candidate.origin.clone(),
+            envelope_digest: Sha256Digest::of(bytes),
+            keyid: report.keyid,
+            builder_id: format!("(verified by {})", report.statement.predicate.verifier.id),
+            predicate_type: airlock_attest::SLSA_VSA_V1.to_owned(),
+        }),
+        Err(vsa) => Err(format!(
+            "as provenance: {provenance}; as a verification summary: {vsa}"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +470,52 @@ pub(crate) mod tests {
         let r =
             refusals(verify_lookup(&layout_image(digest), lookup(vec![env]), &strict).unwrap_err());
         assert!(r[0].reason.contains("builder.id"), "{r:?}");
+    }
+
+    #[test]
+    fn a_passed_verification_summary_vouches_unless_a_builder_id_is_required() {
+        use airlock_attest::{SlsaBuildLevel, VsaBuilder, VsaOutcome, policy_descriptor, sign_vsa};
+        let key = SigningKey::generate().unwrap();
+        let digest = Sha256Digest::of(b"manifest");
+        let vsa = |outcome, subject: &Sha256Digest| {
+            let statement = VsaBuilder::new(
+                "https://verifier.example/gate",
+                "pkg:oci/img".to_owned(),
+                policy_descriptor(&Policy::default(), &[key.verifying_key().clone()]),
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+            )
+            .subject(ResourceDescriptor::sha256("img", subject))
+            .input_attestation_file("img.intoto.jsonl", b"{}")
+            .build(outcome)
+            .unwrap();
+            let (envelope, _) = sign_vsa(&statement, &key).unwrap();
+            envelope.to_json_line().unwrap().into_bytes()
+        };
+        let passed = vsa(VsaOutcome::Passed(SlsaBuildLevel::L3), &digest);
+        let v = verify_lookup(
+            &layout_image(digest),
+            lookup(vec![passed.clone()]),
+            &trust(&[&key]),
+        )
+        .unwrap();
+        assert_eq!(v.predicate_type, airlock_attest::SLSA_VSA_V1);
+        assert!(v.builder_id.contains("verifier.example"), "{v}");
+        let mut strict = trust(&[&key]);
+        strict.builder_id = Some(BUILDER.to_owned());
+        assert!(verify_lookup(&layout_image(digest), lookup(vec![passed]), &strict).is_err());
+        let failed = vsa(VsaOutcome::Failed, &digest);
+        let r = refusals(
+            verify_lookup(&layout_image(digest), lookup(vec![failed]), &trust(&[&key]))
+                .unwrap_err(),
+        );
+        assert!(r[0].reason.contains("verification summary"), "{r:?}");
+        let other = vsa(
+            VsaOutcome::Passed(SlsaBuildLevel::L3),
+            &Sha256Digest::of(b"another image"),
+        );
+        assert!(
+            verify_lookup(&layout_image(digest), lookup(vec![other]), &trust(&[&key])).is_err()
+        );
     }
 
     #[test]
