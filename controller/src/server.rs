@@ -1,7 +1,7 @@
 //! The gRPC server: job and runner services behind their bearer-token interceptors, plus
 //! `grpc.health.v1` and server reflection (v1 and v1alpha) on the same listener, and plain
-//! HTTP/1.1 `GET /metrics` (Prometheus text) and `GET /healthz` there too. A background task
-//! sweeps lapsed leases and deadlines.
+//! HTTP/1.1 `GET /metrics` (Prometheus text) and `GET /healthz` there too, and the web pages
+//! ([`crate::web`]). A background task sweeps lapsed leases and deadlines.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,6 +28,8 @@ pub struct Controller {
     runner_auth: crate::auth::runners::RunnerAuth,
     oidc: Option<crate::oidc::OidcHttp>,
     tls: Option<crate::tls::ServerTls>,
+    web: crate::config::WebConfig,
+    public_url: String,
 }
 
 impl Controller {
@@ -112,6 +114,8 @@ impl Controller {
             runner_auth,
             oidc: issuer.as_ref().map(crate::oidc::OidcIssuer::http),
             tls,
+            web: config.web.clone(),
+            public_url: config.public_url().to_owned(),
         })
     }
 
@@ -177,6 +181,12 @@ impl Controller {
         if let Some(oidc) = &self.oidc {
             http = http.merge(oidc.clone().router());
         }
+        http = http.merge(crate::web::routes(crate::web::WebParts {
+            scheduler: Arc::clone(&self.scheduler),
+            auth: crate::auth::clients::ClientAuth::new(&self.auth),
+            config: self.web.clone(),
+            public_url: self.public_url.clone(),
+        }));
         let grpc = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = grpc.merge(http);
         let sweeper = tokio::spawn(crate::sweeper::run(Arc::clone(&self.scheduler)));
