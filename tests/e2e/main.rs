@@ -38,3 +38,4 @@ mod sandbox_escape;
 mod secret_leak_scan;
 mod three_processes;
 mod tls_processes;
+mod web;
