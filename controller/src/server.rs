@@ -186,6 +186,7 @@ impl Controller {
             auth: crate::auth::clients::ClientAuth::new(&self.auth),
             config: self.web.clone(),
             public_url: self.public_url.clone(),
+            tls: self.tls.is_some(),
         }));
         let grpc = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = grpc.merge(http);

@@ -17,7 +17,7 @@ pub(crate) async fn login(
     body: Bytes,
 ) -> Result<Response, WebError> {
     // Login CSRF: a foreign page must not log the visitor in as someone else.
-    csrf::check_same_origin(&headers, &web.origin)?;
+    web.origins.check(&headers)?;
     let fields = params::fields(&body);
     let next = params::local_path(fields.get("next").map_or("/", String::as_str)).to_owned();
     let token = fields.get("token").map_or("", |t| t.trim());
@@ -44,7 +44,7 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    csrf::check_same_origin(&headers, &web.origin)?;
+    web.origins.check(&headers)?;
     if let Some(session) = web.session(&headers).await? {
         let fields = params::fields(&body);
         csrf::check_token(&session.csrf_token, fields.get("csrf").map(String::as_str))?;
@@ -72,7 +72,7 @@ pub(crate) async fn cancel(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    csrf::check_same_origin(&headers, &web.origin)?;
+    web.origins.check(&headers)?;
     let id = params::job_id(&raw)?;
     let Some(session) = web.session(&headers).await? else {
         return Err(WebError::Forbidden(

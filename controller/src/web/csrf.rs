@@ -1,8 +1,9 @@
 //! Cross-site request forgery checks for every state-changing POST (login, logout, cancel).
 //!
 //! 1. Same origin: the browser's `Origin` must be this controller's (the public URL's origin,
-//!    or the public URL's scheme with the request's `Host`: the session cookie is host-scoped,
-//!    so a page on another host that reaches this one still carries no session), and a
+//!    or the listener's own scheme, https with `[tls]` and http without, with the request's
+//!    `Host`: the controller reached directly under another name; the session cookie is
+//!    host-scoped, so a page on another host that reaches this one carries no session), and a
 //!    `Sec-Fetch-Site` header, if sent, must say `same-origin`. A request with neither header
 //!    is refused: every browser sends `Origin` on a POST, and nothing else needs these forms.
 //! 2. Logged-in actions also carry the session's CSRF token in a hidden form field, compared
@@ -48,36 +49,54 @@ pub(crate) fn origin_of(url: &str) -> String {
     format!("{scheme}://{authority}")
 }
 
-/// Checks that the request comes from a page of this origin (`expected`, see
-/// [`origin_of`]).
-pub(crate) fn check_same_origin(headers: &HeaderMap, expected: &str) -> Result<(), CsrfError> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        let site = String::from_utf8_lossy(site.as_bytes()).into_owned();
-        if site != "same-origin" {
-            return Err(CsrfError::CrossSite(site));
+/// The origins a same-origin request may come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origins {
+    /// The public URL's origin (see [`origin_of`]).
+    pub(crate) public: String,
+    /// The scheme the listener itself serves: `https` when the controller terminates TLS.
+    pub(crate) direct_scheme: &'static str,
+}
+
+impl Origins {
+    /// The origins of a controller whose pages live at `public_url`, listening with or
+    /// without TLS.
+    pub(crate) fn new(public_url: &str, tls: bool) -> Self {
+        Self {
+            public: origin_of(public_url),
+            direct_scheme: if tls { "https" } else { "http" },
         }
     }
-    let Some(origin) = headers.get(ORIGIN) else {
-        return if headers.contains_key("sec-fetch-site") {
-            Ok(())
-        } else {
-            Err(CsrfError::NoOrigin)
+
+    /// Checks that the request comes from a page of this controller.
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), CsrfError> {
+        if let Some(site) = headers.get("sec-fetch-site") {
+            let site = String::from_utf8_lossy(site.as_bytes()).into_owned();
+            if site != "same-origin" {
+                return Err(CsrfError::CrossSite(site));
+            }
+        }
+        let Some(origin) = headers.get(ORIGIN) else {
+            return if headers.contains_key("sec-fetch-site") {
+                Ok(())
+            } else {
+                Err(CsrfError::NoOrigin)
+            };
         };
-    };
-    let origin = String::from_utf8_lossy(origin.as_bytes()).to_ascii_lowercase();
-    if origin == expected {
-        return Ok(());
+        let origin = String::from_utf8_lossy(origin.as_bytes()).to_ascii_lowercase();
+        if origin == self.public {
+            return Ok(());
+        }
+        let direct = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|host| origin_of(&format!("{}://{host}", self.direct_scheme)));
+        if direct.as_deref() == Some(origin.as_str()) {
+            return Ok(());
+        }
+        // The origin is shown cut short: it is the sender's text.
+        Err(CsrfError::ForeignOrigin(origin.chars().take(100).collect()))
     }
-    let scheme = expected.split_once("://").map_or("http", |(s, _)| s);
-    let from_host = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|host| origin_of(&format!("{scheme}://{host}")));
-    if from_host.as_deref() == Some(origin.as_str()) {
-        return Ok(());
-    }
-    // The origin is shown cut short: it is the sender's text.
-    Err(CsrfError::ForeignOrigin(origin.chars().take(100).collect()))
 }
 
 /// Checks the form's CSRF token against the session's, in constant time.
@@ -117,7 +136,7 @@ mod tests {
 
     #[test]
     fn same_origin_posts_pass_and_foreign_ones_are_refused() {
-        let ours = "https://ci.example";
+        let ours = Origins::new("https://ci.example/", true);
         for ok in [
             headers(&[("origin", "https://ci.example")]),
             headers(&[
@@ -131,9 +150,9 @@ mod tests {
                 ("host", "localhost:8443"),
             ]),
         ] {
-            assert_eq!(check_same_origin(&ok, ours), Ok(()), "{ok:?}");
+            assert_eq!(ours.check(&ok), Ok(()), "{ok:?}");
         }
-        let refused = |h: HeaderMap| check_same_origin(&h, ours).unwrap_err();
+        let refused = |h: HeaderMap| ours.check(&h).unwrap_err();
         assert!(matches!(
             refused(headers(&[("origin", "https://evil.example")])),
             CsrfError::ForeignOrigin(o) if o == "https://evil.example"
@@ -165,6 +184,19 @@ mod tests {
             CsrfError::CrossSite("cross-site".into())
         );
         assert_eq!(refused(HeaderMap::new()), CsrfError::NoOrigin);
+
+        // Without TLS the listener is http: reached directly under its address, behind a
+        // public https URL.
+        let plain = Origins::new("https://ci.example", false);
+        let direct = headers(&[
+            ("origin", "http://127.0.0.1:7070"),
+            ("host", "127.0.0.1:7070"),
+        ]);
+        assert_eq!(plain.check(&direct), Ok(()));
+        assert!(
+            ours.check(&direct).is_err(),
+            "an https listener is not reached over http"
+        );
     }
 
     #[test]

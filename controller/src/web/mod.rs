@@ -1,19 +1,20 @@
 //! The controller's web pages, served on its listen address next to gRPC: the queue (`/`),
 //! a job (`/jobs/{id}`, with a live tail polled from `/jobs/{id}/events`, its provenance
 //! and a Cancel button), the runners (`/runners`), and logging in with an API token
-//! (`/login`, `/logout`).
+//! (`/login`, `/logout`). See docs/web.md.
 //!
-//! Server-rendered HTML ([`maud`] escapes every value), one small script and one style
-//! sheet embedded in the binary ([`assets`]), a strict Content-Security-Policy on every
-//! response ([`headers`]). A login is a [`session`]: a random id in an `HttpOnly`,
+//! Server-rendered HTML (maud escapes every value), one small script and one style sheet
+//! embedded in the binary (`assets`), a strict Content-Security-Policy on every response
+//! (`headers`). A login is a session (`session`, `access`): a random id in an `HttpOnly`,
 //! `SameSite=Strict` cookie, only its sha256 stored, re-checked against its expiry and the
 //! current `[auth]` clients on every request. Every state-changing POST must come from this
-//! origin and, once logged in, carry the session's CSRF token ([`csrf`]).
+//! origin and, once logged in, carry the session's CSRF token (`csrf`).
 //!
-//! Layout: this file holds the router and its shared state; [`pages`] render HTML,
-//! [`live`] answers the live tail, [`downloads`] serves provenance files, [`actions`]
-//! handles the POSTs.
+//! Layout: this file holds the router and its shared state; `access` finds who is asking
+//! (and starts sessions); `pages` render HTML, `live` answers the live tail, `downloads`
+//! serves provenance files, `actions` handles the POSTs.
 
+mod access;
 mod actions;
 mod assets;
 mod csrf;
@@ -54,6 +55,8 @@ pub struct WebParts {
     pub config: WebConfig,
     /// The pages' public base URL (`ControllerConfig::public_url`), without a trailing `/`.
     pub public_url: String,
+    /// The controller terminates TLS itself (`[tls]`).
+    pub tls: bool,
 }
 
 /// The shared state of every handler.
@@ -63,8 +66,8 @@ pub(crate) struct Web {
     pub(crate) auth: ClientAuth,
     pub(crate) anonymous_read: bool,
     pub(crate) session_lifetime: Duration,
-    /// `scheme://host[:port]` of the public URL: what a same-origin request's `Origin` is.
-    pub(crate) origin: String,
+    /// What a same-origin request's `Origin` may be.
+    pub(crate) origins: csrf::Origins,
     /// The public URL is https: cookies get `Secure`.
     pub(crate) secure_cookies: bool,
 }
@@ -76,7 +79,7 @@ impl Web {
             auth: parts.auth,
             anonymous_read: parts.config.anonymous_read,
             session_lifetime: parts.config.session_lifetime.0,
-            origin: csrf::origin_of(&parts.public_url),
+            origins: csrf::Origins::new(&parts.public_url, parts.tls),
             secure_cookies: parts.public_url.starts_with("https://"),
         }
     }

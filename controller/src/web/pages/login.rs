@@ -1,5 +1,5 @@
 //! `GET /login`: the login form. A visitor logs in with an API token (`admin.token` or a
-//! token of `[[auth.clients]]`); the form posts to `/login` ([`crate::web::actions`]).
+//! token of `[[auth.clients]]`); the form posts to `/login` (`web::actions`).
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
