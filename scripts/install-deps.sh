@@ -12,9 +12,11 @@
 #                              controller's https endpoints with curl (tests only)
 #   python3-seccomp            libseccomp's Python bindings: the pod emulation loads the
 #                              runner's shipped seccomp profile with them (tests only)
+#   chromium chromium-driver   headless Chromium driven by selenium: the web UI's real-browser
+#                              test, tests/web/browser.py (tests only)
 set -euo pipefail
 
-packages=(libseccomp-dev pkg-config mmdebstrap python3-venv ca-certificates git uidmap openssl curl python3-seccomp)
+packages=(libseccomp-dev pkg-config mmdebstrap python3-venv ca-certificates git uidmap openssl curl python3-seccomp chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

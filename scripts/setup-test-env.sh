@@ -20,6 +20,8 @@ requirements=(
   "in-toto-attestation>=0.9,<1"
   # PyJWT's PyJWKClient checks airlock's OIDC discovery, JWKS and build tokens (tests/interop/*jwt*.py).
   "PyJWT[crypto]>=2.8,<3"
+  # selenium drives Debian's headless chromium (chromium-driver) in the web UI test (tests/web/browser.py).
+  "selenium>=4.20,<5"
 )
 
 log() { printf 'setup-test-env: %s\n' "$*"; }
@@ -41,6 +43,7 @@ import importlib.metadata as md
 import securesystemslib.signer, securesystemslib.dsse, cryptography  # noqa: F401
 import in_toto_attestation.v1.statement  # noqa: F401
 import jwt  # noqa: F401
+import selenium.webdriver  # noqa: F401
 major = int(md.version("securesystemslib").split(".")[0])
 raise SystemExit(0 if major == 1 else 1)
 PY
@@ -53,7 +56,7 @@ fi
 
 "${venv}/bin/python" - <<'PY'
 import importlib.metadata as md
-for name in ("securesystemslib", "cryptography", "in-toto-attestation", "PyJWT"):
+for name in ("securesystemslib", "cryptography", "in-toto-attestation", "PyJWT", "selenium"):
     print(f"setup-test-env: {name} {md.version(name)}")
 PY
 

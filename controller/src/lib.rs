@@ -12,7 +12,7 @@
 //! hold state; [`scheduler`] holds the job logic; [`api`] adapts it to gRPC and HTTP, behind
 //! [`auth`] (client roles, runner and job tokens); [`server`] assembles them on one listener
 //! and [`tls`] terminates TLS; [`oidc`] issues build tokens; [`provenance`] formats statements
-//! and signs them.
+//! and signs them; [`web`] serves the job pages.
 
 pub mod api;
 pub mod auth;
@@ -37,6 +37,7 @@ pub mod state;
 pub mod store;
 pub mod sweeper;
 pub mod tls;
+pub mod web;
 
 pub use clock::{Clock, IdGen, ManualClock, RandomIds, SequentialIds, SystemClock};
 pub use config::{ControllerConfig, LOCAL_ISSUER, Mode, SigningConfig};

@@ -1,8 +1,8 @@
 //! The gRPC server: job and runner services behind their bearer-token interceptors, plus
 //! `grpc.health.v1` and server reflection (v1 and v1alpha) on the same listener, and plain
-//! HTTP/1.1 `GET /metrics` (Prometheus text) and `GET /healthz` there too, and with
-//! `[[forges]]` the webhooks (`POST /webhooks/<name>`). Background tasks sweep lapsed leases
-//! and deadlines and post commit statuses.
+//! HTTP/1.1 `GET /metrics` (Prometheus text) and `GET /healthz` there too, the web pages
+//! ([`crate::web`]), and with `[[forges]]` the webhooks (`POST /webhooks/<name>`).
+//! Background tasks sweep lapsed leases and deadlines and post commit statuses.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +31,8 @@ pub struct Controller {
     tls: Option<crate::tls::ServerTls>,
     forges: Arc<crate::forge::Forges>,
     signers: Arc<crate::auth::job_signatures::JobSigners>,
+    web: crate::config::WebConfig,
+    public_url: String,
 }
 
 impl Controller {
@@ -133,6 +135,8 @@ impl Controller {
             tls,
             forges,
             signers,
+            web: config.web.clone(),
+            public_url: config.public_url().to_owned(),
         })
     }
 
@@ -204,6 +208,13 @@ impl Controller {
                 Arc::clone(&self.forges),
             ));
         }
+        http = http.merge(crate::web::routes(crate::web::WebParts {
+            scheduler: Arc::clone(&self.scheduler),
+            auth: crate::auth::clients::ClientAuth::new(&self.auth),
+            config: self.web.clone(),
+            public_url: self.public_url.clone(),
+            tls: self.tls.is_some(),
+        }));
         let grpc = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = grpc.merge(http);
         let sweeper = tokio::spawn(crate::sweeper::run(Arc::clone(&self.scheduler)));

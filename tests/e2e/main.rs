@@ -43,3 +43,4 @@ mod secret_leak_scan;
 mod three_processes;
 mod tls_processes;
 mod vsa;
+mod web;

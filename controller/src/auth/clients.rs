@@ -174,6 +174,15 @@ impl ClientAuth {
         found
     }
 
+    /// The configured client named `name` (a web session names its client: it lasts only as
+    /// long as the client stays configured, and carries the client's current role).
+    pub fn client(&self, name: &str) -> Option<Arc<AuthenticatedClient>> {
+        self.clients
+            .iter()
+            .find(|(_, client)| client.name == name)
+            .map(|(_, client)| Arc::clone(client))
+    }
+
     /// Authenticates `request` by its `authorization: Bearer <token>` metadata.
     pub fn check<T>(&self, request: &Request<T>) -> Result<Arc<AuthenticatedClient>, Status> {
         const HOW: &str = "send `authorization: Bearer <API token>` with admin.token or a \
@@ -277,6 +286,8 @@ mod tests {
             AllowedProfiles::Only(vec!["untrusted-pr".into()])
         );
         assert!(auth.authenticate("runner-secret").is_none());
+        assert_eq!(auth.client("pr-bot"), Some(bot));
+        assert_eq!(auth.client("nobody"), None);
         for bad in [
             None,
             Some("Bearer nope-secret"),

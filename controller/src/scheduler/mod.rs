@@ -37,6 +37,7 @@ pub use caches::CacheSaveClaim;
 pub use complete::RunnerCompletion;
 pub use lease::MAX_ACQUIRE_WAIT;
 pub use outputs::{OutputClaim, compare_outputs};
+pub use queries::trigger_of;
 pub use submit::MAX_IDEMPOTENCY_KEY;
 
 /// How often a waiting AcquireJob re-queries the store even without a local notification
@@ -118,6 +119,11 @@ impl Scheduler {
     /// The metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Now by the scheduler's clock, ms since the Unix epoch (web session expiry).
+    pub fn now_ms(&self) -> i64 {
+        now_ms(&*self.clock)
     }
 
     /// The scheduling settings.

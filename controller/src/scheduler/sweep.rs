@@ -1,4 +1,5 @@
-//! The periodic sweep: lapsed leases, attempts past their deadline, expired runner tokens.
+//! The periodic sweep: lapsed leases, attempts past their deadline, expired runner tokens and
+//! web sessions.
 
 use super::{Scheduler, now_ms};
 use crate::api::status::ApiError;
@@ -9,11 +10,12 @@ use crate::store::Store;
 
 impl Scheduler {
     /// Ends lapsed leases and attempts past their deadline (see [`Store::expire_leases`]) and
-    /// deletes expired runner tokens; called periodically by the server. Returns how many
-    /// leases were ended.
+    /// deletes expired runner tokens and web sessions; called periodically by the server.
+    /// Returns how many leases were ended.
     pub async fn sweep(&self) -> Result<usize, ApiError> {
         let now = now_ms(&*self.clock);
         self.store.delete_expired_runner_tokens(now).await?;
+        self.store.delete_expired_web_sessions(now).await?;
         let ended = self
             .store
             .expire_leases(now, &self.scheduling.retry())

@@ -6,12 +6,12 @@
 //! [`records`] it takes and returns, never SQL.
 //!
 //! Each query is written once (`jobs`, `leases`, `events`, `outputs`, `registrations`,
-//! `runners`) and runs on either backend through `sql`; what differs between the dialects
-//! is in `dialect`; only opening a database (`sqlite`, `postgres`) and the schema's types
-//! (`migrations`) are per backend. Every check of a lease and the change it guards are one
-//! transaction: `BEGIN IMMEDIATE` on SQLite, row locks (`FOR UPDATE`, leasing and sweeping
-//! with `FOR UPDATE SKIP LOCKED`) on PostgreSQL. Both backends run the same test suite
-//! (`store/tests.rs`), the store's contract.
+//! `runners`, `listings`, `sessions`) and runs on either backend through `sql`; what differs
+//! between the dialects is in `dialect`; only opening a database (`sqlite`, `postgres`) and
+//! the schema's types (`migrations`) are per backend. Every check of a lease and the change
+//! it guards are one transaction: `BEGIN IMMEDIATE` on SQLite, row locks (`FOR UPDATE`,
+//! leasing and sweeping with `FOR UPDATE SKIP LOCKED`) on PostgreSQL. Both backends run the
+//! same test suite (`store/tests.rs`), the store's contract.
 
 mod attempts;
 mod caches;
@@ -22,12 +22,14 @@ mod forge_statuses;
 mod job_rows;
 mod jobs;
 mod leases;
+mod listings;
 mod migrations;
 mod outputs;
 mod postgres;
 pub mod records;
 mod registrations;
 mod runners;
+mod sessions;
 mod sql;
 mod sqlite;
 
@@ -42,7 +44,10 @@ use sql::Pool;
 pub use caches::CacheRecord;
 pub use codec::{EventKind, state_event};
 pub use forge_statuses::{DueStatus, ForgeStatusStage};
+pub use events::LogTail;
+pub use listings::{HeldJob, RunnerActivity};
 pub use records::*;
+pub use sessions::WebSessionRecord;
 
 /// Why a database operation failed.
 #[derive(Debug, thiserror::Error)]

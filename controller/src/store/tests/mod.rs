@@ -69,6 +69,7 @@ mod credentials;
 mod forge_statuses;
 mod lease_endings;
 mod leasing;
+mod web;
 
 pub(super) fn id(n: u128) -> Uuid {
     Uuid::from_u128(0x4000_8000_0000_0000_0000 | n)
