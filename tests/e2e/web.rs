@@ -47,6 +47,14 @@ fn browser(
     for (flag, value) in expect {
         cmd.arg(flag).arg(value);
     }
+    // AIRLOCK_WEB_SCREENSHOT=DIR keeps a PNG of each page the browser ended on, to look at.
+    if let Some(dir) = std::env::var_os("AIRLOCK_WEB_SCREENSHOT") {
+        let stem = token_file
+            .and_then(Path::file_stem)
+            .map_or("anonymous".into(), |s| s.to_string_lossy());
+        let name = format!("{stem}.png");
+        cmd.arg("--screenshot").arg(Path::new(&dir).join(name));
+    }
     let o = run(cmd);
     assert!(
         matches!(o.status.code(), Some(0 | 1)),

@@ -3,11 +3,13 @@
 
     browser.py --base URL --job ID [--token-file F] [--expect-state STATE]
                [--expect-step NAME] [--expect-log TEXT] [--timeout SECONDS]
+               [--screenshot FILE.png]
 
 With --token-file, logs in through the /login form with the token in F first. Then opens
 /jobs/ID and, with --expect-state, waits (the page's own live tail updates it) until
 #job-state reads STATE; with --expect-step / --expect-log, also until a step of that name is
-listed / the log contains TEXT. Prints one JSON object on stdout with what it saw:
+listed / the log contains TEXT. With --screenshot, saves the final page as a PNG. Prints
+one JSON object on stdout with what it saw:
 
   login            {"attempted", "ok", "error"}: the form's outcome
   url              the page it ended on; redirected_to_login: whether that is /login
@@ -70,6 +72,7 @@ def parse_args(argv):
     p.add_argument("--expect-step", help="wait until a step with this name is listed")
     p.add_argument("--expect-log", help="wait until the log contains this text")
     p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait (default 90)")
+    p.add_argument("--screenshot", help="save the final page as this PNG")
     return p.parse_args(argv)
 
 
@@ -214,6 +217,9 @@ def run(args):
         if not on_job_page and (args.expect_state or args.expect_step or args.expect_log):
             timed_out = True
         observer.collect()
+        if args.screenshot:
+            driver.set_window_size(1280, 1600)
+            driver.save_screenshot(args.screenshot)
         result.update(
             {
                 "url": driver.current_url,

@@ -82,6 +82,10 @@
   }
 
   function ended() {
+    const cancel = document.getElementById("cancel");
+    if (cancel && cancel.form) {
+      cancel.form.remove();
+    }
     say("The job has ended. ");
     const reload = document.createElement("a");
     reload.href = window.location.pathname;
