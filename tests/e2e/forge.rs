@@ -387,6 +387,35 @@ fn a_signed_pull_request_from_a_fork_runs_untrusted_and_reports_statuses() {
         assert_eq!(call.headers["authorization"], format!("Bearer {GH_TOKEN}"));
     }
 
+    // The status's link is the job's page: headless Chromium renders its state and steps.
+    let target = posted[1].body["target_url"].as_str().unwrap().to_owned();
+    let (base, page_job) = target.rsplit_once("/jobs/").unwrap();
+    let seen = crate::web::browser(
+        base,
+        page_job,
+        Some(&s.dir.join("admin.token")),
+        &[("--expect-state", "SUCCEEDED"), ("--expect-step", "build")],
+    );
+    assert_eq!(seen["login"]["ok"], true, "{seen:#}");
+    assert_eq!(seen["timed_out"], false, "{seen:#}");
+    assert_eq!(seen["state"], "SUCCEEDED", "{seen:#}");
+    assert!(
+        seen["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|step| step["data_step"] == "build"),
+        "{seen:#}"
+    );
+    assert_eq!(seen["alerts"], serde_json::json!([]), "{seen:#}");
+    assert!(
+        seen["log"]
+            .as_str()
+            .unwrap()
+            .contains("<script>alert(1)</script>"),
+        "the job's hostile log line is shown as text: {seen:#}"
+    );
+
     // Provenance records the event and the decided profile, and verifies.
     let (out, st) = s.statement(&job);
     let params = &st["predicate"]["buildDefinition"]["externalParameters"];

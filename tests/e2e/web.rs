@@ -20,7 +20,7 @@ const LATE_LINE: &str = "finished-after-the-page-opened";
 
 /// Runs tests/web/browser.py and returns the JSON it printed; panics with what to run when
 /// the browser or selenium is missing.
-fn browser(
+pub(crate) fn browser(
     url: &str,
     job: &str,
     token_file: Option<&Path>,

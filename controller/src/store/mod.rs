@@ -43,8 +43,8 @@ use sql::Pool;
 
 pub use caches::CacheRecord;
 pub use codec::{EventKind, state_event};
-pub use forge_statuses::{DueStatus, ForgeStatusStage};
 pub use events::LogTail;
+pub use forge_statuses::{DueStatus, ForgeStatusStage};
 pub use listings::{HeldJob, RunnerActivity};
 pub use records::*;
 pub use sessions::WebSessionRecord;
