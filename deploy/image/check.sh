@@ -15,6 +15,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
 work="${AIRLOCK_IMAGE_WORK:-/var/tmp/airlock-images}"
+mkdir -p "$work"
 airlock="${AIRLOCK_BIN:-$repo/target/debug/airlock}"
 [[ -x "$airlock" ]] || cargo build --locked -p airlock --bin airlock
 : "${AIRLOCK_TEST_REGISTRY:?run eval \"\$(scripts/registry.sh)\" first}"
