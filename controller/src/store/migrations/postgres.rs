@@ -141,6 +141,8 @@ ALTER TABLE jobs ADD COLUMN forge_status TEXT;
 ALTER TABLE jobs ADD COLUMN admission_json TEXT;
 ALTER TABLE jobs ADD COLUMN signer_keyid TEXT;
 CREATE INDEX jobs_by_forge_status ON jobs (forge_status) WHERE forge_status IN ('queued', 'pending');
+-- The queue page lists jobs newest first.
+CREATE INDEX jobs_by_created ON jobs (created_ms);
 
 CREATE TABLE web_sessions (
     id_sha256   TEXT PRIMARY KEY NOT NULL,
