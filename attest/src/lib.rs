@@ -14,6 +14,7 @@ pub mod key_files;
 pub mod keys;
 pub mod provenance;
 pub mod resource_descriptor;
+pub mod sbom;
 pub mod sign;
 pub mod sorted_json;
 pub mod statement;

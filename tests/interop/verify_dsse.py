@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Verify an airlock attestation with third-party code only (no airlock code involved).
 
-    verify_dsse.py ENVELOPE_FILE PUBKEY_PEM [--artifact PATH]... [--vsa]
+    verify_dsse.py ENVELOPE_FILE PUBKEY_PEM [--artifact PATH]... [--vsa | --sbom]
 
 ENVELOPE_FILE is an `.intoto.jsonl` file (its first line is used) or a Sigstore bundle v0.3
 JSON (its `dsseEnvelope` is used). Checks, in order:
@@ -11,7 +11,8 @@ JSON (its `dsseEnvelope` is used). Checks, in order:
   2. the DSSE signature, with securesystemslib (Envelope.from_dict + SSlibKey.from_crypto);
   3. payloadType, then the statement's structure with in-toto-attestation (Statement v1
      validator) and the predicate against its SLSA provenance v1 protobuf schema (with --vsa:
-     its SLSA verification summary v1 schema instead);
+     its SLSA verification summary v1 schema instead; with --sbom: the predicate is an SPDX 2.3
+     document, parsed and validated by spdx-tools);
   4. with --artifact, that each file's sha256 is a subject digest.
 
 Exit status 0 when everything holds, 1 on any failure (reason on stderr).
@@ -27,6 +28,7 @@ import sys
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 SLSA_VSA_V1 = "https://slsa.dev/verification_summary/v1"
+SPDX_DOCUMENT_V23 = "https://spdx.dev/Document/v2.3"
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 
@@ -165,6 +167,28 @@ def validate_vsa(payload):
     return statement
 
 
+def validate_sbom(payload):
+    """An SBOM statement whose predicate spdx-tools accepts as SPDX 2.3; returns the statement."""
+    from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDictParser
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    statement = parse_statement(payload)
+    if statement.get("predicateType") != SPDX_DOCUMENT_V23:
+        raise Failure(f"predicateType is {statement.get('predicateType')!r}, expected {SPDX_DOCUMENT_V23!r}")
+    try:
+        document = JsonLikeDictParser().parse(copy.deepcopy(statement["predicate"]))
+    except Exception as e:
+        raise Failure(f"spdx-tools cannot parse the predicate: {e}") from e
+    messages = validate_full_spdx_document(document, "SPDX-2.3")
+    if messages:
+        raise Failure("spdx-tools: " + "; ".join(m.validation_message for m in messages))
+    print(
+        "ok: in-toto-attestation validated the Statement v1 and spdx-tools the SPDX 2.3 predicate "
+        f"({len(document.packages)} packages)"
+    )
+    return statement
+
+
 def validate_statement(payload):
     """Structural validation with in-toto-attestation; returns the statement dict."""
     import google.protobuf.json_format as pb_json
@@ -208,12 +232,19 @@ def main(argv):
     parser.add_argument("envelope", help=".intoto.jsonl file or Sigstore bundle v0.3 JSON")
     parser.add_argument("pubkey", help="SPKI PEM public key")
     parser.add_argument("--artifact", action="append", default=[], help="file that must be a subject")
-    parser.add_argument("--vsa", action="store_true", help="expect a SLSA verification summary, not provenance")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--vsa", action="store_true", help="expect a SLSA verification summary, not provenance")
+    kind.add_argument("--sbom", action="store_true", help="expect an SPDX 2.3 SBOM statement, not provenance")
     args = parser.parse_args(argv)
     try:
         env_dict, hint = load_envelope(args.envelope)
         payload = verify_signature(env_dict, args.pubkey, hint)
-        statement = validate_vsa(payload) if args.vsa else validate_statement(payload)
+        if args.vsa:
+            statement = validate_vsa(payload)
+        elif args.sbom:
+            statement = validate_sbom(payload)
+        else:
+            statement = validate_statement(payload)
         check_artifacts(statement, args.artifact)
     except Failure as e:
         print(f"verify_dsse: FAILED: {e}", file=sys.stderr)
