@@ -313,6 +313,9 @@ impl RunnerService for RunnerApi {
                     dependencies: r.dependencies,
                     restored_caches: r.restored_caches,
                     saved_caches: r.saved_caches,
+                    image_contents: r.image_contents,
+                    vulnerabilities: r.vulnerabilities,
+                    vulnerability_gate_failed: r.vulnerability_gate_failed,
                 },
             )
             .await?;

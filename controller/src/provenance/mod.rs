@@ -7,5 +7,6 @@
 pub mod caches;
 pub mod dependencies;
 pub mod images;
+pub mod sbom;
 pub mod signer;
 pub mod statement;

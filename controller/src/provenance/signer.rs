@@ -18,7 +18,9 @@ use airlock_attest::{
 };
 
 use crate::config::SigningConfig;
-use crate::store::StoredProvenance;
+use airlock_attest::sbom::{SbomDocuments, SbomError};
+
+use crate::store::{StoredProvenance, StoredSbom};
 
 /// Why a statement could not be signed or encoded, or the keys could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,9 @@ pub enum SignerError {
     /// The envelope could not be encoded.
     #[error("cannot encode the DSSE envelope: {0}")]
     Envelope(#[from] DsseError),
+    /// The SBOM statement could not be signed.
+    #[error("cannot sign the SBOM: {0}")]
+    Sbom(#[from] SbomError),
     /// The Sigstore bundle could not be built.
     #[error("cannot build the Sigstore bundle: {0}")]
     Bundle(#[from] BundleError),
@@ -203,13 +208,8 @@ impl Signer {
             .join(" ")
     }
 
-    /// Signs `statement` (the provenance of a job of `profile`) into a DSSE envelope line and a
-    /// Sigstore bundle, with that profile's key.
-    pub fn sign(
-        &self,
-        profile: &str,
-        statement: &Statement,
-    ) -> Result<StoredProvenance, SignerError> {
+    /// The key `profile` signs with now.
+    fn key_for(&self, profile: &str) -> Result<SigningKey, SignerError> {
         let source = self
             .profiles
             .get(profile)
@@ -217,7 +217,36 @@ impl Signer {
             .ok_or_else(|| SignerError::NoKeyForProfile {
                 profile: profile.to_owned(),
             })?;
-        let key = source.current()?;
+        source.current()
+    }
+
+    /// Signs the SBOM statement of a job of `profile` with the key its provenance is signed
+    /// with, and keeps both documents beside it.
+    pub fn sign_sbom(
+        &self,
+        profile: &str,
+        documents: &SbomDocuments,
+    ) -> Result<StoredSbom, SignerError> {
+        let key = self.key_for(profile)?;
+        let (envelope, _body) = documents.statement.sign(&key)?;
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        Ok(StoredSbom {
+            spdx_json: text(&documents.spdx_json),
+            cyclonedx_json: text(&documents.cyclonedx_json),
+            envelope_json: envelope.to_json_line()?,
+            keyid: key.keyid().to_owned(),
+            public_key_pem: key.verifying_key().to_spki_pem()?,
+        })
+    }
+
+    /// Signs `statement` (the provenance of a job of `profile`) into a DSSE envelope line and a
+    /// Sigstore bundle, with that profile's key.
+    pub fn sign(
+        &self,
+        profile: &str,
+        statement: &Statement,
+    ) -> Result<StoredProvenance, SignerError> {
+        let key = self.key_for(profile)?;
         let (envelope, _body) = sign_statement(statement, &key)?;
         let envelope_json = envelope.to_json_line()?;
         let bundle_json = airlock_attest::Bundle::from_envelope(&envelope)?.to_json()?;

@@ -142,6 +142,24 @@ fn rfc3339(time: SystemTime, field: &'static str) -> Result<String, ProvenanceBu
     Ok(humantime::format_rfc3339_seconds(time).to_string())
 }
 
+/// The subjects of a job's attestations (provenance and SBOM alike), sorted by name: every
+/// output file, except that an image is one subject (its manifest) and the files of its
+/// layout are not subjects.
+pub fn subjects(
+    spec: &JobSpec,
+    outputs: &[OutputRecord],
+    images: &[ImageSubject],
+) -> Vec<ResourceDescriptor> {
+    let mut subject: Vec<ResourceDescriptor> = outputs
+        .iter()
+        .filter(|o| !spec.outputs.in_image_layout(&o.path))
+        .map(|o| ResourceDescriptor::sha256(o.path.clone(), &o.sha256))
+        .chain(images.iter().map(ImageSubject::descriptor))
+        .collect();
+    subject.sort_by(|a, b| a.name.cmp(&b.name));
+    subject
+}
+
 /// Builds the statement. Subjects are sorted by name.
 pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, ProvenanceBuildError> {
     let spec = inputs.spec;
@@ -154,15 +172,7 @@ pub fn build_statement(inputs: &ProvenanceInputs<'_>) -> Result<Statement, Prove
         return Err(ProvenanceBuildError::NoOutputs);
     }
 
-    // An image is one subject (its manifest); the files of its layout are not subjects.
-    let mut subject: Vec<ResourceDescriptor> = inputs
-        .outputs
-        .iter()
-        .filter(|o| !spec.outputs.in_image_layout(&o.path))
-        .map(|o| ResourceDescriptor::sha256(o.path.clone(), &o.sha256))
-        .chain(inputs.images.iter().map(ImageSubject::descriptor))
-        .collect();
-    subject.sort_by(|a, b| a.name.cmp(&b.name));
+    let subject = subjects(spec, inputs.outputs, inputs.images);
 
     let source_digest = match &spec.source {
         SourceSpec::Path { sha256, .. } => sha256_set(

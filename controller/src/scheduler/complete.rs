@@ -11,12 +11,15 @@ use crate::clock::{from_unix_ms, unix_ms};
 use crate::ids::{JobId, LeaseToken};
 use crate::provenance::caches::CacheUse;
 use crate::provenance::dependencies::parse_dependencies;
-use crate::provenance::statement::{CONTROLLER_VERSION, ProvenanceInputs, build_statement};
+use crate::provenance::sbom::{SbomInputs, build_sbom, parse_findings, parse_image_contents};
+use crate::provenance::statement::{
+    CONTROLLER_VERSION, ProvenanceInputs, build_statement, invocation_id,
+};
 use crate::state::JobState;
-use crate::store::{Completion, JobRecord};
+use crate::store::{Completion, JobRecord, StoredSbom};
 
 /// What a runner reports when it finishes a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunnerCompletion {
     /// How the job ended, from the runner's point of view.
     pub outcome: pb::Outcome,
@@ -36,6 +39,12 @@ pub struct RunnerCompletion {
     pub restored_caches: Vec<pb::CacheArchive>,
     /// The caches uploaded after the steps succeeded.
     pub saved_caches: Vec<pb::CacheArchive>,
+    /// What the build image's package databases list.
+    pub image_contents: Option<pb::ImageContents>,
+    /// Known vulnerabilities of the image's packages and the lockfile packages.
+    pub vulnerabilities: Vec<pb::VulnerabilityFinding>,
+    /// The profile's vulnerability gate failed a build whose steps succeeded.
+    pub vulnerability_gate_failed: bool,
 }
 
 impl Scheduler {
@@ -63,6 +72,7 @@ impl Scheduler {
             log_sha256: None,
             builder_id: None,
             provenance: None,
+            sbom: None,
             retryable: state == JobState::InfraFailed,
         };
         let mut saved = Vec::new();
@@ -77,6 +87,9 @@ impl Scheduler {
                 let (completion, caches) = self.succeed(&record, &report, finished).await?;
                 saved = caches;
                 completion
+            }
+            pb::Outcome::Failed if report.vulnerability_gate_failed => {
+                self.gate_failed(&record, &report, finished).await?
             }
             pb::Outcome::Failed => failure(JobState::Failed, "a step failed"),
             pb::Outcome::TimedOut => failure(JobState::TimedOut, "the job timed out"),
@@ -116,47 +129,29 @@ impl Scheduler {
         Ok(state)
     }
 
-    /// The completion of a runner-reported success: verified and signed (with the caches
-    /// to record once it is stored), or INFRA_FAILED.
-    async fn succeed(
+    /// Checks what a runner reports of a build whose steps succeeded against the
+    /// controller's own records; `Err` holds why the report is refused.
+    async fn check_build(
         &self,
         record: &JobRecord,
         report: &RunnerCompletion,
-        finished: std::time::SystemTime,
-    ) -> Result<(Completion, Vec<CacheUse>), ApiError> {
-        let finished_ms = unix_ms(finished);
-        let log_sha256 = self.store.log_digest(record.id).await?;
+    ) -> Result<Result<CheckedBuild, String>, ApiError> {
         let outputs = self.store.outputs(record.id, record.attempt).await?;
-        // A refused success saves no cache.
-        let infra = |message: String| {
-            tracing::warn!(job_id = %record.id, %message, "success report refused");
-            let completion = Completion {
-                state: JobState::InfraFailed,
-                message,
-                exit_code: 0,
-                finished_ms,
-                log_sha256: Some(log_sha256),
-                builder_id: None,
-                provenance: None,
-                retryable: false,
-            };
-            (completion, Vec::new())
-        };
         if let Err(message) = compare_outputs(&report.outputs, &outputs) {
-            return Ok(infra(format!("output verification failed: {message}")));
+            return Ok(Err(format!("output verification failed: {message}")));
         }
         let spec = match JobSpec::from_json(&record.spec_json) {
             Ok(spec) => spec,
-            Err(e) => return Ok(infra(format!("the stored spec no longer parses: {e}"))),
+            Err(e) => return Ok(Err(format!("the stored spec no longer parses: {e}"))),
         };
         let images = match self.verify_images(&spec, &outputs).await {
             Ok(images) => images,
-            Err(e) => return Ok(infra(format!("image output verification failed: {e}"))),
+            Err(e) => return Ok(Err(format!("image output verification failed: {e}"))),
         };
         let pinned = *spec.image.reference.digest();
         if !report.image_manifest_sha256.is_empty() && report.image_manifest_sha256 != pinned.hex()
         {
-            return Ok(infra(format!(
+            return Ok(Err(format!(
                 "the runner reports image manifest sha256:{} but the job pins {}",
                 report.image_manifest_sha256,
                 pinned.prefixed()
@@ -170,26 +165,149 @@ impl Scheduler {
         {
             Ok(layers) => layers,
             Err(e) => {
-                return Ok(infra(format!(
+                return Ok(Err(format!(
                     "the runner reports an image layer digest that is not sha256 hex: {e}"
                 )));
             }
         };
         if spec.deps.is_empty() && !report.dependencies.is_empty() {
-            return Ok(infra(
+            return Ok(Err(
                 "the runner reports lockfile dependencies for a job without [[deps]]".into(),
             ));
         }
         let dependencies = match parse_dependencies(&report.dependencies) {
             Ok(deps) => deps,
-            Err(e) => return Ok(infra(format!("the runner's dependency report: {e}"))),
+            Err(e) => return Ok(Err(format!("the runner's dependency report: {e}"))),
         };
         let caches = match self
             .check_cache_report(&spec, &report.restored_caches, &report.saved_caches)
             .await
         {
             Ok(caches) => caches,
-            Err(e) => return Ok(infra(format!("the runner's cache report: {e}"))),
+            Err(e) => return Ok(Err(format!("the runner's cache report: {e}"))),
+        };
+        let contents = match parse_image_contents(report.image_contents.as_ref()) {
+            Ok(contents) => contents,
+            Err(e) => return Ok(Err(format!("the runner's image package report: {e}"))),
+        };
+        let vulnerabilities = match parse_findings(&report.vulnerabilities) {
+            Ok(findings) => findings,
+            Err(e) => return Ok(Err(format!("the runner's vulnerability report: {e}"))),
+        };
+        Ok(Ok(CheckedBuild {
+            spec,
+            outputs,
+            images,
+            pinned,
+            image_layers,
+            dependencies,
+            caches,
+            contents,
+            vulnerabilities,
+        }))
+    }
+
+    /// The signed SBOM of a checked build.
+    fn sign_sbom(
+        &self,
+        record: &JobRecord,
+        build: &CheckedBuild,
+        created: std::time::SystemTime,
+    ) -> Result<StoredSbom, String> {
+        let invocation = invocation_id(&self.issuer, &record.id.to_string(), record.attempt);
+        let (sbom, subject) = build_sbom(SbomInputs {
+            invocation_id: &invocation,
+            spec: &build.spec,
+            outputs: &build.outputs,
+            images: &build.images,
+            image_digest: &build.pinned,
+            contents: build.contents.clone(),
+            dependencies: &build.dependencies,
+            vulnerabilities: build.vulnerabilities.clone(),
+            created,
+            serial_number: format!("urn:uuid:{}", self.ids.new_id()),
+            controller_version: CONTROLLER_VERSION,
+        });
+        let documents = airlock_attest::sbom::render(&sbom, subject)
+            .map_err(|e| format!("cannot build the SBOM: {e}"))?;
+        self.signer
+            .sign_sbom(&build.spec.job.profile, &documents)
+            .map_err(|e| format!("cannot sign the SBOM: {e}"))
+    }
+
+    /// The completion of a build the profile's vulnerability gate failed after its steps
+    /// succeeded: FAILED with the runner's list, and the SBOM still made and signed (no
+    /// provenance). A report that does not check out is INFRA_FAILED, as for a success.
+    async fn gate_failed(
+        &self,
+        record: &JobRecord,
+        report: &RunnerCompletion,
+        finished: std::time::SystemTime,
+    ) -> Result<Completion, ApiError> {
+        let finished_ms = unix_ms(finished);
+        let log_sha256 = self.store.log_digest(record.id).await?;
+        let mut completion = Completion {
+            state: JobState::InfraFailed,
+            message: String::new(),
+            exit_code: 0,
+            finished_ms,
+            log_sha256: Some(log_sha256),
+            builder_id: None,
+            provenance: None,
+            sbom: None,
+            retryable: false,
+        };
+        let build = match self.check_build(record, report).await? {
+            Ok(build) => build,
+            Err(message) => {
+                completion.message = message;
+                return Ok(completion);
+            }
+        };
+        match self.sign_sbom(record, &build, finished) {
+            Ok(sbom) => {
+                completion.state = JobState::Failed;
+                completion.message = if report.message.is_empty() {
+                    "the profile's vulnerability gate refused the build".to_owned()
+                } else {
+                    report.message.clone()
+                };
+                completion.sbom = Some(sbom);
+            }
+            Err(message) => completion.message = message,
+        }
+        Ok(completion)
+    }
+
+    /// The completion of a runner-reported success: verified and signed (with the caches
+    /// to record once it is stored), or INFRA_FAILED.
+    async fn succeed(
+        &self,
+        record: &JobRecord,
+        report: &RunnerCompletion,
+        finished: std::time::SystemTime,
+    ) -> Result<(Completion, Vec<CacheUse>), ApiError> {
+        let finished_ms = unix_ms(finished);
+        let log_sha256 = self.store.log_digest(record.id).await?;
+        // A refused success saves no cache.
+        let infra = |message: String| {
+            tracing::warn!(job_id = %record.id, %message, "success report refused");
+            let completion = Completion {
+                state: JobState::InfraFailed,
+                message,
+                exit_code: 0,
+                finished_ms,
+                log_sha256: Some(log_sha256),
+                builder_id: None,
+                provenance: None,
+                sbom: None,
+                retryable: false,
+            };
+            (completion, Vec::new())
+        };
+        let build = match self.check_build(record, report).await? {
+            Ok(build) => build,
+            Err(message) => return Ok(infra(message)),
         };
         let Some(runner_id) = record.runner_id else {
             return Ok(infra("the job has no runner on record".into()));
@@ -215,16 +333,16 @@ impl Scheduler {
             controller_version: CONTROLLER_VERSION,
             job_id: &job_id,
             attempt: record.attempt,
-            spec: &spec,
+            spec: &build.spec,
             spec_json: &record.spec_json,
             runner_id: &runner_id,
             runner_version: &runner.version,
-            image_digest: &pinned,
-            image_layers: &image_layers,
-            dependencies: &dependencies,
-            caches: &caches,
-            outputs: &outputs,
-            images: &images,
+            image_digest: &build.pinned,
+            image_layers: &build.image_layers,
+            dependencies: &build.dependencies,
+            caches: &build.caches,
+            outputs: &build.outputs,
+            images: &build.images,
             log_sha256: &log_sha256,
             started,
             finished,
@@ -235,9 +353,15 @@ impl Scheduler {
             Ok(s) => s,
             Err(e) => return Ok(infra(format!("cannot build provenance: {e}"))),
         };
-        let signed = match self.signer.sign(&spec.job.profile, &statement) {
+        let signed = match self.signer.sign(&build.spec.job.profile, &statement) {
             Ok(signed) => signed,
             Err(e) => return Ok(infra(format!("cannot sign provenance: {e}"))),
+        };
+        // Nothing is stored unsigned: an SBOM that cannot be made or signed fails the job
+        // like provenance that cannot.
+        let sbom = match self.sign_sbom(record, &build, finished) {
+            Ok(sbom) => sbom,
+            Err(message) => return Ok(infra(message)),
         };
         Ok((
             Completion {
@@ -248,9 +372,23 @@ impl Scheduler {
                 log_sha256: Some(log_sha256),
                 builder_id: Some(statement.predicate.run_details.builder.id.clone()),
                 provenance: Some(signed),
+                sbom: Some(sbom),
                 retryable: false,
             },
-            caches.saved,
+            build.caches.saved,
         ))
     }
+}
+
+/// A runner's report of a build whose steps succeeded, as checked by [`Scheduler::check_build`].
+struct CheckedBuild {
+    spec: JobSpec,
+    outputs: Vec<crate::store::OutputRecord>,
+    images: Vec<crate::provenance::images::ImageSubject>,
+    pinned: Sha256Digest,
+    image_layers: Vec<Sha256Digest>,
+    dependencies: Vec<crate::provenance::dependencies::PackageDependency>,
+    caches: crate::provenance::caches::CacheReport,
+    contents: airlock_attest::sbom::ImageContents,
+    vulnerabilities: Vec<airlock_attest::sbom::SbomVulnerability>,
 }

@@ -82,18 +82,45 @@ impl Scheduler {
     /// The signed provenance of a succeeded job.
     pub async fn provenance(&self, id: JobId) -> Result<pb::ProvenanceDocuments, ApiError> {
         let job = self.store.job(id).await?;
-        match (job.state, job.provenance) {
-            (JobState::Succeeded, Some(p)) => Ok(pb::ProvenanceDocuments {
-                envelope_json: p.envelope_json,
-                bundle_json: p.bundle_json,
-                keyid: p.keyid,
-                builder_id: job.builder_id.unwrap_or_default(),
-                public_key_pem: p.public_key_pem,
+        let sbom = self.store.sbom(id).await?;
+        match (job.state, job.provenance, sbom) {
+            (JobState::Succeeded, Some(p), sbom) => {
+                let sbom = sbom.unwrap_or_else(no_sbom);
+                Ok(pb::ProvenanceDocuments {
+                    envelope_json: p.envelope_json,
+                    bundle_json: p.bundle_json,
+                    keyid: p.keyid,
+                    builder_id: job.builder_id.unwrap_or_default(),
+                    public_key_pem: p.public_key_pem,
+                    sbom_envelope_json: sbom.envelope_json,
+                    spdx_json: sbom.spdx_json,
+                    cyclonedx_json: sbom.cyclonedx_json,
+                })
+            }
+            // The vulnerability gate failed the job: its SBOM, and no provenance.
+            (JobState::Failed, None, Some(sbom)) => Ok(pb::ProvenanceDocuments {
+                keyid: sbom.keyid,
+                public_key_pem: sbom.public_key_pem,
+                sbom_envelope_json: sbom.envelope_json,
+                spdx_json: sbom.spdx_json,
+                cyclonedx_json: sbom.cyclonedx_json,
+                ..Default::default()
             }),
-            (state, _) => Err(ApiError::FailedPrecondition(format!(
+            (state, _, _) => Err(ApiError::FailedPrecondition(format!(
                 "job {id} is {state}; provenance exists only for SUCCEEDED jobs"
             ))),
         }
+    }
+}
+
+/// Jobs that succeeded before SBOMs existed have none: their fields stay empty.
+fn no_sbom() -> crate::store::StoredSbom {
+    crate::store::StoredSbom {
+        spdx_json: String::new(),
+        cyclonedx_json: String::new(),
+        envelope_json: String::new(),
+        keyid: String::new(),
+        public_key_pem: String::new(),
     }
 }
 

@@ -345,6 +345,20 @@ impl Store {
         .bind(token.to_string())
         .execute(&mut conn)
         .await?;
+        if let Some(sbom) = &completion.sbom {
+            query(
+                "INSERT INTO job_sboms (job_id, spdx_json, cyclonedx_json, envelope_json, keyid, \
+                 public_key_pem) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(job.to_string())
+            .bind(&sbom.spdx_json)
+            .bind(&sbom.cyclonedx_json)
+            .bind(&sbom.envelope_json)
+            .bind(&sbom.keyid)
+            .bind(&sbom.public_key_pem)
+            .execute(&mut conn)
+            .await?;
+        }
         attempts::finish_attempt(
             &mut conn,
             job,

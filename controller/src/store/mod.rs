@@ -29,6 +29,7 @@ mod postgres;
 pub mod records;
 mod registrations;
 mod runners;
+mod sboms;
 mod sessions;
 mod sql;
 mod sqlite;

@@ -67,6 +67,21 @@ pub struct StoredProvenance {
     pub public_key_pem: String,
 }
 
+/// The signed SBOM of a job: both documents and the statement carrying the SPDX one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSbom {
+    /// The SPDX 2.3 JSON document.
+    pub spdx_json: String,
+    /// The CycloneDX 1.6 JSON BOM.
+    pub cyclonedx_json: String,
+    /// The signed SBOM statement, one DSSE envelope as a JSON line (with its `\n`).
+    pub envelope_json: String,
+    /// Keyid of the signing key.
+    pub keyid: String,
+    /// SPKI PEM of the key that verifies the envelope.
+    pub public_key_pem: String,
+}
+
 /// A stored job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {
@@ -234,6 +249,8 @@ pub struct Completion {
     pub builder_id: Option<String>,
     /// Signed provenance (only with [`JobState::Succeeded`]).
     pub provenance: Option<StoredProvenance>,
+    /// The signed SBOM (a succeeded job, or one its vulnerability gate failed).
+    pub sbom: Option<StoredSbom>,
     /// An [`JobState::InfraFailed`] completion the runner reported itself: the job is
     /// re-queued while attempts are left. Failures the controller found (an output digest
     /// mismatch, a signing error) are final: they are not retried blindly.

@@ -153,4 +153,17 @@ CREATE TABLE web_sessions (
 );
 CREATE INDEX web_sessions_by_expiry ON web_sessions (expires_ms);
 "#,
+    // 5: SBOMs (issue 20), one row per job that has one (SUCCEEDED, or FAILED by its
+    // profile's vulnerability gate), written in the transaction that ends the job. A table of
+    // its own: the documents can be large, and job listings never read them.
+    r#"
+CREATE TABLE job_sboms (
+    job_id         TEXT PRIMARY KEY NOT NULL,
+    spdx_json      TEXT NOT NULL,
+    cyclonedx_json TEXT NOT NULL,
+    envelope_json  TEXT NOT NULL,
+    keyid          TEXT NOT NULL,
+    public_key_pem TEXT NOT NULL
+);
+"#,
 ];

@@ -1,0 +1,30 @@
+//! The SBOMs of jobs (`job_sboms`): written with the job's completion, read by
+//! GetProvenance.
+
+use super::sql::query;
+use super::{Store, StoreError, StoredSbom};
+use crate::ids::JobId;
+
+impl Store {
+    /// The job's signed SBOM, if it has one.
+    pub async fn sbom(&self, id: JobId) -> Result<Option<StoredSbom>, StoreError> {
+        let mut pooled = self.pool.acquire().await?;
+        let row = query(
+            "SELECT spdx_json, cyclonedx_json, envelope_json, keyid, public_key_pem \
+             FROM job_sboms WHERE job_id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut pooled.conn())
+        .await?;
+        row.map(|row| {
+            Ok(StoredSbom {
+                spdx_json: row.try_get(0)?,
+                cyclonedx_json: row.try_get(1)?,
+                envelope_json: row.try_get(2)?,
+                keyid: row.try_get(3)?,
+                public_key_pem: row.try_get(4)?,
+            })
+        })
+        .transpose()
+    }
+}
