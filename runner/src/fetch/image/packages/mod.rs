@@ -37,7 +37,8 @@ const MAX_DATABASE_BYTES: u64 = 64 << 20;
 pub struct ImageContents {
     /// From `etc/os-release`, else `usr/lib/os-release`; `None` when neither exists.
     pub os: Option<OsRelease>,
-    /// Installed packages, sorted by (manager, name, architecture, version), duplicates removed.
+    /// Installed packages, sorted by (manager name, name, architecture, version), duplicates
+    /// removed.
     pub packages: Vec<OsPackage>,
     /// Absolute in-image paths of the package databases that were read.
     pub databases: Vec<String>,

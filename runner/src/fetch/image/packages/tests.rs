@@ -271,3 +271,62 @@ fn all_managers_sorted_with_unsupported_noted() {
     );
     assert!(contents.unsupported.is_empty());
 }
+
+/// The example Debian base image, unpacked with the runner's own layer applier.
+#[test]
+#[ignore = "needs examples/base-image/oci (built by examples/base-image/build.sh)"]
+fn example_base_image() {
+    let layout = Path::new("/work/main/examples/base-image/oci");
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index")).expect("json");
+    let manifest = index["manifests"][0]["digest"]
+        .as_str()
+        .expect("manifest digest");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(blob(manifest)).expect("manifest")).expect("json");
+    let root = tempfile::tempdir().expect("tempdir");
+    for (i, layer) in manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .enumerate()
+    {
+        assert!(
+            layer["mediaType"].as_str().expect("type").ends_with(".tar"),
+            "uncompressed"
+        );
+        let file = fs::File::open(blob(layer["digest"].as_str().expect("digest"))).expect("layer");
+        super::super::unpack::LayerApplier::new(root.path(), i + 1)
+            .apply(&mut tar::Archive::new(file))
+            .expect("unpack");
+    }
+    let contents = read_with_timeout(root.path()).expect("read");
+    let os = contents.os.as_ref().expect("os-release");
+    assert_eq!(os.id, "debian");
+    assert_eq!(contents.databases, ["/var/lib/dpkg/status"]);
+    let libc = contents
+        .packages
+        .iter()
+        .find(|p| p.name == "libc6")
+        .expect("libc6");
+    assert_eq!(libc.source_name.as_deref(), Some("glibc"));
+    assert!(
+        contents.packages.iter().any(|p| !p.licenses.is_empty()),
+        "some DEP-5 licenses"
+    );
+    let licensed = contents.packages.iter().filter(|p| !p.licenses.is_empty());
+    let (licensed, first) = (
+        licensed.clone().count(),
+        licensed.take(3).collect::<Vec<_>>(),
+    );
+    eprintln!(
+        "{} packages ({licensed} with DEP-5 licenses), os {:?}, e.g. {libc:?} and {first:?}",
+        contents.packages.len(),
+        os.pretty_name
+    );
+}
