@@ -16,6 +16,7 @@ mod eviction;
 mod layer;
 mod layout_pin;
 pub(crate) mod manifest;
+pub mod packages;
 mod prepared;
 mod progress;
 pub mod registry;
