@@ -240,6 +240,18 @@ pub async fn logs(args: LogsArgs) -> Result<Exit, Failure> {
 pub async fn fetch(args: FetchArgs) -> Result<Exit, Failure> {
     let mut client = args.conn.client().await?;
     let job = submit_ops::get_job(&mut client, &args.job_id).await?;
+    // A job its profile's vulnerability gate failed has a signed SBOM and nothing else.
+    if JobState::try_from(job.state) == Ok(JobState::Failed)
+        && let Some(sbom) = submit_ops::fetch_failed_sbom(&mut client, &job, &args.out).await?
+    {
+        sbom.print();
+        eprintln!(
+            "job {} failed ({}); only its SBOM was written, outputs of a failed job are not \
+             fetched",
+            job.job_id, job.message
+        );
+        return Ok(Exit::BuildFailed);
+    }
     if JobState::try_from(job.state) != Ok(JobState::Succeeded) {
         return Err(usage(format!(
             "job {} is {}, not succeeded: it has no signed outputs to fetch",
@@ -256,6 +268,9 @@ pub async fn fetch(args: FetchArgs) -> Result<Exit, Failure> {
     }
     println!("provenance: {}", fetched.envelope.display());
     println!("bundle:     {}", fetched.bundle.display());
+    if let Some(sbom) = &fetched.sbom {
+        sbom.print();
+    }
     println!("builder id: {}", fetched.builder_id);
     Ok(Exit::Ok)
 }

@@ -206,6 +206,11 @@ async fn run_in(
             &airlock_attest::Policy::default(),
         )
         .map_err(|e| infra(format!("the provenance just signed does not verify: {e}")))?;
+        let sbom = fetched
+            .sbom
+            .as_ref()
+            .ok_or_else(|| infra("the local controller made no SBOM".to_owned()))?;
+        check_sbom(sbom, &envelope, pub_path)?;
         println!();
         println!(
             "built {} in {:.1}s",
@@ -223,6 +228,7 @@ async fn run_in(
         }
         println!("provenance: {}", fetched.envelope.display());
         println!("bundle:     {}", fetched.bundle.display());
+        sbom.print();
         println!("builder id: {}", fetched.builder_id);
         println!("public key: {}", pub_path.display());
         let first = fetched
@@ -241,6 +247,11 @@ async fn run_in(
         Exit::Ok
     } else {
         let state = JobState::try_from(job.state).unwrap_or(JobState::Unspecified);
+        if state == JobState::Failed
+            && let Some(sbom) = submit_ops::fetch_failed_sbom(&mut client, &job, &args.out).await?
+        {
+            sbom.print();
+        }
         eprintln!(
             "job {} ended {}: {}",
             job.job_id,
@@ -305,4 +316,26 @@ fn claim_run_room(runs: &Path) -> Result<Instance, Failure> {
         }
     }
     Ok(room)
+}
+
+/// Checks the SBOM just fetched as a consumer would: its statement verifies with the local
+/// key and names exactly the provenance's subjects.
+fn check_sbom(
+    sbom: &submit_ops::SbomFiles,
+    provenance: &airlock_attest::Envelope,
+    pub_path: &std::path::Path,
+) -> Result<(), Failure> {
+    let key = airlock_attest::load_verifying_key(pub_path).infra()?;
+    let text = std::fs::read(&sbom.envelope).infra()?;
+    let envelope = airlock_attest::Envelope::from_json(text.trim_ascii_end()).infra()?;
+    let statement = airlock_attest::sbom::SbomStatement::verify(&envelope, &[key])
+        .map_err(|e| infra(format!("the SBOM just signed does not verify: {e}")))?;
+    let provenance =
+        airlock_attest::Statement::from_json(&provenance.payload_bytes().infra()?).infra()?;
+    if statement.subject != provenance.subject {
+        return Err(infra(
+            "the SBOM's subjects are not the provenance's".to_owned(),
+        ));
+    }
+    Ok(())
 }

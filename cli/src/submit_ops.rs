@@ -300,6 +300,72 @@ pub struct Fetched {
     pub bundle: PathBuf,
     /// The provenance's builder id.
     pub builder_id: String,
+    /// The SBOM files (none from a controller that predates SBOMs).
+    pub sbom: Option<SbomFiles>,
+}
+
+/// The SBOM files written beside the outputs.
+#[derive(Debug)]
+pub struct SbomFiles {
+    /// `<job>.spdx.json`: the SPDX 2.3 document.
+    pub spdx: PathBuf,
+    /// `<job>.cdx.json`: the CycloneDX 1.6 BOM.
+    pub cyclonedx: PathBuf,
+    /// `<job>.sbom.intoto.jsonl`: the signed SBOM statement.
+    pub envelope: PathBuf,
+}
+
+impl SbomFiles {
+    /// Prints where the files are, aligned with the provenance lines.
+    pub fn print(&self) {
+        println!("sbom:       {} (SPDX 2.3)", self.spdx.display());
+        println!("            {} (CycloneDX 1.6)", self.cyclonedx.display());
+        println!("            {} (signed)", self.envelope.display());
+    }
+}
+
+/// Writes the SBOM files of `docs` into `out_dir`, if it has an SBOM.
+async fn write_sbom(
+    docs: &airlock_proto::v1::ProvenanceDocuments,
+    job_name: &str,
+    out_dir: &Path,
+) -> Result<Option<SbomFiles>, Failure> {
+    if docs.sbom_envelope_json.is_empty() {
+        return Ok(None);
+    }
+    let files = SbomFiles {
+        spdx: out_dir.join(format!("{job_name}.spdx.json")),
+        cyclonedx: out_dir.join(format!("{job_name}.cdx.json")),
+        envelope: out_dir.join(format!("{job_name}.sbom.intoto.jsonl")),
+    };
+    let mut line = docs.sbom_envelope_json.trim_end().to_string();
+    line.push('\n');
+    write_atomic(&files.envelope, line.as_bytes(), false).await?;
+    write_atomic(&files.spdx, docs.spdx_json.as_bytes(), false).await?;
+    write_atomic(&files.cyclonedx, docs.cyclonedx_json.as_bytes(), false).await?;
+    Ok(Some(files))
+}
+
+/// Writes the SBOM of a job its profile's vulnerability gate failed (it has no provenance);
+/// `None` when the job has none.
+pub async fn fetch_failed_sbom(
+    client: &mut Client,
+    job: &Job,
+    out_dir: &Path,
+) -> Result<Option<SbomFiles>, Failure> {
+    check_fetchable(job)?;
+    let docs = match client
+        .get_provenance(GetProvenanceRequest {
+            job_id: job.job_id.clone(),
+        })
+        .await
+    {
+        Ok(docs) => docs.into_inner(),
+        Err(status) if status.code() == tonic::Code::FailedPrecondition => return Ok(None),
+        Err(status) => return Err(from_status("fetching the SBOM", status)),
+    };
+    tokio::fs::create_dir_all(out_dir).await.usage()?;
+    write_sbom(&docs, &job.name, out_dir).await
 }
 
 /// Writes every output and the provenance of a succeeded job into `out_dir`.
@@ -351,6 +417,7 @@ pub async fn fetch(client: &mut Client, job: &Job, out_dir: &Path) -> Result<Fet
     line.push('\n');
     write_atomic(&envelope, line.as_bytes(), false).await?;
     write_atomic(&bundle, prov.bundle_json.as_bytes(), false).await?;
+    let sbom = write_sbom(&prov, &job.name, out_dir).await?;
     let images = image_subjects(&prov.envelope_json, out_dir, &outputs)?;
     outputs.retain(|(path, _, _)| {
         !images.iter().any(|(name, _, _)| {
@@ -364,6 +431,7 @@ pub async fn fetch(client: &mut Client, job: &Job, out_dir: &Path) -> Result<Fet
         envelope,
         bundle,
         builder_id: prov.builder_id,
+        sbom,
     })
 }
 
@@ -414,6 +482,13 @@ fn check_fetchable(job: &Job) -> Result<(), Failure> {
         if !is_clean_relative(&o.path) {
             return Err(crate::exit::infra(format!(
                 "the controller sent an unsafe output path `{}`",
+                o.path.escape_debug()
+            )));
+        }
+        if airlock_job::is_sbom_file_name(&job.name, &o.path) {
+            return Err(crate::exit::infra(format!(
+                "the controller sent output `{}`, the name of the job's SBOM; refusing to fetch \
+                 a job that could overwrite its SBOM",
                 o.path.escape_debug()
             )));
         }

@@ -14,6 +14,18 @@ pub fn is_reserved_component(component: &str) -> bool {
         .any(|suffix| component.ends_with(suffix) || component.contains(".airlock-partial"))
 }
 
+/// The SBOM documents of job `job` beside its outputs (`<job>.spdx.json`, `<job>.cdx.json`;
+/// the signed statement, `<job>.sbom.intoto.jsonl`, is covered by the reserved suffixes).
+/// Only these exact names are the job's: a build may ship SBOMs of its own under other names.
+pub fn sbom_file_names(job: &str) -> [String; 2] {
+    [format!("{job}.spdx.json"), format!("{job}.cdx.json")]
+}
+
+/// Whether output `path` of job `job` would take the place of one of its SBOM documents.
+pub fn is_sbom_file_name(job: &str, path: &str) -> bool {
+    sbom_file_names(job).iter().any(|name| name == path)
+}
+
 /// The first component of the `/`-separated output path `path` that is reserved, if any.
 pub fn reserved_component(path: &str) -> Option<&str> {
     path.split('/').find(|c| is_reserved_component(c))
@@ -22,6 +34,20 @@ pub fn reserved_component(path: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_jobs_own_sbom_names_are_reserved() {
+        assert!(is_sbom_file_name("hello", "hello.spdx.json"));
+        assert!(is_sbom_file_name("hello", "hello.cdx.json"));
+        for ok in [
+            "other.spdx.json",
+            "dist/hello.spdx.json",
+            "hello.spdx",
+            "hello",
+        ] {
+            assert!(!is_sbom_file_name("hello", ok), "{ok}");
+        }
+    }
 
     #[test]
     fn airlock_names_are_reserved_in_every_component() {

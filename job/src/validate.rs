@@ -132,6 +132,20 @@ impl JobSpec {
                 ));
             }
         }
+        for (i, p) in self.outputs.paths.iter().enumerate() {
+            if crate::reserved::is_sbom_file_name(&self.job.name, p) {
+                return Err(JobFileError::field(
+                    format!("outputs.paths[{i}]"),
+                    format!(
+                        "`{p}` is the name of this job's SBOM, which airlock writes next to the outputs"
+                    ),
+                    Some(
+                        "rename the output (an SBOM of the build's own may use any other name)"
+                            .to_owned(),
+                    ),
+                ));
+            }
+        }
         crate::limits::check(self)?;
         if let Some(trigger) = &self.trigger {
             trigger.validate()?;

@@ -30,7 +30,10 @@ const MAX_FIELD: usize = 4096;
 /// A text field of the runner's report: bounded, no control characters.
 fn text(field: &str, value: &str) -> Result<String, String> {
     if value.len() > MAX_FIELD {
-        return Err(format!("{field} is {} bytes; at most {MAX_FIELD}", value.len()));
+        return Err(format!(
+            "{field} is {} bytes; at most {MAX_FIELD}",
+            value.len()
+        ));
     }
     if value.chars().any(char::is_control) {
         return Err(format!("{field} has a control character"));
@@ -39,7 +42,9 @@ fn text(field: &str, value: &str) -> Result<String, String> {
 }
 
 fn optional(field: &str, value: &str) -> Result<Option<String>, String> {
-    Ok((!value.is_empty()).then(|| text(field, value)).transpose()?)
+    Ok((!value.is_empty())
+        .then(|| text(field, value))
+        .transpose()?)
 }
 
 fn required(field: &str, value: &str) -> Result<String, String> {
@@ -67,7 +72,10 @@ pub fn parse_image_contents(reported: Option<&pb::ImageContents>) -> Result<Imag
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
             {
-                return Err(format!("os.id `{}` is not an os-release ID", id.escape_debug()));
+                return Err(format!(
+                    "os.id `{}` is not an os-release ID",
+                    id.escape_debug()
+                ));
             }
             Some(OsRelease {
                 id,
@@ -88,7 +96,10 @@ pub fn parse_image_contents(reported: Option<&pb::ImageContents>) -> Result<Imag
         if values.len() > 64 {
             return Err(format!("{} {field} entries; at most 64", values.len()));
         }
-        values.iter().map(|v| required(field, v)).collect::<Result<Vec<_>, _>>()
+        values
+            .iter()
+            .map(|v| required(field, v))
+            .collect::<Result<Vec<_>, _>>()
     };
     Ok(ImageContents {
         os,
@@ -99,8 +110,12 @@ pub fn parse_image_contents(reported: Option<&pb::ImageContents>) -> Result<Imag
 }
 
 fn parse_package(p: &pb::OsPackage) -> Result<OsPackage, String> {
-    let manager = PackageManager::parse(&p.manager)
-        .ok_or_else(|| format!("manager `{}` is not dpkg, apk or rpm", p.manager.escape_debug()))?;
+    let manager = PackageManager::parse(&p.manager).ok_or_else(|| {
+        format!(
+            "manager `{}` is not dpkg, apk or rpm",
+            p.manager.escape_debug()
+        )
+    })?;
     if p.licenses.len() > 64 {
         return Err(format!("{} licenses; at most 64", p.licenses.len()));
     }
@@ -120,9 +135,14 @@ fn parse_package(p: &pb::OsPackage) -> Result<OsPackage, String> {
 }
 
 /// Checks the vulnerability findings a runner reported.
-pub fn parse_findings(reported: &[pb::VulnerabilityFinding]) -> Result<Vec<SbomVulnerability>, String> {
+pub fn parse_findings(
+    reported: &[pb::VulnerabilityFinding],
+) -> Result<Vec<SbomVulnerability>, String> {
     if reported.len() > MAX_FINDINGS {
-        return Err(format!("{} findings reported; at most {MAX_FINDINGS}", reported.len()));
+        return Err(format!(
+            "{} findings reported; at most {MAX_FINDINGS}",
+            reported.len()
+        ));
     }
     reported
         .iter()
@@ -134,7 +154,12 @@ pub fn parse_findings(reported: &[pb::VulnerabilityFinding]) -> Result<Vec<SbomV
 fn parse_finding(f: &pb::VulnerabilityFinding) -> Result<SbomVulnerability, String> {
     let severity = match f.severity.as_str() {
         s @ ("critical" | "high" | "medium" | "low" | "unknown") => s.to_owned(),
-        other => return Err(format!("severity `{}` is not one of critical, high, medium, low, unknown", other.escape_debug())),
+        other => {
+            return Err(format!(
+                "severity `{}` is not one of critical, high, medium, low, unknown",
+                other.escape_debug()
+            ));
+        }
     };
     if let Some(score) = f.score
         && !(0.0..=10.0).contains(&score)
@@ -146,7 +171,11 @@ fn parse_finding(f: &pb::VulnerabilityFinding) -> Result<SbomVulnerability, Stri
     }
     Ok(SbomVulnerability {
         id: required("id", &f.id)?,
-        aliases: f.aliases.iter().map(|a| required("aliases", a)).collect::<Result<_, _>>()?,
+        aliases: f
+            .aliases
+            .iter()
+            .map(|a| required("aliases", a))
+            .collect::<Result<_, _>>()?,
         purl: required("purl", &f.purl)?,
         severity,
         score: f.score,
@@ -280,7 +309,10 @@ mod tests {
         let parsed = parse_image_contents(Some(&good)).unwrap();
         assert_eq!(parsed.packages[0].manager, PackageManager::Dpkg);
         assert_eq!(parsed.os.unwrap().version_id.as_deref(), Some("12"));
-        assert_eq!(parse_image_contents(None).unwrap(), ImageContents::default());
+        assert_eq!(
+            parse_image_contents(None).unwrap(),
+            ImageContents::default()
+        );
 
         for (bad, why) in [
             (package("pacman", "x", "1"), "manager"),
@@ -291,11 +323,18 @@ mod tests {
             let mut contents = good.clone();
             contents.packages.push(bad);
             let err = parse_image_contents(Some(&contents)).unwrap_err();
-            assert!(err.contains("image package 1") && err.contains(why), "{err}");
+            assert!(
+                err.contains("image package 1") && err.contains(why),
+                "{err}"
+            );
         }
         let mut contents = good.clone();
         contents.os.as_mut().unwrap().id = "Debian/../x".into();
-        assert!(parse_image_contents(Some(&contents)).unwrap_err().contains("os-release ID"));
+        assert!(
+            parse_image_contents(Some(&contents))
+                .unwrap_err()
+                .contains("os-release ID")
+        );
     }
 
     #[test]
@@ -307,7 +346,10 @@ mod tests {
             score: Some(7.5),
             ..Default::default()
         };
-        assert_eq!(parse_findings(std::slice::from_ref(&good)).unwrap()[0].score, Some(7.5));
+        assert_eq!(
+            parse_findings(std::slice::from_ref(&good)).unwrap()[0].score,
+            Some(7.5)
+        );
         let mut bad = good.clone();
         bad.severity = "HIGHEST".into();
         assert!(parse_findings(&[bad]).unwrap_err().contains("severity"));

@@ -39,6 +39,13 @@ impl Runner {
                 .as_ref()
                 .map(|i| i.saved_caches.clone())
                 .unwrap_or_default(),
+            vulnerability_gate_failed: outcome == Outcome::Failed
+                && image.as_ref().is_some_and(|i| i.gate_failure.is_some()),
+            image_contents: image.as_ref().map(|i| i.image_contents.clone()),
+            vulnerabilities: image
+                .as_ref()
+                .map(|i| i.vulnerabilities.clone())
+                .unwrap_or_default(),
             dependencies: image.map(|i| i.dependencies).unwrap_or_default(),
         };
         let mut retry = super::retry::Transient::new();
@@ -61,12 +68,15 @@ impl Runner {
                         dependencies: Vec::new(),
                         restored_caches: Vec::new(),
                         saved_caches: Vec::new(),
+                        image_contents: Default::default(),
+                        vulnerabilities: Vec::new(),
+                        gate_failure: None,
                     },
                 }
             }
             Err(status) => {
                 warn!(%status, "CompleteJob failed");
-                if outcome == Outcome::Succeeded {
+                if outcome == Outcome::Succeeded || req.vulnerability_gate_failed {
                     // Report the failure instead; the controller may still accept that.
                     let _ = Box::pin(self.complete(
                         lease,

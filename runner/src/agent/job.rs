@@ -149,15 +149,14 @@ impl Runner {
                     match self.upload_outputs(&lease, &outputs).await {
                         Ok(files) => {
                             info!("phase: completing");
-                            self.complete(
-                                &lease,
-                                Outcome::Succeeded,
-                                String::new(),
-                                0,
-                                files,
-                                Some(image),
-                            )
-                            .await
+                            // The vulnerability gate fails a build whose steps succeeded; its
+                            // outputs are uploaded all the same, so that its SBOM names them.
+                            let (outcome, message) = match &image.gate_failure {
+                                Some(why) => (Outcome::Failed, why.clone()),
+                                None => (Outcome::Succeeded, String::new()),
+                            };
+                            self.complete(&lease, outcome, message, 0, files, Some(image))
+                                .await
                         }
                         Err(msg) => JobEnd::Infra(msg),
                     }

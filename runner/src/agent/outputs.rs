@@ -15,6 +15,7 @@ use crate::fetch::prepare::ResolvedInputs;
 use crate::profile::Profile;
 use crate::report::events::EventSink;
 use crate::report::outputs::{CollectedOutput, OutputLimits, collect_outputs};
+use crate::report::sbom::image_contents_proto;
 
 impl Runner {
     /// Collects the job's outputs from `/out` (every sandbox process is dead by now):
@@ -66,6 +67,20 @@ impl Runner {
             },
             other => other,
         };
+        if let Ok(Ok(outputs)) = &collected
+            && let Some(o) = outputs
+                .iter()
+                .find(|o| airlock_job::is_sbom_file_name(&spec.job.name, &o.path))
+        {
+            return JobEnd::Failed {
+                message: format!(
+                    "output {} has the name of the job's SBOM, which airlock writes next to the \
+                     outputs; rename it",
+                    o.path
+                ),
+                exit_code: 0,
+            };
+        }
         match collected {
             Ok(Ok(outputs)) => {
                 for o in outputs
@@ -91,6 +106,9 @@ impl Runner {
                             .unwrap_or_default(),
                         restored_caches: prepared.caches.restored(),
                         saved_caches: Vec::new(),
+                        image_contents: image_contents_proto(&prepared.image_contents),
+                        vulnerabilities: Vec::new(),
+                        gate_failure: None,
                     },
                 }
             }

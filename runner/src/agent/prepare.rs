@@ -15,6 +15,7 @@ use super::caches::JobCaches;
 use super::fs::{chown_tree, mkdir_fresh, mkdir_searchable};
 use super::job::JobEnd;
 use crate::fetch::image::check::CheckedImage;
+use crate::fetch::image::packages::{ImageContents, read_image_contents};
 use crate::fetch::image::registry::RegistryRepo;
 use crate::fetch::image::{ImageProgress, PreparedImage, RootfsPin};
 use crate::fetch::prepare::{PrepareFailure, PreparedDeps};
@@ -42,6 +43,8 @@ pub(super) struct PreparedJob {
     pub(super) caches: JobCaches,
     /// The verified, unpacked image.
     pub(super) image: PreparedImage,
+    /// What the image's package databases list (for the job's SBOM).
+    pub(super) image_contents: ImageContents,
     /// The pin keeps the rootfs out of eviction until this job's last step has ended.
     pub(super) _rootfs_pin: RootfsPin,
     /// The verified base of each `[[outputs.images]]` (`None`: from scratch).
@@ -202,6 +205,7 @@ impl Runner {
             Ok(i) => i,
             Err(end) => return Err(end),
         };
+        let image_contents = read_contents(&image, events).await?;
         let image_bases = std::sync::Arc::new(self.prepare_image_bases(spec, events).await?);
         Ok(PreparedJob {
             work,
@@ -211,6 +215,7 @@ impl Runner {
             deps,
             caches,
             image,
+            image_contents,
             _rootfs_pin,
             image_bases,
         })
@@ -384,4 +389,48 @@ pub(super) fn prepare_failed(f: PrepareFailure) -> JobEnd {
     } else {
         JobEnd::Infra(f.message)
     }
+}
+
+/// Reads the image's package databases from its verified rootfs, outside the sandbox, for
+/// the SBOM. An image whose database is malformed fails the job before any step: every job's
+/// SBOM lists its image's packages, and a guess is no list.
+async fn read_contents(image: &PreparedImage, events: &EventSink) -> Result<ImageContents, JobEnd> {
+    let rootfs = image.rootfs.clone();
+    let read = tokio::task::spawn_blocking(move || read_image_contents(&rootfs)).await;
+    let contents = match read {
+        Ok(Ok(contents)) => contents,
+        Ok(Err(e)) => {
+            return Err(JobEnd::Failed {
+                message: format!(
+                    "the image's package database cannot be read for the SBOM: {e}; fix or \
+                     rebuild the image"
+                ),
+                exit_code: 0,
+            });
+        }
+        Err(e) => {
+            return Err(JobEnd::Infra(format!(
+                "reading the image's packages panicked: {e}"
+            )));
+        }
+    };
+    let os = contents
+        .os
+        .as_ref()
+        .and_then(|o| o.pretty_name.clone().or_else(|| Some(o.id.clone())))
+        .unwrap_or_else(|| "no os-release".to_owned());
+    let mut line = format!(
+        "image packages: {} listed ({os}) from {}",
+        contents.packages.len(),
+        if contents.databases.is_empty() {
+            "no package database".to_owned()
+        } else {
+            contents.databases.join(", ")
+        }
+    );
+    if !contents.unsupported.is_empty() {
+        line.push_str(&format!("; not read: {}", contents.unsupported.join("; ")));
+    }
+    events.system(0, line).await;
+    Ok(contents)
 }

@@ -58,7 +58,7 @@ impl PrepareFailure {
 /// What a job's pins resolved to, as reported to the controller (provenance records it):
 /// the pinned image manifest digest, the layer digests verified while unpacking, and the
 /// lockfile packages fetched and verified for `[[deps]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedInputs {
     /// The digest the job pinned.
     pub manifest: Sha256Digest,
@@ -70,6 +70,12 @@ pub struct ResolvedInputs {
     pub restored_caches: Vec<airlock_proto::v1::CacheArchive>,
     /// The caches saved after the steps succeeded (set once they are uploaded).
     pub saved_caches: Vec<airlock_proto::v1::CacheArchive>,
+    /// What the image's package databases list.
+    pub image_contents: airlock_proto::v1::ImageContents,
+    /// Known vulnerabilities of the image's and the lockfile's packages.
+    pub vulnerabilities: Vec<airlock_proto::v1::VulnerabilityFinding>,
+    /// Why the profile's vulnerability gate refused the build, if it did.
+    pub gate_failure: Option<String>,
 }
 
 /// A job's `[[deps]]`, fetched, verified and laid out for its steps.

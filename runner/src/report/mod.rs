@@ -4,3 +4,4 @@
 pub mod events;
 pub mod outputs;
 pub mod redact;
+pub mod sbom;

@@ -32,73 +32,10 @@ pub const MAX_PACKAGES: usize = 100_000;
 /// The largest dpkg `status` or apk `installed` database read.
 const MAX_DATABASE_BYTES: u64 = 64 << 20;
 
-/// What an image's package databases say is installed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageContents {
-    /// From `etc/os-release`, else `usr/lib/os-release`; `None` when neither exists.
-    pub os: Option<OsRelease>,
-    /// Installed packages, sorted by (manager name, name, architecture, version), duplicates
-    /// removed.
-    pub packages: Vec<OsPackage>,
-    /// Absolute in-image paths of the package databases that were read.
-    pub databases: Vec<String>,
-    /// Databases present but not readable by us, each as `"<path>: <why>"`.
-    pub unsupported: Vec<String>,
-}
-
-/// The identifying fields of `os-release(5)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OsRelease {
-    /// `ID`, e.g. `debian`; `linux` when unset, as os-release(5) specifies.
-    pub id: String,
-    /// `VERSION_ID`, e.g. `12`.
-    pub version_id: Option<String>,
-    /// `VERSION_CODENAME`, e.g. `bookworm`.
-    pub version_codename: Option<String>,
-    /// `PRETTY_NAME`, e.g. `Debian GNU/Linux 12 (bookworm)`.
-    pub pretty_name: Option<String>,
-}
-
-/// The package manager whose database listed a package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PackageManager {
-    /// Debian and derivatives (`var/lib/dpkg`).
-    Dpkg,
-    /// Alpine (`lib/apk/db/installed`).
-    Apk,
-    /// Fedora, RHEL and derivatives (`var/lib/rpm/rpmdb.sqlite`).
-    Rpm,
-}
-
-impl PackageManager {
-    /// The lowercase name, also the purl type: `dpkg`, `apk` or `rpm`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Dpkg => "dpkg",
-            Self::Apk => "apk",
-            Self::Rpm => "rpm",
-        }
-    }
-}
-
-/// One installed OS package.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OsPackage {
-    /// Which database listed it.
-    pub manager: PackageManager,
-    /// The package name.
-    pub name: String,
-    /// Exactly as the database has it (dpkg with epoch; rpm `[epoch:]version-release`).
-    pub version: String,
-    /// dpkg `Architecture`, apk `A:`, rpm `ARCH`.
-    pub architecture: Option<String>,
-    /// dpkg `Source` name, apk `o:` origin, rpm `SOURCERPM` name; `None` when absent.
-    pub source_name: Option<String>,
-    /// The version of dpkg `Source: name (version)`; `None` otherwise.
-    pub source_version: Option<String>,
-    /// Licenses as declared, deduplicated and sorted; empty when none declared.
-    pub licenses: Vec<String>,
-}
+// The types are the SBOM model's own (`airlock_attest::sbom`): what the runner reads is
+// what the controller's SBOM lists, with no second copy of the shapes to keep in step.
+// `OsRelease::id` is `linux` when the image's os-release has no `ID`, as os-release(5) says.
+pub use airlock_attest::sbom::{ImageContents, OsPackage, OsRelease, PackageManager};
 
 /// Why an image's package databases could not be read. Each names the in-image file.
 #[derive(Debug, thiserror::Error)]
