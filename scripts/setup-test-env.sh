@@ -22,6 +22,11 @@ requirements=(
   "PyJWT[crypto]>=2.8,<3"
   # selenium drives Debian's headless chromium (chromium-driver) in the web UI test (tests/web/browser.py).
   "selenium>=4.20,<5"
+  # The SBOM validators (tests/e2e/sbom.rs): spdx-tools' pyspdxtools for SPDX 2.3 and
+  # cyclonedx-python-lib's strict JSON validator for CycloneDX 1.6. checkov pins its own
+  # cyclonedx-python-lib, which is why it lives in .venv-deploy and not here.
+  "spdx-tools>=0.8.3,<0.9"
+  "cyclonedx-python-lib[json-validation]>=8,<12"
 )
 
 log() { printf 'setup-test-env: %s\n' "$*"; }
@@ -44,6 +49,9 @@ import securesystemslib.signer, securesystemslib.dsse, cryptography  # noqa: F40
 import in_toto_attestation.v1.statement  # noqa: F401
 import jwt  # noqa: F401
 import selenium.webdriver  # noqa: F401
+import spdx_tools.spdx.validation.document_validator  # noqa: F401
+import cyclonedx.validation.json  # noqa: F401
+import jsonschema, referencing  # noqa: F401  (the [json-validation] extra)
 major = int(md.version("securesystemslib").split(".")[0])
 raise SystemExit(0 if major == 1 else 1)
 PY
@@ -56,7 +64,8 @@ fi
 
 "${venv}/bin/python" - <<'PY'
 import importlib.metadata as md
-for name in ("securesystemslib", "cryptography", "in-toto-attestation", "PyJWT", "selenium"):
+for name in ("securesystemslib", "cryptography", "in-toto-attestation", "PyJWT", "selenium",
+             "spdx-tools", "cyclonedx-python-lib"):
     print(f"setup-test-env: {name} {md.version(name)}")
 PY
 

@@ -39,6 +39,7 @@ mod provenance_reproducible;
 mod push;
 mod rootless;
 mod sandbox_escape;
+mod sbom;
 mod secret_leak_scan;
 mod three_processes;
 mod tls_processes;
