@@ -49,16 +49,23 @@ fn third_party_verify_sbom(envelope: &Path, key: &Path, artifact: &Path) -> std:
 fn dpkg_query_of_base_image(scratch: &Path) -> BTreeSet<(String, String)> {
     let (layout, digest) = base_image();
     let manifest: Value = serde_json::from_slice(
-        &std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:")))
-            .unwrap(),
+        &std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
     )
     .unwrap();
     let admin = scratch.join("dpkg-admin");
     std::fs::create_dir_all(&admin).unwrap();
     for layer in manifest["layers"].as_array().unwrap() {
-        let blob = layout
-            .join("blobs/sha256")
-            .join(layer["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+        let blob = layout.join("blobs/sha256").join(
+            layer["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:"),
+        );
         let o = Command::new("tar")
             .arg("-xf")
             .arg(&blob)
@@ -67,14 +74,22 @@ fn dpkg_query_of_base_image(scratch: &Path) -> BTreeSet<(String, String)> {
             .args(["--strip-components=4", "./var/lib/dpkg/status"])
             .output()
             .unwrap();
-        assert!(o.status.success(), "tar: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "tar: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     let o = Command::new("dpkg-query")
         .arg(format!("--admindir={}", admin.display()))
         .args(["-W", "-f", "${db:Status-Status} ${Package} ${Version}\\n"])
         .output()
         .unwrap();
-    assert!(o.status.success(), "dpkg-query: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "dpkg-query: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout)
         .unwrap()
         .lines()
@@ -99,43 +114,85 @@ fn sboms_of_a_real_build_validate_list_every_image_package_and_verify() {
 
     // 1. The formats' own validators accept both documents.
     let o = pyspdxtools(&spdx_file);
-    assert_eq!(o.status.code(), Some(0), "pyspdxtools refused the SPDX document:\n{}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "pyspdxtools refused the SPDX document:\n{}",
+        text(&o)
+    );
     let o = cyclonedx_validate(&cdx_file);
-    assert_eq!(o.status.code(), Some(0), "cyclonedx-python-lib refused the BOM:\n{}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "cyclonedx-python-lib refused the BOM:\n{}",
+        text(&o)
+    );
     assert!(text(&o).contains("valid"));
 
     // 2. Every installed package of the image's dpkg status, with its exact version, is in
     //    both documents, with a Debian purl.
     let installed = dpkg_query_of_base_image(b.home.path());
     assert!(installed.len() > 50, "dpkg-query found only {installed:?}");
-    assert!(installed.iter().any(|(p, _)| p == "gcc-12"), "{installed:?}");
+    assert!(
+        installed.iter().any(|(p, _)| p == "gcc-12"),
+        "{installed:?}"
+    );
     let spdx: Value = serde_json::from_slice(&std::fs::read(&spdx_file).unwrap()).unwrap();
     let cdx: Value = serde_json::from_slice(&std::fs::read(&cdx_file).unwrap()).unwrap();
     let spdx_packages: BTreeSet<(String, String)> = spdx["packages"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| p["SPDXID"].as_str().unwrap().starts_with("SPDXRef-OsPackage-"))
-        .map(|p| (p["name"].as_str().unwrap().to_owned(), p["versionInfo"].as_str().unwrap().to_owned()))
+        .filter(|p| {
+            p["SPDXID"]
+                .as_str()
+                .unwrap()
+                .starts_with("SPDXRef-OsPackage-")
+        })
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["versionInfo"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert_eq!(spdx_packages, installed, "the SPDX document's OS packages are not dpkg's");
+    assert_eq!(
+        spdx_packages, installed,
+        "the SPDX document's OS packages are not dpkg's"
+    );
     let cdx_packages: BTreeSet<(String, String)> = cdx["components"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["purl"].as_str().is_some_and(|p| p.starts_with("pkg:deb/debian/")))
-        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["version"].as_str().unwrap().to_owned()))
+        .filter(|c| {
+            c["purl"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("pkg:deb/debian/"))
+        })
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["version"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert_eq!(cdx_packages, installed, "the CycloneDX BOM's OS packages are not dpkg's");
+    assert_eq!(
+        cdx_packages, installed,
+        "the CycloneDX BOM's OS packages are not dpkg's"
+    );
     let libc = spdx["packages"]
         .as_array()
         .unwrap()
         .iter()
         .find(|p| p["name"] == "libc6")
         .unwrap();
-    let purl = libc["externalRefs"][0]["referenceLocator"].as_str().unwrap();
+    let purl = libc["externalRefs"][0]["referenceLocator"]
+        .as_str()
+        .unwrap();
     assert!(
-        purl.starts_with("pkg:deb/debian/libc6@") && purl.contains("distro=debian-12") && purl.contains("upstream=glibc"),
+        purl.starts_with("pkg:deb/debian/libc6@")
+            && purl.contains("distro=debian-12")
+            && purl.contains("upstream=glibc"),
         "{purl}"
     );
 
@@ -145,19 +202,41 @@ fn sboms_of_a_real_build_validate_list_every_image_package_and_verify() {
     let cdx_text = std::fs::read_to_string(&cdx_file).unwrap();
     for doc in [&spdx_text, &cdx_text] {
         assert!(doc.contains(&artifact_sha), "output digest missing");
-        assert!(doc.contains(image_digest.trim_start_matches("sha256:")), "image digest missing");
+        assert!(
+            doc.contains(image_digest.trim_start_matches("sha256:")),
+            "image digest missing"
+        );
     }
-    let output = spdx["packages"].as_array().unwrap().iter().find(|p| p["name"] == "hello").unwrap();
-    assert_eq!(output["checksums"][0]["checksumValue"], artifact_sha.as_str());
+    let output = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "hello")
+        .unwrap();
+    assert_eq!(
+        output["checksums"][0]["checksumValue"],
+        artifact_sha.as_str()
+    );
 
     // 4. The signed statement: securesystemslib verifies it with the provenance key, its
     //    predicate is the SPDX document, and its subjects are the provenance's.
     let o = third_party_verify_sbom(&envelope_file, &b.public_key, &b.artifact);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("securesystemslib verified"), "{}", text(&o));
-    assert!(text(&o).contains("spdx-tools the SPDX 2.3 predicate"), "{}", text(&o));
+    assert!(
+        text(&o).contains("securesystemslib verified"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("spdx-tools the SPDX 2.3 predicate"),
+        "{}",
+        text(&o)
+    );
     let sbom_statement = statement_json(&read_envelope(&envelope_file));
-    assert_eq!(sbom_statement["predicateType"], "https://spdx.dev/Document/v2.3");
+    assert_eq!(
+        sbom_statement["predicateType"],
+        "https://spdx.dev/Document/v2.3"
+    );
     assert_eq!(sbom_statement["predicate"], spdx);
     let provenance = statement_json(&read_envelope(&b.envelope));
     assert_eq!(sbom_statement["subject"], provenance["subject"]);
@@ -167,7 +246,10 @@ fn sboms_of_a_real_build_validate_list_every_image_package_and_verify() {
         &read_envelope(&envelope_file),
         serde_json::to_string(&{
             let mut s = sbom_statement.clone();
-            s["predicate"]["packages"].as_array_mut().unwrap().retain(|p| p["name"] != "libc6");
+            s["predicate"]["packages"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|p| p["name"] != "libc6");
             s
         })
         .unwrap()
@@ -176,17 +258,30 @@ fn sboms_of_a_real_build_validate_list_every_image_package_and_verify() {
     let tampered_file = b.home.path().join("tampered.sbom.intoto.jsonl");
     std::fs::write(&tampered_file, tampered.to_json_line().unwrap()).unwrap();
     let o = third_party_verify_sbom(&tampered_file, &b.public_key, &b.artifact);
-    assert_eq!(o.status.code(), Some(1), "a tampered SBOM statement verified:\n{}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a tampered SBOM statement verified:\n{}",
+        text(&o)
+    );
     assert!(text(&o).contains("does not verify"), "{}", text(&o));
 
     let mut broken = spdx.clone();
     broken["packages"][0]["checksums"][0]["checksumValue"] = "not-hex".into();
     let broken_file = b.home.path().join("broken.spdx.json");
     std::fs::write(&broken_file, serde_json::to_vec(&broken).unwrap()).unwrap();
-    assert_ne!(pyspdxtools(&broken_file).status.code(), Some(0), "pyspdxtools accepted a bad checksum");
+    assert_ne!(
+        pyspdxtools(&broken_file).status.code(),
+        Some(0),
+        "pyspdxtools accepted a bad checksum"
+    );
     let mut broken = cdx.clone();
     broken["components"][0]["hashes"][0]["alg"] = "SHA-257".into();
     let broken_file = b.home.path().join("broken.cdx.json");
     std::fs::write(&broken_file, serde_json::to_vec(&broken).unwrap()).unwrap();
-    assert_eq!(cyclonedx_validate(&broken_file).status.code(), Some(1), "the strict validator accepted a bad hash alg");
+    assert_eq!(
+        cyclonedx_validate(&broken_file).status.code(),
+        Some(1),
+        "the strict validator accepted a bad hash alg"
+    );
 }

@@ -417,5 +417,6 @@ pub fn complete_request(
         dependencies: Vec::new(),
         restored_caches: Vec::new(),
         saved_caches: Vec::new(),
+        ..Default::default()
     }
 }

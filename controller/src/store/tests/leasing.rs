@@ -66,9 +66,19 @@ async fn lease_respects_labels_and_order_and_fences(store: Store) {
         log_sha256: None,
         builder_id: None,
         provenance: None,
+        // As for a job its vulnerability gate failed: an SBOM and no provenance.
+        sbom: Some(crate::store::StoredSbom {
+            spdx_json: "{\"spdxVersion\":\"SPDX-2.3\"}".into(),
+            cyclonedx_json: "{\"specVersion\":\"1.6\"}".into(),
+            envelope_json: "{\"payload\":\"\"}\n".into(),
+            keyid: "k".into(),
+            public_key_pem: "pem".into(),
+        }),
         retryable: false,
     };
+    assert_eq!(store.sbom(job.id).await.unwrap(), None);
     store.complete(job.id, token, &done, &RETRY).await.unwrap();
+    assert_eq!(store.sbom(job.id).await.unwrap(), done.sbom);
     let again = store
         .complete(job.id, token, &done, &RETRY)
         .await

@@ -160,6 +160,7 @@ pub(super) fn infra(now: i64) -> Completion {
         log_sha256: None,
         builder_id: None,
         provenance: None,
+        sbom: None,
         retryable: true,
     }
 }
@@ -183,7 +184,7 @@ async fn migrations_are_idempotent_and_wal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state/airlock.db");
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 5);
+    assert_eq!(store.schema_version().await.unwrap(), 6);
     let row = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&sqlite_pool(&store))
         .await
@@ -191,7 +192,7 @@ async fn migrations_are_idempotent_and_wal() {
     assert_eq!(row.try_get::<String, _>(0).unwrap(), "wal");
     store.close().await;
     let again = Store::open(&path).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 5);
+    assert_eq!(again.schema_version().await.unwrap(), 6);
     sqlx::query("PRAGMA user_version = 99")
         .execute(&sqlite_pool(&again))
         .await
