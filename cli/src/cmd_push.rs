@@ -156,7 +156,8 @@ fn image_name(layout: &Path) -> Result<String, Failure> {
 }
 
 /// The one `*.intoto.jsonl` in the layout directory's parent, where a job writes its outputs'
-/// provenance next to them.
+/// provenance next to them; the job's SBOM statement beside it (`*.sbom.intoto.jsonl`) is
+/// not provenance and never the default.
 fn default_provenance(layout: &Path) -> Result<PathBuf, Failure> {
     let dir =
         std::fs::canonicalize(layout).map_err(|e| usage(format!("{}: {e}", layout.display())))?;
@@ -176,7 +177,9 @@ fn default_provenance(layout: &Path) -> Result<PathBuf, Failure> {
             && path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(".intoto.jsonl"))
+                .is_some_and(|n| {
+                    n.ends_with(".intoto.jsonl") && !n.ends_with(airlock_job::SBOM_STATEMENT_SUFFIX)
+                })
         {
             found.push(path);
         }

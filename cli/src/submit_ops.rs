@@ -336,7 +336,7 @@ async fn write_sbom(
     let files = SbomFiles {
         spdx: out_dir.join(format!("{job_name}.spdx.json")),
         cyclonedx: out_dir.join(format!("{job_name}.cdx.json")),
-        envelope: out_dir.join(format!("{job_name}.sbom.intoto.jsonl")),
+        envelope: out_dir.join(format!("{job_name}{}", airlock_job::SBOM_STATEMENT_SUFFIX)),
     };
     let mut line = docs.sbom_envelope_json.trim_end().to_string();
     line.push('\n');

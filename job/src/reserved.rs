@@ -14,6 +14,10 @@ pub fn is_reserved_component(component: &str) -> bool {
         .any(|suffix| component.ends_with(suffix) || component.contains(".airlock-partial"))
 }
 
+/// Suffix of the signed SBOM statement airlock writes beside a job's provenance
+/// (`<job>.sbom.intoto.jsonl`, reserved through `.intoto.jsonl`).
+pub const SBOM_STATEMENT_SUFFIX: &str = ".sbom.intoto.jsonl";
+
 /// The SBOM documents of job `job` beside its outputs (`<job>.spdx.json`, `<job>.cdx.json`;
 /// the signed statement, `<job>.sbom.intoto.jsonl`, is covered by the reserved suffixes).
 /// Only these exact names are the job's: a build may ship SBOMs of its own under other names.
