@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::ecosystem::Family;
 use super::error::OsvError;
@@ -213,6 +213,6 @@ fn store(record: OsvRecord, path: &Path) -> Result<StoredRecord, OsvError> {
 
 /// Where the shipped test records are.
 #[cfg(test)]
-pub(super) fn fixtures() -> PathBuf {
+pub(super) fn fixtures() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/osv")
 }

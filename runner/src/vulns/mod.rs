@@ -7,6 +7,11 @@
 //! at or above a threshold. Supported: Debian and Ubuntu (dpkg order, source
 //! packages), Alpine (apk order), crates.io and npm (SemVer), PyPI (PEP 440); see
 //! `query.rs` for the purl mapping and `range.rs` for range evaluation.
+//!
+//! Not supported: other ecosystems (`rpm`, Go, Maven, Ubuntu Pro, ...: loaded, never
+//! matched), `GIT` ranges (only a record's `versions` list can match then), CVSS v2
+//! vectors (the v3/v4 vectors or labels beside them count), files holding an array of
+//! records, and event keys beyond the four the schema defines (a load error).
 
 mod database;
 mod ecosystem;
