@@ -16,3 +16,4 @@ pub mod sandbox;
 pub mod services;
 pub mod state;
 pub mod tree;
+pub mod vulns;
