@@ -174,12 +174,9 @@ fn default_provenance(layout: &Path) -> Result<PathBuf, Failure> {
         let entry = entry.map_err(|e| usage(format!("{}: {e}", parent.display())))?;
         let path = entry.path();
         if path.is_file()
-            && path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| {
-                    n.ends_with(".intoto.jsonl") && !n.ends_with(airlock_job::SBOM_STATEMENT_SUFFIX)
-                })
+            && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.ends_with(".intoto.jsonl") && !n.ends_with(airlock_job::SBOM_STATEMENT_SUFFIX)
+            })
         {
             found.push(path);
         }

@@ -16,6 +16,7 @@ use clap::Args;
 use crate::exit::{Exit, Failure, OrExit, infra, usage};
 use crate::home::airlock_home;
 use crate::image_trust::ImageTrustArgs;
+use crate::osv_db::OsvDbArgs;
 use crate::submit_ops::{self, EventPrinter};
 
 /// Flags of `run`.
@@ -49,6 +50,8 @@ pub struct RunArgs {
     profiles_dir: Option<PathBuf>,
     #[command(flatten)]
     image_trust: ImageTrustArgs,
+    #[command(flatten)]
+    osv: OsvDbArgs,
 }
 
 fn random_token() -> Result<String, Failure> {
@@ -105,6 +108,7 @@ async fn run_in(
         airlock_runner::fetch::deps::Mirrors::parse(args.mirror.iter().map(String::as_str))
             .map_err(usage)?;
     let image_trust = args.image_trust.load()?;
+    let osv = args.osv.load()?;
     if let Some(dir) = &args.profiles_dir {
         airlock_runner::profile::Profiles::from_dir(dir)
             .map_err(|e| usage(format!("--profiles-dir {}: {e}", dir.display())))?;
@@ -153,6 +157,7 @@ async fn run_in(
     runner_cfg.mirrors = mirrors;
     runner_cfg.profiles_dir = args.profiles_dir.clone();
     runner_cfg.image_trust = image_trust;
+    runner_cfg.osv = osv;
     if let ImageRef::OciLayout { dir, .. } = &spec.image.reference {
         // The local user named this layout in their own job file.
         runner_cfg.allowed_layout_roots.push(PathBuf::from(dir));

@@ -9,6 +9,7 @@ use clap::Args;
 
 use crate::exit::{Exit, Failure, OrExit, usage};
 use crate::image_trust::ImageTrustArgs;
+use crate::osv_db::OsvDbArgs;
 
 /// Flags of `runner`.
 #[derive(Debug, Args)]
@@ -120,6 +121,8 @@ pub struct RunnerArgs {
     profiles_dir: Option<PathBuf>,
     #[command(flatten)]
     image_trust: ImageTrustArgs,
+    #[command(flatten)]
+    osv: OsvDbArgs,
 }
 
 /// Runs `runner`.
@@ -137,6 +140,7 @@ pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
         )));
     }
     let image_trust = args.image_trust.load()?;
+    let osv = args.osv.load()?;
     let exe = std::env::current_exe().infra()?;
     let mut cfg = RunnerConfig::new(args.controller, Secret::new(secret), args.state_dir, exe);
     cfg.tls = airlock_proto::tls::ClientTlsOptions {
@@ -162,6 +166,7 @@ pub async fn run(args: RunnerArgs) -> Result<Exit, Failure> {
     cfg.id_lock_dir = args.id_lock_dir;
     cfg.profiles_dir = args.profiles_dir;
     cfg.image_trust = image_trust;
+    cfg.osv = osv;
     let runner = Runner::connect(cfg, Duration::from_secs(60))
         .await
         .infra()?;

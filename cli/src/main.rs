@@ -18,6 +18,7 @@ mod cmd_verify;
 mod exit;
 mod home;
 mod image_trust;
+mod osv_db;
 mod pinning;
 mod submit_ops;
 

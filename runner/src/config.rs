@@ -79,6 +79,9 @@ pub struct RunnerConfig {
     /// The keys (and builder id) whose attestations vouch for a job's image under a profile
     /// with `[image_check] require_attestation = true` (`--image-key`, `--image-builder-id`).
     pub image_trust: crate::fetch::image::check::ImageTrust,
+    /// The offline OSV database (`--osv-db`) that profiles with `[sbom] deny_vulnerable`
+    /// check builds against; loaded once, shared by every job.
+    pub osv: Option<std::sync::Arc<crate::vulns::OsvDatabase>>,
     /// Take one job, then exit.
     pub ephemeral: bool,
     /// How many jobs run at once (each in its own id range; at most `id_slots`).
@@ -114,6 +117,7 @@ impl RunnerConfig {
             allow_file_git: false,
             mirrors: crate::fetch::deps::Mirrors::default(),
             image_trust: crate::fetch::image::check::ImageTrust::default(),
+            osv: None,
             ephemeral: false,
             max_jobs: 1,
             poll_wait: Duration::from_secs(20),

@@ -115,6 +115,32 @@ pub struct ImageCheckPolicy {
     pub require_attestation: bool,
 }
 
+/// `[sbom]` of a profile: the vulnerability gate (docs/sbom.md). Absent means no gate; the
+/// SBOM is made either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomPolicy {
+    /// Fail a build whose packages have a known vulnerability at or above this severity
+    /// (`LOW`, `MEDIUM`, `HIGH`, `CRITICAL`), found in the runner's `--osv-db`.
+    #[serde(default, deserialize_with = "gate_severity")]
+    pub deny_vulnerable: Option<crate::vulns::Severity>,
+    /// Whether advisories that give no severity at all count for the gate too.
+    #[serde(default)]
+    pub deny_unrated: bool,
+}
+
+fn gate_severity<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::vulns::Severity>, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.parse::<crate::vulns::Severity>() {
+        Ok(crate::vulns::Severity::Unknown) | Err(_) => Err(serde::de::Error::custom(format!(
+            "deny_vulnerable = {text:?}: use LOW, MEDIUM, HIGH or CRITICAL"
+        ))),
+        Ok(severity) => Ok(Some(severity)),
+    }
+}
+
 /// A profile file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,6 +156,8 @@ struct RawProfile {
     images: ImagePolicy,
     #[serde(default)]
     image_check: ImageCheckPolicy,
+    #[serde(default)]
+    sbom: SbomPolicy,
 }
 
 /// A loaded, checked sandbox profile.
@@ -153,6 +181,8 @@ pub struct Profile {
     pub images: ImagePolicy,
     /// What the job's image must carry.
     pub image_check: ImageCheckPolicy,
+    /// The vulnerability gate.
+    pub sbom: SbomPolicy,
 }
 
 impl Profile {
@@ -340,6 +370,7 @@ fn parse(
         ceilings: raw.ceilings,
         images: raw.images,
         image_check: raw.image_check,
+        sbom: raw.sbom,
     })
 }
 
@@ -518,5 +549,17 @@ paths = ["x"]
         assert_ne!(without, good);
         let p = parse("untrusted-pr.toml", &without, &seccomp).expect("no table");
         assert!(!p.image_check.require_attestation);
+        assert_eq!(p.sbom, SbomPolicy::default(), "no [sbom]: no gate");
+
+        // The vulnerability gate: a severity by name; anything else is refused.
+        let gated = format!("{good}\n[sbom]\ndeny_vulnerable = \"high\"\ndeny_unrated = true\n");
+        let p = parse("untrusted-pr.toml", &gated, &seccomp).expect("gate");
+        assert_eq!(p.sbom.deny_vulnerable, Some(crate::vulns::Severity::High));
+        assert!(p.sbom.deny_unrated);
+        for bad in ["\"SEVERE\"", "\"UNKNOWN\"", "3", "\"HIGH\"\nextra = 1"] {
+            let text = format!("{good}\n[sbom]\ndeny_vulnerable = {bad}\n");
+            let err = parse("untrusted-pr.toml", &text, &seccomp).unwrap_err();
+            assert!(!err.to_string().is_empty(), "{bad}");
+        }
     }
 }

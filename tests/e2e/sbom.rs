@@ -285,3 +285,168 @@ fn sboms_of_a_real_build_validate_list_every_image_package_and_verify() {
         "the strict validator accepted a bad hash alg"
     );
 }
+
+/// A copy of the built-in profiles whose `trusted` profile gates at `threshold`.
+fn gated_profiles(root: &Path, threshold: &str) -> std::path::PathBuf {
+    let dir = root.join(format!("profiles-{threshold}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(repo().join("sandbox-profiles")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let trusted = dir.join("trusted.toml");
+    let mut text = std::fs::read_to_string(&trusted).unwrap();
+    text.push_str(&format!("\n[sbom]\ndeny_vulnerable = \"{threshold}\"\n"));
+    std::fs::write(trusted, text).unwrap();
+    dir
+}
+
+/// An OSV database with a HIGH advisory (CVSS 7.5) for the image's glibc and a MEDIUM one
+/// (an unrated record's database severity) for its gcc-12, in osv.dev's Debian shapes.
+fn osv_db(root: &Path) -> std::path::PathBuf {
+    let dir = root.join("osv/Debian");
+    std::fs::create_dir_all(&dir).unwrap();
+    let record = |id: &str, source: &str, severity: Value| {
+        serde_json::json!({
+            "schema_version": "1.6.0",
+            "id": id,
+            "modified": "2026-11-01T00:00:00Z",
+            "aliases": [id.trim_start_matches("DEBIAN-")],
+            "summary": format!("a test advisory for {source}"),
+            "severity": severity,
+            "affected": [{
+                "package": {"ecosystem": "Debian:12", "name": source},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "99.0-1"}]}],
+            }],
+        })
+    };
+    let high = record(
+        "DEBIAN-CVE-2026-0001",
+        "glibc",
+        serde_json::json!([{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}]),
+    );
+    let mut medium = record("DEBIAN-CVE-2026-0002", "gcc-12", serde_json::json!([]));
+    medium["database_specific"] = serde_json::json!({"severity": "MEDIUM"});
+    // Not affected: fixed before the image's version.
+    let mut fixed = record("DEBIAN-CVE-2020-0003", "glibc", serde_json::json!([]));
+    fixed["affected"][0]["ranges"][0]["events"][1] = serde_json::json!({"fixed": "2.0-1"});
+    for (name, r) in [("high", high), ("medium", medium), ("fixed", fixed)] {
+        std::fs::write(
+            dir.join(format!("{name}.json")),
+            serde_json::to_vec(&r).unwrap(),
+        )
+        .unwrap();
+    }
+    root.join("osv")
+}
+
+#[test]
+#[ignore = "needs root, the base image and the venv: run scripts/test.sh"]
+fn the_vulnerability_gate_fails_the_build_and_keeps_its_signed_sbom() {
+    let home = scratch();
+    let job = pinned_hello(home.path());
+    let db = osv_db(home.path());
+    let db_flag = ["--osv-db".to_owned(), db.display().to_string()];
+
+    // 1. HIGH gate: the build fails after its steps, naming the finding; only the SBOM
+    //    files are written, signed, with both findings in the BOM; no provenance.
+    let out = home.path().join("out-high");
+    let profiles = gated_profiles(home.path(), "HIGH");
+    let mut flags = vec!["--profiles-dir".to_owned(), profiles.display().to_string()];
+    flags.extend(db_flag.clone());
+    let o = airlock_run_with(&job, home.path(), &out, &flags);
+    assert_eq!(o.status.code(), Some(1), "the gate did not fail the build");
+    let log = text(&o);
+    // One advisory of the glibc source package, in each of its binary packages.
+    assert!(log.contains("vulnerability gate of profile `trusted` (HIGH): 1 advisory in 4 packages: DEBIAN-CVE-2026-0001 (HIGH 7.5) in pkg:deb/debian/libc-bin@"), "{log}");
+    assert!(log.contains("pkg:deb/debian/libc6@"), "{log}");
+    assert!(
+        !log.contains("DEBIAN-CVE-2020-0003"),
+        "a fixed advisory was reported:\n{log}"
+    );
+    assert!(log.contains("fixed in 99.0-1"), "{log}");
+    assert!(log.contains("OSV database: 3 records"), "{log}");
+    assert!(
+        !out.join("hello.intoto.jsonl").exists(),
+        "a gated build got provenance"
+    );
+    assert!(
+        !out.join("hello").exists(),
+        "a gated build's output was handed out"
+    );
+    let cdx: Value =
+        serde_json::from_slice(&std::fs::read(out.join("hello.cdx.json")).unwrap()).unwrap();
+    // Every finding is in the BOM, the MEDIUM ones below the gate too (one per binary
+    // package of glibc and gcc-12).
+    let ids: BTreeSet<&str> = cdx["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from(["DEBIAN-CVE-2026-0001", "DEBIAN-CVE-2026-0002"])
+    );
+    let o = cyclonedx_validate(&out.join("hello.cdx.json"));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = pyspdxtools(&out.join("hello.spdx.json"));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let key = home.path().join("keys/local-provenance.pub");
+    let mut c = Command::new(venv_python());
+    c.arg(repo().join("tests/interop/verify_dsse.py"))
+        .arg(out.join("hello.sbom.intoto.jsonl"))
+        .arg(&key)
+        .arg("--sbom");
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // 2. CRITICAL gate: the same findings pass, and the BOM still lists them.
+    let out = home.path().join("out-critical");
+    let profiles = gated_profiles(home.path(), "CRITICAL");
+    let mut flags = vec!["--profiles-dir".to_owned(), profiles.display().to_string()];
+    flags.extend(db_flag.clone());
+    let o = airlock_run_with(&job, home.path(), &out, &flags);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.join("hello.intoto.jsonl").exists());
+    let cdx: Value =
+        serde_json::from_slice(&std::fs::read(out.join("hello.cdx.json")).unwrap()).unwrap();
+    assert!(
+        cdx["vulnerabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["id"] == "DEBIAN-CVE-2026-0001")
+    );
+
+    // 3. A gate on a runner without a database fails closed, before any step.
+    let out = home.path().join("out-no-db");
+    let profiles = gated_profiles(home.path(), "LOW");
+    let o = airlock_run_with(
+        &job,
+        home.path(),
+        &out,
+        &["--profiles-dir".to_owned(), profiles.display().to_string()],
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o).contains("has no OSV database: start it with --osv-db DIR"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !text(&o).contains("step 1"),
+        "a step ran without its gate:\n{}",
+        text(&o)
+    );
+
+    // 4. A database record that does not parse stops the run, naming the file.
+    std::fs::write(
+        db.join("Debian/broken.json"),
+        br#"{"id": "X", "affected": 7}"#,
+    )
+    .unwrap();
+    let o = airlock_run_with(&job, home.path(), &home.path().join("out-broken"), &db_flag);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("broken.json"), "{}", text(&o));
+}

@@ -42,9 +42,7 @@ fn text(field: &str, value: &str) -> Result<String, String> {
 }
 
 fn optional(field: &str, value: &str) -> Result<Option<String>, String> {
-    Ok((!value.is_empty())
-        .then(|| text(field, value))
-        .transpose()?)
+    (!value.is_empty()).then(|| text(field, value)).transpose()
 }
 
 fn required(field: &str, value: &str) -> Result<String, String> {

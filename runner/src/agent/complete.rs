@@ -62,7 +62,7 @@ impl Runner {
                 info!(state = resp.into_inner().state, "completed");
                 JobEnd::Succeeded {
                     outputs: vec![],
-                    image: ResolvedInputs {
+                    image: Box::new(ResolvedInputs {
                         manifest: Sha256Digest::of(b""),
                         layers: Vec::new(),
                         dependencies: Vec::new(),
@@ -71,7 +71,7 @@ impl Runner {
                         image_contents: Default::default(),
                         vulnerabilities: Vec::new(),
                         gate_failure: None,
-                    },
+                    }),
                 }
             }
             Err(status) => {

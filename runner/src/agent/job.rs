@@ -25,7 +25,8 @@ pub(super) const HANDED_BACK: &str = "interrupted: the runner was stopped (secon
 pub(super) enum JobEnd {
     Succeeded {
         outputs: Vec<CollectedOutput>,
-        image: ResolvedInputs,
+        // Boxed: what a success resolved is large next to the other variants.
+        image: Box<ResolvedInputs>,
     },
     Failed {
         message: String,
@@ -155,7 +156,7 @@ impl Runner {
                                 Some(why) => (Outcome::Failed, why.clone()),
                                 None => (Outcome::Succeeded, String::new()),
                             };
-                            self.complete(&lease, outcome, message, 0, files, Some(image))
+                            self.complete(&lease, outcome, message, 0, files, Some(*image))
                                 .await
                         }
                         Err(msg) => JobEnd::Infra(msg),
@@ -321,6 +322,10 @@ impl Runner {
         let host_uid = id_map.host_base.saturating_add(crate::sandbox::STEP_UID);
         let host_gid = id_map.host_base.saturating_add(crate::sandbox::STEP_GID);
 
+        if let Err(message) = self.gate_is_checkable(profile) {
+            return JobEnd::Infra(message);
+        }
+
         // Phase 1: prepare the workspace and inputs, outside the sandbox. The prepared job
         // holds the rootfs pin until this job's last step has ended.
         info!("phase: preparing");
@@ -395,9 +400,26 @@ impl Runner {
             .collect_outputs(events, spec, profile, id_map, &prepared)
             .await;
 
-        // Phase 4: save the caches this job may save, after a success only.
+        // Phase 3b: the packages' known vulnerabilities, and the profile's gate.
+        let end = match end {
+            JobEnd::Succeeded { outputs, mut image } => {
+                match self
+                    .check_vulnerabilities(events, profile, &prepared, &mut image)
+                    .await
+                {
+                    Ok(()) => JobEnd::Succeeded { outputs, image },
+                    Err(message) => JobEnd::Infra(message),
+                }
+            }
+            other => other,
+        };
+
+        // Phase 4: save the caches this job may save, after a success only (a build the
+        // vulnerability gate refused is no success).
         match end {
-            JobEnd::Succeeded { outputs, mut image } if !prepared.caches.caches.is_empty() => {
+            JobEnd::Succeeded { outputs, mut image }
+                if !prepared.caches.caches.is_empty() && image.gate_failure.is_none() =>
+            {
                 info!("phase: saving caches");
                 // Rootless: take the cache directories back so that the runner reads them all.
                 let mut trees = vec![prepared.work.clone()];

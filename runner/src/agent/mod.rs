@@ -13,6 +13,7 @@ mod prepare;
 mod retry;
 mod steps;
 mod upload;
+mod vulns;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

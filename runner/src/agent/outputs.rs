@@ -96,7 +96,7 @@ impl Runner {
                 }
                 JobEnd::Succeeded {
                     outputs,
-                    image: ResolvedInputs {
+                    image: Box::new(ResolvedInputs {
                         manifest: image.manifest_digest,
                         layers: image.layers.clone(),
                         dependencies: prepared
@@ -109,7 +109,7 @@ impl Runner {
                         image_contents: image_contents_proto(&prepared.image_contents),
                         vulnerabilities: Vec::new(),
                         gate_failure: None,
-                    },
+                    }),
                 }
             }
             Ok(Err(e)) if e.is_build_failure() => JobEnd::Failed {

@@ -53,9 +53,17 @@ pub struct Finding {
 }
 
 /// An in-memory OSV database, indexed by (ecosystem, package name).
-#[derive(Debug)]
 pub struct OsvDatabase {
     loaded: database::Loaded,
+}
+
+// Tens of thousands of records: `Debug` (of a runner's config, say) shows the count only.
+impl std::fmt::Debug for OsvDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OsvDatabase")
+            .field("records", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl OsvDatabase {
