@@ -140,6 +140,24 @@ async fn pages_need_a_login_and_show_a_job_escaped() {
         (r.status, r.body.as_str()),
         (200, docs.bundle_json.as_str())
     );
+    for (file, body, name) in [
+        ("sbom.spdx.json", &docs.spdx_json, "hello.spdx.json"),
+        ("sbom.cdx.json", &docs.cyclonedx_json, "hello.cdx.json"),
+        (
+            "sbom.intoto.jsonl",
+            &docs.sbom_envelope_json,
+            "hello.sbom.intoto.jsonl",
+        ),
+    ] {
+        let r = get(&tc, &format!("{page}/{file}"), Some(&cookie)).await;
+        assert!(!body.is_empty(), "{file}");
+        assert_eq!((r.status, r.body.as_str()), (200, body.as_str()), "{file}");
+        assert!(
+            r.header("content-disposition").unwrap().contains(name),
+            "{file}"
+        );
+    }
+    assert!(page_links_sboms(&tc, &page, &cookie).await);
 
     // The live tail's JSON carries the raw text: the script sets it as text.
     let r = get(&tc, &format!("{page}/events?after=0"), Some(&cookie)).await;
@@ -316,4 +334,12 @@ async fn anonymous_read_shows_pages_and_a_dropped_client_is_logged_out() {
     let admin = login(&tc, API_TOKEN, "/").await.cookie();
     assert_eq!(get(&tc, &page, Some(&admin)).await.status, 200);
     tc.stop().await;
+}
+
+/// Whether the job page links the three SBOM downloads.
+async fn page_links_sboms(tc: &TestController, page: &str, cookie: &str) -> bool {
+    let r = get(tc, page, Some(cookie)).await;
+    ["/sbom.spdx.json", "/sbom.cdx.json", "/sbom.intoto.jsonl"]
+        .iter()
+        .all(|l| r.body.contains(&format!("{page}{l}")))
 }

@@ -155,6 +155,36 @@ fn lockfile_packages_are_vendored_read_only_and_recorded_as_purls() {
         );
     }
 
+    // The SBOM lists the same lockfile packages, with the lockfile's digests, and both
+    // formats' validators accept it (the mirror's loopback URL is no SPDX download location:
+    // NOASSERTION, with the URL in sourceInfo).
+    let spdx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("deps-listing.spdx.json")).unwrap())
+            .unwrap();
+    for (name, version, checksum) in &locked {
+        let purl = format!("pkg:cargo/{name}@{version}");
+        let p = spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["externalRefs"][0]["referenceLocator"] == purl.as_str())
+            .unwrap_or_else(|| panic!("{purl} missing from the SBOM"));
+        assert_eq!(
+            p["checksums"][0]["checksumValue"],
+            checksum.as_str(),
+            "{purl}"
+        );
+        assert_eq!(p["downloadLocation"], "NOASSERTION", "{purl}");
+    }
+    let pyspdxtools = venv_python().with_file_name("pyspdxtools");
+    let mut c = std::process::Command::new(pyspdxtools);
+    c.arg("-i").arg(out.join("deps-listing.spdx.json"));
+    assert_eq!(
+        run(c).status.code(),
+        Some(0),
+        "pyspdxtools refused the SBOM of a [[deps]] job"
+    );
+
     // A second job on the same runner cache: every crate is a verified cache hit, even
     // with a mirror that now serves only tampered bytes.
     let downloads_before = mirror.requests().len();

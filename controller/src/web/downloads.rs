@@ -1,6 +1,8 @@
-//! A succeeded job's provenance as files: `/jobs/{id}/provenance.intoto.jsonl` (the DSSE
-//! envelope, one JSON line) and `/jobs/{id}/provenance.sigstore.json` (the Sigstore bundle),
-//! the same bytes `airlock fetch` writes. Readable like the job page.
+//! A succeeded job's provenance and SBOMs as files: `/jobs/{id}/provenance.intoto.jsonl` (the
+//! DSSE envelope, one JSON line), `/jobs/{id}/provenance.sigstore.json` (the Sigstore bundle),
+//! `/jobs/{id}/sbom.spdx.json`, `/jobs/{id}/sbom.cdx.json` and `/jobs/{id}/sbom.intoto.jsonl`
+//! (the signed SBOM statement), the same bytes `airlock fetch` writes. Readable like the job
+//! page.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
@@ -14,6 +16,9 @@ use crate::web::{Shared, params};
 enum Document {
     Envelope,
     Bundle,
+    Spdx,
+    CycloneDx,
+    SbomEnvelope,
 }
 
 /// `GET /jobs/{id}/provenance.intoto.jsonl`.
@@ -32,6 +37,33 @@ pub(crate) async fn bundle(
     Path(raw): Path<String>,
 ) -> Result<Response, WebError> {
     download(&web, &headers, &raw, Document::Bundle).await
+}
+
+/// `GET /jobs/{id}/sbom.spdx.json`.
+pub(crate) async fn spdx(
+    State(web): State<Shared>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, WebError> {
+    download(&web, &headers, &raw, Document::Spdx).await
+}
+
+/// `GET /jobs/{id}/sbom.cdx.json`.
+pub(crate) async fn cyclonedx(
+    State(web): State<Shared>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, WebError> {
+    download(&web, &headers, &raw, Document::CycloneDx).await
+}
+
+/// `GET /jobs/{id}/sbom.intoto.jsonl`.
+pub(crate) async fn sbom_envelope(
+    State(web): State<Shared>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, WebError> {
+    download(&web, &headers, &raw, Document::SbomEnvelope).await
 }
 
 async fn download(
@@ -55,7 +87,26 @@ async fn download(
             "application/json",
             format!("{name}.sigstore.json"),
         ),
+        Document::Spdx => (
+            docs.spdx_json,
+            "application/spdx+json",
+            format!("{name}.spdx.json"),
+        ),
+        Document::CycloneDx => (
+            docs.cyclonedx_json,
+            "application/vnd.cyclonedx+json",
+            format!("{name}.cdx.json"),
+        ),
+        Document::SbomEnvelope => (
+            docs.sbom_envelope_json,
+            "application/jsonl",
+            format!("{name}.sbom.intoto.jsonl"),
+        ),
     };
+    // A job that succeeded before SBOMs existed, or a gated job's provenance.
+    if body.is_empty() {
+        return Err(WebError::NotFound(format!("job {id} has no such document")));
+    }
     Ok((
         [
             (header::CONTENT_TYPE, content_type.to_owned()),

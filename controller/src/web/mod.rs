@@ -104,6 +104,12 @@ pub fn routes(parts: WebParts) -> Router {
             "/jobs/{id}/provenance.sigstore.json",
             get(downloads::bundle),
         )
+        .route("/jobs/{id}/sbom.spdx.json", get(downloads::spdx))
+        .route("/jobs/{id}/sbom.cdx.json", get(downloads::cyclonedx))
+        .route(
+            "/jobs/{id}/sbom.intoto.jsonl",
+            get(downloads::sbom_envelope),
+        )
         .route("/jobs/{id}/cancel", post(actions::cancel))
         .route("/login", get(pages::login::page).post(actions::login))
         .route("/logout", post(actions::logout))

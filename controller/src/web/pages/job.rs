@@ -219,6 +219,15 @@ fn provenance_section(job_id: &str, provenance: &Result<ProvenanceView, String>)
             a #download-sigstore href={ "/jobs/" (job_id) "/provenance.sigstore.json" } { "provenance.sigstore.json" }
             " (Sigstore bundle). Check them with " code { "airlock verify" } "."
         }
+        p {
+            "SBOM: "
+            a #download-spdx href={ "/jobs/" (job_id) "/sbom.spdx.json" } { "sbom.spdx.json" }
+            " (SPDX 2.3) · "
+            a #download-cdx href={ "/jobs/" (job_id) "/sbom.cdx.json" } { "sbom.cdx.json" }
+            " (CycloneDX 1.6) · "
+            a #download-sbom-intoto href={ "/jobs/" (job_id) "/sbom.intoto.jsonl" } { "sbom.intoto.jsonl" }
+            " (signed statement)."
+        }
         @match provenance {
             Ok(view) => {
                 dl.facts {
