@@ -198,12 +198,18 @@ fn no_secret_reaches_a_log_an_output_list_or_provenance() {
     for entry in std::fs::read_dir(&out).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.ends_with(".intoto.jsonl") || name.ends_with(".sigstore.json") {
+        if [".intoto.jsonl", ".sigstore.json", ".spdx.json", ".cdx.json"]
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+        {
             provenance += 1;
             seen.push((name, std::fs::read(&path).unwrap()));
         }
     }
-    assert_eq!(provenance, 2, "the envelope and the bundle were fetched");
+    assert_eq!(
+        provenance, 5,
+        "the envelope, the bundle and the three SBOM files were fetched"
+    );
 
     // The logs are real: debug level, a registration, renewals during the job.
     let runner_log = std::fs::read_to_string(logs.join("runner.stderr")).unwrap();
