@@ -141,6 +141,19 @@ fn gate_severity<'de, D: serde::Deserializer<'de>>(
     }
 }
 
+/// `[trace]` of a profile: the runtime trace (docs/trace.md). Absent means off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracePolicy {
+    /// Whether each step is traced (seccomp user notification) and the job gets a signed
+    /// runtime-trace statement. Required when the table is written.
+    pub enabled: bool,
+    /// Refuse network calls to addresses outside the sandbox (`ENETUNREACH`) and fail a job
+    /// that made one.
+    #[serde(default)]
+    pub fail_on_network: bool,
+}
+
 /// A profile file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +171,8 @@ struct RawProfile {
     image_check: ImageCheckPolicy,
     #[serde(default)]
     sbom: SbomPolicy,
+    #[serde(default)]
+    trace: TracePolicy,
 }
 
 /// A loaded, checked sandbox profile.
@@ -183,6 +198,8 @@ pub struct Profile {
     pub image_check: ImageCheckPolicy,
     /// The vulnerability gate.
     pub sbom: SbomPolicy,
+    /// The runtime trace.
+    pub trace: TracePolicy,
 }
 
 impl Profile {
@@ -371,6 +388,7 @@ fn parse(
         images: raw.images,
         image_check: raw.image_check,
         sbom: raw.sbom,
+        trace: raw.trace,
     })
 }
 

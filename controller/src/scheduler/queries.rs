@@ -19,6 +19,7 @@ impl Scheduler {
         };
         let attempts = self.store.attempts(id).await?;
         Ok(pb::Job {
+            hermeticity: String::new(),
             job_id: id.to_string(),
             name: job.name,
             state: job.state.to_proto_i32(),
@@ -95,6 +96,7 @@ impl Scheduler {
                     sbom_envelope_json: sbom.envelope_json,
                     spdx_json: sbom.spdx_json,
                     cyclonedx_json: sbom.cyclonedx_json,
+                    ..Default::default()
                 })
             }
             // The vulnerability gate failed the job: its SBOM, and no provenance.

@@ -204,6 +204,44 @@ impl SeccompPolicy {
         self.to_oci_unchecked()
     }
 
+    /// The policy with `SCMP_ACT_NOTIFY` rules for `syscalls`, which no rule of the policy may
+    /// already name (a refusal must stay a refusal). `sendto` notifies only when it carries an
+    /// address (argument 4 non-null): sends on a connected socket are no new destination.
+    pub fn with_notify(&self, syscalls: &[&str]) -> Result<Self, SandboxError> {
+        if let Some(taken) = syscalls.iter().find(|name| {
+            self.syscalls
+                .iter()
+                .any(|r| r.names.iter().any(|n| n == *name))
+        }) {
+            return Err(SandboxError::plan(
+                "seccomp",
+                format!(
+                    "the filter has a rule for `{taken}`, which the runtime trace must observe; \
+                     remove that rule or turn [trace] off for the profile"
+                ),
+            ));
+        }
+        let mut traced = self.clone();
+        for name in syscalls {
+            traced.syscalls.push(SeccompRule {
+                comment: None,
+                names: vec![(*name).to_owned()],
+                action: "SCMP_ACT_NOTIFY".to_owned(),
+                errno_ret: None,
+                args: (*name == "sendto").then(|| {
+                    vec![SeccompArg {
+                        index: 4,
+                        value: 0,
+                        value_two: None,
+                        op: "SCMP_CMP_NE".to_owned(),
+                    }]
+                }),
+            });
+        }
+        traced.check()?;
+        Ok(traced)
+    }
+
     fn to_oci_unchecked(&self) -> Result<LinuxSeccomp, SandboxError> {
         // The accepted subset of the Docker format is the OCI format (comments aside).
         let value = serde_json::to_value(self)
