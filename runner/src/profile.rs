@@ -437,6 +437,9 @@ paths = ["x"]
         }
         assert!(!built_in.get("untrusted-pr").expect("p").build_tokens);
         assert!(built_in.get("release").expect("p").build_tokens);
+        // Release builds are traced by default, the others are not.
+        assert!(built_in.get("release").expect("p").trace.enabled);
+        assert!(!built_in.get("trusted").expect("p").trace.enabled);
         // Checked build images are an operator's choice (their --profiles-dir copy with
         // --image-key): the built-in profiles run jobs on any pinned image.
         for name in ["untrusted-pr", "trusted", "release"] {
@@ -568,6 +571,21 @@ paths = ["x"]
         let p = parse("untrusted-pr.toml", &without, &seccomp).expect("no table");
         assert!(!p.image_check.require_attestation);
         assert_eq!(p.sbom, SbomPolicy::default(), "no [sbom]: no gate");
+
+        assert_eq!(p.trace, TracePolicy::default(), "no [trace]: not traced");
+        let traced = format!("{good}\n[trace]\nenabled = true\nfail_on_network = true\n");
+        let p = parse("untrusted-pr.toml", &traced, &seccomp).expect("trace");
+        assert!(p.trace.enabled && p.trace.fail_on_network);
+        for bad in [
+            "[trace]\nfail_on_network = true",
+            "[trace]\nenabled = \"yes\"",
+            "[trace]\nenabled = true\nsyscalls = []",
+        ] {
+            assert!(
+                parse("untrusted-pr.toml", &format!("{good}\n{bad}\n"), &seccomp).is_err(),
+                "{bad}"
+            );
+        }
 
         // The vulnerability gate: a severity by name; anything else is refused.
         let gated = format!("{good}\n[sbom]\ndeny_vulnerable = \"high\"\ndeny_unrated = true\n");

@@ -332,6 +332,33 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_adds_notify_rules_and_keeps_every_refusal() {
+        let base = SeccompPolicy::baseline();
+        let traced = base.with_notify(&["openat", "sendto"]).expect("traced");
+        let seccomp = traced.to_oci().expect("oci");
+        let openat = rule_for(&seccomp, "openat");
+        assert_eq!(openat.len(), 1);
+        assert_eq!(openat[0].action(), LinuxSeccompAction::ScmpActNotify);
+        let sendto = rule_for(&seccomp, "sendto");
+        let args = sendto[0]
+            .args()
+            .as_ref()
+            .expect("sendto notifies only with an address");
+        assert_eq!(
+            (args[0].index(), args[0].op()),
+            (4, LinuxSeccompOperator::ScmpCmpNe)
+        );
+        for name in MANDATORY_DENIALS {
+            assert!(traced.denies(name) || *name == "clone3", "{name}");
+        }
+        // A call the filter already rules on is never turned into a notification.
+        let e = base
+            .with_notify(&["ptrace"])
+            .expect_err("ptrace is refused");
+        assert!(e.to_string().contains("ptrace"), "{e}");
+    }
+
+    #[test]
     fn weak_or_unknown_filters_are_refused() {
         let without_bpf = BASELINE_JSON.replace("\"bpf\", ", "");
         let e = SeccompPolicy::from_json(&without_bpf).expect_err("bpf allowed");
