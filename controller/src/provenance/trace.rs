@@ -225,3 +225,82 @@ fn parse_network(n: &pb::TracedConnection) -> Result<TracedNetwork, String> {
         count: n.count,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> JobSpec {
+        let json = serde_json::json!({
+            "job": {"name": "n", "profile": "release"},
+            "source": {"path": "/src", "sha256": "1".repeat(64)},
+            "image": {"ref": format!("registry.example/base@sha256:{}", "2".repeat(64))},
+            "steps": [{"name": "build", "run": "make"}],
+            "outputs": {"paths": ["x"]},
+        });
+        JobSpec::from_json(json.to_string().as_bytes()).unwrap()
+    }
+
+    fn good() -> pb::RuntimeTrace {
+        pb::RuntimeTrace {
+            steps: vec![pb::StepTrace {
+                name: "build".into(),
+                index: 0,
+                execs: vec![pb::TracedExec { path: "/usr/bin/make".into(), sha256: "a".repeat(64), count: 1 }],
+                files: vec![pb::TracedFile {
+                    path: "/work/Makefile".into(),
+                    access: "read".into(),
+                    class: "source".into(),
+                    sha256: "b".repeat(64),
+                    count: 2,
+                }],
+                network: vec![pb::TracedConnection {
+                    syscall: "connect".into(),
+                    family: "inet".into(),
+                    address: "10.0.0.1".into(),
+                    port: 443,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            syscalls: vec!["execve".into(), "openat".into(), "connect".into()],
+            fail_on_network: true,
+        }
+    }
+
+    #[test]
+    fn a_runners_trace_is_checked_field_by_field() {
+        let spec = spec();
+        let context = TraceContext {
+            issuer: "https://ci.example",
+            invocation_id: "https://ci.example/jobs/j/attempts/1",
+            spec: &spec,
+            started: SystemTime::UNIX_EPOCH,
+            finished: SystemTime::UNIX_EPOCH,
+        };
+        let trace = parse_trace(&good(), &context).unwrap();
+        assert_eq!(trace.steps[0].network[0].describe(), "10.0.0.1:443");
+        let predicate = trace.predicate().unwrap();
+        assert_eq!(predicate["hermeticity"]["verdict"], "not hermetic");
+        assert_eq!(predicate["monitoredProcess"]["event"], "https://ci.example/jobs/j/attempts/1");
+        assert_eq!(predicate["monitorLog"]["fileAccess"][0]["digest"]["sha256"], "b".repeat(64));
+
+        type Spoil = fn(&mut pb::RuntimeTrace);
+        let cases: [(Spoil, &str); 8] = [
+            (|t| t.steps[0].name = "other".into(), "not a step of the job"),
+            (|t| t.steps[0].index = 3, "not a step of the job"),
+            (|t| t.steps[0].files[0].path = "relative".into(), "absolute sandbox path"),
+            (|t| t.steps[0].files[0].class = "host".into(), "class"),
+            (|t| t.steps[0].execs[0].sha256 = "XYZ".into(), "sha256"),
+            (|t| t.steps[0].network[0].address = "10.0.0.1.5".into(), "not an IP"),
+            (|t| t.steps[0].network[0].port = 70_000, "port"),
+            (|t| t.syscalls.push("ptrace".into()), "syscall"),
+        ];
+        for (spoil, expected) in cases {
+            let mut t = good();
+            spoil(&mut t);
+            let err = parse_trace(&t, &context).unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+}
