@@ -20,6 +20,7 @@ pub mod sorted_json;
 pub mod statement;
 mod strict_json;
 pub mod timestamp;
+pub mod trace;
 pub mod verify;
 pub mod vsa;
 

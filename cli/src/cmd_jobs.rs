@@ -170,6 +170,9 @@ fn print_job(job: &airlock_proto::v1::Job) {
     if !job.message.is_empty() {
         println!("message: {}", job.message);
     }
+    if !job.hermeticity.is_empty() {
+        println!("hermeticity: {}", job.hermeticity);
+    }
     if !job.triggered_by.is_empty() {
         println!("trigger: {}", job.triggered_by);
     }

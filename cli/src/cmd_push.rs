@@ -156,8 +156,8 @@ fn image_name(layout: &Path) -> Result<String, Failure> {
 }
 
 /// The one `*.intoto.jsonl` in the layout directory's parent, where a job writes its outputs'
-/// provenance next to them; the job's SBOM statement beside it (`*.sbom.intoto.jsonl`) is
-/// not provenance and never the default.
+/// provenance next to them; the job's SBOM and trace statements beside it
+/// (`*.sbom.intoto.jsonl`, `*.trace.intoto.jsonl`) are not provenance and never the default.
 fn default_provenance(layout: &Path) -> Result<PathBuf, Failure> {
     let dir =
         std::fs::canonicalize(layout).map_err(|e| usage(format!("{}: {e}", layout.display())))?;

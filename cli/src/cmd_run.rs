@@ -234,6 +234,9 @@ async fn run_in(
         println!("provenance: {}", fetched.envelope.display());
         println!("bundle:     {}", fetched.bundle.display());
         sbom.print();
+        if !job.hermeticity.is_empty() {
+            println!("hermeticity: {}", job.hermeticity);
+        }
         println!("builder id: {}", fetched.builder_id);
         println!("public key: {}", pub_path.display());
         let first = fetched
@@ -341,6 +344,22 @@ fn check_sbom(
         return Err(infra(
             "the SBOM's subjects are not the provenance's".to_owned(),
         ));
+    }
+    if let Some(trace) = &sbom.trace {
+        let key = airlock_attest::load_verifying_key(pub_path).infra()?;
+        let text = std::fs::read(trace).infra()?;
+        let envelope = airlock_attest::Envelope::from_json(text.trim_ascii_end()).infra()?;
+        let traced =
+            airlock_attest::trace::TraceStatement::verify(&envelope, &[key]).map_err(|e| {
+                infra(format!(
+                    "the runtime trace just signed does not verify: {e}"
+                ))
+            })?;
+        if traced.subject != provenance.subject {
+            return Err(infra(
+                "the runtime trace's subjects are not the provenance's".to_owned(),
+            ));
+        }
     }
     Ok(())
 }

@@ -313,6 +313,8 @@ pub struct SbomFiles {
     pub cyclonedx: PathBuf,
     /// `<job>.sbom.intoto.jsonl`: the signed SBOM statement.
     pub envelope: PathBuf,
+    /// `<job>.trace.intoto.jsonl`: the signed runtime trace, when the job was traced.
+    pub trace: Option<PathBuf>,
 }
 
 impl SbomFiles {
@@ -321,6 +323,9 @@ impl SbomFiles {
         println!("sbom:       {} (SPDX 2.3)", self.spdx.display());
         println!("            {} (CycloneDX 1.6)", self.cyclonedx.display());
         println!("            {} (signed)", self.envelope.display());
+        if let Some(trace) = &self.trace {
+            println!("trace:      {} (signed runtime trace)", trace.display());
+        }
     }
 }
 
@@ -337,7 +342,14 @@ async fn write_sbom(
         spdx: out_dir.join(format!("{job_name}.spdx.json")),
         cyclonedx: out_dir.join(format!("{job_name}.cdx.json")),
         envelope: out_dir.join(format!("{job_name}{}", airlock_job::SBOM_STATEMENT_SUFFIX)),
+        trace: (!docs.trace_envelope_json.is_empty())
+            .then(|| out_dir.join(format!("{job_name}{}", airlock_job::TRACE_STATEMENT_SUFFIX))),
     };
+    if let Some(trace) = &files.trace {
+        let mut line = docs.trace_envelope_json.trim_end().to_string();
+        line.push('\n');
+        write_atomic(trace, line.as_bytes(), false).await?;
+    }
     let mut line = docs.sbom_envelope_json.trim_end().to_string();
     line.push('\n');
     write_atomic(&files.envelope, line.as_bytes(), false).await?;

@@ -30,8 +30,8 @@ pub use image_output::{ImageOutputSpec, LayerCompression, MAX_IMAGES};
 pub use image_ref::ImageRef;
 pub use names::{is_clean_relative, is_job_name};
 pub use reserved::{
-    RESERVED_OUTPUT_SUFFIXES, SBOM_STATEMENT_SUFFIX, is_reserved_component, is_sbom_file_name,
-    reserved_component, sbom_file_names,
+    RESERVED_OUTPUT_SUFFIXES, SBOM_STATEMENT_SUFFIX, TRACE_STATEMENT_SUFFIX, is_reserved_component,
+    is_sbom_file_name, reserved_component, sbom_file_names,
 };
 pub use resolve::{Resolver, from_toml_file_resolving};
 pub use source::{SourceSpec, is_git_ref};

@@ -18,6 +18,9 @@ pub fn is_reserved_component(component: &str) -> bool {
 /// (`<job>.sbom.intoto.jsonl`, reserved through `.intoto.jsonl`).
 pub const SBOM_STATEMENT_SUFFIX: &str = ".sbom.intoto.jsonl";
 
+/// Suffix of the signed runtime trace statement (`<job>.trace.intoto.jsonl`, docs/trace.md).
+pub const TRACE_STATEMENT_SUFFIX: &str = ".trace.intoto.jsonl";
+
 /// The SBOM documents of job `job` beside its outputs (`<job>.spdx.json`, `<job>.cdx.json`;
 /// the signed statement, `<job>.sbom.intoto.jsonl`, is covered by the reserved suffixes).
 /// Only these exact names are the job's: a build may ship SBOMs of its own under other names.

@@ -141,6 +141,19 @@ fn gate_severity<'de, D: serde::Deserializer<'de>>(
     }
 }
 
+/// `[trace]` of a profile: the runtime trace (docs/trace.md). Absent means off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracePolicy {
+    /// Whether each step is traced (seccomp user notification) and the job gets a signed
+    /// runtime-trace statement. Required when the table is written.
+    pub enabled: bool,
+    /// Refuse network calls to addresses outside the sandbox (`ENETUNREACH`) and fail a job
+    /// that made one.
+    #[serde(default)]
+    pub fail_on_network: bool,
+}
+
 /// A profile file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +171,8 @@ struct RawProfile {
     image_check: ImageCheckPolicy,
     #[serde(default)]
     sbom: SbomPolicy,
+    #[serde(default)]
+    trace: TracePolicy,
 }
 
 /// A loaded, checked sandbox profile.
@@ -183,6 +198,8 @@ pub struct Profile {
     pub image_check: ImageCheckPolicy,
     /// The vulnerability gate.
     pub sbom: SbomPolicy,
+    /// The runtime trace.
+    pub trace: TracePolicy,
 }
 
 impl Profile {
@@ -371,6 +388,7 @@ fn parse(
         images: raw.images,
         image_check: raw.image_check,
         sbom: raw.sbom,
+        trace: raw.trace,
     })
 }
 
@@ -419,6 +437,9 @@ paths = ["x"]
         }
         assert!(!built_in.get("untrusted-pr").expect("p").build_tokens);
         assert!(built_in.get("release").expect("p").build_tokens);
+        // Release builds are traced by default, the others are not.
+        assert!(built_in.get("release").expect("p").trace.enabled);
+        assert!(!built_in.get("trusted").expect("p").trace.enabled);
         // Checked build images are an operator's choice (their --profiles-dir copy with
         // --image-key): the built-in profiles run jobs on any pinned image.
         for name in ["untrusted-pr", "trusted", "release"] {
@@ -550,6 +571,21 @@ paths = ["x"]
         let p = parse("untrusted-pr.toml", &without, &seccomp).expect("no table");
         assert!(!p.image_check.require_attestation);
         assert_eq!(p.sbom, SbomPolicy::default(), "no [sbom]: no gate");
+
+        assert_eq!(p.trace, TracePolicy::default(), "no [trace]: not traced");
+        let traced = format!("{good}\n[trace]\nenabled = true\nfail_on_network = true\n");
+        let p = parse("untrusted-pr.toml", &traced, &seccomp).expect("trace");
+        assert!(p.trace.enabled && p.trace.fail_on_network);
+        for bad in [
+            "[trace]\nfail_on_network = true",
+            "[trace]\nenabled = \"yes\"",
+            "[trace]\nenabled = true\nsyscalls = []",
+        ] {
+            assert!(
+                parse("untrusted-pr.toml", &format!("{good}\n{bad}\n"), &seccomp).is_err(),
+                "{bad}"
+            );
+        }
 
         // The vulnerability gate: a severity by name; anything else is refused.
         let gated = format!("{good}\n[sbom]\ndeny_vulnerable = \"high\"\ndeny_unrated = true\n");

@@ -43,5 +43,6 @@ mod sbom;
 mod secret_leak_scan;
 mod three_processes;
 mod tls_processes;
+mod trace;
 mod vsa;
 mod web;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Verify an airlock attestation with third-party code only (no airlock code involved).
 
-    verify_dsse.py ENVELOPE_FILE PUBKEY_PEM [--artifact PATH]... [--vsa | --sbom]
+    verify_dsse.py ENVELOPE_FILE PUBKEY_PEM [--artifact PATH]... [--vsa | --sbom | --trace]
 
 ENVELOPE_FILE is an `.intoto.jsonl` file (its first line is used) or a Sigstore bundle v0.3
 JSON (its `dsseEnvelope` is used). Checks, in order:
@@ -29,6 +29,7 @@ IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 SLSA_VSA_V1 = "https://slsa.dev/verification_summary/v1"
 SPDX_DOCUMENT_V23 = "https://spdx.dev/Document/v2.3"
+RUNTIME_TRACE_V02 = "https://in-toto.io/attestation/runtime-trace/v0.2"
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 
@@ -189,6 +190,46 @@ def validate_sbom(payload):
     return statement
 
 
+def validate_trace(payload):
+    """A runtime-trace v0.2 statement: the Statement by in-toto-attestation, the predicate's
+    required fields and shapes by the spec (in-toto/attestation spec/predicates/runtime-trace.md)."""
+    from in_toto_attestation.v1 import resource_descriptor_pb2
+    import google.protobuf.json_format as pb_json
+
+    statement = parse_statement(payload)
+    if statement.get("predicateType") != RUNTIME_TRACE_V02:
+        raise Failure(f"predicateType is {statement.get('predicateType')!r}, expected {RUNTIME_TRACE_V02!r}")
+    p = statement.get("predicate") or {}
+    def text(obj, key):
+        value = (obj or {}).get(key)
+        if not isinstance(value, str) or not value:
+            raise Failure(f"predicate field {key!r} must be a non-empty string")
+        return value
+    text(p.get("monitor"), "type")
+    for key in ("hostID", "type", "event"):
+        text(p.get("monitoredProcess"), key)
+    log = p.get("monitorLog")
+    if not isinstance(log, dict) or not any(k in log for k in ("process", "network", "fileAccess")):
+        raise Failure("monitorLog needs at least one of process, network, fileAccess")
+    for entry in log.get("fileAccess", []):
+        try:
+            pb_json.ParseDict(entry, resource_descriptor_pb2.ResourceDescriptor())
+        except pb_json.ParseError as e:
+            raise Failure(f"fileAccess entry is not a ResourceDescriptor: {e}") from e
+    for entry in log.get("network", []):
+        port = entry.get("port")
+        if port is not None and not (isinstance(port, int) and 1 <= port <= 65535):
+            raise Failure(f"network entry has port {port!r}")
+        if "ip" not in entry and "hostname" not in entry and "path" not in entry:
+            raise Failure(f"network entry names no endpoint: {entry!r}")
+    print(
+        f"ok: in-toto-attestation validated the Statement v1; runtime trace v0.2 predicate "
+        f"({len(log.get('process', []))} programs, {len(log.get('fileAccess', []))} files, "
+        f"{len(log.get('network', []))} network entries)"
+    )
+    return statement
+
+
 def validate_statement(payload):
     """Structural validation with in-toto-attestation; returns the statement dict."""
     import google.protobuf.json_format as pb_json
@@ -235,6 +276,7 @@ def main(argv):
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--vsa", action="store_true", help="expect a SLSA verification summary, not provenance")
     kind.add_argument("--sbom", action="store_true", help="expect an SPDX 2.3 SBOM statement, not provenance")
+    kind.add_argument("--trace", action="store_true", help="expect a runtime-trace v0.2 statement, not provenance")
     args = parser.parse_args(argv)
     try:
         env_dict, hint = load_envelope(args.envelope)
@@ -243,6 +285,8 @@ def main(argv):
             statement = validate_vsa(payload)
         elif args.sbom:
             statement = validate_sbom(payload)
+        elif args.trace:
+            statement = validate_trace(payload)
         else:
             statement = validate_statement(payload)
         check_artifacts(statement, args.artifact)

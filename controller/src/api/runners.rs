@@ -316,6 +316,7 @@ impl RunnerService for RunnerApi {
                     image_contents: r.image_contents,
                     vulnerabilities: r.vulnerabilities,
                     vulnerability_gate_failed: r.vulnerability_gate_failed,
+                    trace: r.trace,
                 },
             )
             .await?;

@@ -10,3 +10,4 @@ pub mod images;
 pub mod sbom;
 pub mod signer;
 pub mod statement;
+pub mod trace;

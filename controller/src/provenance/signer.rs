@@ -20,7 +20,7 @@ use airlock_attest::{
 use crate::config::SigningConfig;
 use airlock_attest::sbom::{SbomDocuments, SbomError};
 
-use crate::store::{StoredProvenance, StoredSbom};
+use crate::store::{StoredProvenance, StoredSbom, StoredTrace};
 
 /// Why a statement could not be signed or encoded, or the keys could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,9 @@ pub enum SignerError {
     /// The envelope could not be encoded.
     #[error("cannot encode the DSSE envelope: {0}")]
     Envelope(#[from] DsseError),
+    /// The trace statement could not be signed.
+    #[error("cannot sign the runtime trace: {0}")]
+    Trace(#[from] airlock_attest::trace::TraceError),
     /// The SBOM statement could not be signed.
     #[error("cannot sign the SBOM: {0}")]
     Sbom(#[from] SbomError),
@@ -236,6 +239,21 @@ impl Signer {
             envelope_json: envelope.to_json_line()?,
             keyid: key.keyid().to_owned(),
             public_key_pem: key.verifying_key().to_spki_pem()?,
+        })
+    }
+
+    /// Signs the runtime trace statement of a job of `profile` with its provenance key.
+    pub fn sign_trace(
+        &self,
+        profile: &str,
+        statement: &airlock_attest::trace::TraceStatement,
+        hermeticity: String,
+    ) -> Result<StoredTrace, SignerError> {
+        let key = self.key_for(profile)?;
+        let (envelope, _body) = statement.sign(&key)?;
+        Ok(StoredTrace {
+            envelope_json: envelope.to_json_line()?,
+            hermeticity,
         })
     }
 

@@ -13,10 +13,11 @@ use crate::provenance::caches::CacheUse;
 use crate::provenance::dependencies::parse_dependencies;
 use crate::provenance::sbom::{SbomInputs, build_sbom, parse_findings, parse_image_contents};
 use crate::provenance::statement::{
-    CONTROLLER_VERSION, ProvenanceInputs, build_statement, invocation_id,
+    CONTROLLER_VERSION, ProvenanceInputs, build_statement, invocation_id, subjects,
 };
+use crate::provenance::trace::{TraceContext, parse_trace};
 use crate::state::JobState;
-use crate::store::{Completion, JobRecord, StoredSbom};
+use crate::store::{Completion, JobRecord, StoredSbom, StoredTrace};
 
 /// What a runner reports when it finishes a job.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +46,8 @@ pub struct RunnerCompletion {
     pub vulnerabilities: Vec<pb::VulnerabilityFinding>,
     /// The profile's vulnerability gate failed a build whose steps succeeded.
     pub vulnerability_gate_failed: bool,
+    /// What the steps did, when the profile traces them.
+    pub trace: Option<pb::RuntimeTrace>,
 }
 
 impl Scheduler {
@@ -73,6 +76,7 @@ impl Scheduler {
             builder_id: None,
             provenance: None,
             sbom: None,
+            trace: None,
             retryable: state == JobState::InfraFailed,
         };
         let mut saved = Vec::new();
@@ -135,6 +139,7 @@ impl Scheduler {
         &self,
         record: &JobRecord,
         report: &RunnerCompletion,
+        finished: std::time::SystemTime,
     ) -> Result<Result<CheckedBuild, String>, ApiError> {
         let outputs = self.store.outputs(record.id, record.attempt).await?;
         if let Err(message) = compare_outputs(&report.outputs, &outputs) {
@@ -194,7 +199,26 @@ impl Scheduler {
             Ok(findings) => findings,
             Err(e) => return Ok(Err(format!("the runner's vulnerability report: {e}"))),
         };
+        let trace = match &report.trace {
+            Some(reported) => {
+                let invocation =
+                    invocation_id(&self.issuer, &record.id.to_string(), record.attempt);
+                let context = TraceContext {
+                    issuer: &self.issuer,
+                    invocation_id: &invocation,
+                    spec: &spec,
+                    started: from_unix_ms(record.leased_ms.unwrap_or(record.created_ms)),
+                    finished,
+                };
+                match parse_trace(reported, &context) {
+                    Ok(trace) => Some(trace),
+                    Err(e) => return Ok(Err(format!("the runner's runtime trace: {e}"))),
+                }
+            }
+            None => None,
+        };
         Ok(Ok(CheckedBuild {
+            trace,
             spec,
             outputs,
             images,
@@ -235,6 +259,42 @@ impl Scheduler {
             .map_err(|e| format!("cannot sign the SBOM: {e}"))
     }
 
+    /// The signed runtime trace of a checked build, if it was traced, with the network
+    /// exceptions when its profile fails jobs on them.
+    #[allow(clippy::type_complexity)]
+    fn sign_trace(
+        &self,
+        record: &JobRecord,
+        build: &CheckedBuild,
+    ) -> Result<Option<(StoredTrace, Option<String>)>, String> {
+        let Some(trace) = &build.trace else {
+            return Ok(None);
+        };
+        let verdict = airlock_attest::trace::hermeticity(&trace.steps);
+        let predicate = trace
+            .predicate()
+            .map_err(|e| format!("cannot build the runtime trace: {e}"))?;
+        let statement = airlock_attest::trace::TraceStatement::new(
+            subjects(&build.spec, &build.outputs, &build.images),
+            predicate,
+        );
+        let stored = self
+            .signer
+            .sign_trace(&build.spec.job.profile, &statement, verdict.summary())
+            .map_err(|e| format!("cannot sign the runtime trace: {e}"))?;
+        tracing::info!(job_id = %record.id, hermeticity = %stored.hermeticity, "runtime trace signed");
+        let network = (trace.fail_on_network && verdict.network).then(|| {
+            verdict
+                .exceptions
+                .iter()
+                .filter(|e| e.starts_with("network:"))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        Ok(Some((stored, network)))
+    }
+
     /// The completion of a build the profile's vulnerability gate failed after its steps
     /// succeeded: FAILED with the runner's list, and the SBOM still made and signed (no
     /// provenance). A report that does not check out is INFRA_FAILED, as for a success.
@@ -255,9 +315,10 @@ impl Scheduler {
             builder_id: None,
             provenance: None,
             sbom: None,
+            trace: None,
             retryable: false,
         };
-        let build = match self.check_build(record, report).await? {
+        let build = match self.check_build(record, report, finished).await? {
             Ok(build) => build,
             Err(message) => {
                 completion.message = message;
@@ -273,6 +334,14 @@ impl Scheduler {
                     report.message.clone()
                 };
                 completion.sbom = Some(sbom);
+                match self.sign_trace(record, &build) {
+                    Ok(trace) => completion.trace = trace.map(|(stored, _)| stored),
+                    Err(message) => {
+                        completion.state = JobState::InfraFailed;
+                        completion.message = message;
+                        completion.sbom = None;
+                    }
+                }
             }
             Err(message) => completion.message = message,
         }
@@ -301,11 +370,12 @@ impl Scheduler {
                 builder_id: None,
                 provenance: None,
                 sbom: None,
+                trace: None,
                 retryable: false,
             };
             (completion, Vec::new())
         };
-        let build = match self.check_build(record, report).await? {
+        let build = match self.check_build(record, report, finished).await? {
             Ok(build) => build,
             Err(message) => return Ok(infra(message)),
         };
@@ -363,6 +433,33 @@ impl Scheduler {
             Ok(sbom) => sbom,
             Err(message) => return Ok(infra(message)),
         };
+        let trace = match self.sign_trace(record, &build) {
+            Ok(trace) => trace,
+            Err(message) => return Ok(infra(message)),
+        };
+        // A profile that fails jobs on network attempts: FAILED, with the signed SBOM and
+        // trace that show why, and no provenance.
+        if let Some((stored, Some(network))) = &trace {
+            return Ok((
+                Completion {
+                    state: JobState::Failed,
+                    message: format!(
+                        "the runtime trace saw network attempts and profile `{}` fails jobs on \
+                         them: {network}",
+                        build.spec.job.profile
+                    ),
+                    exit_code: 0,
+                    finished_ms,
+                    log_sha256: Some(log_sha256),
+                    builder_id: None,
+                    provenance: None,
+                    sbom: Some(sbom),
+                    trace: Some(stored.clone()),
+                    retryable: false,
+                },
+                Vec::new(),
+            ));
+        }
         Ok((
             Completion {
                 state: JobState::Succeeded,
@@ -373,6 +470,7 @@ impl Scheduler {
                 builder_id: Some(statement.predicate.run_details.builder.id.clone()),
                 provenance: Some(signed),
                 sbom: Some(sbom),
+                trace: trace.map(|(stored, _)| stored),
                 retryable: false,
             },
             build.caches.saved,
@@ -391,4 +489,5 @@ struct CheckedBuild {
     caches: crate::provenance::caches::CacheReport,
     contents: airlock_attest::sbom::ImageContents,
     vulnerabilities: Vec<airlock_attest::sbom::SbomVulnerability>,
+    trace: Option<airlock_attest::trace::Trace>,
 }

@@ -18,7 +18,14 @@ impl Scheduler {
             Vec::new()
         };
         let attempts = self.store.attempts(id).await?;
+        let hermeticity = self
+            .store
+            .trace(id)
+            .await?
+            .map(|t| t.hermeticity)
+            .unwrap_or_default();
         Ok(pb::Job {
+            hermeticity,
             job_id: id.to_string(),
             name: job.name,
             state: job.state.to_proto_i32(),
@@ -83,6 +90,12 @@ impl Scheduler {
     pub async fn provenance(&self, id: JobId) -> Result<pb::ProvenanceDocuments, ApiError> {
         let job = self.store.job(id).await?;
         let sbom = self.store.sbom(id).await?;
+        let trace_envelope_json = self
+            .store
+            .trace(id)
+            .await?
+            .map(|t| t.envelope_json)
+            .unwrap_or_default();
         match (job.state, job.provenance, sbom) {
             (JobState::Succeeded, Some(p), sbom) => {
                 let sbom = sbom.unwrap_or_else(no_sbom);
@@ -95,10 +108,13 @@ impl Scheduler {
                     sbom_envelope_json: sbom.envelope_json,
                     spdx_json: sbom.spdx_json,
                     cyclonedx_json: sbom.cyclonedx_json,
+                    trace_envelope_json,
                 })
             }
-            // The vulnerability gate failed the job: its SBOM, and no provenance.
+            // The vulnerability gate, or the trace's network rule, failed the job: its SBOM
+            // and trace, and no provenance.
             (JobState::Failed, None, Some(sbom)) => Ok(pb::ProvenanceDocuments {
+                trace_envelope_json,
                 keyid: sbom.keyid,
                 public_key_pem: sbom.public_key_pem,
                 sbom_envelope_json: sbom.envelope_json,

@@ -359,6 +359,16 @@ impl Store {
             .execute(&mut conn)
             .await?;
         }
+        if let Some(trace) = &completion.trace {
+            query(
+                "INSERT INTO job_traces (job_id, envelope_json, hermeticity) VALUES ($1, $2, $3)",
+            )
+            .bind(job.to_string())
+            .bind(&trace.envelope_json)
+            .bind(&trace.hermeticity)
+            .execute(&mut conn)
+            .await?;
+        }
         attempts::finish_attempt(
             &mut conn,
             job,

@@ -82,6 +82,15 @@ pub struct StoredSbom {
     pub public_key_pem: String,
 }
 
+/// The signed runtime trace of a job and its hermeticity verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTrace {
+    /// The signed trace statement, one DSSE envelope as a JSON line (with its `\n`).
+    pub envelope_json: String,
+    /// `hermetic`, or `not hermetic: ...`.
+    pub hermeticity: String,
+}
+
 /// A stored job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {
@@ -251,6 +260,8 @@ pub struct Completion {
     pub provenance: Option<StoredProvenance>,
     /// The signed SBOM (a succeeded job, or one its vulnerability gate failed).
     pub sbom: Option<StoredSbom>,
+    /// The signed runtime trace (a traced job that got an SBOM).
+    pub trace: Option<StoredTrace>,
     /// An [`JobState::InfraFailed`] completion the runner reported itself: the job is
     /// re-queued while attempts are left. Failures the controller found (an output digest
     /// mismatch, a signing error) are final: they are not retried blindly.

@@ -42,6 +42,7 @@ impl Runner {
             vulnerability_gate_failed: outcome == Outcome::Failed
                 && image.as_ref().is_some_and(|i| i.gate_failure.is_some()),
             image_contents: image.as_ref().map(|i| i.image_contents.clone()),
+            trace: image.as_ref().and_then(|i| i.trace.clone()),
             vulnerabilities: image
                 .as_ref()
                 .map(|i| i.vulnerabilities.clone())
@@ -71,6 +72,7 @@ impl Runner {
                         image_contents: Default::default(),
                         vulnerabilities: Vec::new(),
                         gate_failure: None,
+                        trace: None,
                     }),
                 }
             }

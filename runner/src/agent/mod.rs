@@ -12,6 +12,7 @@ mod outputs;
 mod prepare;
 mod retry;
 mod steps;
+mod trace;
 mod upload;
 mod vulns;
 

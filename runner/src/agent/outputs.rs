@@ -109,6 +109,7 @@ impl Runner {
                         image_contents: image_contents_proto(&prepared.image_contents),
                         vulnerabilities: Vec::new(),
                         gate_failure: None,
+                        trace: prepared.trace.report(),
                     }),
                 }
             }

@@ -45,6 +45,8 @@ pub(super) struct PreparedJob {
     pub(super) image: PreparedImage,
     /// What the image's package databases list (for the job's SBOM).
     pub(super) image_contents: ImageContents,
+    /// The runtime trace of the job's steps (empty when the profile does not trace).
+    pub(super) trace: super::trace::JobTrace,
     /// The pin keeps the rootfs out of eviction until this job's last step has ended.
     pub(super) _rootfs_pin: RootfsPin,
     /// The verified base of each `[[outputs.images]]` (`None`: from scratch).
@@ -216,6 +218,7 @@ impl Runner {
             caches,
             image,
             image_contents,
+            trace: super::trace::JobTrace::for_profile(profile),
             _rootfs_pin,
             image_bases,
         })

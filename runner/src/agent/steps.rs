@@ -78,6 +78,7 @@ impl Runner {
             plan.open_files = Some(open_files_limit(profile.ceilings.open_files));
             plan.file_size_bytes = Some(profile.ceilings.output_bytes.0);
             plan.seccomp = profile.seccomp.clone();
+            plan.trace = prepared.trace.setup.clone();
             if let Some(broker) = &broker {
                 plan.oidc_socket_dir = Some(broker.socket_dir().to_owned());
                 plan.env.extend(
@@ -110,12 +111,13 @@ impl Runner {
                     }
                 })
             };
+            let started = std::time::SystemTime::now();
             let result = self
                 .launcher
                 .run_step(&container_id, &plan, remaining, cancel.clone(), tx)
                 .await;
             let _ = forward.await;
-            let outcome = match result {
+            let mut outcome = match result {
                 Ok(o) => o,
                 Err(e) => {
                     return Err(JobEnd::Infra(format!(
@@ -123,6 +125,12 @@ impl Runner {
                     )));
                 }
             };
+            if let Some(record) = outcome.trace.take() {
+                prepared
+                    .trace
+                    .step_done(events, index, &name, started, record)
+                    .await;
+            }
             let code = exit_code_of(&outcome);
             events
                 .step(StepEvent {

@@ -76,6 +76,8 @@ pub struct ResolvedInputs {
     pub vulnerabilities: Vec<airlock_proto::v1::VulnerabilityFinding>,
     /// Why the profile's vulnerability gate refused the build, if it did.
     pub gate_failure: Option<String>,
+    /// What the steps did, when the profile traces them.
+    pub trace: Option<airlock_proto::v1::RuntimeTrace>,
 }
 
 /// A job's `[[deps]]`, fetched, verified and laid out for its steps.

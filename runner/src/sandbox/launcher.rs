@@ -173,6 +173,7 @@ impl Launcher {
                 pids_exhausted: false,
                 tmp_full: false,
                 duration: Duration::ZERO,
+                trace: None,
             });
         }
         check_host_dirs(plan)?;
@@ -243,7 +244,31 @@ impl Launcher {
         on_output: mpsc::Sender<OutputChunk>,
     ) -> Result<StepOutcome, SandboxError> {
         let config = bundle.join("config.json");
-        spec.save(&config)?;
+        // A traced step: its filter's notify fd goes to a supervisor listening in the bundle.
+        let supervisor = match &plan.trace {
+            Some(setup) => {
+                let supervisor = super::trace::Supervisor::start(
+                    bundle,
+                    super::trace::LISTENER_SOCKET,
+                    setup.clone(),
+                )
+                .map_err(|e| SandboxError::io("starting the trace supervisor", bundle, e))?;
+                let mut spec = spec.clone();
+                if let Some(seccomp) = spec
+                    .linux_mut()
+                    .as_mut()
+                    .and_then(|l| l.seccomp_mut().as_mut())
+                {
+                    seccomp.set_listener_path(Some(supervisor.listener_path().to_owned()));
+                }
+                spec.save(&config)?;
+                Some(supervisor)
+            }
+            None => {
+                spec.save(&config)?;
+                None
+            }
+        };
         // Rootless or root of a pod's user namespace: no writable cgroup; the rlimits in the
         // spec stand in for these, and `lo` stays down.
         let cgroup_limits = rootless::has_host_privilege();
@@ -352,7 +377,17 @@ impl Launcher {
         }
         drain(pumps).await;
 
-        judge(report, stop, force_killed, duration, &status.to_string())
+        let mut outcome = judge(report, stop, force_killed, duration, &status.to_string())?;
+        if let Some(supervisor) = supervisor {
+            outcome.trace = Some(
+                tokio::task::spawn_blocking(move || supervisor.finish())
+                    .await
+                    .map_err(|e| {
+                        SandboxError::Cleanup(format!("trace supervisor task failed: {e}"))
+                    })?,
+            );
+        }
+        Ok(outcome)
     }
 
     /// Rootless only (a no-op as root, where the runner chowns itself): gives the trees
@@ -436,6 +471,7 @@ fn judge(
         pids_exhausted: report.is_some_and(|r| r.pids_exhausted),
         tmp_full: report.is_some_and(|r| r.tmp_full),
         duration,
+        trace: None,
     };
     match report {
         Some(HelperReport { error: Some(e), .. }) => Err(SandboxError::Container(e)),

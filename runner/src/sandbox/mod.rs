@@ -25,6 +25,7 @@ mod protocol;
 mod rootless;
 mod seccomp;
 mod spec;
+pub mod trace;
 
 pub use error::SandboxError;
 pub use exec::{HELPER_FAILURE_EXIT, sandbox_exec_main};

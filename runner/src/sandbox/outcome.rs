@@ -21,6 +21,8 @@ pub struct StepOutcome {
     pub tmp_full: bool,
     /// Wall time from starting the helper to its exit (includes ~10 ms of container set-up).
     pub duration: Duration,
+    /// What the step did, when it was traced.
+    pub trace: Option<super::trace::StepRecord>,
 }
 
 /// Why a step that did not succeed failed, most specific first.
@@ -109,6 +111,7 @@ mod tests {
             pids_exhausted: false,
             tmp_full: false,
             duration: Duration::ZERO,
+            trace: None,
         };
         assert!(ok.success());
         assert_eq!(ok.failure_kind(), None);

@@ -109,6 +109,9 @@ pub struct SandboxPlan {
     pub loopback_up: bool,
     /// The seccomp filter.
     pub seccomp: SeccompPolicy,
+    /// Trace the step (`[trace] enabled`): the filter notifies the runner's supervisor of
+    /// every exec, open and network call with an address (docs/trace.md).
+    pub trace: Option<super::trace::TraceSetup>,
 }
 
 impl SandboxPlan {
@@ -143,6 +146,7 @@ impl SandboxPlan {
             file_size_bytes: None,
             loopback_up: true,
             seccomp: SeccompPolicy::baseline(),
+            trace: None,
         }
     }
 

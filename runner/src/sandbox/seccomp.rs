@@ -204,6 +204,44 @@ impl SeccompPolicy {
         self.to_oci_unchecked()
     }
 
+    /// The policy with `SCMP_ACT_NOTIFY` rules for `syscalls`, which no rule of the policy may
+    /// already name (a refusal must stay a refusal). `sendto` notifies only when it carries an
+    /// address (argument 4 non-null): sends on a connected socket are no new destination.
+    pub fn with_notify(&self, syscalls: &[&str]) -> Result<Self, SandboxError> {
+        if let Some(taken) = syscalls.iter().find(|name| {
+            self.syscalls
+                .iter()
+                .any(|r| r.names.iter().any(|n| n == *name))
+        }) {
+            return Err(SandboxError::plan(
+                "seccomp",
+                format!(
+                    "the filter has a rule for `{taken}`, which the runtime trace must observe; \
+                     remove that rule or turn [trace] off for the profile"
+                ),
+            ));
+        }
+        let mut traced = self.clone();
+        for name in syscalls {
+            traced.syscalls.push(SeccompRule {
+                comment: None,
+                names: vec![(*name).to_owned()],
+                action: "SCMP_ACT_NOTIFY".to_owned(),
+                errno_ret: None,
+                args: (*name == "sendto").then(|| {
+                    vec![SeccompArg {
+                        index: 4,
+                        value: 0,
+                        value_two: None,
+                        op: "SCMP_CMP_NE".to_owned(),
+                    }]
+                }),
+            });
+        }
+        traced.check()?;
+        Ok(traced)
+    }
+
     fn to_oci_unchecked(&self) -> Result<LinuxSeccomp, SandboxError> {
         // The accepted subset of the Docker format is the OCI format (comments aside).
         let value = serde_json::to_value(self)
@@ -291,6 +329,33 @@ mod tests {
         assert_eq!(args[0].op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
         assert_eq!(args[0].value(), CLONE_NEWUSER);
         assert_eq!(args[0].value_two(), Some(CLONE_NEWUSER));
+    }
+
+    #[test]
+    fn the_trace_adds_notify_rules_and_keeps_every_refusal() {
+        let base = SeccompPolicy::baseline();
+        let traced = base.with_notify(&["openat", "sendto"]).expect("traced");
+        let seccomp = traced.to_oci().expect("oci");
+        let openat = rule_for(&seccomp, "openat");
+        assert_eq!(openat.len(), 1);
+        assert_eq!(openat[0].action(), LinuxSeccompAction::ScmpActNotify);
+        let sendto = rule_for(&seccomp, "sendto");
+        let args = sendto[0]
+            .args()
+            .as_ref()
+            .expect("sendto notifies only with an address");
+        assert_eq!(
+            (args[0].index(), args[0].op()),
+            (4, LinuxSeccompOperator::ScmpCmpNe)
+        );
+        for name in MANDATORY_DENIALS {
+            assert!(traced.denies(name) || *name == "clone3", "{name}");
+        }
+        // A call the filter already rules on is never turned into a notification.
+        let e = base
+            .with_notify(&["ptrace"])
+            .expect_err("ptrace is refused");
+        assert!(e.to_string().contains("ptrace"), "{e}");
     }
 
     #[test]

@@ -91,7 +91,14 @@ impl SandboxPlan {
             .masked_paths(masked)
             .readonly_paths(get_default_readonly_paths())
             .rootfs_propagation("private")
-            .seccomp(self.seccomp.to_oci()?)
+            .seccomp(match &self.trace {
+                // The listener socket is in the bundle; the launcher names it.
+                Some(_) => self
+                    .seccomp
+                    .with_notify(super::trace::TRACED_SYSCALLS)?
+                    .to_oci()?,
+                None => self.seccomp.to_oci()?,
+            })
             .build()?;
         // The builder starts from oci-spec's defaults, which include a `resources` section
         // with an empty device list: libcontainer would then write `devices.allow`.

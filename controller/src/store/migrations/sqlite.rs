@@ -173,4 +173,13 @@ CREATE TABLE job_sboms (
     public_key_pem TEXT NOT NULL
 );
 "#,
+    // 7: runtime traces (issue 21), one row per traced job with an SBOM, written in the
+    // transaction that ends the job.
+    r#"
+CREATE TABLE job_traces (
+    job_id        TEXT PRIMARY KEY NOT NULL,
+    envelope_json TEXT NOT NULL,
+    hermeticity   TEXT NOT NULL
+);
+"#,
 ];

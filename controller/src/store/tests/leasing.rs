@@ -74,11 +74,16 @@ async fn lease_respects_labels_and_order_and_fences(store: Store) {
             keyid: "k".into(),
             public_key_pem: "pem".into(),
         }),
+        trace: Some(crate::store::StoredTrace {
+            envelope_json: "{\"payload\":\"\"}\n".into(),
+            hermeticity: "hermetic".into(),
+        }),
         retryable: false,
     };
     assert_eq!(store.sbom(job.id).await.unwrap(), None);
     store.complete(job.id, token, &done, &RETRY).await.unwrap();
     assert_eq!(store.sbom(job.id).await.unwrap(), done.sbom);
+    assert_eq!(store.trace(job.id).await.unwrap(), done.trace);
     let again = store
         .complete(job.id, token, &done, &RETRY)
         .await

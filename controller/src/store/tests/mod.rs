@@ -161,6 +161,7 @@ pub(super) fn infra(now: i64) -> Completion {
         builder_id: None,
         provenance: None,
         sbom: None,
+        trace: None,
         retryable: true,
     }
 }
@@ -184,7 +185,7 @@ async fn migrations_are_idempotent_and_wal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state/airlock.db");
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 6);
+    assert_eq!(store.schema_version().await.unwrap(), 7);
     let row = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&sqlite_pool(&store))
         .await
@@ -192,7 +193,7 @@ async fn migrations_are_idempotent_and_wal() {
     assert_eq!(row.try_get::<String, _>(0).unwrap(), "wal");
     store.close().await;
     let again = Store::open(&path).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 6);
+    assert_eq!(again.schema_version().await.unwrap(), 7);
     sqlx::query("PRAGMA user_version = 99")
         .execute(&sqlite_pool(&again))
         .await

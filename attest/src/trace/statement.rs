@@ -1,0 +1,115 @@
+//! The signed runtime trace: an in-toto Statement v1 whose predicate is the runtime-trace v0.2
+//! predicate and whose subjects are the provenance's, in a DSSE envelope.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::TraceError;
+use crate::dsse::Envelope;
+use crate::keys::{SigningKey, VerifyingKey};
+use crate::resource_descriptor::ResourceDescriptor;
+use crate::sign::sign_envelope;
+use crate::statement::{IN_TOTO_PAYLOAD_TYPE, STATEMENT_TYPE_V1};
+use crate::verify::verify_envelope;
+
+/// `predicateType` of the trace statement (in-toto runtime-trace v0.2).
+pub const RUNTIME_TRACE_PREDICATE_TYPE: &str = "https://in-toto.io/attestation/runtime-trace/v0.2";
+
+/// The runtime trace statement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceStatement {
+    /// Always [`STATEMENT_TYPE_V1`].
+    #[serde(rename = "_type")]
+    pub statement_type: String,
+    /// The outputs, by sha256.
+    pub subject: Vec<ResourceDescriptor>,
+    /// Always [`RUNTIME_TRACE_PREDICATE_TYPE`].
+    #[serde(rename = "predicateType")]
+    pub predicate_type: String,
+    /// The runtime-trace predicate.
+    pub predicate: Value,
+}
+
+impl TraceStatement {
+    /// The statement about `subject` carrying `predicate` (from [`super::Trace::predicate`]).
+    pub fn new(subject: Vec<ResourceDescriptor>, predicate: Value) -> Self {
+        Self {
+            statement_type: STATEMENT_TYPE_V1.to_owned(),
+            subject,
+            predicate_type: RUNTIME_TRACE_PREDICATE_TYPE.to_owned(),
+            predicate,
+        }
+    }
+
+    fn validate(&self) -> Result<(), TraceError> {
+        if self.statement_type != STATEMENT_TYPE_V1 {
+            return Err(TraceError::Statement(format!(
+                "_type is {:?}, not {STATEMENT_TYPE_V1:?}",
+                self.statement_type
+            )));
+        }
+        if self.predicate_type != RUNTIME_TRACE_PREDICATE_TYPE {
+            return Err(TraceError::Statement(format!(
+                "predicateType is {:?}, not {RUNTIME_TRACE_PREDICATE_TYPE:?}",
+                self.predicate_type
+            )));
+        }
+        if self.subject.is_empty() {
+            return Err(TraceError::Statement("no subject".to_owned()));
+        }
+        for (i, subject) in self.subject.iter().enumerate() {
+            subject
+                .validate()
+                .map_err(|e| TraceError::Statement(format!("subject[{i}]: {e}")))?;
+            if subject.digest.is_empty() {
+                return Err(TraceError::Statement(format!("subject[{i}] has no digest")));
+            }
+        }
+        if self
+            .predicate
+            .pointer("/monitor/type")
+            .and_then(Value::as_str)
+            .is_none()
+            || self
+                .predicate
+                .pointer("/monitoredProcess/event")
+                .and_then(Value::as_str)
+                .is_none()
+            || !self
+                .predicate
+                .get("monitorLog")
+                .is_some_and(Value::is_object)
+        {
+            return Err(TraceError::Statement(
+                "the predicate has no monitor.type, monitoredProcess.event or monitorLog"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Signs the statement into a DSSE envelope; returns it and the exact signed bytes.
+    pub fn sign(&self, key: &SigningKey) -> Result<(Envelope, Vec<u8>), TraceError> {
+        self.validate()?;
+        let body = serde_json::to_vec(self)
+            .map_err(|e| TraceError::Statement(format!("cannot serialize: {e}")))?;
+        let envelope = sign_envelope(IN_TOTO_PAYLOAD_TYPE, &body, key).map_err(TraceError::Sign)?;
+        Ok((envelope, body))
+    }
+
+    /// Checks `envelope`'s signature against `keys` and parses the trace statement it carries.
+    pub fn verify(envelope: &Envelope, keys: &[VerifyingKey]) -> Result<Self, TraceError> {
+        let verified = verify_envelope(envelope, keys).map_err(TraceError::Verify)?;
+        if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+            return Err(TraceError::Statement(format!(
+                "payloadType is {:?}, not {IN_TOTO_PAYLOAD_TYPE:?}",
+                envelope.payload_type
+            )));
+        }
+        let statement: Self = serde_json::from_slice(&verified.payload)
+            .map_err(|e| TraceError::Statement(format!("malformed statement: {e}")))?;
+        statement.validate()?;
+        Ok(statement)
+    }
+}
