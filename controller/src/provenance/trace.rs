@@ -246,7 +246,11 @@ mod tests {
             steps: vec![pb::StepTrace {
                 name: "build".into(),
                 index: 0,
-                execs: vec![pb::TracedExec { path: "/usr/bin/make".into(), sha256: "a".repeat(64), count: 1 }],
+                execs: vec![pb::TracedExec {
+                    path: "/usr/bin/make".into(),
+                    sha256: "a".repeat(64),
+                    count: 1,
+                }],
                 files: vec![pb::TracedFile {
                     path: "/work/Makefile".into(),
                     access: "read".into(),
@@ -282,17 +286,32 @@ mod tests {
         assert_eq!(trace.steps[0].network[0].describe(), "10.0.0.1:443");
         let predicate = trace.predicate().unwrap();
         assert_eq!(predicate["hermeticity"]["verdict"], "not hermetic");
-        assert_eq!(predicate["monitoredProcess"]["event"], "https://ci.example/jobs/j/attempts/1");
-        assert_eq!(predicate["monitorLog"]["fileAccess"][0]["digest"]["sha256"], "b".repeat(64));
+        assert_eq!(
+            predicate["monitoredProcess"]["event"],
+            "https://ci.example/jobs/j/attempts/1"
+        );
+        assert_eq!(
+            predicate["monitorLog"]["fileAccess"][0]["digest"]["sha256"],
+            "b".repeat(64)
+        );
 
         type Spoil = fn(&mut pb::RuntimeTrace);
         let cases: [(Spoil, &str); 8] = [
-            (|t| t.steps[0].name = "other".into(), "not a step of the job"),
+            (
+                |t| t.steps[0].name = "other".into(),
+                "not a step of the job",
+            ),
             (|t| t.steps[0].index = 3, "not a step of the job"),
-            (|t| t.steps[0].files[0].path = "relative".into(), "absolute sandbox path"),
+            (
+                |t| t.steps[0].files[0].path = "relative".into(),
+                "absolute sandbox path",
+            ),
             (|t| t.steps[0].files[0].class = "host".into(), "class"),
             (|t| t.steps[0].execs[0].sha256 = "XYZ".into(), "sha256"),
-            (|t| t.steps[0].network[0].address = "10.0.0.1.5".into(), "not an IP"),
+            (
+                |t| t.steps[0].network[0].address = "10.0.0.1.5".into(),
+                "not an IP",
+            ),
             (|t| t.steps[0].network[0].port = 70_000, "port"),
             (|t| t.syscalls.push("ptrace".into()), "syscall"),
         ];
