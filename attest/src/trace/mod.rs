@@ -4,10 +4,12 @@
 //! beside the provenance (same key, same subjects), and the hermeticity verdict drawn from it
 //! ([`verdict`]). docs/trace.md describes every field.
 
+mod model;
 mod predicate;
 mod statement;
 mod verdict;
 
+pub use model::*;
 pub use predicate::*;
 pub use statement::{RUNTIME_TRACE_PREDICATE_TYPE, TraceStatement};
 pub use verdict::{Hermeticity, hermeticity};

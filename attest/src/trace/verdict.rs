@@ -3,7 +3,7 @@
 //! address outside the sandbox. Reads from a cache (not a pinned input) and network attempts
 //! are the exceptions, each named.
 
-use super::predicate::TracedStep;
+use super::model::TracedStep;
 
 /// Most exceptions listed (the rest are counted).
 const MAX_EXCEPTIONS: usize = 50;
@@ -90,7 +90,7 @@ pub fn hermeticity(steps: &[TracedStep]) -> Hermeticity {
 
 #[cfg(test)]
 mod tests {
-    use super::super::predicate::{TracedFileAccess, TracedNetwork};
+    use super::super::model::{TracedFileAccess, TracedNetwork};
     use super::*;
 
     fn net(syscall: &str, family: &str, address: &str, port: u16) -> TracedNetwork {
