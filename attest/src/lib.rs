@@ -10,6 +10,7 @@
 pub mod bundle;
 pub mod digest;
 pub mod dsse;
+mod json_statement;
 pub mod key_files;
 pub mod keys;
 pub mod provenance;

@@ -6,11 +6,11 @@ use serde_json::Value;
 
 use super::SbomError;
 use crate::dsse::Envelope;
+use crate::json_statement::{EnvelopeCheck, check_header, verify_payload};
 use crate::keys::{SigningKey, VerifyingKey};
 use crate::resource_descriptor::ResourceDescriptor;
 use crate::sign::sign_envelope;
 use crate::statement::{IN_TOTO_PAYLOAD_TYPE, STATEMENT_TYPE_V1};
-use crate::verify::verify_envelope;
 
 /// `predicateType` of the SBOM statement: an SPDX 2.3 document.
 pub const SPDX_PREDICATE_TYPE: &str = "https://spdx.dev/Document/v2.3";
@@ -43,12 +43,13 @@ impl SbomStatement {
     }
 
     fn validate(&self) -> Result<(), SbomError> {
-        if self.statement_type != STATEMENT_TYPE_V1 {
-            return Err(SbomError::Statement(format!(
-                "_type is {:?}, not {STATEMENT_TYPE_V1:?}",
-                self.statement_type
-            )));
-        }
+        check_header(
+            &self.statement_type,
+            &self.predicate_type,
+            SPDX_PREDICATE_TYPE,
+            &self.subject,
+        )
+        .map_err(SbomError::Statement)?;
         if self.predicate_type != SPDX_PREDICATE_TYPE {
             return Err(SbomError::Statement(format!(
                 "predicateType is {:?}, not {SPDX_PREDICATE_TYPE:?}",
@@ -85,15 +86,10 @@ impl SbomStatement {
 
     /// Checks `envelope`'s signature against `keys` and parses the SBOM statement it carries.
     pub fn verify(envelope: &Envelope, keys: &[VerifyingKey]) -> Result<Self, SbomError> {
-        let verified = verify_envelope(envelope, keys).map_err(SbomError::Verify)?;
-        if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-            return Err(SbomError::Statement(format!(
-                "payloadType is {:?}, not {IN_TOTO_PAYLOAD_TYPE:?}",
-                envelope.payload_type
-            )));
-        }
-        let statement: Self = serde_json::from_slice(&verified.payload)
-            .map_err(|e| SbomError::Statement(format!("malformed statement: {e}")))?;
+        let statement: Self = verify_payload(envelope, keys).map_err(|e| match e {
+            EnvelopeCheck::Verify(e) => SbomError::Verify(e),
+            EnvelopeCheck::Statement(m) => SbomError::Statement(m),
+        })?;
         statement.validate()?;
         Ok(statement)
     }

@@ -6,11 +6,11 @@ use serde_json::Value;
 
 use super::TraceError;
 use crate::dsse::Envelope;
+use crate::json_statement::{EnvelopeCheck, check_header, verify_payload};
 use crate::keys::{SigningKey, VerifyingKey};
 use crate::resource_descriptor::ResourceDescriptor;
 use crate::sign::sign_envelope;
 use crate::statement::{IN_TOTO_PAYLOAD_TYPE, STATEMENT_TYPE_V1};
-use crate::verify::verify_envelope;
 
 /// `predicateType` of the trace statement (in-toto runtime-trace v0.2).
 pub const RUNTIME_TRACE_PREDICATE_TYPE: &str = "https://in-toto.io/attestation/runtime-trace/v0.2";
@@ -43,12 +43,13 @@ impl TraceStatement {
     }
 
     fn validate(&self) -> Result<(), TraceError> {
-        if self.statement_type != STATEMENT_TYPE_V1 {
-            return Err(TraceError::Statement(format!(
-                "_type is {:?}, not {STATEMENT_TYPE_V1:?}",
-                self.statement_type
-            )));
-        }
+        check_header(
+            &self.statement_type,
+            &self.predicate_type,
+            RUNTIME_TRACE_PREDICATE_TYPE,
+            &self.subject,
+        )
+        .map_err(TraceError::Statement)?;
         if self.predicate_type != RUNTIME_TRACE_PREDICATE_TYPE {
             return Err(TraceError::Statement(format!(
                 "predicateType is {:?}, not {RUNTIME_TRACE_PREDICATE_TYPE:?}",
@@ -100,15 +101,10 @@ impl TraceStatement {
 
     /// Checks `envelope`'s signature against `keys` and parses the trace statement it carries.
     pub fn verify(envelope: &Envelope, keys: &[VerifyingKey]) -> Result<Self, TraceError> {
-        let verified = verify_envelope(envelope, keys).map_err(TraceError::Verify)?;
-        if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-            return Err(TraceError::Statement(format!(
-                "payloadType is {:?}, not {IN_TOTO_PAYLOAD_TYPE:?}",
-                envelope.payload_type
-            )));
-        }
-        let statement: Self = serde_json::from_slice(&verified.payload)
-            .map_err(|e| TraceError::Statement(format!("malformed statement: {e}")))?;
+        let statement: Self = verify_payload(envelope, keys).map_err(|e| match e {
+            EnvelopeCheck::Verify(e) => TraceError::Verify(e),
+            EnvelopeCheck::Statement(m) => TraceError::Statement(m),
+        })?;
         statement.validate()?;
         Ok(statement)
     }
