@@ -67,6 +67,21 @@ pub fn scratch() -> tempfile::TempDir {
     d
 }
 
+/// A copy of the built-in sandbox profiles in `dir` (for `--profiles-dir`), with `extra`
+/// (TOML tables) appended to profile `profile`.
+pub fn profiles_copy(dir: &Path, profile: &str, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(repo().join("sandbox-profiles")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let file = dir.join(format!("{profile}.toml"));
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(extra);
+    std::fs::write(file, text).unwrap();
+    dir.to_path_buf()
+}
+
 /// Writes a job directory with `airlock.toml` built from `steps` (TOML) and returns the file.
 pub fn job_dir(root: &Path, name: &str, steps: &str, outputs: &str) -> PathBuf {
     let (layout, digest) = base_image();

@@ -288,17 +288,11 @@ fn sboms_of_a_real_build_validate_list_every_image_package_and_verify() {
 
 /// A copy of the built-in profiles whose `trusted` profile gates at `threshold`.
 fn gated_profiles(root: &Path, threshold: &str) -> std::path::PathBuf {
-    let dir = root.join(format!("profiles-{threshold}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(repo().join("sandbox-profiles")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
-    let trusted = dir.join("trusted.toml");
-    let mut text = std::fs::read_to_string(&trusted).unwrap();
-    text.push_str(&format!("\n[sbom]\ndeny_vulnerable = \"{threshold}\"\n"));
-    std::fs::write(trusted, text).unwrap();
-    dir
+    profiles_copy(
+        &root.join(format!("profiles-{threshold}")),
+        "trusted",
+        &format!("\n[sbom]\ndeny_vulnerable = \"{threshold}\"\n"),
+    )
 }
 
 /// An OSV database with a HIGH advisory (CVSS 7.5) for the image's glibc and a MEDIUM one

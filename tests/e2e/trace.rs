@@ -14,17 +14,11 @@ use crate::provenance_fixtures::*;
 
 /// A copy of the built-in profiles whose `untrusted-pr` profile traces (with `extra`).
 fn traced_profiles(root: &Path, name: &str, extra: &str) -> PathBuf {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(repo().join("sandbox-profiles")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
-    let file = dir.join("untrusted-pr.toml");
-    let mut text = std::fs::read_to_string(&file).unwrap();
-    text.push_str(&format!("\n[trace]\nenabled = true\n{extra}\n"));
-    std::fs::write(file, text).unwrap();
-    dir
+    profiles_copy(
+        &root.join(name),
+        "untrusted-pr",
+        &format!("\n[trace]\nenabled = true\n{extra}\n"),
+    )
 }
 
 const STEPS: &str = r#"[[steps]]
