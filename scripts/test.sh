@@ -6,6 +6,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+# A clean clone gains nothing from incremental artifacts, which would double the target
+# directory (tens of GiB); the images and the build need the disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+step "disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free where the build runs"
+
 step "system packages"
 scripts/install-deps.sh
 
