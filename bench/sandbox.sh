@@ -23,7 +23,9 @@ fi
 scripts/install-deps.sh >/dev/null
 examples/base-image/build.sh >/dev/null
 
-cargo build --release --locked -p airlock -p airlock-runner --example sandbox_bench >&2
+# Two invocations: with `--example`, cargo builds only the example, not the binary.
+cargo build --release --locked -p airlock --bin airlock >&2
+cargo build --release --locked -p airlock-runner --example sandbox_bench >&2
 bin="$PWD/target/release"
 
 # One rootfs, unpacked by airlock's own image cache (verified, with the mount points).

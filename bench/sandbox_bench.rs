@@ -116,13 +116,17 @@ fn plan(a: &Args, argv: Vec<String>) -> SandboxPlan {
 
 async fn airlock_runs(a: &Args, plan: &SandboxPlan, runs: usize) -> Vec<Duration> {
     let launcher = Launcher::new(&a.airlock, a.scratch.join("airlock-state")).unwrap();
+    // The runner's path: one job sandbox (zygote) per job, a fresh container per step.
+    let job = launcher
+        .job(&format!("bench-job-{}", std::process::id()))
+        .unwrap();
     let (_cancel_tx, cancel) = watch::channel(false);
     let mut out = Vec::with_capacity(runs);
     for i in 0..runs + 2 {
         let (tx, mut rx) = mpsc::channel(16);
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let t = Instant::now();
-        let o = launcher
+        let o = job
             .run_step(
                 &format!("bench-{i}"),
                 plan,
@@ -139,6 +143,7 @@ async fn airlock_runs(a: &Args, plan: &SandboxPlan, runs: usize) -> Vec<Duration
             out.push(d);
         }
     }
+    job.finish().await.unwrap();
     out
 }
 

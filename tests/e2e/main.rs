@@ -41,6 +41,7 @@ mod rootless;
 mod sandbox_escape;
 mod sbom;
 mod secret_leak_scan;
+mod step_isolation;
 mod three_processes;
 mod tls_processes;
 mod trace;

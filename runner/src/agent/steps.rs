@@ -7,13 +7,14 @@ use airlock_job::JobSpec;
 use airlock_proto::v1::step_event::Phase;
 use airlock_proto::v1::{Lease, LogStream, StepEvent};
 use tokio::sync::{mpsc, watch};
+use tracing::warn;
 
 use super::Runner;
 use super::job::JobEnd;
 use super::prepare::PreparedJob;
 use crate::profile::Profile;
 use crate::report::events::EventSink;
-use crate::sandbox::{FailureKind, SandboxPlan, StepOutcome, Stream};
+use crate::sandbox::{FailureKind, JobSandbox, SandboxPlan, StepOutcome, Stream};
 use crate::services::token_broker::TokenBroker;
 
 impl Runner {
@@ -23,6 +24,39 @@ impl Runner {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_steps(
         &self,
+        lease: &Lease,
+        events: &EventSink,
+        cancel: &watch::Receiver<bool>,
+        spec: &JobSpec,
+        profile: &Profile,
+        id_map: crate::sandbox::IdMap,
+        deadline: Instant,
+        prepared: &PreparedJob,
+        broker: Option<&TokenBroker>,
+    ) -> Result<(), JobEnd> {
+        // One sandbox per attempt: its zygote forks each step's helper (sandbox/zygote.rs).
+        let sandbox_id =
+            crate::state::job_sandbox_id(&lease.job_id, lease.attempt, self.instance.id());
+        let job = self
+            .launcher
+            .job(&sandbox_id)
+            .map_err(|e| JobEnd::Infra(format!("starting the job's sandbox: {e}")))?;
+        let result = self
+            .run_steps_in(
+                &job, lease, events, cancel, spec, profile, id_map, deadline, prepared, broker,
+            )
+            .await;
+        if let Err(e) = job.finish().await {
+            warn!(error = %e, "could not remove the job's sandbox");
+        }
+        result
+    }
+
+    /// [`Runner::run_steps`] in the attempt's sandbox `job`.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_steps_in(
+        &self,
+        job: &JobSandbox,
         lease: &Lease,
         events: &EventSink,
         cancel: &watch::Receiver<bool>,
@@ -112,8 +146,7 @@ impl Runner {
                 })
             };
             let started = std::time::SystemTime::now();
-            let result = self
-                .launcher
+            let result = job
                 .run_step(&container_id, &plan, remaining, cancel.clone(), tx)
                 .await;
             let _ = forward.await;

@@ -22,7 +22,7 @@ use nix::unistd::Pid;
 /// How long a last-resort cgroup kill may take.
 pub(super) const CGROUP_KILL_WAIT: Duration = Duration::from_secs(5);
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub(super) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The parent of every sandbox cgroup, below each controller's root.
 const PARENT: &str = "airlock";
 
@@ -97,15 +97,26 @@ const CPU_PERIOD_US: u64 = 100_000;
 
 /// Whether the host uses the unified (v2-only) layout.
 pub(crate) fn is_v2() -> bool {
-    Path::new(CGROUP_ROOT).join("cgroup.controllers").exists()
+    is_v2_at(Path::new(CGROUP_ROOT))
+}
+
+/// Whether the cgroup file system at `root` is the unified (v2-only) layout.
+fn is_v2_at(root: &Path) -> bool {
+    root.join("cgroup.controllers").exists()
 }
 
 /// The directory of `rel` in `controller` (v1), or of `rel` itself (v2).
 fn dir(controller: &str, rel: &Path) -> PathBuf {
-    if is_v2() {
-        Path::new(CGROUP_ROOT).join(rel)
+    dir_at(Path::new(CGROUP_ROOT), controller, rel)
+}
+
+/// [`dir`] below the cgroup file system at `root` (the helper reaches it through a
+/// descriptor once its own mount namespace hides `/sys/fs/cgroup`).
+pub(super) fn dir_at(root: &Path, controller: &str, rel: &Path) -> PathBuf {
+    if is_v2_at(root) {
+        root.join(rel)
     } else {
-        Path::new(CGROUP_ROOT).join(controller).join(rel)
+        root.join(controller).join(rel)
     }
 }
 
@@ -121,7 +132,7 @@ pub(crate) struct Limits {
 }
 
 /// Writes `value` to a cgroup control file, naming the file in the error.
-fn write(path: &Path, value: &str) -> io::Result<()> {
+pub(super) fn write(path: &Path, value: &str) -> io::Result<()> {
     std::fs::write(path, value).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -167,6 +178,70 @@ pub(crate) fn apply_limits(rel: &Path, limits: Limits) -> io::Result<()> {
     Ok(())
 }
 
+/// Tasks of a job's cgroup that are not the step's: the zygote and the step's helper.
+pub(crate) const JOB_OVERHEAD_TASKS: u64 = 2;
+
+/// Sets all three limits of step cgroup `rel` (v1) below the cgroup file system at `root`,
+/// "no limit" for those `limits` leaves unset: a job's cgroup serves each of its steps in
+/// turn, so nothing of an earlier step's limits may remain. `pids.max` allows
+/// [`JOB_OVERHEAD_TASKS`] more than the step's limit.
+pub(crate) fn apply_step_limits(root: &Path, rel: &Path, limits: Limits) -> io::Result<()> {
+    let memory = dir_at(root, "memory", rel);
+    let bytes = limits
+        .memory_bytes
+        .map_or_else(|| "-1".to_owned(), |b| b.to_string());
+    let mem = memory.join("memory.limit_in_bytes");
+    let memsw = memory.join("memory.memsw.limit_in_bytes");
+    // v1 wants memory+swap >= memory at every moment: raise memsw first, lower it last.
+    if memsw.exists() {
+        if write(&mem, &bytes).is_ok() {
+            write(&memsw, &bytes)?;
+        } else {
+            write(&memsw, &bytes)?;
+            write(&mem, &bytes)?;
+        }
+    } else {
+        write(&mem, &bytes)?;
+    }
+    let pids = limits.pids.map_or_else(
+        || "max".to_owned(),
+        |n| n.saturating_add(JOB_OVERHEAD_TASKS).to_string(),
+    );
+    write(&dir_at(root, "pids", rel).join("pids.max"), &pids)?;
+    let cpu = dir_at(root, "cpu", rel);
+    let quota = limits.cpu_millis.map_or_else(
+        || "-1".to_owned(),
+        |millis| {
+            (millis.saturating_mul(CPU_PERIOD_US) / 1000)
+                .max(1000)
+                .to_string()
+        },
+    );
+    write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+    write(&cpu.join("cpu.cfs_quota_us"), &quota)
+}
+
+/// How many times the kernel OOM-killed a process of v1 cgroup `rel` below `root`, and
+/// how many forks failed on `pids.max`: a job's steps share the cgroup, so each step
+/// compares these before and after.
+pub(crate) fn job_counters(root: &Path, rel: &Path) -> (u64, u64) {
+    (
+        counter(
+            &dir_at(root, "memory", rel).join("memory.oom_control"),
+            "oom_kill",
+        )
+        .unwrap_or(0),
+        counter(&dir_at(root, "pids", rel).join("pids.events"), "max").unwrap_or(0),
+    )
+}
+
+/// The number of tasks in v1 cgroup `rel` below `root` (`pids.current`).
+pub(crate) fn pids_current(root: &Path, rel: &Path) -> Option<u64> {
+    std::fs::read_to_string(dir_at(root, "pids", rel).join("pids.current"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+}
+
 /// The number after `key ` in a flat-keyed cgroup file such as `memory.events`.
 fn counter(path: &Path, key: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok().and_then(|text| {
@@ -176,20 +251,21 @@ fn counter(path: &Path, key: &str) -> Option<u64> {
     })
 }
 
-/// Whether a fork or clone of cgroup `rel` failed because `pids.max` was reached.
-pub(crate) fn pids_exhausted(rel: &Path) -> bool {
-    counter(&dir("pids", rel).join("pids.events"), "max").is_some_and(|n| n > 0)
+/// Whether a fork or clone of cgroup `rel` (below the cgroup file system at `root`) failed
+/// because `pids.max` was reached.
+pub(crate) fn pids_exhausted(root: &Path, rel: &Path) -> bool {
+    counter(&dir_at(root, "pids", rel).join("pids.events"), "max").is_some_and(|n| n > 0)
 }
 
-/// Whether the kernel OOM-killed a process of cgroup `rel` (v1 `memory.oom_control`, v2
-/// `memory.events`).
-pub(crate) fn oom_killed(rel: &Path) -> bool {
-    let file = if is_v2() {
+/// Whether the kernel OOM-killed a process of cgroup `rel` below the cgroup file system at
+/// `root` (v1 `memory.oom_control`, v2 `memory.events`).
+pub(crate) fn oom_killed(root: &Path, rel: &Path) -> bool {
+    let file = if is_v2_at(root) {
         "memory.events"
     } else {
         "memory.oom_control"
     };
-    counter(&dir("memory", rel).join(file), "oom_kill").is_some_and(|n| n > 0)
+    counter(&dir_at(root, "memory", rel).join(file), "oom_kill").is_some_and(|n| n > 0)
 }
 
 /// The pids in cgroup `rel` of `controller`; empty when the cgroup does not exist.
@@ -364,6 +440,80 @@ pub(crate) fn with_suffix(suffix: &str) -> Vec<PathBuf> {
 mod tests {
     use super::*;
 
+    /// A v1 layout in a temporary directory, with the files a kernel would have.
+    fn fake_v1(swap: bool) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rel = PathBuf::from("airlock/job");
+        for (controller, files) in [
+            (
+                "memory",
+                &["memory.limit_in_bytes", "memory.oom_control"][..],
+            ),
+            ("pids", &["pids.max", "pids.events", "pids.current"][..]),
+            ("cpu", &["cpu.cfs_period_us", "cpu.cfs_quota_us"][..]),
+        ] {
+            let d = dir.path().join(controller).join(&rel);
+            std::fs::create_dir_all(&d).expect("mkdir");
+            for f in files {
+                std::fs::write(d.join(f), "").expect("file");
+            }
+        }
+        if swap {
+            std::fs::write(
+                dir.path()
+                    .join("memory")
+                    .join(&rel)
+                    .join("memory.memsw.limit_in_bytes"),
+                "",
+            )
+            .expect("file");
+        }
+        (dir, rel)
+    }
+
+    #[test]
+    fn step_limits_are_all_written_and_reset_between_steps() {
+        let (dir, rel) = fake_v1(true);
+        let root = dir.path();
+        let read = |c: &str, f: &str| {
+            std::fs::read_to_string(root.join(c).join(&rel).join(f)).expect("read")
+        };
+        let limited = Limits {
+            memory_bytes: Some(1 << 30),
+            pids: Some(256),
+            cpu_millis: Some(1500),
+        };
+        apply_step_limits(root, &rel, limited).expect("limits");
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "1073741824");
+        assert_eq!(read("memory", "memory.memsw.limit_in_bytes"), "1073741824");
+        // The zygote and the helper are in the cgroup too.
+        assert_eq!(read("pids", "pids.max"), "258");
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "150000");
+        // A later step without limits gets none of the earlier one's.
+        apply_step_limits(root, &rel, Limits::default()).expect("limits");
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "-1");
+        assert_eq!(read("memory", "memory.memsw.limit_in_bytes"), "-1");
+        assert_eq!(read("pids", "pids.max"), "max");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "-1");
+    }
+
+    #[test]
+    fn job_counters_are_read_by_key_and_missing_ones_are_zero() {
+        let (dir, rel) = fake_v1(false);
+        let root = dir.path();
+        assert_eq!(job_counters(root, &rel), (0, 0));
+        std::fs::write(
+            root.join("memory").join(&rel).join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+        )
+        .expect("write");
+        std::fs::write(root.join("pids").join(&rel).join("pids.events"), "max 7\n").expect("write");
+        std::fs::write(root.join("pids").join(&rel).join("pids.current"), "2\n").expect("write");
+        assert_eq!(job_counters(root, &rel), (3, 7));
+        assert_eq!(pids_current(root, &rel), Some(2));
+    }
+
     #[test]
     fn counters_are_read_by_exact_key() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -394,8 +544,8 @@ mod tests {
             kill_all(&rel, Duration::from_millis(10)).expect("kill_all"),
             0
         );
-        assert!(!oom_killed(&rel));
-        assert!(!pids_exhausted(&rel));
+        assert!(!oom_killed(Path::new(CGROUP_ROOT), &rel));
+        assert!(!pids_exhausted(Path::new(CGROUP_ROOT), &rel));
         remove(&rel).expect("removing a missing cgroup is not an error");
     }
 }

@@ -27,15 +27,16 @@ pub(super) fn remove_cgroups_with_suffix(suffix: &str) -> usize {
     removed
 }
 
-/// Kills and removes the containers (state under `containers_root`, bundles under
-/// `bundles_root`) that `select` picks. Blocking. Returns how many there were.
+/// Kills and removes the containers and job sandboxes (state under `containers_root`,
+/// bundles and zygote directories under `dirs`) that `select` picks; a job sandbox's
+/// cgroup is named like a container's. Blocking. Returns how many there were.
 pub(super) fn remove_containers(
     containers_root: &Path,
-    bundles_root: &Path,
+    dirs: &[std::path::PathBuf],
     select: impl Fn(&str) -> bool,
 ) -> Result<usize, SandboxError> {
     let mut ids = std::collections::BTreeSet::new();
-    for root in [containers_root, bundles_root] {
+    for root in std::iter::once(containers_root).chain(dirs.iter().map(|d| d.as_path())) {
         let entries = match std::fs::read_dir(root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -53,11 +54,13 @@ pub(super) fn remove_containers(
     for id in &ids {
         remove_container(containers_root, id, &cgroup::relative_path(id))
             .map_err(SandboxError::Cleanup)?;
-        let bundle = bundles_root.join(id);
-        if let Err(e) = std::fs::remove_dir_all(&bundle)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(SandboxError::io("removing", bundle, e));
+        for dir in dirs {
+            let dir = dir.join(id);
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(SandboxError::io("removing", dir, e));
+            }
         }
     }
     Ok(ids.len())

@@ -41,6 +41,7 @@ use oci_spec::runtime::Spec;
 use super::protocol::{
     HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json, write_json,
 };
+use super::zygote::JobCgroups;
 use super::{cgroup, loopback};
 
 /// The helper's exit code when it (not the step) failed.
@@ -61,7 +62,22 @@ pub fn sandbox_exec_main(bundle: &Path) -> i32 {
     if bundle.join(super::rootless::CHOWN_FILE).exists() {
         return super::rootless::chown_main(bundle);
     }
-    let report = run(bundle).unwrap_or_else(|message| HelperReport {
+    // A job's zygote forks this helper per step instead (`zygote.rs`).
+    if bundle.join(super::zygote::ZYGOTE_FILE).exists() {
+        return super::zygote::zygote_main(bundle);
+    }
+    let parent = std::env::var(PARENT_PID_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(Pid::from_raw);
+    helper_main(bundle, parent, None)
+}
+
+/// One step's helper: runs the container of `bundle`, writes the report, returns the exit
+/// code. `parent` is the process that must be the helper's parent (the launcher, or the
+/// job's zygote); `job` the job's cgroup when the zygote made one.
+pub(crate) fn helper_main(bundle: &Path, parent: Option<Pid>, job: Option<&JobCgroups<'_>>) -> i32 {
+    let report = run(bundle, parent, job).unwrap_or_else(|message| HelperReport {
         error: Some(message),
         ..HelperReport::default()
     });
@@ -81,8 +97,25 @@ pub fn sandbox_exec_main(bundle: &Path) -> i32 {
     }
 }
 
+/// Points stdout and stderr at `/dev/null`, closing the step's pipes.
+pub(super) fn close_output() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        for fd in [1, 2] {
+            let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd);
+        }
+    }
+}
+
+/// How long a step's helper waits for the processes of its dead pid namespace to leave the
+/// job's cgroup, so the next step starts with the whole pids limit.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The helper's work; `Err` is a message for the report.
-fn run(bundle: &Path) -> Result<HelperReport, String> {
+fn run(
+    bundle: &Path,
+    parent: Option<Pid>,
+    job: Option<&JobCgroups<'_>>,
+) -> Result<HelperReport, String> {
     let mut signals = SigSet::empty();
     for signal in TERMINATE {
         signals.add(signal);
@@ -93,7 +126,7 @@ fn run(bundle: &Path) -> Result<HelperReport, String> {
     signals
         .thread_block()
         .map_err(|e| format!("blocking signals: {e}"))?;
-    guard_parent()?;
+    guard_parent(parent)?;
     // Non-blocking: used only to see whether a termination request arrived during create.
     let pending = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| format!("creating a signalfd: {e}"))?;
@@ -102,6 +135,22 @@ fn run(bundle: &Path) -> Result<HelperReport, String> {
     let request: HelperRequest = read_json(&request_path)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{} is missing", request_path.display()))?;
+
+    let limits = cgroup::Limits {
+        memory_bytes: request.memory_bytes,
+        pids: request.pids,
+        cpu_millis: request.cpu_millis,
+    };
+    // In the job's cgroup the limits are written before the container exists (its
+    // processes are born inside), and the counters are compared before and after.
+    let counters_before = match job {
+        Some(job) => {
+            cgroup::apply_step_limits(&job.root, job.rel, limits)
+                .map_err(|e| format!("setting resource limits: {e}"))?;
+            Some(cgroup::job_counters(&job.root, job.rel))
+        }
+        None => None,
+    };
 
     let mut container = ContainerBuilder::new(request.container_id.clone(), SyscallType::default())
         .with_executor(StepExecutor)
@@ -114,12 +163,43 @@ fn run(bundle: &Path) -> Result<HelperReport, String> {
         .build()
         .map_err(|e| format!("creating container {}: {}", request.container_id, chain(&e)))?;
 
-    let outcome = start_and_wait(&mut container, &request, &signals, &pending);
-    let oom_killed = cgroup::oom_killed(&request.cgroup);
-    let pids_exhausted = cgroup::pids_exhausted(&request.cgroup);
-    let deleted = container
-        .delete(true)
-        .map_err(|e| format!("deleting container {}: {}", request.container_id, chain(&e)));
+    let outcome = start_and_wait(
+        &mut container,
+        &request,
+        job.is_none().then_some(limits),
+        &signals,
+        &pending,
+    );
+    let (oom_killed, pids_exhausted) = match (job, counters_before) {
+        (Some(job), Some((oom, pids))) => {
+            let (oom_after, pids_after) = cgroup::job_counters(&job.root, job.rel);
+            (oom_after > oom, pids_after > pids)
+        }
+        _ => {
+            let root = Path::new(cgroup::CGROUP_ROOT);
+            (
+                cgroup::oom_killed(root, &request.cgroup),
+                cgroup::pids_exhausted(root, &request.cgroup),
+            )
+        }
+    };
+    // A reaped init took its pid namespace with it: what is left is libcontainer's state
+    // directory, which the launcher removes with the bundle (and the cgroup, when
+    // libcontainer made one). Otherwise the init may still wait for `start`: kill it.
+    let reaped = outcome
+        .as_ref()
+        .is_ok_and(|r| r.exit_code.is_some() || r.signal.is_some());
+    let deleted = if reaped {
+        Ok(())
+    } else {
+        container
+            .delete(true)
+            .map(|_| ())
+            .map_err(|e| format!("deleting container {}: {}", request.container_id, chain(&e)))
+    };
+    if let Some(job) = job {
+        drain(job);
+    }
     let mut report = outcome?;
     deleted?;
     report.oom_killed = oom_killed;
@@ -127,26 +207,22 @@ fn run(bundle: &Path) -> Result<HelperReport, String> {
     Ok(report)
 }
 
-/// Applies the limits, starts the container unless a termination request is already
-/// pending, and waits for its init to exit.
+/// Applies the limits (unless they are already, `None`), starts the container unless a
+/// termination request is already pending, and waits for its init to exit.
 fn start_and_wait(
     container: &mut Container,
     request: &HelperRequest,
+    limits: Option<cgroup::Limits>,
     signals: &SigSet,
     pending: &SignalFd,
 ) -> Result<HelperReport, String> {
     let init = container
         .pid()
         .ok_or_else(|| "libcontainer recorded no init pid".to_owned())?;
-    cgroup::apply_limits(
-        &request.cgroup,
-        cgroup::Limits {
-            memory_bytes: request.memory_bytes,
-            pids: request.pids,
-            cpu_millis: request.cpu_millis,
-        },
-    )
-    .map_err(|e| format!("setting resource limits: {e}"))?;
+    if let Some(limits) = limits {
+        cgroup::apply_limits(&request.cgroup, limits)
+            .map_err(|e| format!("setting resource limits: {e}"))?;
+    }
     if request.loopback_up {
         loopback::bring_up(init)?;
     }
@@ -237,18 +313,27 @@ fn reap(init: Pid) -> Result<Option<InitExit>, String> {
     }
 }
 
-/// Asks for SIGTERM when the launcher dies, and fails if it already has.
-fn guard_parent() -> Result<(), String> {
+/// Asks for SIGTERM when the parent (launcher or zygote) dies, and fails if it already has.
+fn guard_parent(expected: Option<Pid>) -> Result<(), String> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
         .map_err(|e| format!("setting the parent-death signal: {e}"))?;
-    if let Some(expected) = std::env::var(PARENT_PID_ENV)
-        .ok()
-        .and_then(|v| v.parse::<i32>().ok())
-        && getppid().as_raw() != expected
+    if let Some(expected) = expected
+        && getppid() != expected
     {
         return Err("the launcher exited before the helper started".to_owned());
     }
     Ok(())
+}
+
+/// Waits (at most [`DRAIN_WAIT`]) until only the zygote and this helper are left in the
+/// job's cgroup: the other processes of a dead pid namespace exit asynchronously.
+fn drain(job: &JobCgroups<'_>) {
+    let deadline = std::time::Instant::now() + DRAIN_WAIT;
+    while cgroup::pids_current(&job.root, job.rel).is_some_and(|n| n > cgroup::JOB_OVERHEAD_TASKS)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// An error and its sources, joined with `: `.

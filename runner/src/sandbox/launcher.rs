@@ -12,13 +12,14 @@
 //! request/report files of the launcher-helper protocol. Cgroups are
 //! `/sys/fs/cgroup/<controller>/airlock/<id>`.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -27,16 +28,16 @@ use super::cleanup::{remove_cgroups_with_suffix, remove_container, remove_contai
 use super::output::pump;
 use super::preflight::{check_host_dirs, check_mount_points, validate_container_id};
 use super::protocol::{
-    HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json, write_json,
+    HelperReport, HelperRequest, REPORT_FILE, REQUEST_FILE, read_json, write_json,
 };
 use super::rootless::{self, ChownRequest, Owner};
-use super::{IdMap, OutputChunk, SandboxError, SandboxPlan, StepOutcome, Stream};
+use super::{IdMap, JobSandbox, OutputChunk, SandboxError, SandboxPlan, StepOutcome, Stream};
 
 /// The hidden CLI subcommand that runs [`super::sandbox_exec_main`].
 pub const SANDBOX_EXEC_SUBCOMMAND: &str = "sandbox-exec";
 
 /// `PATH` of the helper: where `newuidmap`/`newgidmap` are looked up.
-const HELPER_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+pub(super) const HELPER_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 /// Distinguishes the chown helper runs of one runner process.
 static CHOWN_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -91,6 +92,7 @@ impl Launcher {
             launcher.state_dir.clone(),
             launcher.containers_root(),
             launcher.bundles_root(),
+            launcher.zygotes_root(),
         ] {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -115,16 +117,22 @@ impl Launcher {
     /// an earlier runner process. Call it only on a state directory no live runner uses
     /// (a dead runner's room). Returns how many leftovers were removed.
     pub fn cleanup_stale(&self) -> Result<usize, SandboxError> {
-        remove_containers(&self.containers_root(), &self.bundles_root(), |_| true)
+        remove_containers(
+            &self.containers_root(),
+            &[self.bundles_root(), self.zygotes_root()],
+            |_| true,
+        )
     }
 
     /// Kills and removes what is left of the containers whose id starts with `prefix` (one
     /// job attempt's, once its steps are over: a step whose future was dropped mid-way
     /// leaves its bundle and maybe its cgroup). Blocking. Returns how many there were.
     pub fn cleanup_prefix(&self, prefix: &str) -> Result<usize, SandboxError> {
-        remove_containers(&self.containers_root(), &self.bundles_root(), |id| {
-            id.starts_with(prefix)
-        })
+        remove_containers(
+            &self.containers_root(),
+            &[self.bundles_root(), self.zygotes_root()],
+            |id| id.starts_with(prefix),
+        )
     }
 
     /// Kills and removes every sandbox cgroup whose container id ends in `suffix` (a dead
@@ -142,252 +150,39 @@ impl Launcher {
         self.state_dir.join("bundles")
     }
 
-    /// Runs `plan` in a new container named `container_id` (unique among running steps;
-    /// 1-64 of `[A-Za-z0-9_.+-]`). Output chunks go to `on_output` as they arrive. The step
-    /// is killed when `timeout` passes or `cancel` becomes `true`. Every process of the step
-    /// is dead and its state removed when this returns `Ok`.
-    ///
-    /// `plan.work_dir` and `plan.out_dir` must be owned by [`SandboxPlan::host_uid`], and
-    /// every directory above them and above `plan.rootfs` must be searchable by others
-    /// (the sandbox's root is an unprivileged host uid).
-    ///
-    /// If this future is dropped early, the helper is sent SIGTERM (it kills and deletes
-    /// the container) but the bundle stays; [`Launcher::cleanup_stale`] removes it.
+    pub(super) fn zygotes_root(&self) -> PathBuf {
+        self.state_dir.join("zygotes")
+    }
+
+    /// Starts the sandbox of job `id` (1-64 of `[A-Za-z0-9_.+-]`, distinct from every
+    /// container id; it names the job's cgroup): the zygote that forks each step's helper.
+    /// Run the job's steps through [`JobSandbox::run_step`], then call
+    /// [`JobSandbox::finish`].
+    pub fn job(&self, id: &str) -> Result<JobSandbox, SandboxError> {
+        JobSandbox::start(self, id)
+    }
+
+    /// Runs one step in a job sandbox of its own (named after the container); see
+    /// [`JobSandbox::run_step`].
     pub async fn run_step(
         &self,
         container_id: &str,
         plan: &SandboxPlan,
         timeout: Duration,
-        mut cancel: watch::Receiver<bool>,
+        cancel: watch::Receiver<bool>,
         on_output: mpsc::Sender<OutputChunk>,
     ) -> Result<StepOutcome, SandboxError> {
         validate_container_id(container_id)?;
-        let mut spec = plan.to_oci_spec()?;
-        if *cancel.borrow_and_update() {
-            return Ok(StepOutcome {
-                exit_code: None,
-                signal: None,
-                timed_out: false,
-                cancelled: true,
-                oom_killed: false,
-                pids_exhausted: false,
-                tmp_full: false,
-                duration: Duration::ZERO,
-                trace: None,
-            });
+        if *cancel.borrow() {
+            return Ok(StepOutcome::cancelled_before_start());
         }
-        check_host_dirs(plan)?;
-        check_mount_points(&plan.rootfs, &spec)?;
-
-        let rel_cgroup = cgroup::relative_path(container_id);
-        if let Some(linux) = spec.linux_mut() {
-            linux.set_cgroups_path(Some(Path::new("/").join(&rel_cgroup)));
-        }
-        if rootless::is_rootless() {
-            rootless::adapt_spec(&mut spec, plan)?;
-        } else if rootless::is_userns_root() {
-            rootless::set_rlimit_fallback(&mut spec, plan)?;
-        }
-        let bundle = self.bundles_root().join(container_id);
-        if self.containers_root().join(container_id).exists() {
-            return Err(SandboxError::ContainerExists(container_id.to_owned()));
-        }
-        match std::fs::DirBuilder::new().mode(0o700).create(&bundle) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(SandboxError::ContainerExists(container_id.to_owned()));
-            }
-            Err(e) => return Err(SandboxError::io("creating bundle directory", &bundle, e)),
-        }
-
-        let result = self
-            .run_in_bundle(
-                container_id,
-                plan,
-                &spec,
-                &bundle,
-                timeout,
-                &mut cancel,
-                on_output,
-            )
+        let job = self.job(container_id)?;
+        let outcome = job
+            .run_step(container_id, plan, timeout, cancel, on_output)
             .await;
-
-        let cleanup = {
-            let containers_root = self.containers_root();
-            let id = container_id.to_owned();
-            let rel = rel_cgroup.clone();
-            tokio::task::spawn_blocking(move || remove_container(&containers_root, &id, &rel))
-                .await
-                .unwrap_or_else(|e| Err(format!("cleanup task failed: {e}")))
-        };
-        if let Err(e) = std::fs::remove_dir_all(&bundle)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(bundle = %bundle.display(), error = %e, "could not remove sandbox bundle");
-        }
-        match cleanup {
-            Ok(()) => result,
-            Err(message) => Err(SandboxError::Cleanup(message)),
-        }
-    }
-
-    /// Writes the bundle, runs the helper and turns its report into an outcome.
-    #[allow(clippy::too_many_arguments)]
-    async fn run_in_bundle(
-        &self,
-        container_id: &str,
-        plan: &SandboxPlan,
-        spec: &oci_spec::runtime::Spec,
-        bundle: &Path,
-        timeout: Duration,
-        cancel: &mut watch::Receiver<bool>,
-        on_output: mpsc::Sender<OutputChunk>,
-    ) -> Result<StepOutcome, SandboxError> {
-        let config = bundle.join("config.json");
-        // A traced step: its filter's notify fd goes to a supervisor listening in the bundle.
-        let supervisor = match &plan.trace {
-            Some(setup) => {
-                let supervisor = super::trace::Supervisor::start(
-                    bundle,
-                    super::trace::LISTENER_SOCKET,
-                    setup.clone(),
-                )
-                .map_err(|e| SandboxError::io("starting the trace supervisor", bundle, e))?;
-                let mut spec = spec.clone();
-                if let Some(seccomp) = spec
-                    .linux_mut()
-                    .as_mut()
-                    .and_then(|l| l.seccomp_mut().as_mut())
-                {
-                    seccomp.set_listener_path(Some(supervisor.listener_path().to_owned()));
-                }
-                spec.save(&config)?;
-                Some(supervisor)
-            }
-            None => {
-                spec.save(&config)?;
-                None
-            }
-        };
-        // Rootless or root of a pod's user namespace: no writable cgroup; the rlimits in the
-        // spec stand in for these, and `lo` stays down.
-        let cgroup_limits = rootless::has_host_privilege();
-        let request = HelperRequest {
-            container_id: container_id.to_owned(),
-            state_root: self.containers_root(),
-            cgroup: cgroup::relative_path(container_id),
-            memory_bytes: plan.memory_bytes.filter(|_| cgroup_limits),
-            pids: plan.pids.filter(|_| cgroup_limits),
-            cpu_millis: plan.cpu_millis.filter(|_| cgroup_limits),
-            // Rootless, the helper cannot enter the container's network namespace (the init
-            // is not dumpable once it changed uid, and joining needs CAP_SYS_ADMIN on the
-            // host): `lo` stays down, so not even 127.0.0.1 is reachable.
-            loopback_up: plan.loopback_up && cgroup_limits,
-        };
-        write_json(&bundle.join(REQUEST_FILE), &request)?;
-
-        let mut command = tokio::process::Command::new(&self.exe);
-        command
-            .arg(SANDBOX_EXEC_SUBCOMMAND)
-            .arg(bundle)
-            .env_clear()
-            .env(PARENT_PID_ENV, std::process::id().to_string())
-            // libcontainer looks newuidmap/newgidmap up in PATH (rootless id mappings).
-            .env("PATH", HELPER_PATH)
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group: a terminal's ^C reaches the runner, which decides.
-            .process_group(0)
-            .kill_on_drop(false);
-        let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|source| SandboxError::SpawnHelper {
-                exe: self.exe.clone(),
-                source,
-            })?;
-        let mut guard = TerminateOnDrop(
-            child
-                .id()
-                .and_then(|p| i32::try_from(p).ok())
-                .map(Pid::from_raw),
-        );
-        let mut pumps: Vec<JoinHandle<u64>> = Vec::with_capacity(2);
-        if let Some(stdout) = child.stdout.take() {
-            pumps.push(tokio::spawn(pump(
-                stdout,
-                Stream::Stdout,
-                on_output.clone(),
-            )));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            pumps.push(tokio::spawn(pump(stderr, Stream::Stderr, on_output)));
-        }
-
-        let far = far_future();
-        let deadline = tokio::time::sleep_until(
-            tokio::time::Instant::now()
-                .checked_add(timeout)
-                .unwrap_or(far),
-        );
-        let grace = tokio::time::sleep_until(far);
-        tokio::pin!(deadline, grace);
-        let mut stop: Option<Stop> = None;
-        let mut force_killed = false;
-        let mut cancel_open = true;
-        let status = loop {
-            tokio::select! {
-                status = child.wait() => {
-                    break status.map_err(|e| SandboxError::io("waiting for the sandbox helper", &self.exe, e))?;
-                }
-                () = &mut deadline, if stop.is_none() => {
-                    stop = Some(Stop::Timeout);
-                    guard.signal(Signal::SIGTERM);
-                    grace.as_mut().reset(tokio::time::Instant::now() + GRACE);
-                }
-                changed = cancel.changed(), if cancel_open && stop.is_none() => match changed {
-                    Ok(()) => if *cancel.borrow_and_update() {
-                        stop = Some(Stop::Cancel);
-                        guard.signal(Signal::SIGTERM);
-                        grace.as_mut().reset(tokio::time::Instant::now() + GRACE);
-                    },
-                    Err(_) => cancel_open = false,
-                },
-                () = &mut grace, if stop.is_some() && !force_killed => {
-                    tracing::warn!(container_id, "sandbox helper ignored SIGTERM; killing it");
-                    force_killed = true;
-                    let _ = child.start_kill();
-                }
-            }
-        };
-        guard.0 = None;
-        let duration = started.elapsed();
-
-        let report: Option<HelperReport> = read_json(&bundle.join(REPORT_FILE))?;
-        // The helper is gone; a killed helper may have left the container running, which
-        // would keep the pipes open: kill its cgroup before draining them.
-        if report.is_none() {
-            let rel = cgroup::relative_path(container_id);
-            tokio::task::spawn_blocking(move || cgroup::kill_all(&rel, CGROUP_KILL_WAIT))
-                .await
-                .map_err(|e| SandboxError::Cleanup(format!("cleanup task failed: {e}")))?
-                .map_err(|e| SandboxError::Cleanup(e.to_string()))?;
-        }
-        drain(pumps).await;
-
-        let mut outcome = judge(report, stop, force_killed, duration, &status.to_string())?;
-        if let Some(supervisor) = supervisor {
-            outcome.trace = Some(
-                tokio::task::spawn_blocking(move || supervisor.finish())
-                    .await
-                    .map_err(|e| {
-                        SandboxError::Cleanup(format!("trace supervisor task failed: {e}"))
-                    })?,
-            );
-        }
-        Ok(outcome)
+        let finished = job.finish().await;
+        let outcome = outcome?;
+        finished.map(|()| outcome)
     }
 
     /// Rootless only (a no-op as root, where the runner chowns itself): gives the trees
@@ -453,6 +248,251 @@ impl Launcher {
     }
 }
 
+impl JobSandbox {
+    /// Runs `plan` in a new container named `container_id` (unique among running steps;
+    /// 1-64 of `[A-Za-z0-9_.+-]`), with a helper the job's zygote forks. Output chunks go to `on_output` as they arrive. The step
+    /// is killed when `timeout` passes or `cancel` becomes `true`. Every process of the step
+    /// is dead and its state removed when this returns `Ok`.
+    ///
+    /// `plan.work_dir` and `plan.out_dir` must be owned by [`SandboxPlan::host_uid`], and
+    /// every directory above them and above `plan.rootfs` must be searchable by others
+    /// (the sandbox's root is an unprivileged host uid).
+    ///
+    /// If this future is dropped early, the helper is sent SIGTERM (it kills and deletes
+    /// the container) but the bundle stays; [`Launcher::cleanup_stale`] removes it.
+    pub async fn run_step(
+        &self,
+        container_id: &str,
+        plan: &SandboxPlan,
+        timeout: Duration,
+        mut cancel: watch::Receiver<bool>,
+        on_output: mpsc::Sender<OutputChunk>,
+    ) -> Result<StepOutcome, SandboxError> {
+        validate_container_id(container_id)?;
+        let mut spec = plan.to_oci_spec()?;
+        if *cancel.borrow_and_update() {
+            return Ok(StepOutcome::cancelled_before_start());
+        }
+        check_host_dirs(plan)?;
+        check_mount_points(&plan.rootfs, &spec)?;
+
+        let rel_cgroup = cgroup::relative_path(container_id);
+        if let Some(linux) = spec.linux_mut() {
+            linux.set_cgroups_path(Some(Path::new("/").join(&rel_cgroup)));
+        }
+        if rootless::is_rootless() {
+            rootless::adapt_spec(&mut spec, plan)?;
+        } else if rootless::is_userns_root() {
+            rootless::set_rlimit_fallback(&mut spec, plan)?;
+        }
+        let bundle = self.launcher().bundles_root().join(container_id);
+        if self
+            .launcher()
+            .containers_root()
+            .join(container_id)
+            .exists()
+        {
+            return Err(SandboxError::ContainerExists(container_id.to_owned()));
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(&bundle) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(SandboxError::ContainerExists(container_id.to_owned()));
+            }
+            Err(e) => return Err(SandboxError::io("creating bundle directory", &bundle, e)),
+        }
+
+        let result = self
+            .run_in_bundle(
+                container_id,
+                plan,
+                &spec,
+                &bundle,
+                timeout,
+                &mut cancel,
+                on_output,
+            )
+            .await;
+
+        let cleanup = {
+            let containers_root = self.launcher().containers_root();
+            let id = container_id.to_owned();
+            let rel = rel_cgroup.clone();
+            tokio::task::spawn_blocking(move || remove_container(&containers_root, &id, &rel))
+                .await
+                .unwrap_or_else(|e| Err(format!("cleanup task failed: {e}")))
+        };
+        if let Err(e) = std::fs::remove_dir_all(&bundle)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(bundle = %bundle.display(), error = %e, "could not remove sandbox bundle");
+        }
+        match cleanup {
+            Ok(()) => result,
+            Err(message) => Err(SandboxError::Cleanup(message)),
+        }
+    }
+
+    /// Writes the bundle, runs the helper and turns its report into an outcome.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_in_bundle(
+        &self,
+        container_id: &str,
+        plan: &SandboxPlan,
+        spec: &oci_spec::runtime::Spec,
+        bundle: &Path,
+        timeout: Duration,
+        cancel: &mut watch::Receiver<bool>,
+        on_output: mpsc::Sender<OutputChunk>,
+    ) -> Result<StepOutcome, SandboxError> {
+        let config = bundle.join("config.json");
+        // A traced step: its filter's notify fd goes to a supervisor listening in the bundle.
+        let supervisor = match &plan.trace {
+            Some(setup) => {
+                let supervisor = super::trace::Supervisor::start(
+                    bundle,
+                    super::trace::LISTENER_SOCKET,
+                    setup.clone(),
+                )
+                .map_err(|e| SandboxError::io("starting the trace supervisor", bundle, e))?;
+                let mut spec = spec.clone();
+                if let Some(seccomp) = spec
+                    .linux_mut()
+                    .as_mut()
+                    .and_then(|l| l.seccomp_mut().as_mut())
+                {
+                    seccomp.set_listener_path(Some(supervisor.listener_path().to_owned()));
+                }
+                spec.save(&config)?;
+                Some(supervisor)
+            }
+            None => {
+                spec.save(&config)?;
+                None
+            }
+        };
+        // Rootless or root of a pod's user namespace: no writable cgroup; the rlimits in the
+        // spec stand in for these, and `lo` stays down.
+        let cgroup_limits = rootless::has_host_privilege();
+        let request = HelperRequest {
+            container_id: container_id.to_owned(),
+            state_root: self.launcher().containers_root(),
+            cgroup: cgroup::relative_path(container_id),
+            memory_bytes: plan.memory_bytes.filter(|_| cgroup_limits),
+            pids: plan.pids.filter(|_| cgroup_limits),
+            cpu_millis: plan.cpu_millis.filter(|_| cgroup_limits),
+            // Rootless, the helper cannot enter the container's network namespace (the init
+            // is not dumpable once it changed uid, and joining needs CAP_SYS_ADMIN on the
+            // host): `lo` stays down, so not even 127.0.0.1 is reachable.
+            loopback_up: plan.loopback_up && cgroup_limits,
+        };
+        write_json(&bundle.join(REQUEST_FILE), &request)?;
+
+        let started = Instant::now();
+        let helper = self.spawn_helper(bundle).await?;
+        let mut guard = TerminateOnDrop(Some(&helper.pidfd));
+        let pumps: Vec<JoinHandle<u64>> = vec![
+            tokio::spawn(pump(helper.stdout, Stream::Stdout, on_output.clone())),
+            tokio::spawn(pump(helper.stderr, Stream::Stderr, on_output)),
+        ];
+        // Both pipes at end of file: the step's processes are all dead and the helper
+        // closed its ends, which it does right after writing its report.
+        let (eof_tx, mut eof) = tokio::sync::oneshot::channel::<()>();
+        let aborts: Vec<_> = pumps.iter().map(JoinHandle::abort_handle).collect();
+        let pumps = tokio::spawn(async move {
+            for pump in pumps {
+                let _ = pump.await;
+            }
+            let _ = eof_tx.send(());
+        });
+        let mut eof_open = true;
+
+        let far = far_future();
+        let deadline = tokio::time::sleep_until(
+            tokio::time::Instant::now()
+                .checked_add(timeout)
+                .unwrap_or(far),
+        );
+        let grace = tokio::time::sleep_until(far);
+        tokio::pin!(deadline, grace);
+        let mut stop: Option<Stop> = None;
+        let mut force_killed = false;
+        let mut cancel_open = true;
+        loop {
+            tokio::select! {
+                exited = helper.pidfd.readable() => {
+                    // An exited process stays exited: keep the readiness.
+                    exited
+                        .map_err(|e| SandboxError::io("waiting for the sandbox helper", bundle, e))?
+                        .retain_ready();
+                    break;
+                }
+                closed = &mut eof, if eof_open => {
+                    eof_open = false;
+                    // Done once the report is there; the helper is only exiting. A helper
+                    // that died without one is waited for through its pidfd.
+                    if closed.is_ok() && bundle.join(REPORT_FILE).exists() {
+                        break;
+                    }
+                }
+                () = &mut deadline, if stop.is_none() => {
+                    stop = Some(Stop::Timeout);
+                    guard.signal(rustix::process::Signal::TERM);
+                    grace.as_mut().reset(tokio::time::Instant::now() + GRACE);
+                }
+                changed = cancel.changed(), if cancel_open && stop.is_none() => match changed {
+                    Ok(()) => if *cancel.borrow_and_update() {
+                        stop = Some(Stop::Cancel);
+                        guard.signal(rustix::process::Signal::TERM);
+                        grace.as_mut().reset(tokio::time::Instant::now() + GRACE);
+                    },
+                    Err(_) => cancel_open = false,
+                },
+                () = &mut grace, if stop.is_some() && !force_killed => {
+                    tracing::warn!(container_id, "sandbox helper ignored SIGTERM; killing it");
+                    force_killed = true;
+                    guard.signal(rustix::process::Signal::KILL);
+                }
+            }
+        }
+        guard.0 = None;
+        let duration = started.elapsed();
+
+        let report: Option<HelperReport> = read_json(&bundle.join(REPORT_FILE))?;
+        // The helper is gone; a killed helper may have left the container running, which
+        // would keep the pipes open: kill its cgroup before draining them.
+        if report.is_none() {
+            // With a job cgroup that is the zygote's too: the job's sandbox is over.
+            let rel = self
+                .cgroup()
+                .map_or_else(|| cgroup::relative_path(container_id), Path::to_path_buf);
+            tokio::task::spawn_blocking(move || cgroup::kill_all(&rel, CGROUP_KILL_WAIT))
+                .await
+                .map_err(|e| SandboxError::Cleanup(format!("cleanup task failed: {e}")))?
+                .map_err(|e| SandboxError::Cleanup(e.to_string()))?;
+        }
+        drain(pumps, aborts).await;
+
+        let mut outcome = judge(
+            report,
+            stop,
+            force_killed,
+            duration,
+            "exited without a report (see the runner's log)",
+        )?;
+        if let Some(supervisor) = supervisor {
+            outcome.trace = Some(
+                tokio::task::spawn_blocking(move || supervisor.finish())
+                    .await
+                    .map_err(|e| {
+                        SandboxError::Cleanup(format!("trace supervisor task failed: {e}"))
+                    })?,
+            );
+        }
+        Ok(outcome)
+    }
+}
+
 /// Turns what the helper reported (nothing, if it died) into the step's outcome, or into an
 /// infrastructure error when the step did not end by its own doing or by the launcher's.
 fn judge(
@@ -503,32 +543,27 @@ fn judge(
     }
 }
 
-/// Sends a signal to the helper if the step's future is dropped while it runs.
-struct TerminateOnDrop(Option<Pid>);
+/// Sends a signal to the helper if the step's future is dropped while it runs. Through the
+/// helper's pidfd: never to a process that took over its pid.
+struct TerminateOnDrop<'a>(Option<&'a AsyncFd<OwnedFd>>);
 
-impl TerminateOnDrop {
-    fn signal(&self, signal: Signal) {
-        if let Some(pid) = self.0 {
-            let _ = kill(pid, signal);
+impl TerminateOnDrop<'_> {
+    fn signal(&self, signal: rustix::process::Signal) {
+        if let Some(pidfd) = self.0 {
+            let _ = rustix::process::pidfd_send_signal(pidfd.get_ref(), signal);
         }
     }
 }
 
-impl Drop for TerminateOnDrop {
+impl Drop for TerminateOnDrop<'_> {
     fn drop(&mut self) {
-        self.signal(Signal::SIGTERM);
+        self.signal(rustix::process::Signal::TERM);
     }
 }
 
-/// Waits for the output pumps; gives up on them after [`DRAIN`].
-async fn drain(pumps: Vec<JoinHandle<u64>>) {
-    let aborts: Vec<_> = pumps.iter().map(JoinHandle::abort_handle).collect();
-    let all = async {
-        for pump in pumps {
-            let _ = pump.await;
-        }
-    };
-    if tokio::time::timeout(DRAIN, all).await.is_err() {
+/// Waits for the output pumps (`pumps` awaits them all); gives up on them after [`DRAIN`].
+async fn drain(pumps: JoinHandle<()>, aborts: Vec<tokio::task::AbortHandle>) {
+    if tokio::time::timeout(DRAIN, pumps).await.is_err() {
         tracing::warn!("sandbox output pipes still open after the helper exited; dropping them");
         for abort in aborts {
             abort.abort();

@@ -19,7 +19,7 @@ pub struct StepOutcome {
     pub pids_exhausted: bool,
     /// The step's `/tmp` was full when it ended.
     pub tmp_full: bool,
-    /// Wall time from starting the helper to its exit (includes ~10 ms of container set-up).
+    /// Wall time from starting the helper to its report (includes ~5 ms of container set-up).
     pub duration: Duration,
     /// What the step did, when it was traced.
     pub trace: Option<super::trace::StepRecord>,
@@ -67,6 +67,21 @@ impl std::fmt::Display for FailureKind {
 }
 
 impl StepOutcome {
+    /// A step cancelled before anything of it started.
+    pub(crate) fn cancelled_before_start() -> Self {
+        Self {
+            exit_code: None,
+            signal: None,
+            timed_out: false,
+            cancelled: true,
+            oom_killed: false,
+            pids_exhausted: false,
+            tmp_full: false,
+            duration: Duration::ZERO,
+            trace: None,
+        }
+    }
+
     /// Whether the step succeeded: exit code 0, not killed, not timed out, not cancelled.
     pub fn success(&self) -> bool {
         self.exit_code == Some(0) && !self.timed_out && !self.cancelled

@@ -76,6 +76,12 @@ pub fn container_id(job_id: &str, attempt: u32, step: usize, room: &str) -> Stri
     format!("{}s{step}.{room}", container_prefix(job_id, attempt))
 }
 
+/// The id of one attempt's job sandbox (its zygote and cgroup): it starts like the
+/// attempt's container ids and ends with the room, so both cleanups find it.
+pub fn job_sandbox_id(job_id: &str, attempt: u32, room: &str) -> String {
+    format!("{}job.{room}", container_prefix(job_id, attempt))
+}
+
 /// What the container ids of one attempt start with.
 pub fn container_prefix(job_id: &str, attempt: u32) -> String {
     format!("{job_id}.a{attempt}.")

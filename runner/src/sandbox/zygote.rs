@@ -1,0 +1,301 @@
+//! The job's zygote: one single-threaded `sandbox-exec` process per job that forks a
+//! helper for each step instead of the launcher exec'ing `airlock` once per step.
+//!
+//! Exec'ing the 40 MB binary, loading its libraries and parsing the command line cost about
+//! 3 ms per step, and on a v1 host every move into a cgroup waits for an RCU grace period
+//! (0.3 to 20 ms). The zygote pays both once per job: it joins the job's cgroups (see
+//! `own_cgroups.rs`) and every step's helper is forked inside them, already in the private
+//! mount namespace that hides the hierarchies from libcontainer. Each step still gets a
+//! fresh container: new namespaces, mounts, seccomp filter, all made by the forked helper.
+//!
+//! Wire protocol, on the `SOCK_SEQPACKET` socket that is the zygote's stdin:
+//! - launcher -> zygote: one message per step, the bundle path (bytes), with the step's
+//!   stdout and stderr write ends as `SCM_RIGHTS`;
+//! - zygote -> launcher: the helper's pid as 4 little-endian bytes, with a pidfd of it as
+//!   `SCM_RIGHTS` (the launcher signals and awaits the helper through it, so a recycled pid
+//!   is never hit).
+//!
+//! End of file on the socket (the launcher closed it, or died) ends the zygote. Helpers
+//! that still run get SIGTERM (their parent-death signal): they kill their container and
+//! write their report, as when the launcher signals them.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{SigHandler, Signal, signal};
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, recvmsg, sendmsg,
+};
+use serde::{Deserialize, Serialize};
+
+use super::own_cgroups::{self, HostCgroups};
+use super::protocol::{HelperReport, REPORT_FILE, read_json, write_json};
+
+/// The zygote's request file (in its directory below the bundles root).
+pub(crate) const ZYGOTE_FILE: &str = "airlock-zygote.json";
+/// The longest bundle path a step message may carry.
+pub(crate) const MAX_MESSAGE: usize = 4096;
+
+/// How the zygote is set up, written by the launcher.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ZygoteRequest {
+    /// The job's cgroup, relative to each v1 controller mount; `None` when the zygote
+    /// joins no cgroup (v2 hosts, where libcontainer makes one per step; rootless).
+    pub cgroup: Option<PathBuf>,
+}
+
+/// What a forked helper inherits from the zygote.
+pub(crate) struct JobCgroups<'a> {
+    /// The host's cgroup file system, reached through the zygote's descriptor.
+    pub root: PathBuf,
+    /// The job's cgroup, relative to each controller.
+    pub rel: &'a Path,
+}
+
+/// The body of `airlock sandbox-exec DIR` when `DIR` holds a [`ZYGOTE_FILE`]. Returns the
+/// exit code: 0 when the launcher closed the socket, [`super::HELPER_FAILURE_EXIT`] when
+/// the zygote could not be set up or serve.
+pub(crate) fn zygote_main(dir: &Path) -> i32 {
+    match serve(dir) {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("airlock-sandbox zygote: {message}");
+            // What the launcher reports when its next request goes unanswered.
+            let _ = write_json(
+                &dir.join(REPORT_FILE),
+                &HelperReport {
+                    error: Some(message),
+                    ..HelperReport::default()
+                },
+            );
+            super::HELPER_FAILURE_EXIT
+        }
+    }
+}
+
+fn serve(dir: &Path) -> Result<(), String> {
+    // Ends with the launcher (a runner killed with SIGKILL included).
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+        .map_err(|e| format!("setting the parent-death signal: {e}"))?;
+    let path = dir.join(ZYGOTE_FILE);
+    let request: ZygoteRequest = read_json(&path)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} is missing", path.display()))?;
+    // Kept open for the helpers: the only way to the host's hierarchies once hidden.
+    let host: Option<HostCgroups> = match &request.cgroup {
+        Some(rel) => Some(
+            own_cgroups::join_and_hide(rel)
+                .map_err(|e| format!("setting up the job's cgroups: {e}"))?,
+        ),
+        None => None,
+    };
+    // Exited helpers are reaped by the kernel: the launcher learns of their end through
+    // its pidfd and of their outcome through the report file.
+    set_disposition(Signal::SIGCHLD, SigHandler::SigIgn);
+    // SAFETY: fd 0 is the socket the launcher passed as stdin, open for the process's life.
+    #[allow(unsafe_code)]
+    let socket = unsafe { BorrowedFd::borrow_raw(0) };
+    let zygote = nix::unistd::getpid();
+    loop {
+        let Some((bundle, stdout, stderr)) = receive(socket)? else {
+            return Ok(());
+        };
+        // SAFETY: the zygote is single-threaded, so the child may do anything after fork.
+        #[allow(unsafe_code)]
+        let fork = unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))?;
+        match fork {
+            nix::unistd::ForkResult::Child => {
+                let code = helper_child(&bundle, stdout, stderr, &request, host.as_ref(), zygote);
+                std::process::exit(code);
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop((stdout, stderr));
+                let pidfd = rustix::process::pidfd_open(
+                    rustix::process::Pid::from_raw(child.as_raw())
+                        .ok_or_else(|| "fork returned pid 0".to_owned())?,
+                    rustix::process::PidfdFlags::empty(),
+                )
+                .map_err(|e| format!("pidfd_open({child}): {e}"))?;
+                reply(socket, child.as_raw(), &pidfd)?;
+            }
+        }
+    }
+}
+
+/// The forked helper: takes the step's output pipes as stdout/stderr, leaves the zygote's
+/// socket, and runs the step.
+fn helper_child(
+    bundle: &Path,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    request: &ZygoteRequest,
+    host: Option<&HostCgroups>,
+    zygote: nix::unistd::Pid,
+) -> i32 {
+    set_disposition(Signal::SIGCHLD, SigHandler::SigDfl);
+    let devnull = match std::fs::File::open("/dev/null") {
+        Ok(f) => OwnedFd::from(f),
+        Err(_) => return super::HELPER_FAILURE_EXIT,
+    };
+    for (from, to) in [(&devnull, 0), (&stdout, 1), (&stderr, 2)] {
+        if nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(from), to).is_err() {
+            return super::HELPER_FAILURE_EXIT;
+        }
+    }
+    drop((devnull, stdout, stderr));
+    let cgroups = match (&request.cgroup, host) {
+        (Some(rel), Some(host)) => Some(JobCgroups {
+            root: host.root(),
+            rel,
+        }),
+        _ => None,
+    };
+    let code = super::exec::helper_main(bundle, Some(zygote), cgroups.as_ref());
+    // The report is written: the end of file on the step's pipes tells the launcher so,
+    // without waiting for this process to be torn down.
+    super::exec::close_output();
+    code
+}
+
+/// One step request: the bundle and the two pipe ends; `None` at end of file.
+fn receive(socket: BorrowedFd<'_>) -> Result<Option<(PathBuf, OwnedFd, OwnedFd)>, String> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = loop {
+        match recvmsg(socket, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Ok(msg) => break msg,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(format!("reading a step request: {e}")),
+        }
+    };
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    if msg.bytes == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    let bundle = PathBuf::from(std::ffi::OsStr::from_bytes(&buf[..msg.bytes]));
+    if !bundle.is_absolute() || fds.len() != 2 {
+        return Err(format!(
+            "malformed step request ({} bytes, {} descriptors)",
+            msg.bytes,
+            fds.len()
+        ));
+    }
+    let stderr = fds.pop().ok_or("no stderr descriptor")?;
+    let stdout = fds.pop().ok_or("no stdout descriptor")?;
+    Ok(Some((bundle, stdout, stderr)))
+}
+
+/// Answers a step request with the helper's pid and pidfd.
+fn reply(socket: BorrowedFd<'_>, pid: i32, pidfd: &OwnedFd) -> Result<(), String> {
+    let bytes = pid.to_le_bytes();
+    let fds = [pidfd.as_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err("the reply's control buffer is too small".to_owned());
+    }
+    sendmsg(
+        socket,
+        &[IoSlice::new(&bytes)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )
+    .map_err(|e| format!("answering a step request: {e}"))?;
+    Ok(())
+}
+
+/// Sets `signal`'s disposition to SIG_IGN or SIG_DFL.
+fn set_disposition(sig: Signal, handler: SigHandler) {
+    // SAFETY: SIG_IGN and SIG_DFL register no Rust code as a handler; single-threaded.
+    #[allow(unsafe_code)]
+    let _ = unsafe { signal(sig, handler) };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd as _;
+
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+
+    use super::*;
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .expect("socketpair")
+    }
+
+    #[test]
+    fn a_step_request_carries_the_bundle_and_both_pipes_and_gets_a_pidfd() {
+        let (launcher, zygote) = pair();
+        let (_out_r, out_w) = rustix::pipe::pipe().expect("pipe");
+        let (_err_r, err_w) = rustix::pipe::pipe().expect("pipe");
+        let asking = std::thread::spawn(move || {
+            super::super::job_sandbox::request(
+                &launcher,
+                Path::new("/state/bundles/j.s0"),
+                &out_w,
+                &err_w,
+            )
+        });
+        let (bundle, stdout, stderr) = receive(zygote.as_fd())
+            .expect("receive")
+            .expect("a request");
+        assert_eq!(bundle, Path::new("/state/bundles/j.s0"));
+        for fd in [&stdout, &stderr] {
+            let stat = rustix::fs::fstat(fd).expect("fstat");
+            assert_eq!(
+                rustix::fs::FileType::from_raw_mode(stat.st_mode),
+                rustix::fs::FileType::Fifo
+            );
+        }
+        let own = rustix::process::pidfd_open(
+            rustix::process::getpid(),
+            rustix::process::PidfdFlags::empty(),
+        )
+        .expect("pidfd");
+        reply(zygote.as_fd(), std::process::id() as i32, &own).expect("reply");
+        let pidfd = asking.join().expect("thread").expect("answer");
+        assert!(pidfd.as_raw_fd() >= 0);
+    }
+
+    #[test]
+    fn end_of_file_ends_the_zygote_and_malformed_requests_are_refused() {
+        let (launcher, zygote) = pair();
+        drop(launcher);
+        assert!(receive(zygote.as_fd()).expect("eof").is_none());
+
+        // A relative bundle path, and a request without descriptors.
+        let (launcher, zygote) = pair();
+        let (_r, w) = rustix::pipe::pipe().expect("pipe");
+        let fds = [w.as_fd(), w.as_fd()];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+        sendmsg(
+            &launcher,
+            &[IoSlice::new(b"relative/bundle")],
+            &mut control,
+            SendFlags::empty(),
+        )
+        .expect("send");
+        assert!(receive(zygote.as_fd()).is_err());
+        rustix::net::send(&launcher, b"/abs/bundle", SendFlags::empty()).expect("send");
+        assert!(receive(zygote.as_fd()).is_err());
+    }
+}
