@@ -1,17 +1,22 @@
 //! The `sandbox-exec` helper: creates, starts, waits for and deletes one container.
 //!
 //! libcontainer changes the process's working directory and forks, so it must not run
-//! inside the multi-threaded runner. The runner starts `airlock sandbox-exec BUNDLE` (a
-//! single-threaded process) per step; this is that process's whole life:
+//! inside the multi-threaded runner. Each step's helper is a single-threaded process: the
+//! job's zygote (`zygote.rs`, itself `airlock sandbox-exec ZYGOTE_DIR`) forks it. This is
+//! the helper's whole life:
 //!
 //! 1. block SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGCHLD (they are handled synchronously below) and
-//!    ask for SIGTERM when the launcher dies;
-//! 2. build the container from `BUNDLE/config.json` (libcontainer state under the root named
-//!    in `BUNDLE/airlock-request.json`), write its memory/pids limits, bring up its `lo`,
-//!    start it;
-//! 3. reap children until the container init exits; on SIGTERM/SIGINT/SIGHUP/SIGQUIT send
+//!    ask for SIGTERM when its parent dies;
+//! 2. in the job's cgroup (v1 hosts), write the step's limits and note the OOM and pids
+//!    counters;
+//! 3. build the container from `BUNDLE/config.json` (libcontainer state under the root named
+//!    in `BUNDLE/airlock-request.json`), write its limits (where libcontainer made the
+//!    cgroup), bring up its `lo`, start it;
+//! 4. reap children until the container init exits; on SIGTERM/SIGINT/SIGHUP/SIGQUIT send
 //!    SIGKILL to the init, which kills every process of its pid namespace;
-//! 4. delete the container (cgroups, state) and write `BUNDLE/airlock-report.json`.
+//! 5. delete the container if its init was never reaped (a reaped init took its pid
+//!    namespace along; the launcher removes the state directory), and write
+//!    `BUNDLE/airlock-report.json`.
 //!
 //! The step's stdout/stderr are the helper's own (the launcher's pipes); the helper writes
 //! its diagnostics to stderr prefixed `airlock-sandbox:`.

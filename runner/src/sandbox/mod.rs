@@ -1,10 +1,11 @@
 //! The sandbox: one fresh libcontainer container per build step.
 //!
 //! - [`SandboxPlan`] describes a step and turns into an OCI runtime spec (pure);
-//! - [`Launcher::run_step`] runs it from the async runner through a single-threaded
-//!   `airlock sandbox-exec BUNDLE` helper process and reports a [`StepOutcome`];
-//! - [`sandbox_exec_main`] is that helper (the CLI dispatches the hidden subcommand
-//!   [`SANDBOX_EXEC_SUBCOMMAND`] to it).
+//! - [`Launcher::job`] starts a job's [`JobSandbox`]: a single-threaded zygote process
+//!   (`airlock sandbox-exec ZYGOTE_DIR`) that forks one helper per step;
+//!   [`JobSandbox::run_step`] runs a step through it and reports a [`StepOutcome`];
+//! - [`sandbox_exec_main`] is the zygote and the helper (the CLI dispatches the hidden
+//!   subcommand [`SANDBOX_EXEC_SUBCOMMAND`] to it).
 //!
 //! Runs as root (cgroup limits) or as an unprivileged user with a `/etc/subuid` range
 //! (user namespaces only, rlimits instead of cgroup limits; see `rootless.rs`).
