@@ -175,7 +175,7 @@ fn main() {
         eprintln!("airlock sandbox: {runs} runs");
         let s = rt.block_on(airlock_runs(&a, &t_plan, runs));
         rows.push((
-            "airlock (libcontainer 0.7 via sandbox-exec helper; create, limits, lo up, start, wait, delete, cgroup removal)".into(),
+            "airlock (`JobSandbox::run_step`, the runner's path: a helper forked by the job's zygote; libcontainer 0.7 create, limits, lo up, start, wait; state removal)".into(),
             "Launcher::run_step".into(),
             s,
         ));

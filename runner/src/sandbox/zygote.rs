@@ -93,6 +93,12 @@ fn serve(dir: &Path) -> Result<(), String> {
         ),
         None => None,
     };
+    // pathrs (libcontainer's safe /proc access) caches one detached procfs handle per
+    // process. Opened here, every forked helper and container process inherits it instead
+    // of mounting a procfs of its own for each use (about eight per step); the container
+    // init closes it with every other inherited descriptor before the step runs.
+    let _procfs =
+        pathrs::procfs::ProcfsHandle::new().map_err(|e| format!("opening a procfs handle: {e}"))?;
     // Exited helpers are reaped by the kernel: the launcher learns of their end through
     // its pidfd and of their outcome through the report file.
     set_disposition(Signal::SIGCHLD, SigHandler::SigIgn);
