@@ -43,10 +43,10 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getppid};
 use oci_spec::runtime::Spec;
 
+use super::own_cgroups::JobCgroups;
 use super::protocol::{
-    HelperReport, HelperRequest, PARENT_PID_ENV, REPORT_FILE, REQUEST_FILE, read_json, write_json,
+    HelperReport, HelperRequest, REPORT_FILE, REQUEST_FILE, read_json, write_json,
 };
-use super::zygote::JobCgroups;
 use super::{cgroup, loopback};
 
 /// The helper's exit code when it (not the step) failed.
@@ -59,24 +59,6 @@ const TERMINATE: [Signal; 4] = [
     Signal::SIGHUP,
     Signal::SIGQUIT,
 ];
-
-/// Runs the container described by `bundle` to completion; the body of `airlock
-/// sandbox-exec BUNDLE`. Returns the process exit code (see the module documentation).
-pub fn sandbox_exec_main(bundle: &Path) -> i32 {
-    // A rootless runner also uses the helper to chown workspaces through a user namespace.
-    if bundle.join(super::rootless::CHOWN_FILE).exists() {
-        return super::rootless::chown_main(bundle);
-    }
-    // A job's zygote forks this helper per step instead (`zygote.rs`).
-    if bundle.join(super::zygote::ZYGOTE_FILE).exists() {
-        return super::zygote::zygote_main(bundle);
-    }
-    let parent = std::env::var(PARENT_PID_ENV)
-        .ok()
-        .and_then(|v| v.parse::<i32>().ok())
-        .map(Pid::from_raw);
-    helper_main(bundle, parent, None)
-}
 
 /// One step's helper: runs the container of `bundle`, writes the report, returns the exit
 /// code. `parent` is the process that must be the helper's parent (the launcher, or the
@@ -431,7 +413,10 @@ mod tests {
             move || {
                 // Run on a fresh thread so the blocked signal mask does not leak into the
                 // test harness's other threads.
-                assert_eq!(sandbox_exec_main(&bundle), HELPER_FAILURE_EXIT);
+                assert_eq!(
+                    super::super::sandbox_exec_main(&bundle),
+                    HELPER_FAILURE_EXIT
+                );
             }
         })
         .join()

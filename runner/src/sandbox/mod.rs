@@ -12,6 +12,7 @@
 
 mod cgroup;
 mod cleanup;
+mod entry;
 mod error;
 mod exec;
 pub mod identity;
@@ -31,8 +32,9 @@ mod spec;
 pub mod trace;
 mod zygote;
 
+pub use entry::sandbox_exec_main;
 pub use error::SandboxError;
-pub use exec::{HELPER_FAILURE_EXIT, sandbox_exec_main};
+pub use exec::HELPER_FAILURE_EXIT;
 pub use job_sandbox::JobSandbox;
 pub use launcher::{Launcher, SANDBOX_EXEC_SUBCOMMAND};
 pub use outcome::{FailureKind, StepOutcome};

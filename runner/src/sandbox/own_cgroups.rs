@@ -29,6 +29,14 @@ use nix::sched::{CloneFlags, unshare};
 
 use super::cgroup::{self, CGROUP_ROOT};
 
+/// The job's cgroup as a forked helper sees it.
+pub(crate) struct JobCgroups<'a> {
+    /// The host's cgroup file system, reached through the zygote's descriptor.
+    pub root: PathBuf,
+    /// The job's cgroup, relative to each controller.
+    pub rel: &'a Path,
+}
+
 /// The cgroup file system of the host, still reachable once it is hidden.
 pub(super) struct HostCgroups {
     /// An `O_PATH` descriptor of the host's `/sys/fs/cgroup`.

@@ -31,7 +31,7 @@ use rustix::net::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::own_cgroups::{self, HostCgroups};
+use super::own_cgroups::{self, HostCgroups, JobCgroups};
 use super::protocol::{HelperReport, REPORT_FILE, read_json, write_json};
 
 /// The zygote's request file (in its directory below the bundles root).
@@ -46,14 +46,6 @@ pub(crate) struct ZygoteRequest {
     /// The job's cgroup, relative to each v1 controller mount; `None` when the zygote
     /// joins no cgroup (v2 hosts, where libcontainer makes one per step; rootless).
     pub cgroup: Option<PathBuf>,
-}
-
-/// What a forked helper inherits from the zygote.
-pub(crate) struct JobCgroups<'a> {
-    /// The host's cgroup file system, reached through the zygote's descriptor.
-    pub root: PathBuf,
-    /// The job's cgroup, relative to each controller.
-    pub rel: &'a Path,
 }
 
 /// The body of `airlock sandbox-exec DIR` when `DIR` holds a [`ZYGOTE_FILE`]. Returns the
