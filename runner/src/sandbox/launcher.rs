@@ -253,9 +253,10 @@ impl Launcher {
 
 impl JobSandbox {
     /// Runs `plan` in a new container named `container_id` (unique among running steps;
-    /// 1-64 of `[A-Za-z0-9_.+-]`), with a helper the job's zygote forks. Output chunks go to `on_output` as they arrive. The step
-    /// is killed when `timeout` passes or `cancel` becomes `true`. Every process of the step
-    /// is dead and its state removed when this returns `Ok`.
+    /// 1-64 of `[A-Za-z0-9_.+-]`), with a helper the job's zygote forks. Output chunks go to
+    /// `on_output` as they arrive. The step is killed when `timeout` passes or `cancel`
+    /// becomes `true`. Every process of the step is dead and its state removed when this
+    /// returns `Ok`.
     ///
     /// `plan.work_dir` and `plan.out_dir` must be owned by [`SandboxPlan::host_uid`], and
     /// every directory above them and above `plan.rootfs` must be searchable by others
