@@ -368,10 +368,18 @@ impl Runner {
             return JobEnd::Infra(format!("handing the token socket to the step: {e}"));
         }
 
-        // Phase 2: run each step in a fresh sandbox.
+        // Phase 2: run each step in a fresh sandbox, all forked by the attempt's zygote
+        // (sandbox/zygote.rs).
         info!("phase: steps");
-        if let Err(end) = self
+        let sandbox_id =
+            crate::state::job_sandbox_id(&lease.job_id, lease.attempt, self.instance.id());
+        let sandbox = match self.launcher.job(&sandbox_id) {
+            Ok(s) => s,
+            Err(e) => return JobEnd::Infra(format!("starting the job's sandbox: {e}")),
+        };
+        let steps = self
             .run_steps(
+                &sandbox,
                 lease,
                 events,
                 &cancel,
@@ -382,8 +390,11 @@ impl Runner {
                 &prepared,
                 broker.as_ref(),
             )
-            .await
-        {
+            .await;
+        if let Err(e) = sandbox.finish().await {
+            warn!(error = %e, "could not remove the job's sandbox");
+        }
+        if let Err(end) = steps {
             return end;
         }
 

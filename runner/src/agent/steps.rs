@@ -7,7 +7,6 @@ use airlock_job::JobSpec;
 use airlock_proto::v1::step_event::Phase;
 use airlock_proto::v1::{Lease, LogStream, StepEvent};
 use tokio::sync::{mpsc, watch};
-use tracing::warn;
 
 use super::Runner;
 use super::job::JobEnd;
@@ -18,43 +17,11 @@ use crate::sandbox::{FailureKind, JobSandbox, SandboxPlan, StepOutcome, Stream};
 use crate::services::token_broker::TokenBroker;
 
 impl Runner {
-    /// Runs the job's steps in order until one fails, the job times out or it is cancelled
-    /// (`Err` holds how the job ended then). `broker`, when the job has one, is mounted
-    /// into every step.
+    /// Runs the job's steps in order, each in a fresh container of the attempt's sandbox
+    /// `job`, until one fails, the job times out or it is cancelled (`Err` holds how the job
+    /// ended then). `broker`, when the job has one, is mounted into every step.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_steps(
-        &self,
-        lease: &Lease,
-        events: &EventSink,
-        cancel: &watch::Receiver<bool>,
-        spec: &JobSpec,
-        profile: &Profile,
-        id_map: crate::sandbox::IdMap,
-        deadline: Instant,
-        prepared: &PreparedJob,
-        broker: Option<&TokenBroker>,
-    ) -> Result<(), JobEnd> {
-        // One sandbox per attempt: its zygote forks each step's helper (sandbox/zygote.rs).
-        let sandbox_id =
-            crate::state::job_sandbox_id(&lease.job_id, lease.attempt, self.instance.id());
-        let job = self
-            .launcher
-            .job(&sandbox_id)
-            .map_err(|e| JobEnd::Infra(format!("starting the job's sandbox: {e}")))?;
-        let result = self
-            .run_steps_in(
-                &job, lease, events, cancel, spec, profile, id_map, deadline, prepared, broker,
-            )
-            .await;
-        if let Err(e) = job.finish().await {
-            warn!(error = %e, "could not remove the job's sandbox");
-        }
-        result
-    }
-
-    /// [`Runner::run_steps`] in the attempt's sandbox `job`.
-    #[allow(clippy::too_many_arguments)]
-    async fn run_steps_in(
         &self,
         job: &JobSandbox,
         lease: &Lease,

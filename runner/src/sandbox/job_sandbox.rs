@@ -1,7 +1,6 @@
 //! The launcher's side of a job's zygote (`zygote.rs`): starts it, asks it for one helper
 //! per step, and removes it and the job's cgroup when the job is over.
 
-use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::DirBuilderExt as _;
@@ -10,14 +9,12 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketFlags, SocketType, recvmsg, sendmsg, socketpair,
-};
+use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
 use super::cgroup::{self, CGROUP_KILL_WAIT};
+use super::fd_passing;
 use super::launcher::{HELPER_PATH, Launcher, SANDBOX_EXEC_SUBCOMMAND};
 use super::preflight::validate_container_id;
 use super::protocol::{HelperReport, REPORT_FILE, read_json, write_json};
@@ -231,38 +228,13 @@ pub(super) fn request(
     if bytes.len() > MAX_MESSAGE {
         return Err(format!("bundle path {} is too long", bundle.display()));
     }
-    let fds = [stdout.as_fd(), stderr.as_fd()];
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-        return Err("the request's control buffer is too small".to_owned());
-    }
-    sendmsg(
-        socket,
-        &[IoSlice::new(bytes)],
-        &mut control,
-        SendFlags::NOSIGNAL,
-    )
-    .map_err(|e| format!("sending the step: {e}"))?;
-
+    fd_passing::send(socket.as_fd(), bytes, &[stdout.as_fd(), stderr.as_fd()])
+        .map_err(|e| format!("sending the step: {e}"))?;
     let mut pid = [0u8; 4];
-    let mut iov = [IoSliceMut::new(&mut pid)];
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let msg = loop {
-        match recvmsg(socket, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
-            Ok(msg) => break msg,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(format!("reading the answer: {e}")),
-        }
-    };
-    let mut pidfd = None;
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = message {
-            pidfd = pidfd.or_else(|| fds.next());
-        }
-    }
-    match (msg.bytes, pidfd) {
+    let (len, fds) = fd_passing::receive(socket.as_fd(), &mut pid)
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    let pidfd = fds.into_iter().next();
+    match (len, pidfd) {
         (4, Some(fd)) => Ok(fd),
         (0, _) => Err("it exited".to_owned()),
         (n, _) => Err(format!("malformed answer ({n} bytes)")),

@@ -15,6 +15,7 @@ mod cleanup;
 mod entry;
 mod error;
 mod exec;
+mod fd_passing;
 pub mod identity;
 mod job_sandbox;
 mod launcher;

@@ -19,18 +19,14 @@
 //! that still run get SIGTERM (their parent-death signal): they kill their container and
 //! write their report, as when the launcher signals them.
 
-use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{SigHandler, Signal, signal};
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, recvmsg, sendmsg,
-};
 use serde::{Deserialize, Serialize};
 
+use super::fd_passing;
 use super::own_cgroups::{self, HostCgroups, JobCgroups};
 use super::protocol::{HelperReport, REPORT_FILE, read_json, write_json};
 
@@ -162,30 +158,15 @@ fn helper_child(
 /// One step request: the bundle and the two pipe ends; `None` at end of file.
 fn receive(socket: BorrowedFd<'_>) -> Result<Option<(PathBuf, OwnedFd, OwnedFd)>, String> {
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let msg = loop {
-        match recvmsg(socket, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
-            Ok(msg) => break msg,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(format!("reading a step request: {e}")),
-        }
-    };
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = message {
-            fds.extend(received);
-        }
-    }
-    if msg.bytes == 0 && fds.is_empty() {
+    let (len, mut fds) = fd_passing::receive(socket, &mut buf)
+        .map_err(|e| format!("reading a step request: {e}"))?;
+    if len == 0 && fds.is_empty() {
         return Ok(None);
     }
-    let bundle = PathBuf::from(std::ffi::OsStr::from_bytes(&buf[..msg.bytes]));
+    let bundle = PathBuf::from(std::ffi::OsStr::from_bytes(&buf[..len]));
     if !bundle.is_absolute() || fds.len() != 2 {
         return Err(format!(
-            "malformed step request ({} bytes, {} descriptors)",
-            msg.bytes,
+            "malformed step request ({len} bytes, {} descriptors)",
             fds.len()
         ));
     }
@@ -196,21 +177,8 @@ fn receive(socket: BorrowedFd<'_>) -> Result<Option<(PathBuf, OwnedFd, OwnedFd)>
 
 /// Answers a step request with the helper's pid and pidfd.
 fn reply(socket: BorrowedFd<'_>, pid: i32, pidfd: &OwnedFd) -> Result<(), String> {
-    let bytes = pid.to_le_bytes();
-    let fds = [pidfd.as_fd()];
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-        return Err("the reply's control buffer is too small".to_owned());
-    }
-    sendmsg(
-        socket,
-        &[IoSlice::new(&bytes)],
-        &mut control,
-        SendFlags::NOSIGNAL,
-    )
-    .map_err(|e| format!("answering a step request: {e}"))?;
-    Ok(())
+    fd_passing::send(socket, &pid.to_le_bytes(), &[pidfd.as_fd()])
+        .map_err(|e| format!("answering a step request: {e}"))
 }
 
 /// Sets `signal`'s disposition to SIG_IGN or SIG_DFL.
@@ -281,19 +249,14 @@ mod tests {
         // A relative bundle path, and a request without descriptors.
         let (launcher, zygote) = pair();
         let (_r, w) = rustix::pipe::pipe().expect("pipe");
-        let fds = [w.as_fd(), w.as_fd()];
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
-        sendmsg(
-            &launcher,
-            &[IoSlice::new(b"relative/bundle")],
-            &mut control,
-            SendFlags::empty(),
+        fd_passing::send(
+            launcher.as_fd(),
+            b"relative/bundle",
+            &[w.as_fd(), w.as_fd()],
         )
         .expect("send");
         assert!(receive(zygote.as_fd()).is_err());
-        rustix::net::send(&launcher, b"/abs/bundle", SendFlags::empty()).expect("send");
+        fd_passing::send(launcher.as_fd(), b"/abs/bundle", &[]).expect("send");
         assert!(receive(zygote.as_fd()).is_err());
     }
 }
