@@ -50,23 +50,6 @@ impl SbomStatement {
             &self.subject,
         )
         .map_err(SbomError::Statement)?;
-        if self.predicate_type != SPDX_PREDICATE_TYPE {
-            return Err(SbomError::Statement(format!(
-                "predicateType is {:?}, not {SPDX_PREDICATE_TYPE:?}",
-                self.predicate_type
-            )));
-        }
-        if self.subject.is_empty() {
-            return Err(SbomError::Statement("no subject".to_owned()));
-        }
-        for (i, subject) in self.subject.iter().enumerate() {
-            subject
-                .validate()
-                .map_err(|e| SbomError::Statement(format!("subject[{i}]: {e}")))?;
-            if subject.digest.is_empty() {
-                return Err(SbomError::Statement(format!("subject[{i}] has no digest")));
-            }
-        }
         if self.predicate.get("spdxVersion").and_then(Value::as_str) != Some("SPDX-2.3") {
             return Err(SbomError::Statement(
                 "the predicate is not an SPDX-2.3 document".to_owned(),

@@ -50,23 +50,6 @@ impl TraceStatement {
             &self.subject,
         )
         .map_err(TraceError::Statement)?;
-        if self.predicate_type != RUNTIME_TRACE_PREDICATE_TYPE {
-            return Err(TraceError::Statement(format!(
-                "predicateType is {:?}, not {RUNTIME_TRACE_PREDICATE_TYPE:?}",
-                self.predicate_type
-            )));
-        }
-        if self.subject.is_empty() {
-            return Err(TraceError::Statement("no subject".to_owned()));
-        }
-        for (i, subject) in self.subject.iter().enumerate() {
-            subject
-                .validate()
-                .map_err(|e| TraceError::Statement(format!("subject[{i}]: {e}")))?;
-            if subject.digest.is_empty() {
-                return Err(TraceError::Statement(format!("subject[{i}] has no digest")));
-            }
-        }
         if self
             .predicate
             .pointer("/monitor/type")
