@@ -166,7 +166,7 @@ pub(crate) fn apply_limits(rel: &Path, limits: Limits) -> io::Result<()> {
         write(&dir("pids", rel).join("pids.max"), &max.to_string())?;
     }
     if let Some(millis) = limits.cpu_millis {
-        let quota = (millis.saturating_mul(CPU_PERIOD_US) / 1000).max(1000);
+        let quota = cpu_quota_us(millis);
         let cpu = dir("cpu", rel);
         if v2 {
             write(&cpu.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
@@ -176,6 +176,11 @@ pub(crate) fn apply_limits(rel: &Path, limits: Limits) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The CFS quota per [`CPU_PERIOD_US`] of `millis` thousandths of a CPU (at least 1 ms).
+fn cpu_quota_us(millis: u64) -> u64 {
+    (millis.saturating_mul(CPU_PERIOD_US) / 1000).max(1000)
 }
 
 /// Tasks of a job's cgroup that are not the step's: the zygote and the step's helper.
@@ -211,28 +216,17 @@ pub(crate) fn apply_step_limits(root: &Path, rel: &Path, limits: Limits) -> io::
     let cpu = dir_at(root, "cpu", rel);
     let quota = limits.cpu_millis.map_or_else(
         || "-1".to_owned(),
-        |millis| {
-            (millis.saturating_mul(CPU_PERIOD_US) / 1000)
-                .max(1000)
-                .to_string()
-        },
+        |millis| cpu_quota_us(millis).to_string(),
     );
     write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
     write(&cpu.join("cpu.cfs_quota_us"), &quota)
 }
 
-/// How many times the kernel OOM-killed a process of v1 cgroup `rel` below `root`, and
-/// how many forks failed on `pids.max`: a job's steps share the cgroup, so each step
-/// compares these before and after.
+/// How many times the kernel OOM-killed a process of cgroup `rel` below `root`, and how
+/// many forks failed on `pids.max`: a job's steps share the cgroup, so each step compares
+/// these before and after.
 pub(crate) fn job_counters(root: &Path, rel: &Path) -> (u64, u64) {
-    (
-        counter(
-            &dir_at(root, "memory", rel).join("memory.oom_control"),
-            "oom_kill",
-        )
-        .unwrap_or(0),
-        counter(&dir_at(root, "pids", rel).join("pids.events"), "max").unwrap_or(0),
-    )
+    (oom_kills(root, rel), pids_max_events(root, rel))
 }
 
 /// The number of tasks in v1 cgroup `rel` below `root` (`pids.current`).
@@ -251,21 +245,33 @@ fn counter(path: &Path, key: &str) -> Option<u64> {
     })
 }
 
-/// Whether a fork or clone of cgroup `rel` (below the cgroup file system at `root`) failed
-/// because `pids.max` was reached.
-pub(crate) fn pids_exhausted(root: &Path, rel: &Path) -> bool {
-    counter(&dir_at(root, "pids", rel).join("pids.events"), "max").is_some_and(|n| n > 0)
+/// How many forks or clones of cgroup `rel` (below the cgroup file system at `root`) failed
+/// because `pids.max` was reached; 0 when the counter cannot be read.
+fn pids_max_events(root: &Path, rel: &Path) -> u64 {
+    counter(&dir_at(root, "pids", rel).join("pids.events"), "max").unwrap_or(0)
 }
 
-/// Whether the kernel OOM-killed a process of cgroup `rel` below the cgroup file system at
-/// `root` (v1 `memory.oom_control`, v2 `memory.events`).
-pub(crate) fn oom_killed(root: &Path, rel: &Path) -> bool {
+/// How many times the kernel OOM-killed a process of cgroup `rel` below `root` (v1
+/// `memory.oom_control`, v2 `memory.events`); 0 when the counter cannot be read.
+fn oom_kills(root: &Path, rel: &Path) -> u64 {
     let file = if is_v2_at(root) {
         "memory.events"
     } else {
         "memory.oom_control"
     };
-    counter(&dir_at(root, "memory", rel).join(file), "oom_kill").is_some_and(|n| n > 0)
+    counter(&dir_at(root, "memory", rel).join(file), "oom_kill").unwrap_or(0)
+}
+
+/// Whether a fork or clone of cgroup `rel` (below the cgroup file system at `root`) failed
+/// because `pids.max` was reached.
+pub(crate) fn pids_exhausted(root: &Path, rel: &Path) -> bool {
+    pids_max_events(root, rel) > 0
+}
+
+/// Whether the kernel OOM-killed a process of cgroup `rel` below the cgroup file system at
+/// `root`.
+pub(crate) fn oom_killed(root: &Path, rel: &Path) -> bool {
+    oom_kills(root, rel) > 0
 }
 
 /// The pids in cgroup `rel` of `controller`; empty when the cgroup does not exist.
