@@ -94,10 +94,23 @@ echo "controller image: install-keys copied a key at 0600 without a shell"
 
 step "3. airlock push to $AIRLOCK_TEST_REGISTRY, provenance attached; skopeo reads it back"
 ref="$AIRLOCK_TEST_REGISTRY/airlock/runner:check"
-"$airlock" push "$out/airlock-runner" "$ref" --provenance "$prov" --key "$key" 2>/dev/null
+pushed="$("$airlock" push "$out/airlock-runner" "$ref" --provenance "$prov" --key "$key" 2>/dev/null)"
+echo "$pushed"
+attached="$(sed -n 's/^attached provenance .*@//p' <<<"$pushed")"
+[[ "$attached" == sha256:* ]] || { echo "airlock push named no attached provenance" >&2; exit 1; }
 want="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$out/airlock-runner/index.json")"
 got="sha256:$(skopeo inspect --raw --tls-verify=false "docker://$ref" | sha256sum | cut -d' ' -f1)"
 [[ "$got" == "$want" ]] || { echo "the registry serves $got, the provenance names $want" >&2; exit 1; }
 skopeo inspect --raw --tls-verify=false "docker://$AIRLOCK_TEST_REGISTRY/airlock/runner:sha256-${want#sha256:}" |
-    python3 -c 'import json,sys; i=json.load(sys.stdin); assert len(i["manifests"]) == 1, i; print("referrer:", i["manifests"][0]["artifactType"], i["manifests"][0]["digest"])'
+    python3 -c '
+import json, sys
+# The registry keeps earlier runs referrers of the same (reproducible) image: the one this
+# run attached must be among them, as a DSSE envelope of SLSA provenance.
+index = json.load(sys.stdin)
+mine = [m for m in index["manifests"] if m["digest"] == sys.argv[1]]
+assert len(mine) == 1, (sys.argv[1], index)
+assert mine[0]["artifactType"] == "application/vnd.dsse.envelope.v1+json", mine[0]
+assert mine[0]["annotations"]["in-toto.io/predicate-type"] == "https://slsa.dev/provenance/v1", mine[0]
+print("referrer:", mine[0]["artifactType"], mine[0]["digest"])
+' "$attached"
 echo "pushed $ref with the digest its provenance names: $want"
