@@ -24,5 +24,5 @@ pub fn sandbox_exec_main(bundle: &Path) -> i32 {
         .ok()
         .and_then(|v| v.parse::<i32>().ok())
         .map(Pid::from_raw);
-    helper_main(bundle, parent, None)
+    helper_main(bundle, parent, None, None)
 }

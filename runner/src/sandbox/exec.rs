@@ -7,14 +7,17 @@
 //!
 //! 1. block SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGCHLD (they are handled synchronously below) and
 //!    ask for SIGTERM when its parent dies;
-//! 2. in the job's cgroup (v1 hosts), write the step's limits and note the OOM and pids
-//!    counters;
-//! 3. build the container from `BUNDLE/config.json` (libcontainer state under the root named
+//! 2. build the container from `BUNDLE/config.json` (libcontainer state under the root named
 //!    in `BUNDLE/airlock-request.json`), write its limits (where libcontainer made the
-//!    cgroup), bring up its `lo`, start it;
-//! 4. reap children until the container init exits; on SIGTERM/SIGINT/SIGHUP/SIGQUIT send
+//!    cgroup), bring up its `lo`;
+//! 3. wait for one byte on the start pipe: the launcher creates a job's next step while the
+//!    current one runs, and sends it when the step is due (end of file instead: the step is
+//!    discarded, and its waiting init killed);
+//! 4. in the job's cgroup (v1 hosts), write the step's limits and note the OOM and pids
+//!    counters, then start the container;
+//! 5. reap children until the container init exits; on SIGTERM/SIGINT/SIGHUP/SIGQUIT send
 //!    SIGKILL to the init, which kills every process of its pid namespace;
-//! 5. delete the container if its init was never reaped (a reaped init took its pid
+//! 6. delete the container if its init was never reaped (a reaped init took its pid
 //!    namespace along; the launcher removes the state directory), and write
 //!    `BUNDLE/airlock-report.json`.
 //!
@@ -30,6 +33,7 @@
 //! would make libcontainer unsafe to use.
 
 use std::ffi::CString;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::Path;
 
 use libcontainer::container::Container;
@@ -37,6 +41,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -62,9 +67,15 @@ const TERMINATE: [Signal; 4] = [
 
 /// One step's helper: runs the container of `bundle`, writes the report, returns the exit
 /// code. `parent` is the process that must be the helper's parent (the launcher, or the
-/// job's zygote); `job` the job's cgroup when the zygote made one.
-pub(crate) fn helper_main(bundle: &Path, parent: Option<Pid>, job: Option<&JobCgroups<'_>>) -> i32 {
-    let report = run(bundle, parent, job).unwrap_or_else(|message| HelperReport {
+/// job's zygote); `job` the job's cgroup when the zygote made one; `start` the start pipe
+/// (`None`: start as soon as the container is created).
+pub(crate) fn helper_main(
+    bundle: &Path,
+    parent: Option<Pid>,
+    job: Option<&JobCgroups<'_>>,
+    start: Option<OwnedFd>,
+) -> i32 {
+    let report = run(bundle, parent, job, start).unwrap_or_else(|message| HelperReport {
         error: Some(message),
         ..HelperReport::default()
     });
@@ -102,6 +113,7 @@ fn run(
     bundle: &Path,
     parent: Option<Pid>,
     job: Option<&JobCgroups<'_>>,
+    start: Option<OwnedFd>,
 ) -> Result<HelperReport, String> {
     let mut signals = SigSet::empty();
     for signal in TERMINATE {
@@ -114,7 +126,7 @@ fn run(
         .thread_block()
         .map_err(|e| format!("blocking signals: {e}"))?;
     guard_parent(parent)?;
-    // Non-blocking: used only to see whether a termination request arrived during create.
+    // Non-blocking: used only to see whether a termination request arrived before the start.
     let pending = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| format!("creating a signalfd: {e}"))?;
 
@@ -128,16 +140,6 @@ fn run(
         pids: request.pids,
         cpu_millis: request.cpu_millis,
     };
-    // In the job's cgroup the limits are written before the container exists (its
-    // processes are born inside), and the counters are compared before and after.
-    let counters_before = match job {
-        Some(job) => {
-            cgroup::apply_step_limits(&job.root, job.rel, limits)
-                .map_err(|e| format!("setting resource limits: {e}"))?;
-            Some(cgroup::job_counters(&job.root, job.rel))
-        }
-        None => None,
-    };
 
     let mut container = ContainerBuilder::new(request.container_id.clone(), SyscallType::default())
         .with_executor(StepExecutor)
@@ -150,13 +152,26 @@ fn run(
         .build()
         .map_err(|e| format!("creating container {}: {}", request.container_id, chain(&e)))?;
 
-    let outcome = start_and_wait(
-        &mut container,
-        &request,
-        job.is_none().then_some(limits),
-        &signals,
-        &pending,
-    );
+    // In the job's cgroup the limits are written when the step is due (the cgroup serves
+    // the running step until then), and the counters are compared before and after.
+    let mut counters_before = None;
+    let outcome =
+        prepare(&container, &request, job.is_none().then_some(limits)).and_then(|(init, tmp)| {
+            match wait_for_start(start.as_ref(), &pending)? {
+                Start::Discard => Ok(HelperReport {
+                    killed_on_request: true,
+                    ..HelperReport::default()
+                }),
+                Start::Now => {
+                    if let Some(job) = job {
+                        cgroup::apply_step_limits(&job.root, job.rel, limits)
+                            .map_err(|e| format!("setting resource limits: {e}"))?;
+                        counters_before = Some(cgroup::job_counters(&job.root, job.rel));
+                    }
+                    start_and_wait(&mut container, &request, init, tmp.as_ref(), &signals)
+                }
+            }
+        });
     let (oom_killed, pids_exhausted) = match (job, counters_before) {
         (Some(job), Some((oom, pids))) => {
             let (oom_after, pids_after) = cgroup::job_counters(&job.root, job.rel);
@@ -194,15 +209,13 @@ fn run(
     Ok(report)
 }
 
-/// Applies the limits (unless they are already, `None`), starts the container unless a
-/// termination request is already pending, and waits for its init to exit.
-fn start_and_wait(
-    container: &mut Container,
+/// Readies the created container: applies the limits (unless they are written elsewhere,
+/// `None`), brings up its `lo`, and holds its `/tmp`. Returns the init and that handle.
+fn prepare(
+    container: &Container,
     request: &HelperRequest,
     limits: Option<cgroup::Limits>,
-    signals: &SigSet,
-    pending: &SignalFd,
-) -> Result<HelperReport, String> {
+) -> Result<(Pid, Option<std::fs::File>), String> {
     let init = container
         .pid()
         .ok_or_else(|| "libcontainer recorded no init pid".to_owned())?;
@@ -215,26 +228,64 @@ fn start_and_wait(
     }
     // The init has set up its mounts and waits for `start`, so no step code has run yet: hold
     // the step's /tmp (a handle keeps the tmpfs alive) to tell "disk full" after it ended.
-    let tmp = open_tmp(init);
+    Ok((init, open_tmp(init)))
+}
 
-    let mut killed_on_request = false;
-    while let Ok(Some(info)) = pending.read_signal() {
-        if TERMINATE.iter().any(|s| *s as u32 == info.ssi_signo) {
-            killed_on_request = true;
+/// What the launcher decided for a created container.
+#[derive(Debug, PartialEq, Eq)]
+enum Start {
+    /// Start it.
+    Now,
+    /// Do not: the launcher discarded the step or asked the helper to stop.
+    Discard,
+}
+
+/// Waits for the launcher's byte on the start pipe (none: start at once). A termination
+/// request, pending or arriving while waiting, or the end of file discards the step.
+fn wait_for_start(start: Option<&OwnedFd>, pending: &SignalFd) -> Result<Start, String> {
+    loop {
+        while let Ok(Some(info)) = pending.read_signal() {
+            if TERMINATE.iter().any(|s| *s as u32 == info.ssi_signo) {
+                return Ok(Start::Discard);
+            }
+        }
+        let Some(start) = start else {
+            return Ok(Start::Now);
+        };
+        let mut fds = [
+            PollFd::new(start.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pending.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(format!("waiting for the start: {e}")),
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            let mut byte = [0u8; 1];
+            return match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(start), &mut byte) {
+                Ok(1) => Ok(Start::Now),
+                Ok(_) => Ok(Start::Discard),
+                Err(Errno::EINTR | Errno::EAGAIN) => continue,
+                Err(e) => Err(format!("reading the start pipe: {e}")),
+            };
         }
     }
-    if killed_on_request {
-        // Never started: `delete(true)` kills the waiting init.
-        return Ok(HelperReport {
-            killed_on_request,
-            ..HelperReport::default()
-        });
-    }
+}
 
+/// Starts the created container `init` and waits for it to exit; on a termination request
+/// it kills the init.
+fn start_and_wait(
+    container: &mut Container,
+    request: &HelperRequest,
+    init: Pid,
+    tmp: Option<&std::fs::File>,
+    signals: &SigSet,
+) -> Result<HelperReport, String> {
     container
         .start()
         .map_err(|e| format!("starting container {}: {}", request.container_id, chain(&e)))?;
 
+    let mut killed_on_request = false;
     loop {
         if let Some(status) = reap(init)? {
             let (exit_code, signal) = status;
@@ -242,7 +293,7 @@ fn start_and_wait(
                 exit_code,
                 signal,
                 killed_on_request,
-                tmp_full: tmp.as_ref().is_some_and(is_full),
+                tmp_full: tmp.is_some_and(is_full),
                 ..HelperReport::default()
             });
         }
@@ -312,8 +363,9 @@ fn guard_parent(expected: Option<Pid>) -> Result<(), String> {
     Ok(())
 }
 
-/// Waits (at most [`DRAIN_WAIT`]) until only the zygote and this helper are left in the
-/// job's cgroup: the other processes of a dead pid namespace exit asynchronously.
+/// Waits (at most [`DRAIN_WAIT`]) until no more than [`cgroup::JOB_OVERHEAD_TASKS`] are
+/// left in the job's cgroup (the zygote, this helper and the next step being created): the
+/// other processes of a dead pid namespace exit asynchronously.
 fn drain(job: &JobCgroups<'_>) {
     let deadline = std::time::Instant::now() + DRAIN_WAIT;
     while cgroup::pids_current(&job.root, job.rel).is_some_and(|n| n > cgroup::JOB_OVERHEAD_TASKS)

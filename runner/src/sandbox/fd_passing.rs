@@ -9,8 +9,8 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags, recvmsg, sendmsg,
 };
 
-/// The most descriptors one message carries (a step's stdout and stderr).
-pub(super) const MAX_FDS: usize = 2;
+/// The most descriptors one message carries (a step's stdout, stderr and start pipe).
+pub(super) const MAX_FDS: usize = 3;
 
 /// Sends `bytes` with `fds` (at most [`MAX_FDS`]) as one message.
 pub(super) fn send(

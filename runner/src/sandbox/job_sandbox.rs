@@ -25,7 +25,8 @@ use super::{SandboxError, rootless};
 const ZYGOTE_EXIT_WAIT: Duration = Duration::from_secs(5);
 
 /// The sandbox of one job: a zygote process that forks each step's helper inside the job's
-/// cgroups. Steps run one at a time through it, each in a fresh container.
+/// cgroups. Steps run one at a time through it, each in a fresh container; the next step's
+/// container may be created while the current one runs ([`JobSandbox::prepare_step`]).
 ///
 /// Dropping it closes the socket and kills the zygote (its helpers then kill their
 /// containers); [`JobSandbox::finish`] also waits for it and removes the job's cgroup,
@@ -47,6 +48,9 @@ pub(super) struct Helper {
     pub pidfd: AsyncFd<OwnedFd>,
     pub stdout: pipe::Receiver,
     pub stderr: pipe::Receiver,
+    /// The write end of the start pipe: one byte starts the created container, closing it
+    /// unwritten discards the step.
+    pub start: OwnedFd,
 }
 
 impl JobSandbox {
@@ -122,11 +126,12 @@ impl JobSandbox {
         self.cgroup.as_deref()
     }
 
-    /// Asks the zygote for a helper running `bundle`, with fresh pipes as its stdout and
-    /// stderr.
+    /// Asks the zygote for a helper creating the container of `bundle`, with fresh pipes as
+    /// its stdout and stderr, and a start pipe.
     pub(super) async fn spawn_helper(&self, bundle: &Path) -> Result<Helper, SandboxError> {
-        let (out_r, out_w) = output_pipe(bundle)?;
-        let (err_r, err_w) = output_pipe(bundle)?;
+        let (out_r, out_w) = pipe_pair(bundle)?;
+        let (err_r, err_w) = pipe_pair(bundle)?;
+        let (start_r, start_w) = pipe_pair(bundle)?;
         let socket = Arc::clone(&self.socket);
         let path = bundle.to_owned();
         let answer = tokio::task::spawn_blocking(move || {
@@ -134,7 +139,7 @@ impl JobSandbox {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let socket = guard.as_ref().ok_or("the zygote's socket is closed")?;
-            request(socket, &path, &out_w, &err_w)
+            request(socket, &path, [&out_w, &err_w, &start_r])
         })
         .await
         .map_err(|e| SandboxError::Container(format!("zygote request task failed: {e}")))?;
@@ -160,6 +165,7 @@ impl JobSandbox {
                 .map_err(|e| SandboxError::io("step stdout", bundle, e))?,
             stderr: pipe::Receiver::from_owned_fd(err_r)
                 .map_err(|e| SandboxError::io("step stderr", bundle, e))?,
+            start: start_w,
         })
     }
 
@@ -210,26 +216,30 @@ impl JobSandbox {
     }
 }
 
-/// A pipe for a step's output: the read end for the launcher, the write end for the step.
-fn output_pipe(bundle: &Path) -> Result<(OwnedFd, OwnedFd), SandboxError> {
+/// A pipe between the launcher and a step's helper: `(read end, write end)`.
+fn pipe_pair(bundle: &Path) -> Result<(OwnedFd, OwnedFd), SandboxError> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| SandboxError::io("creating an output pipe", bundle, e.into()))
+        .map_err(|e| SandboxError::io("creating a pipe", bundle, e.into()))
 }
 
-/// Sends one step request and reads the answer: the helper's pidfd. Blocking (the zygote
+/// Sends one step request (the bundle; the step's stdout and stderr write ends and its
+/// start pipe's read end) and reads the answer: the helper's pidfd. Blocking (the zygote
 /// answers right after its fork).
 pub(super) fn request(
     socket: &OwnedFd,
     bundle: &Path,
-    stdout: &OwnedFd,
-    stderr: &OwnedFd,
+    [stdout, stderr, start]: [&OwnedFd; 3],
 ) -> Result<OwnedFd, String> {
     let bytes = bundle.as_os_str().as_bytes();
     if bytes.len() > MAX_MESSAGE {
         return Err(format!("bundle path {} is too long", bundle.display()));
     }
-    fd_passing::send(socket.as_fd(), bytes, &[stdout.as_fd(), stderr.as_fd()])
-        .map_err(|e| format!("sending the step: {e}"))?;
+    fd_passing::send(
+        socket.as_fd(),
+        bytes,
+        &[stdout.as_fd(), stderr.as_fd(), start.as_fd()],
+    )
+    .map_err(|e| format!("sending the step: {e}"))?;
     let mut pid = [0u8; 4];
     let (len, fds) = fd_passing::receive(socket.as_fd(), &mut pid)
         .map_err(|e| format!("reading the answer: {e}"))?;

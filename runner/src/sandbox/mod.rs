@@ -3,7 +3,9 @@
 //! - [`SandboxPlan`] describes a step and turns into an OCI runtime spec (pure);
 //! - [`Launcher::job`] starts a job's [`JobSandbox`]: a single-threaded zygote process
 //!   (`airlock sandbox-exec ZYGOTE_DIR`) that forks one helper per step;
-//!   [`JobSandbox::run_step`] runs a step through it and reports a [`StepOutcome`];
+//!   [`JobSandbox::run_step`] runs a step through it and reports a [`StepOutcome`]
+//!   (in two halves, [`JobSandbox::prepare_step`] and [`JobSandbox::run_prepared`], so the
+//!   next step's container is created while the current step runs);
 //! - [`sandbox_exec_main`] is the zygote and the helper (the CLI dispatches the hidden
 //!   subcommand [`SANDBOX_EXEC_SUBCOMMAND`] to it).
 //!
@@ -30,6 +32,7 @@ mod protocol;
 mod rootless;
 mod seccomp;
 mod spec;
+mod step;
 pub mod trace;
 mod zygote;
 
@@ -53,3 +56,4 @@ pub use seccomp::{
     BASELINE_FILE as SECCOMP_BASELINE_FILE, BASELINE_JSON as SECCOMP_BASELINE_JSON,
     MANDATORY_DENIALS, SeccompPolicy,
 };
+pub use step::PreparedStep;

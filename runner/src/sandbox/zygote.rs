@@ -10,7 +10,9 @@
 //!
 //! Wire protocol, on the `SOCK_SEQPACKET` socket that is the zygote's stdin:
 //! - launcher -> zygote: one message per step, the bundle path (bytes), with the step's
-//!   stdout and stderr write ends as `SCM_RIGHTS`;
+//!   stdout and stderr write ends and the read end of its start pipe as `SCM_RIGHTS` (the
+//!   helper creates the container, then waits for one byte on the start pipe before it
+//!   starts it; end of file there discards the step);
 //! - zygote -> launcher: the helper's pid as 4 little-endian bytes, with a pidfd of it as
 //!   `SCM_RIGHTS` (the launcher signals and awaits the helper through it, so a recycled pid
 //!   is never hit).
@@ -95,7 +97,13 @@ fn serve(dir: &Path) -> Result<(), String> {
     let socket = unsafe { BorrowedFd::borrow_raw(0) };
     let zygote = nix::unistd::getpid();
     loop {
-        let Some((bundle, stdout, stderr)) = receive(socket)? else {
+        let Some(StepRequest {
+            bundle,
+            stdout,
+            stderr,
+            start,
+        }) = receive(socket)?
+        else {
             return Ok(());
         };
         // SAFETY: the zygote is single-threaded, so the child may do anything after fork.
@@ -103,11 +111,17 @@ fn serve(dir: &Path) -> Result<(), String> {
         let fork = unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))?;
         match fork {
             nix::unistd::ForkResult::Child => {
-                let code = helper_child(&bundle, stdout, stderr, &request, host.as_ref(), zygote);
+                let pipes = StepRequest {
+                    bundle,
+                    stdout,
+                    stderr,
+                    start,
+                };
+                let code = helper_child(pipes, &request, host.as_ref(), zygote);
                 std::process::exit(code);
             }
             nix::unistd::ForkResult::Parent { child } => {
-                drop((stdout, stderr));
+                drop((stdout, stderr, start));
                 let pidfd = rustix::process::pidfd_open(
                     rustix::process::Pid::from_raw(child.as_raw())
                         .ok_or_else(|| "fork returned pid 0".to_owned())?,
@@ -121,16 +135,20 @@ fn serve(dir: &Path) -> Result<(), String> {
 }
 
 /// The forked helper: takes the step's output pipes as stdout/stderr, leaves the zygote's
-/// socket, and runs the step.
+/// socket, and runs the step once its start pipe says so.
 fn helper_child(
-    bundle: &Path,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    step: StepRequest,
     request: &ZygoteRequest,
     host: Option<&HostCgroups>,
     zygote: nix::unistd::Pid,
 ) -> i32 {
     set_disposition(Signal::SIGCHLD, SigHandler::SigDfl);
+    let StepRequest {
+        bundle,
+        stdout,
+        stderr,
+        start,
+    } = step;
     let devnull = match std::fs::File::open("/dev/null") {
         Ok(f) => OwnedFd::from(f),
         Err(_) => return super::HELPER_FAILURE_EXIT,
@@ -148,15 +166,25 @@ fn helper_child(
         }),
         _ => None,
     };
-    let code = super::exec::helper_main(bundle, Some(zygote), cgroups.as_ref());
+    let code = super::exec::helper_main(&bundle, Some(zygote), cgroups.as_ref(), Some(start));
     // The report is written: the end of file on the step's pipes tells the launcher so,
     // without waiting for this process to be torn down.
     super::exec::close_output();
     code
 }
 
-/// One step request: the bundle and the two pipe ends; `None` at end of file.
-fn receive(socket: BorrowedFd<'_>) -> Result<Option<(PathBuf, OwnedFd, OwnedFd)>, String> {
+/// One step request, as the zygote received it.
+struct StepRequest {
+    bundle: PathBuf,
+    /// The write ends of the step's output pipes.
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    /// The read end of the step's start pipe.
+    start: OwnedFd,
+}
+
+/// One step request; `None` at end of file.
+fn receive(socket: BorrowedFd<'_>) -> Result<Option<StepRequest>, String> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let (len, mut fds) = fd_passing::receive(socket, &mut buf)
         .map_err(|e| format!("reading a step request: {e}"))?;
@@ -164,15 +192,21 @@ fn receive(socket: BorrowedFd<'_>) -> Result<Option<(PathBuf, OwnedFd, OwnedFd)>
         return Ok(None);
     }
     let bundle = PathBuf::from(std::ffi::OsStr::from_bytes(&buf[..len]));
-    if !bundle.is_absolute() || fds.len() != 2 {
+    if !bundle.is_absolute() || fds.len() != 3 {
         return Err(format!(
             "malformed step request ({len} bytes, {} descriptors)",
             fds.len()
         ));
     }
+    let start = fds.pop().ok_or("no start descriptor")?;
     let stderr = fds.pop().ok_or("no stderr descriptor")?;
     let stdout = fds.pop().ok_or("no stdout descriptor")?;
-    Ok(Some((bundle, stdout, stderr)))
+    Ok(Some(StepRequest {
+        bundle,
+        stdout,
+        stderr,
+        start,
+    }))
 }
 
 /// Answers a step request with the helper's pid and pidfd.
@@ -211,19 +245,23 @@ mod tests {
         let (launcher, zygote) = pair();
         let (_out_r, out_w) = rustix::pipe::pipe().expect("pipe");
         let (_err_r, err_w) = rustix::pipe::pipe().expect("pipe");
+        let (start_r, start_w) = rustix::pipe::pipe().expect("pipe");
         let asking = std::thread::spawn(move || {
             super::super::job_sandbox::request(
                 &launcher,
                 Path::new("/state/bundles/j.s0"),
-                &out_w,
-                &err_w,
+                [&out_w, &err_w, &start_r],
             )
         });
-        let (bundle, stdout, stderr) = receive(zygote.as_fd())
+        let step = receive(zygote.as_fd())
             .expect("receive")
             .expect("a request");
-        assert_eq!(bundle, Path::new("/state/bundles/j.s0"));
-        for fd in [&stdout, &stderr] {
+        assert_eq!(step.bundle, Path::new("/state/bundles/j.s0"));
+        // The start pipe arrives as its read end: a byte written by the launcher is there.
+        rustix::io::write(&start_w, b"g").expect("write");
+        let mut byte = [0u8; 1];
+        assert_eq!(rustix::io::read(&step.start, &mut byte).expect("read"), 1);
+        for fd in [&step.stdout, &step.stderr, &step.start] {
             let stat = rustix::fs::fstat(fd).expect("fstat");
             assert_eq!(
                 rustix::fs::FileType::from_raw_mode(stat.st_mode),
@@ -252,11 +290,14 @@ mod tests {
         fd_passing::send(
             launcher.as_fd(),
             b"relative/bundle",
-            &[w.as_fd(), w.as_fd()],
+            &[w.as_fd(), w.as_fd(), w.as_fd()],
         )
         .expect("send");
         assert!(receive(zygote.as_fd()).is_err());
         fd_passing::send(launcher.as_fd(), b"/abs/bundle", &[]).expect("send");
+        assert!(receive(zygote.as_fd()).is_err());
+        // Output pipes without a start pipe.
+        fd_passing::send(launcher.as_fd(), b"/abs/bundle", &[w.as_fd(), w.as_fd()]).expect("send");
         assert!(receive(zygote.as_fd()).is_err());
     }
 }
