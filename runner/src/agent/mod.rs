@@ -178,6 +178,9 @@ impl Runner {
             .with_max_bytes(cfg.rootfs_cache_max_bytes);
         let fetchers =
             Fetchers::from_config(&cfg).map_err(|e| RunnerError::Setup(e.to_string()))?;
+        if crate::sandbox::has_host_privilege() && !instance.mount_sandbox_tmpfs()? {
+            warn!(dir = %instance.sandbox_dir().display(), "could not mount a tmpfs for the sandbox state; keeping it on disk (slower steps)");
+        }
         let launcher = Launcher::new(&cfg.launcher_exe, instance.sandbox_dir())?;
         let partial = fetchers.reap_partial() + images.reap_partial();
         if partial > 0 {

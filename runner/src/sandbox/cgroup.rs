@@ -183,10 +183,8 @@ fn cpu_quota_us(millis: u64) -> u64 {
     (millis.saturating_mul(CPU_PERIOD_US) / 1000).max(1000)
 }
 
-/// Tasks of a job's cgroup that are not the running step's: the zygote, the step's helper,
-/// and the next step's helper, libcontainer's intermediate process and init while that step
-/// is created.
-pub(crate) const JOB_OVERHEAD_TASKS: u64 = 5;
+/// Tasks of a zygote's cgroup that are not the step's: the zygote and the step's helper.
+pub(crate) const JOB_OVERHEAD_TASKS: u64 = 2;
 
 /// Sets all three limits of step cgroup `rel` (v1) below the cgroup file system at `root`,
 /// "no limit" for those `limits` leaves unset: a job's cgroup serves each of its steps in
@@ -494,8 +492,8 @@ mod tests {
         apply_step_limits(root, &rel, limited).expect("limits");
         assert_eq!(read("memory", "memory.limit_in_bytes"), "1073741824");
         assert_eq!(read("memory", "memory.memsw.limit_in_bytes"), "1073741824");
-        // The zygote, the helper and the next step being created are in the cgroup too.
-        assert_eq!(read("pids", "pids.max"), "261");
+        // The zygote and the helper are in the cgroup too.
+        assert_eq!(read("pids", "pids.max"), "258");
         assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
         assert_eq!(read("cpu", "cpu.cfs_quota_us"), "150000");
         // A later step without limits gets none of the earlier one's.

@@ -7,14 +7,14 @@
 //!
 //! 1. block SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGCHLD (they are handled synchronously below) and
 //!    ask for SIGTERM when its parent dies;
-//! 2. build the container from `BUNDLE/config.json` (libcontainer state under the root named
+//! 2. in its zygote's cgroup (v1 hosts), write the step's limits and note the OOM and pids
+//!    counters;
+//! 3. build the container from `BUNDLE/config.json` (libcontainer state under the root named
 //!    in `BUNDLE/airlock-request.json`), write its limits (where libcontainer made the
 //!    cgroup), bring up its `lo`;
-//! 3. wait for one byte on the start pipe: the launcher creates a job's next step while the
+//! 4. wait for one byte on the start pipe: the launcher creates a job's next step while the
 //!    current one runs, and sends it when the step is due (end of file instead: the step is
-//!    discarded, and its waiting init killed);
-//! 4. in the job's cgroup (v1 hosts), write the step's limits and note the OOM and pids
-//!    counters, then start the container;
+//!    discarded, and its waiting init killed); then start the container;
 //! 5. reap children until the container init exits; on SIGTERM/SIGINT/SIGHUP/SIGQUIT send
 //!    SIGKILL to the init, which kills every process of its pid namespace;
 //! 6. delete the container if its init was never reaped (a reaped init took its pid
@@ -140,6 +140,17 @@ fn run(
         pids: request.pids,
         cpu_millis: request.cpu_millis,
     };
+    // In the zygote's cgroup the limits are written before the container exists (its
+    // processes are born inside), and the counters are compared before and after. The
+    // cgroup is this step's alone: a job's steps alternate between two zygotes.
+    let counters_before = match job {
+        Some(job) => {
+            cgroup::apply_step_limits(&job.root, job.rel, limits)
+                .map_err(|e| format!("setting resource limits: {e}"))?;
+            Some(cgroup::job_counters(&job.root, job.rel))
+        }
+        None => None,
+    };
 
     let mut container = ContainerBuilder::new(request.container_id.clone(), SyscallType::default())
         .with_executor(StepExecutor)
@@ -152,9 +163,6 @@ fn run(
         .build()
         .map_err(|e| format!("creating container {}: {}", request.container_id, chain(&e)))?;
 
-    // In the job's cgroup the limits are written when the step is due (the cgroup serves
-    // the running step until then), and the counters are compared before and after.
-    let mut counters_before = None;
     let outcome =
         prepare(&container, &request, job.is_none().then_some(limits)).and_then(|(init, tmp)| {
             match wait_for_start(start.as_ref(), &pending)? {
@@ -163,11 +171,6 @@ fn run(
                     ..HelperReport::default()
                 }),
                 Start::Now => {
-                    if let Some(job) = job {
-                        cgroup::apply_step_limits(&job.root, job.rel, limits)
-                            .map_err(|e| format!("setting resource limits: {e}"))?;
-                        counters_before = Some(cgroup::job_counters(&job.root, job.rel));
-                    }
                     start_and_wait(&mut container, &request, init, tmp.as_ref(), &signals)
                 }
             }
@@ -363,9 +366,8 @@ fn guard_parent(expected: Option<Pid>) -> Result<(), String> {
     Ok(())
 }
 
-/// Waits (at most [`DRAIN_WAIT`]) until no more than [`cgroup::JOB_OVERHEAD_TASKS`] are
-/// left in the job's cgroup (the zygote, this helper and the next step being created): the
-/// other processes of a dead pid namespace exit asynchronously.
+/// Waits (at most [`DRAIN_WAIT`]) until only the zygote and this helper are left in the
+/// zygote's cgroup: the other processes of a dead pid namespace exit asynchronously.
 fn drain(job: &JobCgroups<'_>) {
     let deadline = std::time::Instant::now() + DRAIN_WAIT;
     while cgroup::pids_current(&job.root, job.rel).is_some_and(|n| n > cgroup::JOB_OVERHEAD_TASKS)

@@ -1,113 +1,53 @@
-//! The launcher's side of a job's zygote (`zygote.rs`): starts it, asks it for one helper
-//! per step, and removes it and the job's cgroup when the job is over.
+//! A job's sandbox: the zygotes (`zygote_client.rs`) that fork its steps' helpers.
+//!
+//! On a v1 host each zygote sits in cgroups of its own, and a step's limits and counters are
+//! its zygote's cgroups'. A job's next container is created while its current step runs
+//! (`step.rs`), so the steps of a job alternate between two zygotes: the step being created
+//! never counts against the running step's pids or memory limit, and each step's counters
+//! are its own. Elsewhere (v2, where libcontainer makes a cgroup per step; rootless, with
+//! none) one zygote serves every step.
 
-use std::os::fd::{AsFd as _, OwnedFd};
-use std::os::unix::ffi::OsStrExt as _;
-use std::os::unix::fs::DirBuilderExt as _;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
-use tokio::io::unix::AsyncFd;
-use tokio::net::unix::pipe;
+use tokio::sync::OnceCell;
 
-use super::cgroup::{self, CGROUP_KILL_WAIT};
-use super::fd_passing;
-use super::launcher::{HELPER_PATH, Launcher, SANDBOX_EXEC_SUBCOMMAND};
-use super::preflight::validate_container_id;
-use super::protocol::{HelperReport, REPORT_FILE, read_json, write_json};
-use super::zygote::{MAX_MESSAGE, ZYGOTE_FILE, ZygoteRequest};
-use super::{SandboxError, rootless};
+use super::SandboxError;
+use super::launcher::Launcher;
+use super::zygote_client::ZygoteClient;
 
-/// How long the zygote gets to exit once its socket is closed.
-const ZYGOTE_EXIT_WAIT: Duration = Duration::from_secs(5);
-
-/// The sandbox of one job: a zygote process that forks each step's helper inside the job's
-/// cgroups. Steps run one at a time through it, each in a fresh container; the next step's
-/// container may be created while the current one runs ([`JobSandbox::prepare_step`]).
+/// The sandbox of one job attempt. Steps run one at a time through it, each in a fresh
+/// container, and at most one more step is prepared meanwhile
+/// ([`JobSandbox::prepare_step`]).
 ///
-/// Dropping it closes the socket and kills the zygote (its helpers then kill their
-/// containers); [`JobSandbox::finish`] also waits for it and removes the job's cgroup,
-/// which [`Launcher::cleanup_prefix`] otherwise does.
+/// Dropping it closes the zygotes' sockets and kills them (their helpers then kill their
+/// containers); [`JobSandbox::finish`] also waits for them and removes their cgroups, which
+/// [`Launcher::cleanup_prefix`] otherwise does.
 #[derive(Debug)]
 pub struct JobSandbox {
     launcher: Launcher,
     id: String,
-    dir: PathBuf,
-    /// The job's cgroup, relative to each v1 controller (`None` on v2 and rootless hosts).
-    cgroup: Option<PathBuf>,
-    socket: Arc<Mutex<Option<OwnedFd>>>,
-    zygote: tokio::process::Child,
-}
-
-/// A step's helper, forked by the zygote.
-pub(super) struct Helper {
-    /// Signals go through it, and it turns readable when the helper exits.
-    pub pidfd: AsyncFd<OwnedFd>,
-    pub stdout: pipe::Receiver,
-    pub stderr: pipe::Receiver,
-    /// The write end of the start pipe: one byte starts the created container, closing it
-    /// unwritten discards the step.
-    pub start: OwnedFd,
+    /// The second one starts with the job's second step.
+    zygotes: [OnceCell<ZygoteClient>; 2],
+    /// Whether steps alternate between the two (the zygotes have cgroups of their own).
+    alternate: bool,
+    /// How many steps were prepared.
+    steps: AtomicUsize,
 }
 
 impl JobSandbox {
-    /// Starts the zygote of job `id` (1-64 of `[A-Za-z0-9_.+-]`, unique among the
-    /// launcher's running jobs; it also names the job's cgroup).
+    /// Starts the sandbox of job `id` (1-64 of `[A-Za-z0-9_.+-]`, unique among the
+    /// launcher's running jobs; it names the zygotes and their cgroups) with its first
+    /// zygote.
     pub(super) fn start(launcher: &Launcher, id: &str) -> Result<Self, SandboxError> {
-        validate_container_id(id)?;
-        let dir = launcher.zygotes_root().join(id);
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(SandboxError::ContainerExists(id.to_owned()));
-            }
-            Err(e) => return Err(SandboxError::io("creating the zygote directory", &dir, e)),
-        }
-        // Root on a v1 host: the zygote makes and joins the job's cgroups. On v2 libcontainer
-        // makes each step's; rootless there is none (rlimits stand in).
-        let cgroup =
-            (rootless::has_host_privilege() && !cgroup::is_v2()).then(|| cgroup::relative_path(id));
-        write_json(
-            &dir.join(ZYGOTE_FILE),
-            &ZygoteRequest {
-                cgroup: cgroup.clone(),
-            },
-        )?;
-        let (ours, theirs) = socketpair(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(|e| SandboxError::io("creating the zygote socket", &dir, e.into()))?;
-        let zygote = tokio::process::Command::new(launcher.exe())
-            .arg(SANDBOX_EXEC_SUBCOMMAND)
-            .arg(&dir)
-            .env_clear()
-            // libcontainer looks newuidmap/newgidmap up in PATH (rootless id mappings).
-            .env("PATH", HELPER_PATH)
-            .current_dir("/")
-            .stdin(Stdio::from(theirs))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            // Its own process group: a terminal's ^C reaches the runner, which decides.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| SandboxError::SpawnHelper {
-                exe: launcher.exe().to_owned(),
-                source,
-            })?;
+        let first = ZygoteClient::start(launcher, id)?;
+        let alternate = first.cgroup().is_some();
         Ok(Self {
             launcher: launcher.clone(),
             id: id.to_owned(),
-            dir,
-            cgroup,
-            socket: Arc::new(Mutex::new(Some(ours))),
-            zygote,
+            zygotes: [OnceCell::new_with(Some(first)), OnceCell::new()],
+            alternate,
+            steps: AtomicUsize::new(0),
         })
     }
 
@@ -120,133 +60,64 @@ impl JobSandbox {
         &self.launcher
     }
 
-    /// The job's cgroup, when the zygote made one: what is left in it after a helper died
-    /// is the job's to kill.
-    pub(super) fn cgroup(&self) -> Option<&Path> {
-        self.cgroup.as_deref()
-    }
-
-    /// Asks the zygote for a helper creating the container of `bundle`, with fresh pipes as
-    /// its stdout and stderr, and a start pipe.
-    pub(super) async fn spawn_helper(&self, bundle: &Path) -> Result<Helper, SandboxError> {
-        let (out_r, out_w) = pipe_pair(bundle)?;
-        let (err_r, err_w) = pipe_pair(bundle)?;
-        let (start_r, start_w) = pipe_pair(bundle)?;
-        let socket = Arc::clone(&self.socket);
-        let path = bundle.to_owned();
-        let answer = tokio::task::spawn_blocking(move || {
-            let guard = socket
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let socket = guard.as_ref().ok_or("the zygote's socket is closed")?;
-            request(socket, &path, [&out_w, &err_w, &start_r])
-        })
-        .await
-        .map_err(|e| SandboxError::Container(format!("zygote request task failed: {e}")))?;
-        let pidfd = match answer {
-            Ok(pidfd) => pidfd,
-            Err(message) => return Err(self.zygote_failure(message)),
-        };
-        // SAFETY: the AsyncFd owns the pidfd, so it stays open and the same file for as long
-        // as it is registered.
-        #[allow(unsafe_code)]
-        let pidfd =
-            unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-                .map_err(|e| {
-                    SandboxError::io(
-                        "watching the helper",
-                        bundle,
-                        std::io::Error::other(e.to_string()),
-                    )
-                })?;
-        Ok(Helper {
-            pidfd,
-            stdout: pipe::Receiver::from_owned_fd(out_r)
-                .map_err(|e| SandboxError::io("step stdout", bundle, e))?,
-            stderr: pipe::Receiver::from_owned_fd(err_r)
-                .map_err(|e| SandboxError::io("step stderr", bundle, e))?,
-            start: start_w,
-        })
-    }
-
-    /// The error for a zygote that did not answer: what it reported, if anything.
-    fn zygote_failure(&self, message: String) -> SandboxError {
-        match read_json::<HelperReport>(&self.dir.join(REPORT_FILE)) {
-            Ok(Some(HelperReport { error: Some(e), .. })) => {
-                SandboxError::Container(format!("the job's sandbox zygote failed: {e}"))
-            }
-            _ => SandboxError::Container(format!(
-                "the job's sandbox zygote did not answer ({message}); see the runner's log"
-            )),
-        }
-    }
-
-    /// Ends the zygote and removes the job's cgroup and the zygote's directory. Every step
-    /// must be over.
-    pub async fn finish(mut self) -> Result<(), SandboxError> {
-        drop(
-            self.socket
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take(),
-        );
-        if tokio::time::timeout(ZYGOTE_EXIT_WAIT, self.zygote.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(job = %self.id, "the sandbox zygote did not exit; killing it");
-            let _ = self.zygote.kill().await;
-        }
-        let result = match self.cgroup.clone() {
-            Some(rel) => tokio::task::spawn_blocking(move || {
-                cgroup::kill_all(&rel, CGROUP_KILL_WAIT)?;
-                cgroup::remove(&rel)
+    /// The zygote the next step goes to, and its index (starting it if need be).
+    pub(super) async fn next_zygote(&self) -> Result<(usize, &ZygoteClient), SandboxError> {
+        let n = self.steps.fetch_add(1, Ordering::Relaxed);
+        let index = if self.alternate { n % 2 } else { 0 };
+        let zygote = self.zygotes[index]
+            .get_or_try_init(|| async {
+                ZygoteClient::start(&self.launcher, &zygote_id(&self.id, index))
             })
-            .await
-            .map_err(|e| SandboxError::Cleanup(format!("cgroup cleanup task failed: {e}")))?
-            .map_err(|e| SandboxError::Cleanup(format!("job {}: {e}", self.id))),
-            None => Ok(()),
-        };
-        if let Err(e) = std::fs::remove_dir_all(&self.dir)
-            && e.kind() != std::io::ErrorKind::NotFound
+            .await?;
+        Ok((index, zygote))
+    }
+
+    /// The cgroup of zygote `index`, when it made one: what is left in it after a helper
+    /// died is the job's to kill.
+    pub(super) fn cgroup(&self, index: usize) -> Option<&Path> {
+        self.zygotes.get(index)?.get()?.cgroup()
+    }
+
+    /// Ends the zygotes and removes their cgroups and directories. Every step must be over.
+    pub async fn finish(self) -> Result<(), SandboxError> {
+        let [first, second] = self.zygotes;
+        let mut result = Ok(());
+        for zygote in [first.into_inner(), second.into_inner()]
+            .into_iter()
+            .flatten()
         {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove the zygote directory");
+            let finished = zygote.finish().await;
+            if result.is_ok() {
+                result = finished;
+            }
         }
         result
     }
 }
 
-/// A pipe between the launcher and a step's helper: `(read end, write end)`.
-fn pipe_pair(bundle: &Path) -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| SandboxError::io("creating a pipe", bundle, e.into()))
+/// The id of zygote `index` of job `id`: the job's id for the first; for the second, `-1`
+/// before the id's last `.`-separated part, so that it keeps the job's prefix and its room
+/// suffix (which the cleanups match).
+fn zygote_id(id: &str, index: usize) -> String {
+    match (index, id.rsplit_once('.')) {
+        (0, _) => id.to_owned(),
+        (_, Some((head, tail))) => format!("{head}-{index}.{tail}"),
+        (_, None) => format!("{id}-{index}"),
+    }
 }
 
-/// Sends one step request (the bundle; the step's stdout and stderr write ends and its
-/// start pipe's read end) and reads the answer: the helper's pidfd. Blocking (the zygote
-/// answers right after its fork).
-pub(super) fn request(
-    socket: &OwnedFd,
-    bundle: &Path,
-    [stdout, stderr, start]: [&OwnedFd; 3],
-) -> Result<OwnedFd, String> {
-    let bytes = bundle.as_os_str().as_bytes();
-    if bytes.len() > MAX_MESSAGE {
-        return Err(format!("bundle path {} is too long", bundle.display()));
-    }
-    fd_passing::send(
-        socket.as_fd(),
-        bytes,
-        &[stdout.as_fd(), stderr.as_fd(), start.as_fd()],
-    )
-    .map_err(|e| format!("sending the step: {e}"))?;
-    let mut pid = [0u8; 4];
-    let (len, fds) = fd_passing::receive(socket.as_fd(), &mut pid)
-        .map_err(|e| format!("reading the answer: {e}"))?;
-    let pidfd = fds.into_iter().next();
-    match (len, pidfd) {
-        (4, Some(fd)) => Ok(fd),
-        (0, _) => Err("it exited".to_owned()),
-        (n, _) => Err(format!("malformed answer ({n} bytes)")),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_second_zygote_keeps_the_jobs_prefix_and_room_suffix() {
+        let id = crate::state::job_sandbox_id("j1", 2, "r00m");
+        assert_eq!(zygote_id(&id, 0), id);
+        let second = zygote_id(&id, 1);
+        assert_ne!(second, id);
+        assert!(second.starts_with(&crate::state::container_prefix("j1", 2)));
+        assert!(second.ends_with(".r00m"));
+        assert_eq!(zygote_id("plain", 1), "plain-1");
     }
 }

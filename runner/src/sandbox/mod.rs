@@ -35,6 +35,7 @@ mod spec;
 mod step;
 pub mod trace;
 mod zygote;
+mod zygote_client;
 
 pub use entry::sandbox_exec_main;
 pub use error::SandboxError;

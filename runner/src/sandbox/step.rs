@@ -27,13 +27,13 @@ use tokio::task::JoinHandle;
 
 use super::cgroup::{self, CGROUP_KILL_WAIT};
 use super::cleanup::remove_container;
-use super::job_sandbox::Helper;
 use super::output::pump;
 use super::preflight::{check_host_dirs, check_mount_points, validate_container_id};
 use super::protocol::{
     HelperReport, HelperRequest, REPORT_FILE, REQUEST_FILE, read_json, write_json,
 };
 use super::rootless;
+use super::zygote_client::Helper;
 use super::{JobSandbox, OutputChunk, SandboxError, SandboxPlan, StepOutcome, Stream};
 
 /// How long the helper gets to kill and delete the container after SIGTERM (or, for a
@@ -55,6 +55,8 @@ enum Stop {
 /// its bundle stays for [`super::Launcher::cleanup_prefix`].
 pub struct PreparedStep {
     container_id: String,
+    /// The zygote that forked its helper.
+    zygote: usize,
     bundle: PathBuf,
     helper: Helper,
     supervisor: Option<super::trace::Supervisor>,
@@ -138,8 +140,9 @@ impl JobSandbox {
             Err(e) => return Err(SandboxError::io("creating bundle directory", &bundle, e)),
         }
         match self.fork_helper(container_id, plan, &spec, &bundle).await {
-            Ok((helper, supervisor)) => Ok(PreparedStep {
+            Ok((zygote, helper, supervisor)) => Ok(PreparedStep {
                 container_id: container_id.to_owned(),
+                zygote,
                 bundle,
                 helper,
                 supervisor,
@@ -159,7 +162,7 @@ impl JobSandbox {
         plan: &SandboxPlan,
         spec: &oci_spec::runtime::Spec,
         bundle: &Path,
-    ) -> Result<(Helper, Option<super::trace::Supervisor>), SandboxError> {
+    ) -> Result<(usize, Helper, Option<super::trace::Supervisor>), SandboxError> {
         let config = bundle.join("config.json");
         // A traced step: its filter's notify fd goes to a supervisor listening in the bundle.
         let supervisor = match &plan.trace {
@@ -202,8 +205,9 @@ impl JobSandbox {
             loopback_up: plan.loopback_up && cgroup_limits,
         };
         write_json(&bundle.join(REQUEST_FILE), &request)?;
-        let helper = self.spawn_helper(bundle).await?;
-        Ok((helper, supervisor))
+        let (index, zygote) = self.next_zygote().await?;
+        let helper = zygote.spawn_helper(bundle).await?;
+        Ok((index, helper, supervisor))
     }
 
     /// Starts the prepared `step`. Output chunks go to `on_output` as they arrive. The step
@@ -225,13 +229,14 @@ impl JobSandbox {
         }
         let PreparedStep {
             container_id,
+            zygote,
             bundle,
             helper,
             supervisor,
         } = step;
         let result = self
             .run_started(
-                &container_id,
+                (&container_id, zygote),
                 &bundle,
                 helper,
                 timeout,
@@ -263,6 +268,7 @@ impl JobSandbox {
     pub async fn discard(&self, step: PreparedStep) -> Result<(), SandboxError> {
         let PreparedStep {
             container_id,
+            zygote,
             bundle,
             helper,
             supervisor,
@@ -284,16 +290,21 @@ impl JobSandbox {
         }
         drop(supervisor);
         if read_json::<HelperReport>(&bundle.join(REPORT_FILE))?.is_none() {
-            self.kill_step_cgroup(&container_id).await?;
+            self.kill_step_cgroup(&container_id, zygote).await?;
         }
         self.remove_step(&container_id, &bundle).await
     }
 
-    /// Kills what a helper that died without a report left in step `container_id`'s cgroup
-    /// (with a job cgroup, that is the zygote's too: the job's sandbox is over).
-    async fn kill_step_cgroup(&self, container_id: &str) -> Result<(), SandboxError> {
+    /// Kills what a helper of zygote `zygote` that died without a report left in step
+    /// `container_id`'s cgroup (with a zygote's cgroup, that is the zygote too: the job's
+    /// sandbox is over).
+    async fn kill_step_cgroup(
+        &self,
+        container_id: &str,
+        zygote: usize,
+    ) -> Result<(), SandboxError> {
         let rel = self
-            .cgroup()
+            .cgroup(zygote)
             .map_or_else(|| cgroup::relative_path(container_id), Path::to_path_buf);
         tokio::task::spawn_blocking(move || cgroup::kill_all(&rel, CGROUP_KILL_WAIT))
             .await
@@ -320,7 +331,7 @@ impl JobSandbox {
     /// cancellation, and judges its report.
     async fn run_started(
         &self,
-        container_id: &str,
+        (container_id, zygote): (&str, usize),
         bundle: &Path,
         helper: Helper,
         timeout: Duration,
@@ -404,7 +415,7 @@ impl JobSandbox {
         // The helper is gone; a killed helper may have left the container running, which
         // would keep the pipes open: kill its cgroup before draining them.
         if report.is_none() {
-            self.kill_step_cgroup(container_id).await?;
+            self.kill_step_cgroup(container_id, zygote).await?;
         }
         drain(pumps, aborts).await;
 

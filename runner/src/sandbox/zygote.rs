@@ -247,7 +247,7 @@ mod tests {
         let (_err_r, err_w) = rustix::pipe::pipe().expect("pipe");
         let (start_r, start_w) = rustix::pipe::pipe().expect("pipe");
         let asking = std::thread::spawn(move || {
-            super::super::job_sandbox::request(
+            super::super::zygote_client::request(
                 &launcher,
                 Path::new("/state/bundles/j.s0"),
                 [&out_w, &err_w, &start_r],
