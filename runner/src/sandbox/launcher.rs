@@ -1,19 +1,16 @@
-//! Runs one step in a fresh container, from the (multi-threaded, async) runner.
+//! The sandbox's entry point in the (multi-threaded, async) runner: its state directory,
+//! job sandboxes, cleanup of what earlier runs left, and rootless chowns.
 //!
 //! libcontainer is not safe in a multi-threaded process, so each step gets its own
-//! single-threaded helper process (see [`super::exec`]), forked by the job's zygote
-//! ([`JobSandbox`], `zygote.rs`). The launcher writes the bundle, has the zygote fork the
-//! helper, forwards its stdout/stderr (which are the step's), enforces the timeout and
-//! cancellation (SIGTERM to the helper through its pidfd, which SIGKILLs the container;
-//! SIGKILL to the helper after a grace period and a cgroup-wide kill as the last resort),
-//! and removes every trace of the step when it ends.
+//! single-threaded helper process (see [`super::exec`]), forked by one of the job's zygotes
+//! ([`JobSandbox`], `zygote.rs`); `step.rs` prepares, runs and discards steps.
 //!
 //! State layout (root-owned, mode 0700): `<state_dir>/containers/<id>` is libcontainer's
 //! state and `<state_dir>/bundles/<id>` the OCI bundle (`config.json`) plus the
-//! request/report files of the launcher-helper protocol; `<state_dir>/zygotes/<job>` is a
-//! job's zygote directory. Cgroups are `/sys/fs/cgroup/<controller>/airlock/<job>` on v1
-//! hosts (one per job, made by its zygote), `/sys/fs/cgroup/airlock/<id>` on v2 (one per
-//! step, made by libcontainer).
+//! request/report files of the launcher-helper protocol; `<state_dir>/zygotes/<zygote>` is a
+//! zygote's directory. Cgroups are `/sys/fs/cgroup/<controller>/airlock/<zygote>` on v1
+//! hosts (one per zygote, made by it), `/sys/fs/cgroup/airlock/<id>` on v2 (one per step,
+//! made by libcontainer).
 
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
