@@ -452,6 +452,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_byte_on_the_start_pipe_starts_and_its_end_of_file_discards() {
+        // On a fresh thread: the blocked mask must not leak into the harness's threads.
+        std::thread::spawn(|| {
+            let mut signals = SigSet::empty();
+            signals.add(Signal::SIGUSR2);
+            signals.thread_block().expect("block");
+            let pending = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK).expect("sfd");
+            let (r, w) = nix::unistd::pipe().expect("pipe");
+            nix::unistd::write(&w, b"g").expect("write");
+            assert_eq!(wait_for_start(Some(&r), &pending), Ok(Start::Now));
+            drop(w);
+            assert_eq!(wait_for_start(Some(&r), &pending), Ok(Start::Discard));
+            // No start pipe (a lone helper): start at once.
+            assert_eq!(wait_for_start(None, &pending), Ok(Start::Now));
+        })
+        .join()
+        .expect("thread");
+    }
+
+    #[test]
     fn error_chain_skips_repeated_text() {
         let inner = std::io::Error::other("disk full");
         let outer = std::io::Error::other(inner);
