@@ -52,7 +52,7 @@ pub(super) fn remove_containers(
         }
     }
     for id in &ids {
-        remove_container(containers_root, id, &cgroup::relative_path(id))
+        remove_container(containers_root, id, Some(&cgroup::relative_path(id)))
             .map_err(SandboxError::Cleanup)?;
         for dir in dirs {
             let dir = dir.join(id);
@@ -66,13 +66,27 @@ pub(super) fn remove_containers(
     Ok(ids.len())
 }
 
-/// Makes sure nothing of container `id` is left: kills what is still in its cgroup, removes
-/// the cgroup and libcontainer's state directory. Blocking.
+/// Makes sure nothing of container `id` is left: kills what is still in its cgroup
+/// `rel_cgroup` and removes it (`None`: it has none of its own, its processes are in its
+/// zygote's), then removes libcontainer's state directory. Blocking.
 pub(super) fn remove_container(
     containers_root: &Path,
     id: &str,
-    rel_cgroup: &Path,
+    rel_cgroup: Option<&Path>,
 ) -> Result<(), String> {
+    if let Some(rel_cgroup) = rel_cgroup {
+        remove_container_cgroup(id, rel_cgroup)?;
+    }
+    let state = containers_root.join(id);
+    match std::fs::remove_dir_all(&state) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("removing {}: {e}", state.display())),
+    }
+}
+
+/// Kills what is left in container `id`'s cgroup `rel_cgroup` and removes the cgroup.
+fn remove_container_cgroup(id: &str, rel_cgroup: &Path) -> Result<(), String> {
     let killed = cgroup::kill_all(rel_cgroup, CGROUP_KILL_WAIT)
         .map_err(|e| format!("killing what is left of container {id}: {e}"))?;
     if killed > 0 {
@@ -85,10 +99,5 @@ pub(super) fn remove_container(
     if let Err(e) = cgroup::remove(rel_cgroup) {
         tracing::warn!(container_id = id, error = %e, "could not remove sandbox cgroup");
     }
-    let state = containers_root.join(id);
-    match std::fs::remove_dir_all(&state) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("removing {}: {e}", state.display())),
-    }
+    Ok(())
 }

@@ -257,7 +257,7 @@ impl JobSandbox {
             }
             (result, _) => result,
         };
-        let cleanup = self.remove_step(&container_id, &bundle).await;
+        let cleanup = self.remove_step(&container_id, zygote, &bundle).await;
         let outcome = outcome?;
         cleanup.map(|()| outcome)
     }
@@ -292,7 +292,7 @@ impl JobSandbox {
         if read_json::<HelperReport>(&bundle.join(REPORT_FILE))?.is_none() {
             self.kill_step_cgroup(&container_id, zygote).await?;
         }
-        self.remove_step(&container_id, &bundle).await
+        self.remove_step(&container_id, zygote, &bundle).await
     }
 
     /// Kills what a helper of zygote `zygote` that died without a report left in step
@@ -313,16 +313,25 @@ impl JobSandbox {
             .map_err(|e| SandboxError::Cleanup(e.to_string()))
     }
 
-    /// Removes what is left of step `container_id`: libcontainer's state, its cgroup (when
-    /// it had its own) and the bundle.
-    async fn remove_step(&self, container_id: &str, bundle: &Path) -> Result<(), SandboxError> {
+    /// Removes what is left of step `container_id` of zygote `zygote`: libcontainer's state,
+    /// its cgroup (when it had its own: not in a zygote's cgroup) and the bundle.
+    async fn remove_step(
+        &self,
+        container_id: &str,
+        zygote: usize,
+        bundle: &Path,
+    ) -> Result<(), SandboxError> {
         let containers_root = self.launcher().containers_root();
         let id = container_id.to_owned();
-        let rel = cgroup::relative_path(container_id);
-        let cleanup =
-            tokio::task::spawn_blocking(move || remove_container(&containers_root, &id, &rel))
-                .await
-                .unwrap_or_else(|e| Err(format!("cleanup task failed: {e}")));
+        let rel = self
+            .cgroup(zygote)
+            .is_none()
+            .then(|| cgroup::relative_path(container_id));
+        let cleanup = tokio::task::spawn_blocking(move || {
+            remove_container(&containers_root, &id, rel.as_deref())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("cleanup task failed: {e}")));
         remove_bundle(bundle);
         cleanup.map_err(SandboxError::Cleanup)
     }
