@@ -63,21 +63,17 @@ impl Scheduler {
         let record = self.fenced(self.store.leased_job(job, token).await)?;
         let finished = self.clock.now();
         let finished_ms = unix_ms(finished);
-        let failure = |state: JobState, default: &str| Completion {
-            state,
-            message: if report.message.is_empty() {
+        let failure = |state: JobState, default: &str| {
+            let message = if report.message.is_empty() {
                 default.to_owned()
             } else {
                 report.message.clone()
-            },
-            exit_code: report.exit_code,
-            finished_ms,
-            log_sha256: None,
-            builder_id: None,
-            provenance: None,
-            sbom: None,
-            trace: None,
-            retryable: state == JobState::InfraFailed,
+            };
+            Completion {
+                exit_code: report.exit_code,
+                retryable: state == JobState::InfraFailed,
+                ..Completion::ended(state, message, finished_ms, None)
+            }
         };
         let mut saved = Vec::new();
         let mut completion = match report.outcome {
@@ -306,18 +302,12 @@ impl Scheduler {
     ) -> Result<Completion, ApiError> {
         let finished_ms = unix_ms(finished);
         let log_sha256 = self.store.log_digest(record.id).await?;
-        let mut completion = Completion {
-            state: JobState::InfraFailed,
-            message: String::new(),
-            exit_code: 0,
+        let mut completion = Completion::ended(
+            JobState::InfraFailed,
+            String::new(),
             finished_ms,
-            log_sha256: Some(log_sha256),
-            builder_id: None,
-            provenance: None,
-            sbom: None,
-            trace: None,
-            retryable: false,
-        };
+            Some(log_sha256),
+        );
         let build = match self.check_build(record, report, finished).await? {
             Ok(build) => build,
             Err(message) => {
@@ -361,18 +351,12 @@ impl Scheduler {
         // A refused success saves no cache.
         let infra = |message: String| {
             tracing::warn!(job_id = %record.id, %message, "success report refused");
-            let completion = Completion {
-                state: JobState::InfraFailed,
+            let completion = Completion::ended(
+                JobState::InfraFailed,
                 message,
-                exit_code: 0,
                 finished_ms,
-                log_sha256: Some(log_sha256),
-                builder_id: None,
-                provenance: None,
-                sbom: None,
-                trace: None,
-                retryable: false,
-            };
+                Some(log_sha256),
+            );
             (completion, Vec::new())
         };
         let build = match self.check_build(record, report, finished).await? {
@@ -442,36 +426,34 @@ impl Scheduler {
         if let Some((stored, Some(network))) = &trace {
             return Ok((
                 Completion {
-                    state: JobState::Failed,
-                    message: format!(
-                        "the runtime trace saw network attempts and profile `{}` fails jobs on \
-                         them: {network}",
-                        build.spec.job.profile
-                    ),
-                    exit_code: 0,
-                    finished_ms,
-                    log_sha256: Some(log_sha256),
-                    builder_id: None,
-                    provenance: None,
                     sbom: Some(sbom),
                     trace: Some(stored.clone()),
-                    retryable: false,
+                    ..Completion::ended(
+                        JobState::Failed,
+                        format!(
+                            "the runtime trace saw network attempts and profile `{}` fails \
+                             jobs on them: {network}",
+                            build.spec.job.profile
+                        ),
+                        finished_ms,
+                        Some(log_sha256),
+                    )
                 },
                 Vec::new(),
             ));
         }
         Ok((
             Completion {
-                state: JobState::Succeeded,
-                message: String::new(),
-                exit_code: 0,
-                finished_ms,
-                log_sha256: Some(log_sha256),
                 builder_id: Some(statement.predicate.run_details.builder.id.clone()),
                 provenance: Some(signed),
                 sbom: Some(sbom),
                 trace: trace.map(|(stored, _)| stored),
-                retryable: false,
+                ..Completion::ended(
+                    JobState::Succeeded,
+                    String::new(),
+                    finished_ms,
+                    Some(log_sha256),
+                )
             },
             build.caches.saved,
         ))

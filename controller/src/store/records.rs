@@ -268,6 +268,30 @@ pub struct Completion {
     pub retryable: bool,
 }
 
+impl Completion {
+    /// A completion in `state` with no signed document and no retry: the
+    /// base the scheduler adds documents to (`..Completion::ended(..)`).
+    pub fn ended(
+        state: JobState,
+        message: String,
+        finished_ms: i64,
+        log_sha256: Option<Sha256Digest>,
+    ) -> Self {
+        Self {
+            state,
+            message,
+            exit_code: 0,
+            finished_ms,
+            log_sha256,
+            builder_id: None,
+            provenance: None,
+            sbom: None,
+            trace: None,
+            retryable: false,
+        }
+    }
+}
+
 /// The terms a lease is granted on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseTerms {
