@@ -49,12 +49,11 @@ impl Runner {
         };
         let container_id =
             |i| crate::state::container_id(&lease.job_id, lease.attempt, i, self.instance.id());
-        let mut next = match spec.steps.is_empty() {
-            true => None,
-            false => Some(job.prepare_step(&container_id(0), &plans.plan(0)).await),
-        };
+        if spec.steps.is_empty() {
+            return Ok(());
+        }
+        let mut current = job.prepare_step(&container_id(0), &plans.plan(0)).await;
         for i in 0..spec.steps.len() {
-            let current = next.take();
             let following =
                 (i + 1 < spec.steps.len()).then(|| (container_id(i + 1), plans.plan(i + 1)));
             // The step starts first; the next one's container is created while it runs.
@@ -65,22 +64,25 @@ impl Runner {
                 }
             };
             let run = self.run_one_step(job, events, cancel, spec, deadline, prepared, i, current);
-            let (ended, prepared_following) = tokio::join!(run, prepare_following);
-            next = prepared_following;
+            let (ended, next) = tokio::join!(run, prepare_following);
             if let Err(end) = ended {
-                if let Some(Ok(step)) = next.take()
+                if let Some(Ok(step)) = next
                     && let Err(e) = job.discard(step).await
                 {
                     tracing::warn!(job = %lease.job_id, error = %e, "could not discard a prepared step");
                 }
                 return Err(end);
             }
+            match next {
+                Some(next) => current = next,
+                None => break,
+            }
         }
         Ok(())
     }
 
-    /// Runs step `i`, prepared as `step` (`None`: there are no steps left, a bug), and turns
-    /// its end into the job's when it failed.
+    /// Runs step `i`, prepared as `step` (or not, `Err`), and turns its end into the job's
+    /// when it failed.
     #[allow(clippy::too_many_arguments)]
     async fn run_one_step(
         &self,
@@ -91,19 +93,12 @@ impl Runner {
         deadline: Instant,
         prepared: &PreparedJob,
         i: usize,
-        step: Option<Result<PreparedStep, SandboxError>>,
+        step: Result<PreparedStep, SandboxError>,
     ) -> Result<(), JobEnd> {
         let index = u32::try_from(i).unwrap_or(u32::MAX);
         let name = spec.step_name(i);
-        let step = match step {
-            Some(Ok(step)) => step,
-            Some(Err(e)) => {
-                return Err(JobEnd::Infra(format!(
-                    "step `{name}`: sandbox failure: {e}"
-                )));
-            }
-            None => return Err(JobEnd::Infra(format!("step `{name}` was not prepared"))),
-        };
+        let step =
+            step.map_err(|e| JobEnd::Infra(format!("step `{name}`: sandbox failure: {e}")))?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             if let Err(e) = job.discard(step).await {
