@@ -29,8 +29,6 @@ pub struct JobSandbox {
     id: String,
     /// The second one starts with the job's second step.
     zygotes: [OnceCell<ZygoteClient>; 2],
-    /// Whether steps alternate between the two (the zygotes have cgroups of their own).
-    alternate: bool,
     /// How many steps were prepared.
     steps: AtomicUsize,
 }
@@ -41,12 +39,10 @@ impl JobSandbox {
     /// zygote.
     pub(super) fn start(launcher: &Launcher, id: &str) -> Result<Self, SandboxError> {
         let first = ZygoteClient::start(launcher, id)?;
-        let alternate = first.cgroup().is_some();
         Ok(Self {
             launcher: launcher.clone(),
             id: id.to_owned(),
             zygotes: [OnceCell::new_with(Some(first)), OnceCell::new()],
-            alternate,
             steps: AtomicUsize::new(0),
         })
     }
@@ -63,7 +59,8 @@ impl JobSandbox {
     /// The zygote the next step goes to, and its index (starting it if need be).
     pub(super) async fn next_zygote(&self) -> Result<(usize, &ZygoteClient), SandboxError> {
         let n = self.steps.fetch_add(1, Ordering::Relaxed);
-        let index = if self.alternate { n % 2 } else { 0 };
+        // Steps alternate only where the zygotes have cgroups of their own.
+        let index = if self.cgroup(0).is_some() { n % 2 } else { 0 };
         let zygote = self.zygotes[index]
             .get_or_try_init(|| async {
                 ZygoteClient::start(&self.launcher, &zygote_id(&self.id, index))
