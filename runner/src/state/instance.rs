@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, RenameFlags, renameat2};
+use nix::mount::{MntFlags, MsFlags};
 
 use super::StateError;
 
@@ -142,7 +143,6 @@ impl Instance {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| StateError::io("creating", &dir, e))?;
-        use nix::mount::MsFlags;
         match nix::mount::mount(
             Some("airlock-sandbox"),
             &dir,
@@ -162,7 +162,7 @@ impl Instance {
     /// process dead). On error the room stays, for the next runner's reaper.
     pub fn remove(self) -> Result<(), StateError> {
         let sandbox = self.sandbox_dir();
-        match nix::mount::umount2(&sandbox, nix::mount::MntFlags::MNT_DETACH) {
+        match nix::mount::umount2(&sandbox, MntFlags::MNT_DETACH) {
             // Not a mount point (not mounted, or no room for a runner without privilege).
             Ok(()) | Err(Errno::EINVAL | Errno::ENOENT | Errno::EPERM) => {}
             Err(e) => return Err(StateError::io("unmounting", &sandbox, e.into())),
